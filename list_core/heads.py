@@ -1,0 +1,81 @@
+"""Classification heads on top of the encoder: the MLM prompt head and a classic pooled linear head."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from .backbone import Backbone
+
+
+class PromptHead(nn.Module):
+    """The MLM head at the mask, restricted to the label words: class logits = MLM logits of those words.
+
+    Trainable are the head transform (dense, activation, LayerNorm) and the label-word rows of the decoder
+    with their biases; the full vocabulary matrix is never copied or saved.
+    """
+
+    def __init__(self, backbone: Backbone, label_ids: list[int]) -> None:
+        super().__init__()
+        dense, act, norm = backbone.spec.transform(backbone.model)
+        self.dense = copy.deepcopy(dense)
+        self.act = act
+        self.norm = copy.deepcopy(norm)
+        decoder = backbone.model.get_output_embeddings()
+        ids = torch.tensor(label_ids, device=decoder.weight.device)
+        bias = decoder.bias if decoder.bias is not None else torch.zeros(decoder.out_features, device=ids.device)
+        self.label_weight = nn.Parameter(decoder.weight.detach()[ids].clone())  # (C, D)
+        self.label_bias = nn.Parameter(bias.detach()[ids].clone())  # (C,)
+        self.requires_grad_(True)
+        self._initial = {k: v.detach().clone() for k, v in self.state_dict().items()}
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Back to the pretrained head (a fresh student starts from what the backbone knows)."""
+        self.load_state_dict(self._initial)
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, mask_pos: torch.Tensor) -> torch.Tensor:
+        h = hidden[torch.arange(hidden.shape[0], device=hidden.device), mask_pos]  # (B, D)
+        h = self.norm(self.act(self.dense(h)))  # (B, D)
+        return h @ self.label_weight.T + self.label_bias  # (B, C)
+
+
+class ClassicHead(nn.Module):
+    """A linear classifier on the mean-pooled (or first-token) representation."""
+
+    def __init__(self, hidden_size: int, num_classes: int, pooling: str = "mean") -> None:
+        super().__init__()
+        self.pooling = pooling
+        self.linear = nn.Linear(hidden_size, num_classes)
+        self.reset_parameters()
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        with torch.no_grad():
+            w = torch.randn(self.linear.weight.shape, generator=generator) * 0.02
+            self.linear.weight.copy_(w.to(self.linear.weight.device))
+            self.linear.bias.zero_()
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, mask_pos: torch.Tensor) -> torch.Tensor:
+        return self.linear(pool(hidden, attention_mask, self.pooling))  # (B, C)
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
+    """(B, T, D) hidden states -> (B, D), mean over real tokens or the first token."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    m = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+def choose_head(requested: str, backbone: Backbone) -> tuple[str, str]:
+    """Resolve `head="auto"`: the prompt head only carries knowledge when the MLM head is pretrained."""
+    if requested != "auto":
+        return requested, f"head={requested!r} was requested"
+    if backbone.head_pretrained:
+        return "prompt", "the backbone's MLM head is pretrained, so the prompt head starts from its knowledge"
+    n = len(backbone.missing_head_keys)
+    return "classic", (
+        f"the backbone has no pretrained MLM head ({n} head weights were newly initialised), "
+        "so a prompt head would start from random weights; using a classic head"
+    )

@@ -1,0 +1,179 @@
+"""Prompt templates and label words: validation, rendering, and encoding that never truncates the mask away."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from transformers import PreTrainedTokenizerBase
+
+_SLOT = re.compile(r"\{(text|text_a|text_b|mask)\}")
+
+
+class PromptError(ValueError):
+    """A template or label word that cannot work with this backbone."""
+
+
+@dataclass(frozen=True)
+class _Piece:
+    kind: str  # "lit", "text", "text_a", "text_b" or "mask"
+    value: str  # literal text (stripped) or the slot name
+    space_before: bool
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A template with `{text}` (or `{text_a}` and `{text_b}`) and exactly one `{mask}`, plus one word per class."""
+
+    template: str
+    label_words: tuple[str, ...]
+    pieces: tuple[_Piece, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        t = self.template
+        if not isinstance(t, str) or not t.strip():
+            raise PromptError("template is empty")
+        slots = _SLOT.findall(t)
+        if slots.count("mask") != 1:
+            raise PromptError(f"template {t!r} must contain exactly one {{mask}} (found {slots.count('mask')})")
+        texts = {s for s in slots if s != "mask"}
+        if texts not in ({"text"}, {"text_a", "text_b"}):
+            raise PromptError(
+                f"template {t!r} must use {{text}} (single) or both {{text_a}} and {{text_b}} (pair); found {sorted(texts)}"
+            )
+        if any(slots.count(s) > 1 for s in texts):
+            raise PromptError(f"template {t!r} uses a text slot more than once")
+        words = tuple(self.label_words)
+        if len(words) < 2:
+            raise PromptError(f"need at least two label words, got {list(words)}")
+        for w in words:
+            if not isinstance(w, str) or not w.strip():
+                raise PromptError(f"label word {w!r} is empty")
+        dup = sorted({w for w in words if words.count(w) > 1})
+        if dup:
+            raise PromptError(f"duplicate label words: {dup}")
+        object.__setattr__(self, "label_words", words)
+        object.__setattr__(self, "pieces", tuple(_split(t)))
+
+    @property
+    def is_pair(self) -> bool:
+        return any(p.kind == "text_a" for p in self.pieces)
+
+    @property
+    def text_slots(self) -> tuple[str, ...]:
+        return ("text_a", "text_b") if self.is_pair else ("text",)
+
+    def render(self, mask_token: str = "[MASK]", **texts: str) -> str:
+        """The template filled with the texts, for previews."""
+        values = {**texts, "mask": mask_token}
+        return _SLOT.sub(lambda m: values.get(m.group(1), m.group(0)), self.template)
+
+
+def _split(template: str) -> list[_Piece]:
+    """Cut a template into literal and slot pieces; whitespace is carried as `space_before` flags."""
+    pieces: list[_Piece] = []
+    pending_space = False
+    pos = 0
+    for m in list(_SLOT.finditer(template)) + [None]:
+        end = m.start() if m else len(template)
+        lit = template[pos:end]
+        if lit.strip():
+            lead = lit[: len(lit) - len(lit.lstrip())]
+            pieces.append(_Piece("lit", lit.strip(), pending_space or bool(lead)))
+            pending_space = lit != lit.rstrip()
+        elif lit:
+            pending_space = True
+        if m:
+            pieces.append(_Piece(m.group(1), m.group(1), pending_space))
+            pending_space = False
+            pos = m.end()
+    return pieces
+
+
+def mask_space_before(prompt: Prompt) -> bool:
+    """Whether the mask follows whitespace (then BPE label words take their leading-space form)."""
+    return next(p for p in prompt.pieces if p.kind == "mask").space_before
+
+
+def label_word_ids(prompt: Prompt, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """One vocabulary id per label word; errors name the word and show how it tokenises."""
+    prefix = " " if mask_space_before(prompt) else ""
+    ids: list[int] = []
+    for word in prompt.label_words:
+        toks = tokenizer(prefix + word, add_special_tokens=False)["input_ids"]
+        if len(toks) != 1:
+            shown = tokenizer.convert_ids_to_tokens(toks)
+            raise PromptError(
+                f"label word {word!r} is {len(toks)} tokens for this tokenizer: {shown}; choose a word that is one token"
+            )
+        if toks[0] == tokenizer.unk_token_id:
+            raise PromptError(f"label word {word!r} is not in the vocabulary (it tokenises to the unknown token)")
+        ids.append(toks[0])
+    dup = sorted({prompt.label_words[i] for i, t in enumerate(ids) if ids.count(t) > 1})
+    if dup:
+        raise PromptError(f"label words {dup} map to the same token")
+    return ids
+
+
+def _special_frame(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
+    """The special tokens placed before and after a single sequence ([CLS] ... [SEP], <s> ... </s>)."""
+    probe = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a", add_special_tokens=True)["input_ids"]
+    for i in range(len(full) - len(probe) + 1):
+        if full[i : i + len(probe)] == probe:
+            return full[:i], full[i + len(probe) :]
+    return [], []
+
+
+def encode(
+    prompt: Prompt,
+    tokenizer: PreTrainedTokenizerBase,
+    rows: list[dict[str, str]],
+    max_length: int,
+) -> tuple[list[list[int]], list[int]]:
+    """Token ids and mask position for each row (`{"text": ...}` or `{"text_a": ..., "text_b": ...}`).
+
+    Long rows are cut inside the text slots (the longest slot first, keeping its beginning), so the
+    template and the mask always survive.
+    """
+    head, tail = _special_frame(tokenizer)
+    fixed: dict[int, list[int]] = {}
+    for i, p in enumerate(prompt.pieces):
+        if p.kind == "lit":
+            fixed[i] = tokenizer((" " if p.space_before else "") + p.value, add_special_tokens=False)["input_ids"]
+    n_fixed = len(head) + len(tail) + sum(len(v) for v in fixed.values()) + 1
+    budget = max_length - n_fixed
+    if budget < len(prompt.text_slots):
+        raise PromptError(f"max_length={max_length} leaves no room for text after the template ({n_fixed} tokens)")
+    slot_ids: dict[str, list[list[int]]] = {}
+    for p in prompt.pieces:
+        if p.kind in ("text", "text_a", "text_b"):
+            texts = [(" " if p.space_before else "") + str(r.get(p.kind, "")).strip() for r in rows]
+            slot_ids[p.kind] = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    all_ids: list[list[int]] = []
+    mask_pos: list[int] = []
+    for r in range(len(rows)):
+        parts = {k: v[r] for k, v in slot_ids.items()}
+        _truncate(parts, budget)
+        ids = list(head)
+        for i, p in enumerate(prompt.pieces):
+            if p.kind == "lit":
+                ids += fixed[i]
+            elif p.kind == "mask":
+                mask_pos.append(len(ids))
+                ids.append(tokenizer.mask_token_id)
+            else:
+                ids += parts[p.kind]
+        all_ids.append(ids + tail)
+    return all_ids, mask_pos
+
+
+def _truncate(parts: dict[str, list[int]], budget: int) -> None:
+    """Cut the longest slot (at its end) until all slots fit in `budget` tokens."""
+    excess = sum(len(v) for v in parts.values()) - budget
+    while excess > 0:
+        longest = max(parts, key=lambda k: len(parts[k]))
+        runner_up = max((len(v) for k, v in parts.items() if k != longest), default=0)
+        cut = max(1, min(excess, len(parts[longest]) - runner_up))
+        parts[longest] = parts[longest][: len(parts[longest]) - cut]
+        excess -= cut

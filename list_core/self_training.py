@@ -1,0 +1,193 @@
+"""LiST end to end: prompt-tuned teacher, then rounds of pseudo-labeling, student training and gold tuning."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .backbone import Backbone
+from .checkpoint import RunCheckpoint, fingerprint
+from .config import TrainConfig
+from .data import Encoded, Row, check_task
+from .events import Callback, CancelCheck, Event, Reporter, derive_seed, seed_everything
+from .losses import soft_labels
+from .model import ListModel
+from .prompts import Prompt
+from .training import fit_gold, train_student
+
+
+@dataclass
+class TaskData:
+    """Gold examples (the only labels used for training), an unlabeled pool and an optional evaluation split."""
+
+    labels: list[str]
+    gold_rows: list[Row]
+    gold_labels: list[int]
+    unlabeled_rows: list[Row] = field(default_factory=list)
+    unlabeled_ids: list[Any] | None = None
+    eval_rows: list[Row] | None = None
+    eval_labels: list[int] | None = None
+
+    def fingerprint(self) -> str:
+        return fingerprint(self.labels, self.gold_rows, self.gold_labels, len(self.unlabeled_rows), self.unlabeled_ids)
+
+
+@dataclass
+class RunResult:
+    """A finished run: the final model, the teacher's and every round's record."""
+
+    model: ListModel
+    teacher: dict[str, Any]
+    rounds: list[dict[str, Any]]
+    tables: list[list[dict[str, Any]]]
+    stage_seconds: dict[str, float]
+
+    def predict_proba(self, rows: Sequence[Row], batch_size: int = 64) -> torch.Tensor:
+        return self.model.predict_proba(rows, batch_size)
+
+
+def accuracy(model: ListModel, enc: Encoded, labels: Sequence[int], batch_size: int) -> float:
+    if not len(enc):
+        return float("nan")
+    pred = model.logits(enc, batch_size).argmax(-1)
+    return float((pred == torch.tensor(list(labels))).float().mean())
+
+
+def _weight_stats(w: torch.Tensor) -> dict[str, float]:
+    if not len(w):
+        return {"count": 0}
+    return {
+        "count": len(w),
+        "mean": float(w.mean()),
+        "std": float(w.std()) if len(w) > 1 else 0.0,
+        "max": float(w.max()),
+        "zero_fraction": float((w == 0).float().mean()),
+    }
+
+
+def run_list(
+    backbone: Backbone,
+    prompt: Prompt,
+    task: TaskData,
+    cfg: TrainConfig,
+    callback: Callback | None = None,
+    should_cancel: CancelCheck | None = None,
+    checkpoint_dir: str | Path | None = None,
+) -> RunResult:
+    """Run LiST (or, with `cfg.rounds == 0`, prompt/classic fine-tuning) and return the final model.
+
+    With `checkpoint_dir`, the teacher and each round are saved (trainable weights only) and a run killed
+    mid-way resumes from its last completed round with the same result as an uninterrupted run.
+    """
+    check_task(prompt, task.labels, task.gold_rows, task.gold_labels, task.unlabeled_rows)
+    report = Reporter(callback, should_cancel)
+    if not task.unlabeled_rows and cfg.rounds:
+        report(Event("warning", message="the unlabeled pool is empty: running prompt fine-tuning only"))
+        cfg = cfg.with_(rounds=0)
+    model = ListModel(backbone, prompt, cfg.head, cfg.adapter, cfg.pooling, cfg.max_length)
+    report(Event("setup", message=model.head_reason, metrics={"head": model.head_kind, **model.parameter_report()}))
+    gold = model.encode(task.gold_rows)
+    pool = model.encode(task.unlabeled_rows)
+    evalset = model.encode(task.eval_rows) if task.eval_rows else None
+    ckpt = None
+    if checkpoint_dir is not None:
+        fp = fingerprint(cfg.to_dict(), task.fingerprint(), prompt.template, prompt.label_words, backbone.family)
+        ckpt = RunCheckpoint(checkpoint_dir, fp)
+    progress = ckpt.load_progress() if ckpt else None
+    seconds: dict[str, float] = {}
+
+    def metrics_of() -> dict[str, Any]:
+        m = {"gold_accuracy": accuracy(model, gold, task.gold_labels, cfg.eval_batch_size)}
+        if evalset is not None:
+            m["eval_accuracy"] = accuracy(model, evalset, task.eval_labels, cfg.eval_batch_size)
+        return m
+
+    # teacher -----------------------------------------------------------------------------------
+    if progress is None:
+        gen = seed_everything(derive_seed(cfg.seed, "teacher"))
+        model.reset_trainable(gen)
+        t0 = time.perf_counter()
+        loss = fit_gold(model, gold, task.gold_labels, cfg.teacher_epochs, cfg.teacher_lr, cfg, gen, report, "teacher")
+        seconds["teacher"] = time.perf_counter() - t0
+        teacher = {"round": 0, "loss": loss, **metrics_of(), "seconds": seconds["teacher"]}
+        last_labels: dict[str, int] = {}
+        if ckpt:
+            ckpt.save_round(0, model.trainable_state(), {"metrics": teacher, "table": []}, {"last_labels": {}})
+        report(Event("round_end", round=0, metrics=teacher))
+        start, rounds, tables = 1, [], []
+    else:
+        done = progress["completed"]
+        state, _ = ckpt.load_round(done)
+        model.load_trainable_state(state)
+        teacher = ckpt.load_round(0)[1]["metrics"]
+        records = [ckpt.load_round(r)[1] for r in range(1, done + 1)]
+        rounds, tables = [r["metrics"] for r in records], [r["table"] for r in records]
+        last_labels = dict(progress["last_labels"])
+        start = done + 1
+        report(Event("resume", round=done, message=f"resuming after round {done}"))
+
+    # rounds --------------------------------------------------------------------------------------
+    for r in range(start, cfg.rounds + 1):
+        gen = seed_everything(derive_seed(cfg.seed, "round", r))
+        t0 = time.perf_counter()
+        if cfg.unlabeled_limit is not None and len(pool) > cfg.unlabeled_limit:
+            chosen = sorted(torch.randperm(len(pool), generator=gen)[: cfg.unlabeled_limit].tolist())
+        else:
+            chosen = list(range(len(pool)))
+        sub = pool.subset(chosen)
+        report(Event("pseudo_label", 0, len(sub), r))
+        q = soft_labels(model.logits(sub, cfg.eval_batch_size))  # (N, C)
+        t1 = time.perf_counter()
+        model.reset_trainable(gen)
+        student = train_student(model, sub, q, gold, task.gold_labels, cfg, gen, report, r)
+        t2 = time.perf_counter()
+        fit_gold(model, gold, task.gold_labels, cfg.finetune_epochs, cfg.finetune_lr, cfg, gen, report, "finetune", r)
+        t3 = time.perf_counter()
+        hard = q.argmax(-1)
+        table, flips, seen = [], 0, 0
+        for j, i in enumerate(chosen):
+            key = str(task.unlabeled_ids[i] if task.unlabeled_ids else i)
+            prev = last_labels.get(key)
+            flipped = prev is not None and prev != int(hard[j])
+            seen += prev is not None
+            flips += flipped
+            last_labels[key] = int(hard[j])
+            w = float(student["mean_weight"][j])
+            table.append(
+                {
+                    "index": i,
+                    "id": task.unlabeled_ids[i] if task.unlabeled_ids else i,
+                    "probs": [round(float(p), 6) for p in q[j]],
+                    "label": int(hard[j]),
+                    "confidence": float(q[j].max()),
+                    "weight": None if w != w else w,
+                    "flipped": flipped,
+                }
+            )
+        counts = torch.bincount(hard, minlength=len(task.labels)).tolist()
+        metrics = {
+            "round": r,
+            **metrics_of(),
+            "pseudo_label_counts": dict(zip(task.labels, counts)),
+            "mean_confidence": float(q.max(-1).values.mean()),
+            "confident": student["confident"],
+            "warmup_steps": student["warmup_steps"],
+            "zero_weight_steps": student["zero_weight_steps"],
+            "weights": _weight_stats(student["weights"]),
+            "flip_rate": flips / seen if seen else 0.0,
+            "seconds": {"pseudo_label": t1 - t0, "student": t2 - t1, "finetune": t3 - t2},
+        }
+        for k, v in metrics["seconds"].items():
+            seconds[k] = seconds.get(k, 0.0) + v
+        rounds.append(metrics)
+        tables.append(table)
+        if ckpt:
+            ckpt.save_round(r, model.trainable_state(), {"metrics": metrics, "table": table}, {"last_labels": last_labels})
+        report(Event("round_end", round=r, metrics=metrics, table=table))
+    report(Event("done", metrics=rounds[-1] if rounds else teacher))
+    return RunResult(model=model, teacher=teacher, rounds=rounds, tables=tables, stage_seconds=seconds)

@@ -1,0 +1,140 @@
+"""Training loops: supervised tuning on gold labels, and the LiST student (KD warm-up, then meta-reweighting)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from .config import TrainConfig
+from .data import Encoded, collate, sample_batch, shuffled_batches
+from .events import Event, Reporter
+from .losses import gold_loss, kd_loss
+from .model import ListModel, autocast
+from .reweighting import meta_step
+
+
+def make_optimizer(model: ListModel, lr: float, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW over adapters (lr) and head (lr * head_lr_scale)."""
+    head, rest = [], []
+    for name, p in model.trainable_named_parameters().items():
+        (head if name.startswith("head.") else rest).append(p)
+    groups = [{"params": rest, "lr": lr}, {"params": head, "lr": lr * cfg.head_lr_scale}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, weight_decay=cfg.weight_decay)
+
+
+def _clip_and_step(model: ListModel, opt: torch.optim.Optimizer, cfg: TrainConfig) -> None:
+    torch.nn.utils.clip_grad_norm_(list(model.trainable_named_parameters().values()), cfg.max_grad_norm)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
+def fit_gold(
+    model: ListModel,
+    gold: Encoded,
+    labels: Sequence[int],
+    epochs: int,
+    lr: float,
+    cfg: TrainConfig,
+    generator: torch.Generator,
+    report: Reporter,
+    stage: str,
+    round_: int | None = None,
+) -> float:
+    """Cross-entropy on the gold examples for `epochs` epochs; returns the last epoch's mean loss."""
+    y = torch.tensor(list(labels), dtype=torch.long)
+    opt = make_optimizer(model, lr, cfg)
+    steps_per_epoch = -(-len(gold) // cfg.gold_batch_size)
+    total, step, epoch_loss = epochs * steps_per_epoch, 0, float("nan")
+    model.train()
+    for _ in range(epochs):
+        losses = []
+        for idx in shuffled_batches(len(gold), cfg.gold_batch_size, generator):
+            report.check()
+            batch = collate(gold, idx, model.pad_id, model.device)
+            with autocast(model.device):
+                loss = gold_loss(model(**batch), y[idx].to(model.device))
+            loss.backward()
+            _clip_and_step(model, opt, cfg)
+            losses.append(float(loss))
+            step += 1
+            if step % 10 == 0 or step == total:
+                report(Event(stage, step, total, round_, {"loss": float(loss)}))
+        epoch_loss = sum(losses) / max(len(losses), 1)
+    model.eval()
+    return epoch_loss
+
+
+def train_student(
+    model: ListModel,
+    pool: Encoded,
+    q: torch.Tensor,
+    gold: Encoded,
+    gold_labels: Sequence[int],
+    cfg: TrainConfig,
+    generator: torch.Generator,
+    report: Reporter,
+    round_: int,
+) -> dict[str, object]:
+    """Knowledge-distillation warm-up on confident pseudo-labels, then meta-reweighted steps.
+
+    Returns per-example mean meta-weights (NaN where an example was never drawn in a meta step), the raw
+    weights of every meta step, and counters.
+    """
+    n = len(pool)
+    y_gold = torch.tensor(list(gold_labels), dtype=torch.long)
+    conf = q.max(-1).values  # (N,)
+    confident = torch.nonzero(conf > cfg.tau).flatten().tolist()
+    warmup = cfg.warmup_steps if cfg.meta_reweighting else cfg.student_steps
+    if warmup and not confident:
+        report(Event("warning", round=round_, message=f"no pseudo-label has confidence > tau={cfg.tau}; KD warm-up skipped"))
+        warmup = 0
+    weight_sum = torch.zeros(n)
+    weight_count = torch.zeros(n)
+    all_weights: list[float] = []
+    zero_steps = 0
+    opt = make_optimizer(model, cfg.student_lr, cfg)
+    model.train()
+    for step in range(cfg.student_steps):
+        report.check()
+        if step < warmup:
+            idx = sample_batch(confident, cfg.student_batch_size, generator)
+            batch = collate(pool, idx, model.pad_id, model.device)
+            with autocast(model.device):
+                loss = kd_loss(model(**batch), q[idx].to(model.device)).mean()
+            loss.backward()
+            _clip_and_step(model, opt, cfg)
+            stage, losses = "kd_warmup", {"kd": float(loss)}
+        else:
+            idx = sample_batch(range(n), cfg.student_batch_size, generator)
+            gidx = sample_batch(range(len(gold)), cfg.meta_gold_batch_size, generator)
+            ms = meta_step(
+                model,
+                collate(pool, idx, model.pad_id, model.device),
+                q[idx].to(model.device),
+                collate(gold, gidx, model.pad_id, model.device),
+                y_gold[gidx].to(model.device),
+            )
+            w = ms.weights.cpu()
+            weight_sum.index_add_(0, torch.tensor(idx), w)
+            weight_count.index_add_(0, torch.tensor(idx), torch.ones(len(idx)))
+            all_weights += w.tolist()
+            if float(w.sum()) == 0.0:
+                zero_steps += 1  # no example agrees with gold: skip the update
+            else:
+                for name, p in model.trainable_named_parameters().items():
+                    p.grad = ms.update[name].to(p.dtype)
+                _clip_and_step(model, opt, cfg)
+            stage = "meta"
+            losses = {"kd_weighted": float((w * ms.losses.cpu()).sum()), "gold": ms.gold_loss}
+        if (step + 1) % 10 == 0 or step + 1 == cfg.student_steps:
+            report(Event(stage, step + 1, cfg.student_steps, round_, losses))
+    model.eval()
+    mean_w = torch.where(weight_count > 0, weight_sum / weight_count.clamp(min=1), torch.full((n,), float("nan")))
+    return {
+        "mean_weight": mean_w,
+        "weights": torch.tensor(all_weights),
+        "confident": len(confident),
+        "warmup_steps": warmup,
+        "zero_weight_steps": zero_steps,
+    }

@@ -1,0 +1,41 @@
+import pytest
+
+from list_core.backbone import adapter_targets, load_backbone, resolve_backbone_path
+from list_core.heads import choose_head
+
+from .conftest import FAMILIES
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_loads_every_family_with_pretrained_head(tiny_dirs, family):
+    bb = load_backbone(str(tiny_dirs[family]), device="cpu")
+    assert bb.family == family
+    assert bb.head_pretrained and bb.missing_head_keys == ()
+    assert not any(p.requires_grad for p in bb.model.parameters())
+    assert len(adapter_targets(bb)) == 4  # two blocks, two adapters each
+
+
+def test_headless_checkpoint_is_detected_and_auto_picks_classic(tiny_headless_dir):
+    bb = load_backbone(str(tiny_headless_dir), device="cpu")
+    assert not bb.head_pretrained
+    assert any(k.startswith("cls.predictions") for k in bb.missing_head_keys)
+    kind, why = choose_head("auto", bb)
+    assert kind == "classic" and "newly initialised" in why
+
+
+def test_auto_head_prompt_when_pretrained(bert):
+    assert choose_head("auto", bert)[0] == "prompt"
+
+
+def test_default_backbone_resolves_offline(monkeypatch):
+    monkeypatch.delenv("LIST_BACKBONE", raising=False)
+    path = resolve_backbone_path(None)
+    assert path.endswith("model")
+    monkeypatch.setenv("LIST_BACKBONE", "/some/where")
+    assert resolve_backbone_path(None) == "/some/where"
+
+
+def test_missing_local_folder_fails_clearly(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(OSError):
+        load_backbone(str(tmp_path / "nope"), device="cpu")
