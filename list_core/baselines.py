@@ -21,7 +21,9 @@ METHODS = ("zero-shot", "linear-probe", "classic", "prompt", "list")
 
 
 @torch.no_grad()
-def embed(backbone: Backbone, prompt: Prompt, rows: Sequence[Row], max_length: int = 128, batch_size: int = 64) -> np.ndarray:
+def embed(
+    backbone: Backbone, prompt: Prompt, rows: Sequence[Row], max_length: int = 128, batch_size: int = 64
+) -> np.ndarray:
     """Frozen mean-pooled, L2-normalised features of the rendered prompt: (N, D)."""
     detach_adapters(backbone)
     model = ListModel(backbone, prompt, head="classic", adapter=None, max_length=max_length)
@@ -81,9 +83,13 @@ def run_method(
     if method == "list":
         return run_list(backbone, prompt, task, cfg, callback, should_cancel, checkpoint_dir)
     if method == "prompt":
-        return run_list(backbone, prompt, task, cfg.with_(head="prompt", rounds=0), callback, should_cancel, checkpoint_dir)
+        return run_list(
+            backbone, prompt, task, cfg.with_(head="prompt", rounds=0), callback, should_cancel, checkpoint_dir
+        )
     if method == "classic":
-        return run_list(backbone, prompt, task, cfg.with_(head="classic", rounds=0), callback, should_cancel, checkpoint_dir)
+        return run_list(
+            backbone, prompt, task, cfg.with_(head="classic", rounds=0), callback, should_cancel, checkpoint_dir
+        )
     if method == "zero-shot":
         check_task(prompt, task.labels, task.gold_rows, task.gold_labels, [])
         model = ListModel(backbone, prompt, head="prompt", adapter=None, max_length=cfg.max_length)

@@ -22,7 +22,12 @@ class AdapterConfig:
     sigma: float = 0.02
 
     def __post_init__(self) -> None:
-        _check(isinstance(self.bottleneck, int) and self.bottleneck >= 1, "bottleneck", self.bottleneck, "must be an int >= 1")
+        _check(
+            isinstance(self.bottleneck, int) and self.bottleneck >= 1,
+            "bottleneck",
+            self.bottleneck,
+            "must be an int >= 1",
+        )
         _check(self.sigma > 0, "sigma", self.sigma, "must be > 0")
 
 

@@ -136,6 +136,8 @@ def encode(
     Long rows are cut inside the text slots (the longest slot first, keeping its beginning), so the
     template and the mask always survive.
     """
+    if not rows:
+        return [], []
     head, tail = _special_frame(tokenizer)
     fixed: dict[int, list[int]] = {}
     for i, p in enumerate(prompt.pieces):

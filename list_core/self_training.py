@@ -187,7 +187,9 @@ def run_list(
         rounds.append(metrics)
         tables.append(table)
         if ckpt:
-            ckpt.save_round(r, model.trainable_state(), {"metrics": metrics, "table": table}, {"last_labels": last_labels})
+            ckpt.save_round(
+                r, model.trainable_state(), {"metrics": metrics, "table": table}, {"last_labels": last_labels}
+            )
         report(Event("round_end", round=r, metrics=metrics, table=table))
     report(Event("done", metrics=rounds[-1] if rounds else teacher))
     return RunResult(model=model, teacher=teacher, rounds=rounds, tables=tables, stage_seconds=seconds)

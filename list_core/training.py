@@ -87,7 +87,11 @@ def train_student(
     confident = torch.nonzero(conf > cfg.tau).flatten().tolist()
     warmup = cfg.warmup_steps if cfg.meta_reweighting else cfg.student_steps
     if warmup and not confident:
-        report(Event("warning", round=round_, message=f"no pseudo-label has confidence > tau={cfg.tau}; KD warm-up skipped"))
+        report(
+            Event(
+                "warning", round=round_, message=f"no pseudo-label has confidence > tau={cfg.tau}; KD warm-up skipped"
+            )
+        )
         warmup = 0
     weight_sum = torch.zeros(n)
     weight_count = torch.zeros(n)
@@ -127,7 +131,7 @@ def train_student(
                 _clip_and_step(model, opt, cfg)
             stage = "meta"
             losses = {"kd_weighted": float((w * ms.losses.cpu()).sum()), "gold": ms.gold_loss}
-        if (step + 1) % 10 == 0 or step + 1 == cfg.student_steps:
+        if (step + 1) % 10 == 0 or step + 1 in (warmup, cfg.student_steps):
             report(Event(stage, step + 1, cfg.student_steps, round_, losses))
     model.eval()
     mean_w = torch.where(weight_count > 0, weight_sum / weight_count.clamp(min=1), torch.full((n,), float("nan")))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -33,14 +34,17 @@ CORPUS = [
 
 
 def _wordpiece_tokenizer():
-    return AutoTokenizer.from_pretrained(resolve_backbone_path(None))
+    # the default backbone's WordPiece tokenizer (LIST_TEST_TOKENIZER: a folder with a copy of it)
+    return AutoTokenizer.from_pretrained(os.environ.get("LIST_TEST_TOKENIZER") or resolve_backbone_path(None))
 
 
 def _bpe_tokenizer(tmp: Path) -> RobertaTokenizer:
     from tokenizers import ByteLevelBPETokenizer
 
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(CORPUS, vocab_size=320, min_frequency=1, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    bpe.train_from_iterator(
+        CORPUS, vocab_size=320, min_frequency=1, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    )
     bpe.save_model(str(tmp))
     vocab = json.loads((tmp / "vocab.json").read_text())
     merges = [tuple(x.split()) for x in (tmp / "merges.txt").read_text().splitlines()[1:] if x]
@@ -85,12 +89,16 @@ def tiny_headless_dir(tmp_path_factory) -> Path:
     return build_tiny("bert", tmp_path_factory.mktemp("tiny") / "bert-headless", with_head=False)
 
 
+# LIST_TEST_DEVICE=cuda runs the engine tests on a GPU; the default suite is CPU only.
+DEVICE = os.environ.get("LIST_TEST_DEVICE", "cpu")
+
+
 @pytest.fixture()
 def bert(tiny_dirs):
     """A freshly loaded tiny BERT (fresh each test: adapters are attached in place)."""
-    return load_backbone(str(tiny_dirs["bert"]), device="cpu")
+    return load_backbone(str(tiny_dirs["bert"]), device=DEVICE)
 
 
 @pytest.fixture()
 def roberta(tiny_dirs):
-    return load_backbone(str(tiny_dirs["roberta"]), device="cpu")
+    return load_backbone(str(tiny_dirs["roberta"]), device=DEVICE)

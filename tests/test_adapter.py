@@ -17,7 +17,14 @@ SITES = {
     "mpnet": ("encoder.encoder.layer", "attention.attn.o", "output.dense"),
     "distilbert": ("encoder.transformer.layer", "attention.out_lin", "ffn.lin2"),
 }
-HEAD = {"head.dense.weight", "head.dense.bias", "head.norm.weight", "head.norm.bias", "head.label_weight", "head.label_bias"}
+HEAD = {
+    "head.dense.weight",
+    "head.dense.bias",
+    "head.norm.weight",
+    "head.norm.bias",
+    "head.label_weight",
+    "head.label_bias",
+}
 PROMPT = Prompt("{text} It was {mask} .", ("bad", "great"))
 
 

@@ -59,7 +59,9 @@ def test_encoding_matches_whole_string_tokenisation(request, fixture):
     tok = bb.tokenizer
     p = Prompt("{text} It was {mask} .", ("bad", "great"))
     ids, pos = encode(p, tok, [{"text": "the movie was great"}], max_length=64)
-    whole = tok(f"the movie was great It was {tok.mask_token} .")["input_ids"]
+    # the mask absorbs the space before it (RoBERTa's <mask> is lstrip); the label word carries that space
+    glue = "" if fixture == "roberta" else " "
+    whole = tok(f"the movie was great It was{glue}{tok.mask_token} .")["input_ids"]
     assert ids[0] == whole
     assert ids[0][pos[0]] == tok.mask_token_id
 

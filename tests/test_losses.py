@@ -1,0 +1,26 @@
+import math
+
+import torch
+
+from list_core.losses import gold_loss, kd_loss, soft_labels
+
+
+def test_kd_loss_hand_computed():
+    logits = torch.tensor([[0.0, math.log(3.0)], [2.0, 2.0]])  # p = [0.25, 0.75], [0.5, 0.5]
+    q = torch.tensor([[0.5, 0.5], [1.0, 0.0]])
+    # KL([.5,.5] || [.25,.75]) = .5 ln(.5/.25) + .5 ln(.5/.75); KL([1,0] || [.5,.5]) = ln 2 (0 log 0 = 0)
+    expected = torch.tensor([0.5 * math.log(2) + 0.5 * math.log(2 / 3), math.log(2)])
+    assert torch.allclose(kd_loss(logits, q), expected, atol=1e-6)
+
+
+def test_kd_loss_zero_when_student_matches():
+    logits = torch.randn(4, 3)
+    assert kd_loss(logits, logits.softmax(-1)).abs().max() < 1e-6
+
+
+def test_soft_labels_and_gold_loss():
+    t = torch.tensor([[1.0, 2.0, 3.0]])
+    assert torch.allclose(soft_labels(t), torch.softmax(t, -1))
+    assert math.isclose(
+        float(gold_loss(t, torch.tensor([2]))), -math.log(float(torch.softmax(t, -1)[0, 2])), rel_tol=1e-6
+    )

@@ -1,0 +1,162 @@
+import pytest
+import torch
+
+from list_core.backbone import load_backbone
+from list_core.baselines import run_method
+from list_core.config import AdapterConfig, TrainConfig, preset
+from list_core.data import DataError
+from list_core.events import Cancelled
+from list_core.prompts import Prompt, PromptError
+from list_core.self_training import TaskData, run_list
+
+PROMPT = Prompt("{text} It was {mask} .", ("bad", "great"))
+POS = ["great film", "a great great movie", "good and great", "great acting"]
+NEG = ["bad film", "a bad bad movie", "awful and bad", "bad acting"]
+POOL = [f"{w} {x}" for w in ("great", "bad", "good", "awful") for x in ("movie", "film", "acting", "story", "pacing")]
+
+
+def tiny_cfg(**kw) -> TrainConfig:
+    base = dict(
+        adapter=AdapterConfig(bottleneck=4),
+        teacher_epochs=2,
+        teacher_lr=1e-3,
+        rounds=2,
+        student_steps=6,
+        student_lr=1e-3,
+        student_batch_size=4,
+        tau=0.0,
+        finetune_epochs=1,
+        finetune_lr=1e-3,
+        max_length=32,
+        seed=7,
+    )
+    return TrainConfig(**{**base, **kw})
+
+
+def task(**kw) -> TaskData:
+    base = dict(
+        labels=["negative", "positive"],
+        gold_rows=[{"text": t} for t in NEG + POS],
+        gold_labels=[0] * 4 + [1] * 4,
+        unlabeled_rows=[{"text": t} for t in POOL],
+        unlabeled_ids=[f"u{i}" for i in range(len(POOL))],
+        eval_rows=[{"text": "great story"}, {"text": "bad story"}],
+        eval_labels=[1, 0],
+    )
+    return TaskData(**{**base, **kw})
+
+
+def test_end_to_end_all_stages(bert):
+    events = []
+    res = run_list(bert, PROMPT, task(), tiny_cfg(), callback=events.append)
+    stages = {e.stage for e in events}
+    assert {"setup", "teacher", "pseudo_label", "kd_warmup", "meta", "finetune", "round_end", "done"} <= stages
+    assert len(res.rounds) == 2 and len(res.tables) == 2
+    for m in res.rounds:
+        assert sum(m["pseudo_label_counts"].values()) == len(POOL)
+        assert 0 <= m["eval_accuracy"] <= 1 and m["weights"]["count"] == 2 * 4  # 2 meta steps x batch 4
+        assert m["warmup_steps"] == 4
+    row = res.tables[1][0]
+    assert set(row) == {"index", "id", "probs", "label", "confidence", "weight", "flipped"}
+    assert abs(sum(row["probs"]) - 1) < 1e-4 and row["id"] == "u0"
+    assert not any(r["flipped"] for r in res.tables[0])  # nothing to flip from in round 1
+    weights = [r["weight"] for r in res.tables[1] if r["weight"] is not None]
+    assert weights and all(w >= 0 for w in weights)
+    probs = res.predict_proba([{"text": "great"}])
+    assert probs.shape == (1, 2)
+
+
+def test_same_seed_same_result(bert):
+    a = run_list(bert, PROMPT, task(), tiny_cfg(rounds=1)).model.trainable_state()
+    b = run_list(bert, PROMPT, task(), tiny_cfg(rounds=1)).model.trainable_state()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_after_kill_matches_uninterrupted(bert, tmp_path):
+    cfg = tiny_cfg(rounds=3)
+    full = run_list(bert, PROMPT, task(), cfg).model.trainable_state()
+
+    def kill_in_round_2(e):
+        if e.round == 2 and e.stage == "meta":
+            raise KeyboardInterrupt  # as if the process died mid-round
+
+    with pytest.raises(KeyboardInterrupt):
+        run_list(bert, PROMPT, task(), cfg, callback=kill_in_round_2, checkpoint_dir=tmp_path)
+    assert (tmp_path / "round-001").exists() and not (tmp_path / "round-002").exists()
+    events = []
+    resumed = run_list(bert, PROMPT, task(), cfg, callback=events.append, checkpoint_dir=tmp_path)
+    assert any(e.stage == "resume" and e.round == 1 for e in events)
+    assert not any(e.stage == "teacher" for e in events)
+    assert len(resumed.rounds) == 3
+    state = resumed.model.trainable_state()
+    assert all(torch.equal(state[k], full[k]) for k in full)
+
+
+def test_resume_refuses_a_different_run(bert, tmp_path):
+    run_list(bert, PROMPT, task(), tiny_cfg(rounds=1), checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="different run"):
+        run_list(bert, PROMPT, task(), tiny_cfg(rounds=1, seed=8), checkpoint_dir=tmp_path)
+
+
+def test_cancel_between_steps(bert):
+    calls = {"n": 0}
+
+    def cancel():
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    with pytest.raises(Cancelled):
+        run_list(bert, PROMPT, task(), tiny_cfg(), should_cancel=cancel)
+
+
+def test_empty_pool_runs_prompt_finetuning_with_warning(bert):
+    events = []
+    res = run_list(bert, PROMPT, task(unlabeled_rows=[], unlabeled_ids=None), tiny_cfg(), callback=events.append)
+    assert res.rounds == [] and any(e.stage == "warning" and "empty" in e.message for e in events)
+
+
+@pytest.mark.parametrize(
+    "changes, err, match",
+    [
+        ({"gold_labels": [0] * 8}, DataError, "no gold example for class.*positive"),
+        ({"gold_rows": [{"text": ""}] + [{"text": "x"}] * 7}, DataError, "gold row 0"),
+        ({"unlabeled_rows": [{"text": "  "}]}, DataError, "unlabeled row 0"),
+        ({"labels": ["a", "b", "c"]}, DataError, "3 labels"),
+    ],
+)
+def test_bad_input_fails_before_training(bert, changes, err, match):
+    events = []
+    with pytest.raises(err, match=match):
+        run_list(bert, PROMPT, task(**changes), tiny_cfg(), callback=events.append)
+    assert not any(e.stage == "teacher" for e in events)
+
+
+def test_multi_token_label_word_fails_before_training(roberta):
+    with pytest.raises(PromptError, match="'movie' is 3 tokens"):
+        run_list(roberta, Prompt("{text} It was {mask} .", ("bad", "movie")), task(), tiny_cfg())
+
+
+@pytest.mark.parametrize("method", ["zero-shot", "linear-probe", "classic", "prompt", "list"])
+def test_every_method_predicts(bert, method):
+    res = run_method(method, bert, PROMPT, task(), tiny_cfg(rounds=1))
+    p = res.predict_proba([{"text": "great"}, {"text": "bad"}])
+    assert p.shape == (2, 2) and torch.allclose(p.sum(-1), torch.ones(2), atol=1e-5)
+
+
+def test_headless_backbone_trains_with_classic_head(tiny_headless_dir):
+    bb = load_backbone(str(tiny_headless_dir), device="cpu")
+    events = []
+    res = run_list(bb, PROMPT, task(), tiny_cfg(rounds=1), callback=events.append)
+    assert res.model.head_kind == "classic"
+    assert "newly initialised" in next(e for e in events if e.stage == "setup").message
+
+
+def test_presets_and_validation():
+    assert preset("paper").teacher_lr == 5e-6 and preset("paper").rounds == 6 and preset("paper").warmup_steps == 600
+    assert preset("fast").student_steps < preset("paper").student_steps
+    with pytest.raises(ValueError, match="tau=1.5"):
+        preset("fast", tau=1.5)
+    with pytest.raises(ValueError, match="preset='huge'"):
+        preset("huge")
+    cfg = preset("fast")
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
