@@ -61,7 +61,7 @@ def load_texts(data: str | None, n: int) -> tuple[list[str], str, tuple[str, ...
         )
         for _ in range(n)
     ]
-    return texts, "{text} It was {mask} .", ("terrible", "great")
+    return texts, "{text} It was {mask} .", ("bad", "great")
 
 
 def build_random(shape: str) -> str:
@@ -154,8 +154,8 @@ def main() -> None:
         print(f"pseudo-label throughput / {name}: {rates['list_core pseudo-label'] / rates[name]:.2f}x")
 
     # 2. meta step vs plain student step ----------------------------------------------------------
-    enc = model.encode(rows[:512])
-    gold = model.encode(rows[512:544])
+    enc = model.encode(rows[:-32])
+    gold = model.encode(rows[-32:])
     y = torch.randint(len(words), (len(gold),))
     q = torch.softmax(torch.randn(len(enc), len(words)), -1)
     cfg = TrainConfig()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -140,6 +140,20 @@ def detach_adapters(backbone: Backbone) -> None:
         parent = backbone.encoder.get_submodule(parent_name) if parent_name else backbone.encoder
         assert isinstance(layer, AdaptedLinear)
         setattr(parent, child, layer.base)
+
+
+@contextlib.contextmanager
+def eager_attention(backbone: Backbone) -> Iterator[None]:
+    """Use eager attention inside the block: SDPA's backward has no vmap batching rule (a slow per-example loop)."""
+    before = backbone.model.config._attn_implementation
+    if before in ("eager", None):
+        yield
+        return
+    backbone.model.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        backbone.model.set_attn_implementation(before)
 
 
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:

@@ -17,7 +17,7 @@ import torch
 from torch.func import functional_call, grad_and_value, vmap
 
 from .losses import gold_loss, kd_loss
-from .model import ListModel, autocast
+from .model import ListModel, autocast, eager_attention
 
 
 @dataclass
@@ -37,7 +37,7 @@ def gold_gradient(model: ListModel, batch: dict[str, torch.Tensor], labels: torc
     with autocast(model.device):
         loss = gold_loss(model(**batch), labels)
     grads = torch.autograd.grad(loss, list(params.values()))
-    return {n: g.detach().float() for n, g in zip(params, grads)}, float(loss)
+    return {n: g.detach().float() for n, g in zip(params, grads)}, float(loss.detach())
 
 
 def per_example_gradients(
@@ -52,7 +52,8 @@ def per_example_gradients(
         return kd_loss(logits, qi[None])[0]
 
     per_grad = vmap(grad_and_value(one), in_dims=(None, 0, 0, 0, 0), randomness="different")
-    grads, losses = per_grad(params, batch["input_ids"], batch["attention_mask"], batch["mask_pos"], q)
+    with eager_attention(model.backbone):
+        grads, losses = per_grad(params, batch["input_ids"], batch["attention_mask"], batch["mask_pos"], q)
     return {n: g.float() for n, g in grads.items()}, losses.detach()
 
 

@@ -56,10 +56,10 @@ def fit_gold(
                 loss = gold_loss(model(**batch), y[idx].to(model.device))
             loss.backward()
             _clip_and_step(model, opt, cfg)
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             step += 1
             if step % 10 == 0 or step == total:
-                report(Event(stage, step, total, round_, {"loss": float(loss)}))
+                report(Event(stage, step, total, round_, {"loss": losses[-1]}))
         epoch_loss = sum(losses) / max(len(losses), 1)
     model.eval()
     return epoch_loss
@@ -108,7 +108,7 @@ def train_student(
                 loss = kd_loss(model(**batch), q[idx].to(model.device)).mean()
             loss.backward()
             _clip_and_step(model, opt, cfg)
-            stage, losses = "kd_warmup", {"kd": float(loss)}
+            stage, losses = "kd_warmup", {"kd": float(loss.detach())}
         else:
             idx = sample_batch(range(n), cfg.student_batch_size, generator)
             gidx = sample_batch(range(len(gold)), cfg.meta_gold_batch_size, generator)
