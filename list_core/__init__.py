@@ -1,34 +1,41 @@
-"""LiST (Lite Prompted Self-Training, arXiv 2110.06274) as a plain Python library."""
+"""LiST (Lite Prompted Self-Training, arXiv 2110.06274) as a plain Python library.
 
-from .adapter import AdaptedLinear, Adapter, fold_adapters
-from .backbone import DEFAULT_BACKBONE, Backbone, load_backbone
-from .baselines import METHODS, run_method
-from .config import AdapterConfig, TrainConfig, preset
-from .data import DataError
-from .events import Cancelled, Event
-from .model import ListModel
-from .prompts import Prompt, PromptError
-from .self_training import RunResult, TaskData, run_list
+Names are imported lazily, so `list_core.config` can be used without importing torch (the UI does).
+"""
 
-__all__ = [
-    "DEFAULT_BACKBONE",
-    "METHODS",
-    "AdaptedLinear",
-    "Adapter",
-    "AdapterConfig",
-    "Backbone",
-    "Cancelled",
-    "DataError",
-    "Event",
-    "ListModel",
-    "Prompt",
-    "PromptError",
-    "RunResult",
-    "TaskData",
-    "TrainConfig",
-    "fold_adapters",
-    "load_backbone",
-    "preset",
-    "run_list",
-    "run_method",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "AdaptedLinear": "adapter",
+    "Adapter": "adapter",
+    "fold_adapters": "adapter",
+    "DEFAULT_BACKBONE": "backbone",
+    "Backbone": "backbone",
+    "load_backbone": "backbone",
+    "METHODS": "baselines",
+    "run_method": "baselines",
+    "AdapterConfig": "config",
+    "TrainConfig": "config",
+    "preset": "config",
+    "DataError": "data",
+    "Cancelled": "events",
+    "Event": "events",
+    "load_classifier": "export",
+    "save_native": "export",
+    "ListModel": "model",
+    "Prompt": "prompts",
+    "PromptError": "prompts",
+    "RunResult": "self_training",
+    "TaskData": "self_training",
+    "run_list": "self_training",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'list_core' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

@@ -17,7 +17,7 @@ from .model import ListModel, autocast, detach_adapters
 from .prompts import Prompt
 from .self_training import RunResult, TaskData, run_list
 
-METHODS = ("zero-shot", "linear-probe", "classic", "prompt", "list")
+METHODS = ("zero-shot", "linear-probe", "self-train-probe", "classic", "prompt", "list")
 
 
 @torch.no_grad()
@@ -61,6 +61,35 @@ def linear_probe(backbone: Backbone, prompt: Prompt, task: TaskData, cfg: TrainC
     return LinearProbe(backbone, prompt, clf, cfg.max_length)
 
 
+def self_train_probe(
+    backbone: Backbone, prompt: Prompt, task: TaskData, cfg: TrainConfig, c: float = 100.0, iterations: int = 3
+) -> LinearProbe:
+    """The cheap self-training baseline: a C=`c` probe, then `iterations` times: predict the pool, keep per
+    predicted class the examples at or above that class's median confidence, retrain on gold + those."""
+    from sklearn.linear_model import LogisticRegression
+
+    check_task(prompt, task.labels, task.gold_rows, task.gold_labels, task.unlabeled_rows)
+    x_gold = embed(backbone, prompt, task.gold_rows, cfg.max_length, cfg.eval_batch_size)
+    y_gold = np.asarray(task.gold_labels)
+    x_pool = (
+        embed(backbone, prompt, task.unlabeled_rows, cfg.max_length, cfg.eval_batch_size)
+        if task.unlabeled_rows
+        else None
+    )
+    clf = LogisticRegression(C=c, max_iter=2000, random_state=cfg.seed).fit(x_gold, y_gold)
+    for _ in range(iterations if x_pool is not None else 0):
+        proba = clf.predict_proba(x_pool)
+        pred, conf = clf.classes_[proba.argmax(1)], proba.max(1)
+        keep = np.zeros(len(pred), dtype=bool)
+        for k in np.unique(pred):
+            in_k = pred == k
+            keep |= in_k & (conf >= np.median(conf[in_k]))
+        x = np.concatenate([x_gold, x_pool[keep]])
+        y = np.concatenate([y_gold, pred[keep]])
+        clf = LogisticRegression(C=c, max_iter=2000, random_state=cfg.seed).fit(x, y)
+    return LinearProbe(backbone, prompt, clf, cfg.max_length)
+
+
 @dataclass
 class ZeroShot:
     model: ListModel
@@ -98,4 +127,6 @@ def run_method(
         return ZeroShot(model)
     if method == "linear-probe":
         return linear_probe(backbone, prompt, task, cfg)
+    if method == "self-train-probe":
+        return self_train_probe(backbone, prompt, task, cfg)
     raise ValueError(f"method={method!r}: must be one of {METHODS}")

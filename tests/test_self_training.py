@@ -136,7 +136,7 @@ def test_multi_token_label_word_fails_before_training(roberta):
         run_list(roberta, Prompt("{text} It was {mask} .", ("bad", "movie")), task(), tiny_cfg())
 
 
-@pytest.mark.parametrize("method", ["zero-shot", "linear-probe", "classic", "prompt", "list"])
+@pytest.mark.parametrize("method", ["zero-shot", "linear-probe", "self-train-probe", "classic", "prompt", "list"])
 def test_every_method_predicts(bert, method):
     res = run_method(method, bert, PROMPT, task(), tiny_cfg(rounds=1))
     p = res.predict_proba([{"text": "great"}, {"text": "bad"}])

@@ -1,0 +1,292 @@
+"""Benchmark harness on few-shot data folders (the `../shared/data` format) against baselines and SetFit.
+
+    python -m list_core.bench --data ../shared/data/mr ../shared/data/subj --k 30 --seeds 1 2 3 4 5 \\
+        --methods zero-shot,linear-probe,self-train-probe,classic,prompt,list,setfit --preset fast --out bench_out/results.json
+    python -m list_core.bench --report bench_out/results.json > BENCHMARKS.md
+
+Gold labels are only the examples named by `fewshot/k{K}-s{seed}.jsonl`; the rest of the pool is unlabeled
+(its labels are read only after a run, to report pseudo-label accuracy); test labels are used only to score.
+Each (set, method, seed) runs in a fresh process so its peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import resource
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ALL_METHODS = ("zero-shot", "linear-probe", "self-train-probe", "classic", "prompt", "list", "setfit")
+
+
+@dataclass
+class BenchData:
+    name: str
+    meta: dict[str, Any]
+    pool: list[dict[str, Any]]
+    test: list[dict[str, Any]]
+    root: Path
+
+    @property
+    def slots(self) -> tuple[str, ...]:
+        return ("text_a", "text_b") if self.meta["task"] == "pair" else ("text",)
+
+    def row(self, r: dict[str, Any]) -> dict[str, str]:
+        return {s: r[s] for s in self.slots}
+
+    def label(self, r: dict[str, Any]) -> int:
+        return self.meta["labels"].index(r["label"])
+
+    def gold_ids(self, k: int, seed: int) -> list[str]:
+        path = self.root / "fewshot" / f"k{k}-s{seed}.jsonl"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing (K={k}, seed={seed})")
+        return [json.loads(x)["id"] for x in path.read_text().splitlines() if x.strip()]
+
+
+def load_data(root: str | Path) -> BenchData:
+    """Read a data folder: meta.json, pool.jsonl, test.jsonl, fewshot/."""
+    root = Path(root)
+    if not (root / "meta.json").exists():
+        raise FileNotFoundError(f"{root}: no meta.json (is this a benchmark data folder?)")
+
+    def jsonl(name: str) -> list[dict[str, Any]]:
+        return [json.loads(x) for x in (root / name).read_text().splitlines() if x.strip()]
+
+    meta = json.loads((root / "meta.json").read_text())
+    return BenchData(meta.get("name", root.name), meta, jsonl("pool.jsonl"), jsonl("test.jsonl"), root)
+
+
+def make_task(data: BenchData, k: int, seed: int):
+    """TaskData with the K gold examples and the unlabeled rest of the pool (no labels)."""
+    from .self_training import TaskData
+
+    gold = set(data.gold_ids(k, seed))
+    g = [r for r in data.pool if r["id"] in gold]
+    u = [r for r in data.pool if r["id"] not in gold]
+    return TaskData(
+        labels=list(data.meta["labels"]),
+        gold_rows=[data.row(r) for r in g],
+        gold_labels=[data.label(r) for r in g],
+        unlabeled_rows=[data.row(r) for r in u],
+        unlabeled_ids=[r["id"] for r in u],
+    ), u
+
+
+def _run_setfit(data: BenchData, task, backbone_path: str, seed: int) -> tuple[Any, dict[str, Any]]:
+    import numpy as np
+    from datasets import Dataset
+    from setfit import SetFitModel, Trainer, TrainingArguments
+
+    def join(row: dict[str, str]) -> str:
+        return " ".join(row[s] for s in data.slots)
+
+    iters = 10 if data.name == "bbc" else 20
+    model = SetFitModel.from_pretrained(backbone_path)
+    train = Dataset.from_dict({"text": [join(r) for r in task.gold_rows], "label": task.gold_labels})
+    args = TrainingArguments(num_epochs=1, num_iterations=iters, seed=seed, batch_size=16)
+    Trainer(model=model, args=args, train_dataset=train).train()
+
+    class Wrapped:
+        def predict_proba(self, rows, batch_size=64):
+            import torch
+
+            p = model.predict_proba([join(r) for r in rows], batch_size=batch_size, as_numpy=True)
+            return torch.from_numpy(np.asarray(p, dtype=np.float32))
+
+    return Wrapped(), {"setfit": {"num_epochs": 1, "num_iterations": iters}}
+
+
+def run_one(job: dict[str, Any]) -> dict[str, Any]:
+    """One (set, method, seed): train, score on test, measure time and peak RSS."""
+    import torch
+
+    from .backbone import load_backbone, resolve_backbone_path
+    from .baselines import run_method
+    from .config import preset
+    from .prompts import Prompt
+    from .self_training import RunResult
+
+    torch.set_num_threads(job.get("threads") or torch.get_num_threads())
+    data = load_data(job["data"])
+    task, unlabeled = make_task(data, job["k"], job["seed"])
+    cfg = preset(job["preset"], seed=job["seed"], **job.get("overrides", {}))
+    prompt = Prompt(data.meta["template"], tuple(data.meta["label_words"][lab] for lab in data.meta["labels"]))
+    t0 = time.perf_counter()
+    extra: dict[str, Any] = {}
+    if job["method"] == "setfit":
+        result, extra = _run_setfit(data, task, resolve_backbone_path(job["backbone"]), job["seed"])
+    else:
+        bb = load_backbone(job["backbone"])
+        result = run_method(job["method"], bb, prompt, task, cfg)
+    train_s = time.perf_counter() - t0
+    proba = result.predict_proba([data.row(r) for r in data.test])
+    y = torch.tensor([data.label(r) for r in data.test])
+    out = {
+        "set": data.name,
+        "method": job["method"],
+        "seed": job["seed"],
+        "k": job["k"],
+        "accuracy": float((proba.argmax(-1) == y).float().mean()),
+        "seconds": time.perf_counter() - t0,
+        "train_seconds": train_s,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        **extra,
+    }
+    if isinstance(result, RunResult):
+        from safetensors.torch import save
+
+        state = result.model.trainable_state()
+        out["trainable_params"] = sum(v.numel() for v in state.values())
+        out["adapter_bytes"] = len(save({k: v.contiguous() for k, v in state.items()}))
+        out["head"] = result.model.head_kind
+        out["stage_seconds"] = result.stage_seconds
+        out["teacher_test_accuracy"] = None
+        truth = torch.tensor([data.label(r) for r in unlabeled])
+        out["rounds"] = [_round_analysis(m, t, truth) for m, t in zip(result.rounds, result.tables)]
+    return out
+
+
+def _round_analysis(metrics: dict[str, Any], table: list[dict[str, Any]], truth) -> dict[str, Any]:
+    """Pseudo-label accuracy and how meta-weights relate to correctness (pool labels read only here)."""
+    import torch
+
+    idx = torch.tensor([r["index"] for r in table])
+    lab = torch.tensor([r["label"] for r in table])
+    correct = (lab == truth[idx]).float()
+    w = [(r["weight"], float(c)) for r, c in zip(table, correct) if r["weight"] is not None]
+    corr = None
+    if len(w) > 2:
+        wt = torch.tensor(w)
+        if wt[:, 0].std() > 0 and wt[:, 1].std() > 0:
+            corr = float(torch.corrcoef(wt.T)[0, 1])
+    return {
+        "round": metrics["round"],
+        "pseudo_label_accuracy": float(correct.mean()),
+        "weight_correctness_corr": corr,
+        "flip_rate": metrics["flip_rate"],
+        "mean_confidence": metrics["mean_confidence"],
+        "seconds": metrics["seconds"],
+    }
+
+
+def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and std of accuracy (in %) and the costs, per (set, method)."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in results:
+        groups.setdefault((r["set"], r["method"]), []).append(r)
+    rows = []
+    for (s, m), rs in groups.items():
+        acc = [100 * r["accuracy"] for r in rs]
+        rows.append(
+            {
+                "set": s,
+                "method": m,
+                "n": len(rs),
+                "acc_mean": statistics.mean(acc),
+                "acc_std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
+                "seconds": statistics.mean(r["seconds"] for r in rs),
+                "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
+                "trainable_params": rs[0].get("trainable_params"),
+                "adapter_bytes": rs[0].get("adapter_bytes"),
+            }
+        )
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """A markdown table of `summarise` rows, plus the per-method average over sets."""
+    lines = [
+        "| set | method | seeds | accuracy % (mean ± std) | wall s | peak RSS MB | trainable params | adapter KB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(
+        rows, key=lambda r: (r["set"], ALL_METHODS.index(r["method"]) if r["method"] in ALL_METHODS else 99)
+    ):
+        tp = f"{r['trainable_params']:,}" if r["trainable_params"] else "-"
+        kb = f"{r['adapter_bytes'] / 1024:,.0f}" if r["adapter_bytes"] else "-"
+        lines.append(
+            f"| {r['set']} | {r['method']} | {r['n']} | {r['acc_mean']:.1f} ± {r['acc_std']:.1f} | "
+            f"{r['seconds']:.0f} | {r['peak_rss_mb']:.0f} | {tp} | {kb} |"
+        )
+    sets = sorted({r["set"] for r in rows})
+    methods = sorted({r["method"] for r in rows}, key=lambda m: ALL_METHODS.index(m) if m in ALL_METHODS else 99)
+    lines += ["", "| method | " + " | ".join(sets) + " | average |", "|---|" + "---|" * (len(sets) + 1)]
+    for m in methods:
+        accs = {r["set"]: r["acc_mean"] for r in rows if r["method"] == m}
+        avg = statistics.mean(accs.values()) if len(accs) == len(sets) else float("nan")
+        lines.append(f"| {m} | " + " | ".join(f"{accs[s]:.1f}" if s in accs else "-" for s in sets) + f" | {avg:.1f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m list_core.bench", description=__doc__.split("\n")[0])
+    ap.add_argument("--data", nargs="+", help="data folders (meta.json, pool.jsonl, test.jsonl, fewshot/)")
+    ap.add_argument("--k", type=int, default=30)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    ap.add_argument("--methods", default="linear-probe,self-train-probe,prompt,list")
+    ap.add_argument("--preset", default="fast")
+    ap.add_argument(
+        "--backbone", default=None, help="local folder or hub id (default: $LIST_BACKBONE or all-MiniLM-L6-v2)"
+    )
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a TrainConfig field")
+    ap.add_argument("--out", default="bench_out/results.json")
+    ap.add_argument("--report", metavar="RESULTS_JSON", help="print the markdown table of a results file and exit")
+    args = ap.parse_args(argv)
+    if args.report:
+        print(table(summarise(json.loads(Path(args.report).read_text())["results"])))
+        return 0
+    if not args.data:
+        ap.error("--data is required")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    bad = [m for m in methods if m not in ALL_METHODS]
+    if bad:
+        ap.error(f"unknown methods {bad}; choose from {list(ALL_METHODS)}")
+    overrides = {}
+    for kv in args.set:
+        key, _, value = kv.partition("=")
+        overrides[key] = json.loads(value) if value[:1] in "0123456789-[{tfn" else value
+    for d in args.data:
+        if not (Path(d) / "meta.json").exists():
+            print(f"skipping {d}: not found (the benchmark data lives in ../shared/data)", file=sys.stderr)
+    datas = [d for d in args.data if (Path(d) / "meta.json").exists()]
+    jobs = [
+        {
+            "data": d,
+            "method": m,
+            "seed": s,
+            "k": args.k,
+            "preset": args.preset,
+            "backbone": args.backbone,
+            "overrides": overrides,
+        }
+        for d in datas
+        for m in methods
+        for s in args.seeds
+    ]
+    from tqdm import tqdm
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    results: list[dict[str, Any]] = []
+    ctx = mp.get_context("spawn")
+    with tqdm(total=len(jobs), desc="bench", file=sys.stderr) as bar:
+        for job in jobs:
+            bar.set_postfix_str(f"{Path(job['data']).name} {job['method']} s{job['seed']}")
+            with ctx.Pool(1, maxtasksperchild=1) as pool:
+                results.append(pool.apply(run_one, (job,)))
+            bar.update(1)
+            out.write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
+    print(table(summarise(results)))
+    print(f"\nwrote {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

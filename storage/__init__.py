@@ -1,0 +1,48 @@
+"""SQLite store of LiST Studio (sqlite-utils): projects, examples, gold labels with history, prompts, jobs,
+runs, rounds, pseudo-labels, predictions and artifacts. No torch here: the UI imports it."""
+
+from .db import connect, db_path, write
+from .examples import ImportReport, add_examples, all_examples, count_examples, get_example, import_file, page_examples
+from .exports import export_data, labeled_rows
+from .importers import ImportFileError, read_table
+from .labels import class_counts, gold_labels, history, set_label, undo_last
+from .projects import (
+    StoreError,
+    create_project,
+    delete_project,
+    get_project,
+    latest_prompt,
+    list_projects,
+    prompt_history,
+    save_prompt,
+)
+
+__all__ = [
+    "ImportFileError",
+    "ImportReport",
+    "StoreError",
+    "add_examples",
+    "all_examples",
+    "class_counts",
+    "connect",
+    "count_examples",
+    "create_project",
+    "db_path",
+    "delete_project",
+    "export_data",
+    "get_example",
+    "get_project",
+    "gold_labels",
+    "history",
+    "import_file",
+    "labeled_rows",
+    "latest_prompt",
+    "list_projects",
+    "page_examples",
+    "prompt_history",
+    "read_table",
+    "save_prompt",
+    "set_label",
+    "undo_last",
+    "write",
+]

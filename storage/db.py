@@ -1,0 +1,80 @@
+"""The SQLite connection: WAL, busy timeout, foreign keys, schema migrations, and IMMEDIATE write transactions."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlite_utils
+
+from .schema import migrations
+
+BUSY_TIMEOUT_MS = 30_000
+DEFAULT_DB = "data/list_studio.db"
+
+
+def db_path(path: str | os.PathLike | None = None) -> Path:
+    """The database file: explicit path, else `$LIST_DB`, else `data/list_studio.db`."""
+    return Path(path or os.environ.get("LIST_DB") or DEFAULT_DB)
+
+
+def now() -> str:
+    """UTC timestamp with microseconds, sortable as text."""
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def connect(path: str | os.PathLike | None = None) -> sqlite_utils.Database:
+    """Open (creating if needed) the database and bring its schema up to date."""
+    p = db_path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(p), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    db = sqlite_utils.Database(conn)
+    if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        for _ in range(50):  # another process may be switching it at the same moment
+            try:
+                db.enable_wal()
+                break
+            except sqlite3.OperationalError:
+                time.sleep(0.1)
+    db.execute("PRAGMA foreign_keys = ON")
+    db.execute("PRAGMA synchronous = NORMAL")
+    _migrate(db)
+    return db
+
+
+def _migrate(db: sqlite_utils.Database) -> None:
+    """Apply pending migrations; when two processes race, the loser sees them applied and carries on."""
+    for attempt in range(20):
+        try:
+            migrations.apply(db)
+            return
+        except sqlite3.OperationalError as e:
+            if not migrations.pending(db):
+                return
+            if attempt == 19:
+                raise RuntimeError(f"could not migrate the database: {e}") from e
+            time.sleep(0.1 * (attempt + 1))
+
+
+@contextlib.contextmanager
+def write(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """One write transaction, taking the write lock up front (`BEGIN IMMEDIATE`) so it never fails mid-way
+    with "database is locked" when a reader tries to upgrade; nested calls become savepoints."""
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.rollback()
+        raise
+    else:
+        db.conn.execute("COMMIT")

@@ -1,0 +1,203 @@
+"""Examples of a project: import with de-duplication (all or nothing), paging in SQL, search."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from .db import now, write
+from .importers import ImportFileError, Table, read_table
+from .models import Example
+from .projects import get_project
+
+
+def content_hash(texts: dict[str, str]) -> str:
+    """Hash of an example's texts (whitespace-normalised), the de-duplication key within a project."""
+    norm = {k: " ".join(str(v).split()) for k, v in sorted(texts.items())}
+    return hashlib.sha256(json.dumps(norm, ensure_ascii=False).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    added: int
+    duplicates: int
+    labeled: int
+    rows: int
+
+
+def _label_index(value: Any, labels: list[str], line: int, column: str) -> int | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        v = value.strip()
+        if v in labels:
+            return labels.index(v)
+        if v.lstrip("-").isdigit():
+            value = int(v)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < len(labels):
+        raise ImportFileError(f"line {line}: {column!r} is {value!r}, which is not one of the labels {labels}")
+    return value
+
+
+def import_table(
+    db: sqlite_utils.Database,
+    project_id: int,
+    table: Table,
+    mapping: dict[str, str],
+    label_column: str | None = None,
+    source: str = "import",
+    split: str = "pool",
+) -> ImportReport:
+    """Add the table's rows; `mapping` maps the project's slots (`text` or `text_a`/`text_b`) to columns.
+
+    Validates everything first, then writes in one transaction: a bad file adds nothing.
+    """
+    project = get_project(db, project_id)
+    missing_slots = [s for s in project.slots if s not in mapping]
+    if missing_slots:
+        raise ImportFileError(f"choose a column for {missing_slots} (this is a {project.task} project)")
+    wanted = [mapping[s] for s in project.slots] + ([label_column] if label_column else [])
+    for col in wanted:
+        if col not in table.columns:
+            raise ImportFileError(f"column {col!r} not found; the file's columns are {table.columns}")
+    if split == "eval" and not label_column:
+        raise ImportFileError("an evaluation split needs a label column")
+    rows, empty = [], []
+    for rec, line in zip(table.records, table.lines):
+        texts = {s: "" if rec.get(mapping[s]) is None else str(rec.get(mapping[s])).strip() for s in project.slots}
+        blank = [mapping[s] for s, t in texts.items() if not t]
+        if blank:
+            empty.append(f"line {line} ({', '.join(blank)})")
+            continue
+        label = _label_index(rec.get(label_column), project.labels, line, label_column) if label_column else None
+        rows.append((texts, label))
+    if empty:
+        more = f" and {len(empty) - 5} more" if len(empty) > 5 else ""
+        raise ImportFileError(f"empty text on {', '.join(empty[:5])}{more}; remove or fill these rows")
+    if not rows:
+        raise ImportFileError("the file has no rows")
+    at = now()
+    added = dup = labeled = 0
+    with write(db):
+        seen: set[str] = set()
+        for texts, label in rows:
+            h = content_hash(texts)
+            if (
+                h in seen
+                or db.execute("SELECT 1 FROM examples WHERE project_id = ? AND hash = ?", [project_id, h]).fetchone()
+            ):
+                dup += 1
+                continue
+            seen.add(h)
+            cur = db.execute(
+                "INSERT INTO examples (project_id, text, text_a, text_b, source, split, eval_label, hash, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [project_id, texts.get("text"), texts.get("text_a"), texts.get("text_b"), source, split,
+                 label if split == "eval" else None, h, at],
+            )  # fmt: skip
+            added += 1
+            if label is not None and split == "pool":
+                db.execute(
+                    "INSERT INTO gold (example_id, project_id, label, updated_at) VALUES (?, ?, ?, ?)",
+                    [cur.lastrowid, project_id, label, at],
+                )
+                db.execute(
+                    "INSERT INTO label_history (project_id, example_id, old_label, new_label, at, by, reason) "
+                    "VALUES (?, ?, NULL, ?, ?, ?, 'import')",
+                    [project_id, cur.lastrowid, label, at, source],
+                )
+                labeled += 1
+    return ImportReport(added=added, duplicates=dup, labeled=labeled, rows=len(rows))
+
+
+def import_file(
+    db: sqlite_utils.Database,
+    project_id: int,
+    source: str | Path | bytes,
+    mapping: dict[str, str],
+    name: str | None = None,
+    label_column: str | None = None,
+    fmt: str | None = None,
+    split: str = "pool",
+) -> ImportReport:
+    """Read a file (or `datasets` folder) and import it; see `import_table`."""
+    table = read_table(source, name=name, fmt=fmt)
+    src = name or (Path(source).name if isinstance(source, str | Path) else "upload")
+    return import_table(db, project_id, table, mapping, label_column, source=src, split=split)
+
+
+def add_examples(
+    db: sqlite_utils.Database, project_id: int, rows: list[dict[str, str]], source: str = "api"
+) -> ImportReport:
+    """Add rows given as dicts of texts (`{"text": ...}` or `{"text_a": ..., "text_b": ...}`)."""
+    project = get_project(db, project_id)
+    table = Table(list(project.slots), rows, list(range(1, len(rows) + 1)))
+    return import_table(db, project_id, table, {s: s for s in project.slots}, source=source)
+
+
+_SELECT = "SELECT e.*, g.label AS gold FROM examples e LEFT JOIN gold g ON g.example_id = e.id"
+
+
+def _where(
+    project_id: int, split: str, search: str | None, labeled: bool | None, label: int | None
+) -> tuple[str, list]:
+    sql, params = " WHERE e.project_id = ? AND e.split = ?", [project_id, split]
+    if search:
+        sql += " AND (e.text LIKE ? OR e.text_a LIKE ? OR e.text_b LIKE ?)"
+        params += [f"%{search}%"] * 3
+    if labeled is True:
+        sql += " AND g.label IS NOT NULL"
+    elif labeled is False:
+        sql += " AND g.label IS NULL"
+    if label is not None:
+        sql += " AND g.label = ?"
+        params.append(label)
+    return sql, params
+
+
+def page_examples(
+    db: sqlite_utils.Database,
+    project_id: int,
+    offset: int = 0,
+    limit: int = 50,
+    search: str | None = None,
+    labeled: bool | None = None,
+    label: int | None = None,
+    split: str = "pool",
+) -> list[Example]:
+    """One page of examples (paging in SQL: fast with 100,000 rows)."""
+    where, params = _where(project_id, split, search, labeled, label)
+    rows = db.query(_SELECT + where + " ORDER BY e.id LIMIT ? OFFSET ?", params + [limit, offset])
+    return [Example.of(r) for r in rows]
+
+
+def count_examples(
+    db: sqlite_utils.Database,
+    project_id: int,
+    search: str | None = None,
+    labeled: bool | None = None,
+    label: int | None = None,
+    split: str = "pool",
+) -> int:
+    where, params = _where(project_id, split, search, labeled, label)
+    return db.execute(
+        "SELECT count(*) FROM examples e LEFT JOIN gold g ON g.example_id = e.id" + where, params
+    ).fetchone()[0]
+
+
+def get_example(db: sqlite_utils.Database, example_id: int) -> Example | None:
+    rows = list(db.query(_SELECT + " WHERE e.id = ?", [example_id]))
+    return Example.of(rows[0]) if rows else None
+
+
+def all_examples(db: sqlite_utils.Database, project_id: int, split: str = "pool") -> list[Example]:
+    """Every example of a split (for the worker; the UI pages instead)."""
+    return [
+        Example.of(r)
+        for r in db.query(_SELECT + " WHERE e.project_id = ? AND e.split = ? ORDER BY e.id", [project_id, split])
+    ]

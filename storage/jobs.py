@@ -1,0 +1,160 @@
+"""The job queue: enqueue, atomic claim, heartbeat, progress, cancel, finish, and reclaiming dead workers' jobs."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlite_utils
+
+from .db import now, write
+from .models import Job
+from .projects import StoreError
+
+KINDS = ("list_run", "prompt_eval", "predict", "export")
+STALE_AFTER_S = 60.0
+MAX_ATTEMPTS = 3
+
+
+def _ago(seconds: float) -> str:
+    return (datetime.now(UTC) - timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def enqueue(db: sqlite_utils.Database, kind: str, payload: dict[str, Any], project_id: int | None = None) -> Job:
+    if kind not in KINDS:
+        raise StoreError(f"job kind {kind!r} is not one of {KINDS}")
+    with write(db):
+        cur = db.execute(
+            "INSERT INTO jobs (project_id, kind, payload, created_at) VALUES (?, ?, ?, ?)",
+            [project_id, kind, json.dumps(payload), now()],
+        )
+    return get_job(db, cur.lastrowid)
+
+
+def get_job(db: sqlite_utils.Database, job_id: int) -> Job:
+    rows = list(db.query("SELECT * FROM jobs WHERE id = ?", [job_id]))
+    if not rows:
+        raise StoreError(f"no job with id {job_id}")
+    return Job.of(rows[0])
+
+
+def list_jobs(db: sqlite_utils.Database, project_id: int | None = None, limit: int = 50) -> list[Job]:
+    sql = (
+        "SELECT * FROM jobs" + (" WHERE project_id = ?" if project_id is not None else "") + " ORDER BY id DESC LIMIT ?"
+    )
+    params = ([project_id] if project_id is not None else []) + [limit]
+    return [Job.of(r) for r in db.query(sql, params)]
+
+
+def claim(
+    db: sqlite_utils.Database,
+    worker_id: str,
+    stale_after_s: float = STALE_AFTER_S,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> Job | None:
+    """Take the oldest queued job, or a running one whose worker stopped heartbeating; one statement in a
+    write transaction, so two workers never get the same job."""
+    cutoff = _ago(stale_after_s)
+    with write(db):
+        db.execute(
+            "UPDATE jobs SET status = 'failed', finished_at = ?, "
+            "error = coalesce(error, '') || 'its worker stopped ' || attempts || ' times; giving up' "
+            "WHERE status = 'running' AND heartbeat_at < ? AND attempts >= ?",
+            [now(), cutoff, max_attempts],
+        )
+        t = now()
+        row = db.execute(
+            "UPDATE jobs SET status = 'running', worker_id = ?, started_at = coalesce(started_at, ?), "
+            "heartbeat_at = ?, attempts = attempts + 1, message = NULL "
+            "WHERE id = (SELECT id FROM jobs WHERE (status = 'queued' AND cancel_requested = 0) "
+            "OR (status = 'running' AND heartbeat_at < ?) ORDER BY id LIMIT 1) RETURNING id",
+            [worker_id, t, t, cutoff],
+        ).fetchone()
+    return get_job(db, row[0]) if row else None
+
+
+def heartbeat(db: sqlite_utils.Database, job_id: int, worker_id: str) -> bool:
+    """Refresh the job's heartbeat; False if this worker no longer owns it."""
+    with write(db):
+        cur = db.execute(
+            "UPDATE jobs SET heartbeat_at = ? WHERE id = ? AND worker_id = ? AND status = 'running'",
+            [now(), job_id, worker_id],
+        )
+    return cur.rowcount == 1
+
+
+def progress(
+    db: sqlite_utils.Database,
+    job_id: int,
+    stage: str,
+    step: int | None = None,
+    total: int | None = None,
+    eta_seconds: float | None = None,
+    message: str | None = None,
+) -> None:
+    with write(db):
+        db.execute(
+            "UPDATE jobs SET stage = ?, step = ?, total = ?, eta_seconds = ?, message = coalesce(?, message), heartbeat_at = ? "
+            "WHERE id = ? AND status = 'running'",
+            [stage, step, total, eta_seconds, message, now(), job_id],
+        )
+
+
+def request_cancel(db: sqlite_utils.Database, job_id: int) -> Job:
+    """Cancel a queued job at once; ask a running one to stop (its worker notices within seconds)."""
+    with write(db):
+        db.execute(
+            "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE id = ? AND status = 'queued'", [now(), job_id]
+        )
+        db.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND status = 'running'", [job_id])
+    return get_job(db, job_id)
+
+
+def cancel_requested(db: sqlite_utils.Database, job_id: int) -> bool:
+    row = db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", [job_id]).fetchone()
+    return bool(row and row[0])
+
+
+def finish(
+    db: sqlite_utils.Database,
+    job_id: int,
+    worker_id: str,
+    status: str,
+    result: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> bool:
+    """Record the outcome; False if the job was meanwhile reclaimed by another worker."""
+    if status not in ("succeeded", "failed", "cancelled"):
+        raise StoreError(f"status {status!r} is not final")
+    with write(db):
+        cur = db.execute(
+            "UPDATE jobs SET status = ?, finished_at = ?, result = ?, error = ? WHERE id = ? AND worker_id = ? AND status = 'running'",
+            [status, now(), json.dumps(result) if result is not None else None, error, job_id, worker_id],
+        )
+    return cur.rowcount == 1
+
+
+def register_worker(db: sqlite_utils.Database, worker_id: str, pid: int, host: str) -> None:
+    t = now()
+    with write(db):
+        db.execute(
+            "INSERT INTO workers (id, pid, host, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+            [worker_id, pid, host, t, t],
+        )
+
+
+def worker_heartbeat(db: sqlite_utils.Database, worker_id: str) -> None:
+    with write(db):
+        db.execute("UPDATE workers SET heartbeat_at = ? WHERE id = ?", [now(), worker_id])
+
+
+def unregister_worker(db: sqlite_utils.Database, worker_id: str) -> None:
+    with write(db):
+        db.execute("DELETE FROM workers WHERE id = ?", [worker_id])
+
+
+def alive_workers(db: sqlite_utils.Database, within_s: float = 15.0) -> list[dict[str, Any]]:
+    """Workers that heartbeated recently."""
+    return list(db.query("SELECT * FROM workers WHERE heartbeat_at >= ? ORDER BY started_at", [_ago(within_s)]))

@@ -1,0 +1,87 @@
+"""Projects and their versioned prompts."""
+
+from __future__ import annotations
+
+import json
+
+import sqlite_utils
+
+from .db import now, write
+from .models import Project, PromptVersion
+
+
+class StoreError(ValueError):
+    """Input the store refuses, with a message meant for the user."""
+
+
+def create_project(
+    db: sqlite_utils.Database, name: str, task: str, labels: list[str], backbone: str, target_gold: int = 30
+) -> Project:
+    """A new project; labels are ordered and unique."""
+    name = (name or "").strip()
+    if not name:
+        raise StoreError("the project needs a name")
+    if task not in ("single", "pair"):
+        raise StoreError(f"task={task!r}: must be 'single' or 'pair'")
+    labels = [str(lab).strip() for lab in labels]
+    if len(labels) < 2 or any(not lab for lab in labels):
+        raise StoreError(f"a project needs at least two non-empty labels, got {labels}")
+    if len(set(labels)) != len(labels):
+        raise StoreError(f"duplicate labels in {labels}")
+    if db.execute("SELECT 1 FROM projects WHERE name = ?", [name]).fetchone():
+        raise StoreError(f"a project named {name!r} already exists")
+    with write(db):
+        cur = db.execute(
+            "INSERT INTO projects (name, task, labels, backbone, target_gold, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [name, task, json.dumps(labels), backbone, target_gold, now()],
+        )
+    return get_project(db, cur.lastrowid)
+
+
+def get_project(db: sqlite_utils.Database, project_id: int) -> Project:
+    rows = list(db.query("SELECT * FROM projects WHERE id = ?", [project_id]))
+    if not rows:
+        raise StoreError(f"no project with id {project_id}")
+    return Project.of(rows[0])
+
+
+def list_projects(db: sqlite_utils.Database) -> list[Project]:
+    return [Project.of(r) for r in db.query("SELECT * FROM projects ORDER BY id")]
+
+
+def delete_project(db: sqlite_utils.Database, project_id: int) -> None:
+    with write(db):
+        db.execute("DELETE FROM projects WHERE id = ?", [project_id])
+
+
+def save_prompt(db: sqlite_utils.Database, project_id: int, template: str, label_words: list[str]) -> PromptVersion:
+    """Store a new prompt version (unchanged prompts are not duplicated)."""
+    latest = latest_prompt(db, project_id)
+    if latest and latest.template == template and latest.label_words == list(label_words):
+        return latest
+    with write(db):
+        version = (latest.version if latest else 0) + 1
+        cur = db.execute(
+            "INSERT INTO prompts (project_id, version, template, label_words, created_at) VALUES (?, ?, ?, ?, ?)",
+            [project_id, version, template, json.dumps(list(label_words)), now()],
+        )
+    return get_prompt(db, cur.lastrowid)
+
+
+def get_prompt(db: sqlite_utils.Database, prompt_id: int) -> PromptVersion:
+    rows = list(db.query("SELECT * FROM prompts WHERE id = ?", [prompt_id]))
+    if not rows:
+        raise StoreError(f"no prompt with id {prompt_id}")
+    return PromptVersion.of(rows[0])
+
+
+def latest_prompt(db: sqlite_utils.Database, project_id: int) -> PromptVersion | None:
+    rows = list(db.query("SELECT * FROM prompts WHERE project_id = ? ORDER BY version DESC LIMIT 1", [project_id]))
+    return PromptVersion.of(rows[0]) if rows else None
+
+
+def prompt_history(db: sqlite_utils.Database, project_id: int) -> list[PromptVersion]:
+    return [
+        PromptVersion.of(r)
+        for r in db.query("SELECT * FROM prompts WHERE project_id = ? ORDER BY version DESC", [project_id])
+    ]

@@ -1,0 +1,250 @@
+"""Runs, their rounds and pseudo-labels, model suggestions (predictions) and exported artifacts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from .db import now, write
+from .labels import gold_labels
+from .models import Artifact, Job, PseudoLabel, Run
+from .projects import StoreError
+
+
+def create_run(
+    db: sqlite_utils.Database,
+    project_id: int,
+    method: str,
+    preset: str,
+    config: dict[str, Any],
+    seed: int,
+    backbone: str,
+    prompt_id: int | None,
+    job_id: int | None = None,
+) -> Run:
+    """A run, with a snapshot of the gold labels it will use."""
+    snapshot = [list(x) for x in gold_labels(db, project_id)]
+    with write(db):
+        cur = db.execute(
+            "INSERT INTO runs (project_id, job_id, method, preset, config, seed, backbone, prompt_id, gold_snapshot, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                project_id,
+                job_id,
+                method,
+                preset,
+                json.dumps(config),
+                seed,
+                backbone,
+                prompt_id,
+                json.dumps(snapshot),
+                now(),
+            ],
+        )
+    return get_run(db, cur.lastrowid)
+
+
+def get_run(db: sqlite_utils.Database, run_id: int) -> Run:
+    rows = list(db.query("SELECT * FROM runs WHERE id = ?", [run_id]))
+    if not rows:
+        raise StoreError(f"no run with id {run_id}")
+    return Run.of(rows[0])
+
+
+def list_runs(db: sqlite_utils.Database, project_id: int, limit: int = 100) -> list[Run]:
+    return [
+        Run.of(r)
+        for r in db.query("SELECT * FROM runs WHERE project_id = ? ORDER BY id DESC LIMIT ?", [project_id, limit])
+    ]
+
+
+def update_run(db: sqlite_utils.Database, run_id: int, **fields: Any) -> None:
+    allowed = {"status", "backbone_hash", "head", "metrics", "checkpoint_dir", "finished_at", "job_id"}
+    bad = set(fields) - allowed
+    if bad:
+        raise StoreError(f"cannot update run fields {sorted(bad)}")
+    if "metrics" in fields and not isinstance(fields["metrics"], str):
+        fields["metrics"] = json.dumps(fields["metrics"])
+    sets = ", ".join(f"{k} = ?" for k in fields)
+    with write(db):
+        db.execute(f"UPDATE runs SET {sets} WHERE id = ?", [*fields.values(), run_id])
+
+
+def save_round(
+    db: sqlite_utils.Database, run_id: int, round_: int, metrics: dict[str, Any], table: list[dict[str, Any]]
+) -> None:
+    """A round's metrics and its pseudo-label table (`example_id`, `probs`, `label`, `confidence`, `weight`,
+    `flipped`), replacing any earlier copy of that round (a resumed run writes it again)."""
+    with write(db):
+        db.execute("DELETE FROM pseudo_labels WHERE run_id = ? AND round = ?", [run_id, round_])
+        db.execute(
+            "INSERT OR REPLACE INTO rounds (run_id, round, metrics) VALUES (?, ?, ?)",
+            [run_id, round_, json.dumps(metrics)],
+        )
+        db.conn.executemany(
+            "INSERT INTO pseudo_labels (run_id, round, example_id, probs, label, confidence, weight, flipped) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    run_id,
+                    round_,
+                    r["example_id"],
+                    json.dumps(r["probs"]),
+                    r["label"],
+                    r["confidence"],
+                    r["weight"],
+                    int(r["flipped"]),
+                )
+                for r in table
+            ],
+        )
+
+
+def rounds(db: sqlite_utils.Database, run_id: int) -> list[dict[str, Any]]:
+    """Per-round metrics, in order (round 0 is the teacher)."""
+    return [
+        json.loads(r["metrics"])
+        for r in db.query("SELECT metrics FROM rounds WHERE run_id = ? ORDER BY round", [run_id])
+    ]
+
+
+_PL_SORTS = {
+    "weight": "p.weight DESC",
+    "weight_asc": "p.weight ASC",
+    "confidence": "p.confidence DESC",
+    "confidence_asc": "p.confidence ASC",
+    "example": "p.example_id",
+}
+
+
+def pseudo_labels(
+    db: sqlite_utils.Database,
+    run_id: int,
+    round_: int,
+    label: int | None = None,
+    flipped: bool | None = None,
+    min_confidence: float | None = None,
+    max_confidence: float | None = None,
+    min_weight: float | None = None,
+    sort: str = "weight",
+    offset: int = 0,
+    limit: int = 50,
+) -> list[PseudoLabel]:
+    """Filtered, sorted, paged pseudo-labels of a run's round, with the example text and its gold label."""
+    sql = (
+        "SELECT p.*, e.text, e.text_a, e.text_b, g.label AS gold FROM pseudo_labels p "
+        "JOIN examples e ON e.id = p.example_id LEFT JOIN gold g ON g.example_id = p.example_id "
+        "WHERE p.run_id = ? AND p.round = ?"
+    )
+    params: list[Any] = [run_id, round_]
+    for cond, value in (
+        ("p.label = ?", label),
+        ("p.flipped = ?", None if flipped is None else int(flipped)),
+        ("p.confidence >= ?", min_confidence),
+        ("p.confidence <= ?", max_confidence),
+        ("p.weight >= ?", min_weight),
+    ):
+        if value is not None:
+            sql += f" AND {cond}"
+            params.append(value)
+    if sort not in _PL_SORTS:
+        raise StoreError(f"sort={sort!r}: must be one of {sorted(_PL_SORTS)}")
+    sql += f" ORDER BY {_PL_SORTS[sort]} NULLS LAST, p.example_id LIMIT ? OFFSET ?"
+    return [PseudoLabel.of(r) for r in db.query(sql, params + [limit, offset])]
+
+
+def count_pseudo_labels(db: sqlite_utils.Database, run_id: int, round_: int) -> int:
+    return db.execute("SELECT count(*) FROM pseudo_labels WHERE run_id = ? AND round = ?", [run_id, round_]).fetchone()[
+        0
+    ]
+
+
+def save_predictions(
+    db: sqlite_utils.Database, project_id: int, run_id: int | None, rows: list[dict[str, Any]]
+) -> None:
+    """Model suggestions for examples (`example_id`, `probs`), replacing older ones."""
+    with write(db):
+        db.conn.executemany(
+            "INSERT OR REPLACE INTO predictions (project_id, example_id, run_id, probs, label, confidence) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    project_id,
+                    r["example_id"],
+                    run_id,
+                    json.dumps(r["probs"]),
+                    int(max(range(len(r["probs"])), key=r["probs"].__getitem__)),
+                    max(r["probs"]),
+                )
+                for r in rows
+            ],
+        )
+
+
+def prediction(db: sqlite_utils.Database, example_id: int) -> dict[str, Any] | None:
+    row = db.execute(
+        "SELECT probs, label, confidence, run_id FROM predictions WHERE example_id = ?", [example_id]
+    ).fetchone()
+    return {"probs": json.loads(row[0]), "label": row[1], "confidence": row[2], "run_id": row[3]} if row else None
+
+
+def add_artifact(
+    db: sqlite_utils.Database, project_id: int, run_id: int | None, kind: str, path: str | Path
+) -> Artifact:
+    """Record an exported file or folder (size and sha256 over its files)."""
+    p = Path(path)
+    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+    h = hashlib.sha256()
+    size = 0
+    for f in files:
+        h.update(str(f.relative_to(p) if p.is_dir() else f.name).encode())
+        data = f.read_bytes()
+        h.update(data)
+        size += len(data)
+    with write(db):
+        cur = db.execute(
+            "INSERT INTO artifacts (project_id, run_id, kind, path, size, sha256, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [project_id, run_id, kind, str(p), size, h.hexdigest(), now()],
+        )
+    return Artifact.of(next(db.query("SELECT * FROM artifacts WHERE id = ?", [cur.lastrowid])))
+
+
+def artifacts(db: sqlite_utils.Database, project_id: int) -> list[Artifact]:
+    return [
+        Artifact.of(r) for r in db.query("SELECT * FROM artifacts WHERE project_id = ? ORDER BY id DESC", [project_id])
+    ]
+
+
+def start_run(
+    db: sqlite_utils.Database,
+    project_id: int,
+    method: str = "list",
+    preset: str = "fast",
+    seed: int = 42,
+    overrides: dict[str, Any] | None = None,
+) -> tuple[Run, Job]:
+    """Validate the config, snapshot the gold labels, create the run and enqueue its job (torch-free)."""
+    from list_core.config import preset as make_preset
+
+    from .jobs import enqueue
+    from .labels import class_counts
+    from .projects import get_project, latest_prompt
+
+    project = get_project(db, project_id)
+    prompt = latest_prompt(db, project_id)
+    if prompt is None:
+        raise StoreError("write a prompt (template and label words) before training")
+    missing = [lab for lab, n in zip(project.labels, class_counts(db, project_id)) if n == 0]
+    if missing:
+        raise StoreError(f"no gold example for {missing}: label at least one example of each class")
+    try:
+        cfg = make_preset(preset, seed=seed, **(overrides or {}))
+    except (TypeError, ValueError) as e:
+        raise StoreError(f"invalid training settings: {e}") from None
+    run = create_run(db, project_id, method, preset, cfg.to_dict(), seed, project.backbone, prompt.id)
+    job = enqueue(db, "list_run", {"run_id": run.id}, project_id=project_id)
+    update_run(db, run.id, job_id=job.id)
+    return get_run(db, run.id), job

@@ -1,0 +1,161 @@
+"""Schema, as sqlite-utils migrations applied on connect (by the UI and by every worker)."""
+
+from __future__ import annotations
+
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("list_studio")
+
+
+def _statements(script: str) -> list[str]:
+    """Split on semicolons (the schema has none inside strings); `executescript` would commit mid-migration."""
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+@migrations()
+def m001_initial(db) -> None:
+    for statement in _statements(INITIAL):
+        db.execute(statement)
+
+
+INITIAL = """
+        CREATE TABLE projects (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            task TEXT NOT NULL CHECK (task IN ('single', 'pair')),
+            labels TEXT NOT NULL,                -- JSON list, ordered
+            backbone TEXT NOT NULL,
+            target_gold INTEGER NOT NULL DEFAULT 30,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE examples (
+            id INTEGER PRIMARY KEY,
+            project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+            text TEXT,
+            text_a TEXT,
+            text_b TEXT,
+            source TEXT NOT NULL,
+            split TEXT NOT NULL DEFAULT 'pool' CHECK (split IN ('pool', 'eval')),
+            eval_label INTEGER,                  -- only for the evaluation split
+            hash TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            UNIQUE (project_id, hash)
+        );
+        CREATE INDEX examples_project_split ON examples(project_id, split, id);
+        CREATE TABLE gold (
+            example_id INTEGER PRIMARY KEY REFERENCES examples(id) ON DELETE CASCADE,
+            project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+            label INTEGER NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX gold_project ON gold(project_id, label);
+        CREATE TABLE label_history (
+            id INTEGER PRIMARY KEY,
+            project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+            example_id INTEGER NOT NULL REFERENCES examples(id) ON DELETE CASCADE,
+            old_label INTEGER,                   -- NULL: was unlabeled
+            new_label INTEGER,                   -- NULL: label removed
+            at TEXT NOT NULL,
+            by TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT 'label', -- label, import, undo, accept_pseudo, correct_pseudo, reject_pseudo
+            undoes INTEGER REFERENCES label_history(id)
+        );
+        CREATE INDEX label_history_project ON label_history(project_id, id);
+        CREATE TABLE prompts (
+            id INTEGER PRIMARY KEY,
+            project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+            version INTEGER NOT NULL,
+            template TEXT NOT NULL,
+            label_words TEXT NOT NULL,           -- JSON list, one per label
+            created_at TEXT NOT NULL,
+            UNIQUE (project_id, version)
+        );
+        CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY,
+            project_id INTEGER REFERENCES projects(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            payload TEXT NOT NULL DEFAULT '{}',
+            status TEXT NOT NULL DEFAULT 'queued'
+                CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+            created_at TEXT NOT NULL,
+            started_at TEXT,
+            finished_at TEXT,
+            heartbeat_at TEXT,
+            worker_id TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            stage TEXT,
+            step INTEGER,
+            total INTEGER,
+            eta_seconds REAL,
+            message TEXT,
+            error TEXT,
+            result TEXT
+        );
+        CREATE INDEX jobs_status ON jobs(status, id);
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+            job_id INTEGER REFERENCES jobs(id) ON DELETE SET NULL,
+            method TEXT NOT NULL,
+            preset TEXT NOT NULL,
+            config TEXT NOT NULL,                -- JSON TrainConfig
+            seed INTEGER NOT NULL,
+            status TEXT NOT NULL DEFAULT 'queued',
+            backbone TEXT NOT NULL,
+            backbone_hash TEXT,
+            head TEXT,
+            prompt_id INTEGER REFERENCES prompts(id),
+            gold_snapshot TEXT NOT NULL,         -- JSON [[example_id, label], ...]
+            metrics TEXT,                        -- JSON, final
+            checkpoint_dir TEXT,
+            created_at TEXT NOT NULL,
+            finished_at TEXT
+        );
+        CREATE INDEX runs_project ON runs(project_id, id);
+        CREATE TABLE rounds (
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            round INTEGER NOT NULL,
+            metrics TEXT NOT NULL,
+            PRIMARY KEY (run_id, round)
+        );
+        CREATE TABLE pseudo_labels (
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            round INTEGER NOT NULL,
+            example_id INTEGER NOT NULL REFERENCES examples(id) ON DELETE CASCADE,
+            probs TEXT NOT NULL,                 -- JSON list
+            label INTEGER NOT NULL,
+            confidence REAL NOT NULL,
+            weight REAL,                         -- NULL: never drawn in a meta step
+            flipped INTEGER NOT NULL,
+            PRIMARY KEY (run_id, round, example_id)
+        );
+        CREATE INDEX pseudo_labels_weight ON pseudo_labels(run_id, round, weight);
+        CREATE TABLE predictions (
+            project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+            example_id INTEGER NOT NULL REFERENCES examples(id) ON DELETE CASCADE,
+            run_id INTEGER REFERENCES runs(id) ON DELETE CASCADE,
+            probs TEXT NOT NULL,
+            label INTEGER NOT NULL,
+            confidence REAL NOT NULL,
+            PRIMARY KEY (project_id, example_id)
+        );
+        CREATE INDEX predictions_uncertain ON predictions(project_id, confidence);
+        CREATE TABLE artifacts (
+            id INTEGER PRIMARY KEY,
+            project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+            run_id INTEGER REFERENCES runs(id) ON DELETE SET NULL,
+            kind TEXT NOT NULL,
+            path TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE workers (
+            id TEXT PRIMARY KEY,
+            pid INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            heartbeat_at TEXT NOT NULL
+        );
+"""

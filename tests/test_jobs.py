@@ -1,0 +1,122 @@
+import multiprocessing as mp
+import time
+
+import pytest
+
+import storage as st
+from storage import jobs as jobq
+
+
+@pytest.fixture()
+def dbfile(tmp_path):
+    st.connect(tmp_path / "q.db")
+    return tmp_path / "q.db"
+
+
+def _claimer(path, name, barrier, out):
+    db = st.connect(path)
+    barrier.wait()
+    job = jobq.claim(db, name)
+    out.put((name, job.id if job else None))
+
+
+def test_two_workers_racing_for_one_job_exactly_one_wins(dbfile):
+    db = st.connect(dbfile)
+    for _ in range(5):  # repeat the race
+        job = jobq.enqueue(db, "predict", {"run_id": 1})
+        ctx = mp.get_context("fork")
+        barrier, out = ctx.Barrier(2), ctx.Queue()
+        procs = [ctx.Process(target=_claimer, args=(str(dbfile), f"w{i}", barrier, out)) for i in range(2)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(30)
+        got = [out.get(timeout=5) for _ in procs]
+        winners = [name for name, jid in got if jid == job.id]
+        assert len(winners) == 1
+        assert jobq.get_job(db, job.id).worker_id == winners[0]
+        assert [jid for _, jid in got].count(None) == 1
+
+
+def test_stale_job_is_reclaimed_and_counts_attempts(dbfile):
+    db = st.connect(dbfile)
+    job = jobq.enqueue(db, "predict", {})
+    assert jobq.claim(db, "a").id == job.id
+    assert jobq.claim(db, "b", stale_after_s=60) is None  # a is alive
+    time.sleep(0.05)
+    again = jobq.claim(db, "b", stale_after_s=0.01)
+    assert again.id == job.id and again.worker_id == "b" and again.attempts == 2
+    assert not jobq.heartbeat(db, job.id, "a")  # a lost it
+    assert not jobq.finish(db, job.id, "a", "succeeded")
+    assert jobq.finish(db, job.id, "b", "succeeded", result={"ok": 1})
+    assert jobq.get_job(db, job.id).result == {"ok": 1}
+
+
+def test_job_given_up_after_max_attempts(dbfile):
+    db = st.connect(dbfile)
+    job = jobq.enqueue(db, "predict", {})
+    for w in "abc":
+        time.sleep(0.02)
+        assert jobq.claim(db, w, stale_after_s=0.01, max_attempts=3).id == job.id
+    time.sleep(0.02)
+    assert jobq.claim(db, "d", stale_after_s=0.01, max_attempts=3) is None
+    j = jobq.get_job(db, job.id)
+    assert j.status == "failed" and "stopped 3 times" in j.error
+
+
+def test_cancel_queued_and_running(dbfile):
+    db = st.connect(dbfile)
+    a = jobq.enqueue(db, "predict", {})
+    b = jobq.enqueue(db, "predict", {})
+    assert jobq.request_cancel(db, a.id).status == "cancelled"
+    assert jobq.claim(db, "w").id == b.id  # the cancelled one is skipped
+    assert jobq.request_cancel(db, b.id).status == "running"
+    assert jobq.cancel_requested(db, b.id)
+
+
+def test_progress_and_unknown_kind(dbfile):
+    db = st.connect(dbfile)
+    job = jobq.enqueue(db, "list_run", {"run_id": 3}, None)
+    jobq.claim(db, "w")
+    jobq.progress(db, job.id, "teacher", 5, 10, 12.5, "hello")
+    j = jobq.get_job(db, job.id)
+    assert (j.stage, j.step, j.total, j.eta_seconds, j.message) == ("teacher", 5, 10, 12.5, "hello")
+    with pytest.raises(st.StoreError, match="job kind 'train'"):
+        jobq.enqueue(db, "train", {})
+
+
+def _writer(path, kind, n, errors):
+    from storage.runs import create_run, save_round
+
+    db = st.connect(path)
+    p = st.list_projects(db)[0]
+    ex = [e.id for e in st.page_examples(db, p.id, limit=1000)]
+    try:
+        if kind == "ui":
+            for i in range(n):
+                st.set_label(db, ex[i % len(ex)], i % 2)
+        else:
+            run = create_run(db, p.id, "list", "fast", {}, 1, "x", None)
+            for i in range(n):
+                save_round(db, run.id, i, {"round": i}, [
+                    {"example_id": e, "probs": [0.5, 0.5], "label": 0, "confidence": 0.5, "weight": 0.1, "flipped": False}
+                    for e in ex
+                ])  # fmt: skip
+    except Exception as e:  # any "database is locked" ends up here
+        errors.put(repr(e))
+
+
+def test_ui_and_worker_writing_together_never_lock(dbfile):
+    db = st.connect(dbfile)
+    p = st.create_project(db, "c", "single", ["a", "b"], "x")
+    st.add_examples(db, p.id, [{"text": f"t{i}"} for i in range(300)])
+    ctx = mp.get_context("fork")
+    errors = ctx.Queue()
+    procs = [ctx.Process(target=_writer, args=(str(dbfile), k, 200, errors)) for k in ("ui", "worker")]
+    for pr in procs:
+        pr.start()
+    for pr in procs:
+        pr.join(120)
+    assert errors.empty(), errors.get()
+    assert db.execute("SELECT count(*) FROM label_history").fetchone()[0] >= 199
+    assert db.execute("SELECT count(*) FROM rounds").fetchone()[0] == 200

@@ -1,0 +1,195 @@
+import json
+
+import pytest
+
+import storage as st
+from storage.examples import content_hash
+from storage.importers import ImportFileError
+
+
+@pytest.fixture()
+def db(tmp_path):
+    return st.connect(tmp_path / "s.db")
+
+
+@pytest.fixture()
+def project(db):
+    return st.create_project(db, "reviews", "single", ["negative", "positive"], "default")
+
+
+def test_connect_sets_wal_fk_and_migrates_once(tmp_path):
+    db = st.connect(tmp_path / "a.db")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert db.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+    st.connect(tmp_path / "a.db")  # second connection: nothing to apply, no error
+    assert db.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0] == 1
+
+
+def test_project_validation(db, project):
+    assert st.get_project(db, project.id).labels == ["negative", "positive"]
+    with pytest.raises(st.StoreError, match="already exists"):
+        st.create_project(db, "reviews", "single", ["a", "b"], "x")
+    with pytest.raises(st.StoreError, match="duplicate labels"):
+        st.create_project(db, "p2", "single", ["a", "a"], "x")
+    with pytest.raises(st.StoreError, match="task='triple'"):
+        st.create_project(db, "p3", "triple", ["a", "b"], "x")
+
+
+def test_prompt_versions(db, project):
+    a = st.save_prompt(db, project.id, "{text} It was {mask} .", ["terrible", "great"])
+    assert st.save_prompt(db, project.id, "{text} It was {mask} .", ["terrible", "great"]).id == a.id
+    b = st.save_prompt(db, project.id, "{text} All in all {mask} .", ["bad", "good"])
+    assert b.version == 2 and st.latest_prompt(db, project.id).id == b.id
+    assert [p.version for p in st.prompt_history(db, project.id)] == [2, 1]
+
+
+def test_labels_history_and_undo(db, project):
+    st.add_examples(db, project.id, [{"text": "good film"}, {"text": "bad film"}])
+    e1, e2 = (e.id for e in st.page_examples(db, project.id))
+    st.set_label(db, e1, 1)
+    st.set_label(db, e2, 0)
+    st.set_label(db, e1, 0)  # correction
+    assert st.class_counts(db, project.id) == [2, 0]
+    hist = st.history(db, project.id)
+    assert [(h.example_id, h.old_label, h.new_label) for h in hist] == [(e1, 1, 0), (e2, None, 0), (e1, None, 1)]
+    st.undo_last(db, project.id)  # e1 back to 1
+    assert st.get_example(db, e1).gold == 1
+    st.undo_last(db, project.id)  # e2 unlabeled again
+    assert st.get_example(db, e2).gold is None
+    st.undo_last(db, project.id)  # e1 unlabeled again
+    assert st.gold_labels(db, project.id) == []
+    assert st.undo_last(db, project.id) is None
+    with pytest.raises(st.StoreError, match="not a class index"):
+        st.set_label(db, e1, 5)
+
+
+def test_import_csv_tsv_jsonl_parquet_and_dedupe(db, project, tmp_path):
+    csv_data = b'review,label\ngood film,positive\nbad film,negative\n"good  film",positive\nnew one,\n'
+    rep = st.import_file(db, project.id, csv_data, {"text": "review"}, name="a.csv", label_column="label")
+    assert (rep.added, rep.duplicates, rep.labeled) == (3, 1, 2)
+    tsv = b"t\nthird film\ngood film\n"
+    assert st.import_file(db, project.id, tsv, {"text": "t"}, name="b.tsv").added == 1
+    jl = b'{"body": "fourth"}\n\n{"body": "fifth", "x": 1}\n'
+    assert st.import_file(db, project.id, jl, {"text": "body"}, name="c.jsonl").added == 2
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"txt": ["sixth", "fourth"]}), tmp_path / "d.parquet")
+    assert st.import_file(db, project.id, tmp_path / "d.parquet", {"text": "txt"}).added == 1
+    assert st.count_examples(db, project.id) == 7
+    assert st.count_examples(db, project.id, labeled=True) == 2
+    assert [h.reason for h in st.history(db, project.id)] == ["import", "import"]
+
+
+def test_import_datasets_folder(db, project, tmp_path):
+    from datasets import Dataset, DatasetDict
+
+    DatasetDict({"train": Dataset.from_dict({"sentence": ["a", "b"], "label": [0, 1]})}).save_to_disk(
+        str(tmp_path / "ds")
+    )
+    rep = st.import_file(db, project.id, tmp_path / "ds", {"text": "sentence"}, label_column="label")
+    assert (rep.added, rep.labeled) == (2, 2)
+
+
+def test_pair_project_import(db):
+    p = st.create_project(db, "nli", "pair", ["yes", "no"], "x")
+    with pytest.raises(ImportFileError, match=r"choose a column for \['text_a', 'text_b'\]"):
+        st.import_file(db, p.id, b"a,b\nx,y\n", {"text": "a"}, name="p.csv")
+    assert st.import_file(db, p.id, b"a,b\nx,y\n", {"text_a": "a", "text_b": "b"}, name="p.csv").added == 1
+    assert st.page_examples(db, p.id)[0].row() == {"text_a": "x", "text_b": "y"}
+
+
+@pytest.mark.parametrize(
+    "data, name, mapping, kw, match",
+    [
+        (b"text\nok\n\xff\xfe bad\n", "x.csv", {"text": "text"}, {}, r"line 3 is not valid UTF-8"),
+        (
+            b"text,label\nok,positive\ntoo,many,fields\n",
+            "x.csv",
+            {"text": "text"},
+            {},
+            r"line 3 has 3 fields, expected 2",
+        ),
+        (b"body\nok\n", "x.csv", {"text": "text"}, {}, r"column 'text' not found; the file's columns are \['body'\]"),
+        (
+            b'text\nok\n   \nfine\n""\n\n',
+            "x.csv",
+            {"text": "text"},
+            {},
+            r"empty text on line 3 \(text\), line 5 \(text\);",
+        ),
+        (
+            b"text,label\nok,positive\nhm,maybe\n",
+            "x.csv",
+            {"text": "text"},
+            {"label_column": "label"},
+            r"line 3: 'label' is 'maybe'",
+        ),
+        (b'{"text": "a"}\n{"text": \n', "x.jsonl", {"text": "text"}, {}, r"line 2 is not valid JSON"),
+        (b'{"text": "a"}\n[1]\n', "x.jsonl", {"text": "text"}, {}, r"line 2 is not a JSON object"),
+        (
+            b'{"text": "a"}\n{"text": ""}\n{"text": null}\n',
+            "x.jsonl",
+            {"text": "text"},
+            {},
+            r"empty text on line 2 \(text\), line 3",
+        ),
+        (b"", "x.csv", {"text": "text"}, {}, r"x.csv is empty"),
+        (b"PAR1garbage", "x.parquet", {"text": "text"}, {}, r"not a readable parquet file"),
+        (b"text\nok\n", "x.docx", {"text": "text"}, {}, r"cannot tell the format"),
+    ],
+)
+def test_bad_files_name_the_problem_and_add_nothing(db, project, data, name, mapping, kw, match):
+    with pytest.raises(ImportFileError, match=match):
+        st.import_file(db, project.id, data, mapping, name=name, **kw)
+    assert st.count_examples(db, project.id) == 0
+
+
+def test_too_big_file(db, project, monkeypatch):
+    monkeypatch.setenv("LIST_MAX_IMPORT_MB", "1")
+    big = b"text\n" + b"x" * (2 * 2**20) + b"\n"
+    with pytest.raises(ImportFileError, match=r"2.0 MB, over the 1 MB import limit"):
+        st.import_file(db, project.id, big, {"text": "text"}, name="big.csv")
+    assert st.count_examples(db, project.id) == 0
+
+
+def test_paging_and_search(db, project):
+    st.add_examples(db, project.id, [{"text": f"row {i} {'cat' if i % 3 == 0 else 'dog'}"} for i in range(120)])
+    page = st.page_examples(db, project.id, offset=100, limit=50)
+    assert len(page) == 20
+    assert st.count_examples(db, project.id, search="cat") == 40
+    assert all("cat" in e.text for e in st.page_examples(db, project.id, search="cat", limit=100))
+
+
+def test_content_hash_normalises_whitespace():
+    assert content_hash({"text": "a  b "}) == content_hash({"text": "a b"})
+    assert content_hash({"text_a": "x", "text_b": "y"}) != content_hash({"text_a": "y", "text_b": "x"})
+
+
+def test_export_gold_and_pseudo(db, project, tmp_path):
+    from storage.runs import create_run, save_round
+
+    st.add_examples(db, project.id, [{"text": "good"}, {"text": "bad"}, {"text": "meh"}])
+    e = [x.id for x in st.page_examples(db, project.id)]
+    st.set_label(db, e[0], 1)
+    run = create_run(db, project.id, "list", "fast", {}, 1, "default", None)
+    assert run.gold_snapshot == [[e[0], 1]]
+    save_round(db, run.id, 1, {"round": 1}, [
+        {"example_id": e[1], "probs": [0.9, 0.1], "label": 0, "confidence": 0.9, "weight": 0.2, "flipped": False},
+        {"example_id": e[0], "probs": [0.2, 0.8], "label": 1, "confidence": 0.8, "weight": None, "flipped": False},
+    ])  # fmt: skip
+    rows = st.labeled_rows(db, project.id, run.id)
+    assert [(r["text"], r["label"], r["source"]) for r in rows] == [
+        ("good", "positive", "gold"),
+        ("bad", "negative", "pseudo"),
+    ]
+    st.export_data(db, project.id, tmp_path / "o.csv", "csv", run.id)
+    st.export_data(db, project.id, tmp_path / "o.jsonl", "jsonl", run.id)
+    st.export_data(db, project.id, tmp_path / "ds", "datasets", run.id)
+    assert (tmp_path / "o.csv").read_text().splitlines()[0].startswith("id,text,label,source")
+    assert json.loads((tmp_path / "o.jsonl").read_text().splitlines()[1])["source"] == "pseudo"
+    from datasets import load_from_disk
+
+    ds = load_from_disk(str(tmp_path / "ds"))
+    assert ds.features["label"].names == ["negative", "positive"] and len(ds) == 2

@@ -1,0 +1,175 @@
+"""The worker end to end: enqueue, run, results in the database; cancel; SIGKILL and resume."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import storage as st
+from list_core.export import load_classifier
+from storage import jobs as jobq
+from storage import runs as runq
+from worker.runner import Worker
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(
+    adapter={"bottleneck": 4},
+    teacher_epochs=2,
+    rounds=2,
+    student_steps=6,
+    student_batch_size=4,
+    tau=0.0,
+    finetune_epochs=1,
+    max_length=32,
+    unlabeled_limit=None,
+)
+POOL = [f"{w} {x}" for w in ("great", "bad", "good", "awful") for x in ("movie", "film", "acting", "story", "pacing")]
+
+
+@pytest.fixture()
+def project(tmp_path, tiny_dirs):
+    db = st.connect(tmp_path / "w.db")
+    p = st.create_project(db, "tiny", "single", ["negative", "positive"], str(tiny_dirs["bert"]))
+    st.add_examples(db, p.id, [{"text": t} for t in POOL])
+    for e in st.page_examples(db, p.id, limit=100):
+        if e.text in ("great movie", "good film", "great acting", "good story"):
+            st.set_label(db, e.id, 1)
+        elif e.text in ("bad movie", "awful film", "bad acting", "awful story"):
+            st.set_label(db, e.id, 0)
+    st.import_file(db, p.id, b"text,label\ngreat one,positive\nbad one,negative\n", {"text": "text"},
+                   name="eval.csv", label_column="label", split="eval")  # fmt: skip
+    st.save_prompt(db, p.id, "{text} It was {mask} .", ["bad", "great"])
+    return db, p, tmp_path / "w.db"
+
+
+def test_list_run_end_to_end(project):
+    db, p, path = project
+    run, job = runq.start_run(db, p.id, "list", "fast", seed=3, overrides=TINY)
+    done = Worker(path, poll_s=0.1).run_once()
+    assert done.id == job.id and done.status == "succeeded", done.error
+    run = runq.get_run(db, run.id)
+    assert run.status == "succeeded" and run.head == "prompt" and run.backbone_hash
+    assert len(run.gold_snapshot) == 8
+    assert [m.get("round") for m in runq.rounds(db, run.id)] == [0, 1, 2]
+    assert "eval_accuracy" in run.metrics and "pseudo_label_counts" in run.metrics
+    pls = runq.pseudo_labels(db, run.id, 2, limit=100)
+    assert len(pls) == len(POOL) - 8 and all(abs(sum(pl.probs) - 1) < 1e-3 for pl in pls)
+    assert any(pl.weight is not None for pl in pls)
+    assert runq.prediction(db, pls[0].example_id) is not None
+    # predict typed texts, export the adapter, and load it back outside the app
+    pj = jobq.enqueue(db, "predict", {"run_id": run.id, "rows": [{"text": "great"}]}, p.id)
+    w = Worker(path)
+    assert w.run_once().status == "succeeded"
+    assert len(jobq.get_job(db, pj.id).result["probs"][0]) == 2
+    jobq.enqueue(db, "export", {"run_id": run.id}, p.id)
+    ex = w.run_once()
+    assert ex.status == "succeeded", ex.error
+    art = runq.artifacts(db, p.id)[0]
+    assert art.size > 0 and len(art.sha256) == 64
+    clf = load_classifier(art.path)
+    assert clf.predict_proba(["great"]).shape == (1, 2)
+
+
+def test_prompt_eval_job(project):
+    db, p, path = project
+    job = jobq.enqueue(db, "prompt_eval", {"candidates": [
+        {"template": "{text} It was {mask} .", "label_words": ["bad", "great"]},
+        {"template": "{text} It was {mask} .", "label_words": ["bad", "unfathomableness"]},
+    ], "suggest": True}, p.id)  # fmt: skip
+    done = Worker(path).run_once()
+    assert done.status == "succeeded", done.error
+    board = done.result["leaderboard"]
+    assert "accuracy" in board[0] and "loss" in board[0]
+    assert "is 5 tokens" in board[1]["error"] or "tokens" in board[1]["error"]
+    assert set(done.result["suggestions"]) == {"negative", "positive"}
+    assert job.id == done.id
+
+
+def test_failed_job_keeps_the_traceback(project):
+    db, p, path = project
+    st.save_prompt(db, p.id, "{text} It was {mask} .", ["bad", "unfathomableness"])
+    run, _ = runq.start_run(db, p.id, "list", "fast", overrides=TINY)
+    done = Worker(path).run_once()
+    assert done.status == "failed" and "unfathomableness" in done.error and "Traceback" in done.error
+    assert runq.get_run(db, run.id).status == "failed"
+
+
+def test_start_run_checks_before_enqueueing(project):
+    db, p, _ = project
+    with pytest.raises(st.StoreError, match="invalid training settings: tau=2"):
+        runq.start_run(db, p.id, overrides={"tau": 2})
+    p2 = st.create_project(db, "empty", "single", ["a", "b"], "x")
+    with pytest.raises(st.StoreError, match="write a prompt"):
+        runq.start_run(db, p2.id)
+    st.save_prompt(db, p2.id, "{text} {mask}", ["a", "b"])
+    with pytest.raises(st.StoreError, match=r"no gold example for \['a', 'b'\]"):
+        runq.start_run(db, p2.id)
+
+
+def _spawn_worker(path: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("LIST_DB", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "worker", "--db", str(path), "--poll", "0.2", *extra],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def _wait(pred, timeout: float, what: str):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = pred()
+        if got:
+            return got
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+SLOW = {**TINY, "rounds": 3, "student_steps": 120}
+
+
+def test_cancel_reaches_a_running_job(project):
+    db, p, path = project
+    run, job = runq.start_run(db, p.id, overrides={**SLOW, "rounds": 50})
+    proc = _spawn_worker(path)
+    try:
+        _wait(lambda: jobq.get_job(db, job.id).stage, 120, "the job to start")
+        t = time.monotonic()
+        jobq.request_cancel(db, job.id)
+        j = _wait(lambda: (j := jobq.get_job(db, job.id)).done and j, 30, "cancellation")
+        assert j.status == "cancelled" and time.monotonic() - t < 10
+        assert runq.get_run(db, run.id).status == "cancelled"
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_sigkilled_worker_job_resumes_from_checkpoint(project):
+    db, p, path = project
+    run, job = runq.start_run(db, p.id, overrides=SLOW)
+    first = _spawn_worker(path, "--stale", "2")
+    try:
+        _wait(lambda: len(runq.rounds(db, run.id)) >= 2, 180, "round 1 to be saved")
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert jobq.get_job(db, job.id).status == "running"  # orphaned
+    second = _spawn_worker(path, "--stale", "2")
+    try:
+        j = _wait(lambda: (j := jobq.get_job(db, job.id)).done and j, 240, "the job to finish")
+    finally:
+        second.terminate()
+        second.wait(30)
+    assert j.status == "succeeded", j.error
+    assert j.attempts == 2 and j.result["resumed_from"] >= 1  # not started over
+    assert [m["round"] for m in runq.rounds(db, run.id)] == [0, 1, 2, 3]
+    assert runq.count_pseudo_labels(db, run.id, 1) == len(POOL) - 8  # round 1 from the first worker is kept
+    assert runq.get_run(db, run.id).status == "succeeded"
+    ckpt = Path(runq.get_run(db, run.id).checkpoint_dir)
+    assert (ckpt / "round-003" / "trainable.safetensors").exists()

@@ -1,0 +1,35 @@
+"""`python -m worker --db data/list_studio.db`: run jobs until stopped (Ctrl-C or SIGTERM)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+
+from .runner import Worker
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m worker", description=__doc__)
+    ap.add_argument("--db", default=None, help="database file (default: $LIST_DB or data/list_studio.db)")
+    ap.add_argument("--runs-dir", default=None, help="checkpoints and exports (default: next to the database)")
+    ap.add_argument("--poll", type=float, default=1.0, help="seconds between queue polls when idle")
+    ap.add_argument("--stale", type=float, default=60.0, help="reclaim running jobs whose heartbeat is older than this")
+    ap.add_argument("--once", action="store_true", help="run at most one job, then exit")
+    ap.add_argument("--exit-when-idle", action="store_true", help="exit when the queue is empty")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    w = Worker(args.db, runs_dir=args.runs_dir, poll_s=args.poll, stale_after_s=args.stale)
+    if args.once:
+        w.run_once()
+    else:
+        w.run_forever(stop, exit_when_idle=args.exit_when_idle)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

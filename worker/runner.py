@@ -1,0 +1,100 @@
+"""The worker loop: claim a job, heartbeat while it runs, relay cancel requests, record the outcome."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from pathlib import Path
+
+from storage import connect, db_path
+from storage import jobs as jobq
+from storage.models import Job
+
+log = logging.getLogger("worker")
+
+
+class Worker:
+    """One job at a time. Many workers may share one database."""
+
+    def __init__(
+        self,
+        db: str | os.PathLike | None = None,
+        runs_dir: str | os.PathLike | None = None,
+        poll_s: float = 1.0,
+        heartbeat_s: float = 2.0,
+        stale_after_s: float = jobq.STALE_AFTER_S,
+        worker_id: str | None = None,
+    ) -> None:
+        self.db_file = db_path(db)
+        self.db = connect(self.db_file)
+        self.runs_dir = Path(runs_dir) if runs_dir else self.db_file.parent / "runs"
+        self.poll_s = poll_s
+        self.heartbeat_s = heartbeat_s
+        self.stale_after_s = stale_after_s
+        self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.backbones: dict[str, object] = {}  # loaded once, shared by every job of this worker
+        jobq.register_worker(self.db, self.id, os.getpid(), socket.gethostname())
+
+    def run_forever(self, stop: threading.Event, exit_when_idle: bool = False) -> None:
+        log.info("worker %s on %s", self.id, self.db_file)
+        try:
+            while not stop.is_set():
+                jobq.worker_heartbeat(self.db, self.id)
+                job = self.run_once()
+                if job is None:
+                    if exit_when_idle:
+                        return
+                    stop.wait(self.poll_s)
+        finally:
+            jobq.unregister_worker(self.db, self.id)
+
+    def run_once(self) -> Job | None:
+        """Claim and run one job; None when the queue is empty."""
+        job = jobq.claim(self.db, self.id, stale_after_s=self.stale_after_s)
+        if job is None:
+            return None
+        log.info("job %s (%s) attempt %s", job.id, job.kind, job.attempts)
+        cancel = threading.Event()
+        done = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(job.id, cancel, done), daemon=True)
+        beat.start()
+        from list_core.events import Cancelled  # torch is imported only once a job runs
+
+        from .handlers import HANDLERS
+
+        try:
+            result = HANDLERS[job.kind](self, job, cancel)
+            jobq.finish(self.db, job.id, self.id, "succeeded", result=result)
+        except Cancelled:
+            jobq.finish(self.db, job.id, self.id, "cancelled", error="cancelled by the user")
+        except Exception as e:
+            log.exception("job %s failed", job.id)
+            jobq.finish(
+                self.db, job.id, self.id, "failed", error=f"{type(e).__name__}: {e}\n\n{traceback.format_exc()}"
+            )
+        finally:
+            done.set()
+            beat.join(timeout=5)
+        return jobq.get_job(self.db, job.id)
+
+    def _heartbeat(self, job_id: int, cancel: threading.Event, done: threading.Event) -> None:
+        """Own connection: keeps the job alive and turns a cancel request into an event within a second."""
+        db = connect(self.db_file)
+        last = 0.0
+        while not done.wait(0.5):
+            try:
+                if jobq.cancel_requested(db, job_id):
+                    cancel.set()
+                if time.monotonic() - last >= self.heartbeat_s:
+                    if not jobq.heartbeat(db, job_id, self.id):
+                        cancel.set()  # another worker took the job over: stop
+                    jobq.worker_heartbeat(db, self.id)
+                    last = time.monotonic()
+            except Exception:  # a locked or busy moment must not kill the heartbeat
+                log.warning("heartbeat failed", exc_info=True)
+        db.close()
