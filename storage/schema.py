@@ -159,3 +159,27 @@ INITIAL = """
             heartbeat_at TEXT NOT NULL
         );
 """
+
+
+@migrations()
+def m002_label_queue_and_exclusions(db) -> None:
+    for statement in _statements(QUEUE):
+        db.execute(statement)
+
+
+QUEUE = """
+CREATE TABLE label_queue (
+    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    example_id INTEGER NOT NULL REFERENCES examples(id) ON DELETE CASCADE,
+    rank INTEGER NOT NULL,
+    strategy TEXT NOT NULL,
+    PRIMARY KEY (project_id, example_id)
+);
+CREATE INDEX label_queue_rank ON label_queue(project_id, rank);
+CREATE TABLE excluded (
+    example_id INTEGER PRIMARY KEY REFERENCES examples(id) ON DELETE CASCADE,
+    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    at TEXT NOT NULL,
+    by TEXT NOT NULL
+);
+"""

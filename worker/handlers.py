@@ -22,6 +22,7 @@ from storage import runs as runq
 from storage.db import now
 from storage.models import Job, Run
 from storage.projects import get_project, get_prompt
+from storage.queue import excluded_ids, set_label_queue
 
 from .runner import Worker
 
@@ -31,7 +32,7 @@ ADAPTER_METHODS = ("list", "prompt", "classic")
 def backbone(w: Worker, name: str) -> Backbone:
     """Load a backbone once per worker."""
     if name not in w.backbones:
-        w.backbones[name] = load_backbone(None if name in ("", "default") else name)
+        w.backbones[name] = load_backbone(name)
     return w.backbones[name]  # type: ignore[return-value]
 
 
@@ -69,8 +70,9 @@ def _task(w: Worker, run: Run) -> tuple[TaskData, list[int]]:
     gold = dict((int(a), int(b)) for a, b in run.gold_snapshot)
     pool = all_examples(w.db, project.id, "pool")
     evals = all_examples(w.db, project.id, "eval")
+    rejected = excluded_ids(w.db, project.id)
     g = [e for e in pool if e.id in gold]
-    u = [e for e in pool if e.id not in gold]
+    u = [e for e in pool if e.id not in gold and e.id not in rejected]
     task = TaskData(
         labels=project.labels,
         gold_rows=[e.row() for e in g],
@@ -253,4 +255,40 @@ def export(w: Worker, job: Job, cancel: threading.Event) -> dict[str, Any]:
     return {"artifact_id": art.id, "path": art.path, "size": art.size, "sha256": art.sha256}
 
 
-HANDLERS = {"list_run": list_run, "prompt_eval": prompt_eval, "predict": predict, "export": export}
+def diversity(w: Worker, job: Job, cancel: threading.Event) -> dict[str, Any]:
+    """A labeling order that covers the data: k-means on frozen backbone embeddings of the unlabeled pool,
+    the example nearest each centre first (largest clusters first), then the rest round-robin by cluster."""
+    import numpy as np
+    from sklearn.cluster import KMeans
+
+    from list_core.baselines import embed
+
+    project = get_project(w.db, job.project_id)
+    bb = backbone(w, project.backbone)
+    examples = all_examples(w.db, project.id, "pool")
+    if not examples:
+        return {"ordered": 0}
+    jobq.progress(w.db, job.id, "embedding", 0, len(examples))
+    slot_template = "{text_a} {mask} {text_b}" if project.task == "pair" else "{text} {mask}"
+    x = embed(bb, Prompt(slot_template, ("a", "b")), [e.row() for e in examples])
+    k = max(1, min(int(job.payload.get("k", project.target_gold)), len(examples)))
+    km = KMeans(n_clusters=k, n_init=3, random_state=0).fit(x)
+    dist = np.linalg.norm(x - km.cluster_centers_[km.labels_], axis=1)
+    clusters = sorted(range(k), key=lambda c: -(km.labels_ == c).sum())
+    members = {c: sorted(np.flatnonzero(km.labels_ == c), key=lambda i: dist[i]) for c in clusters}
+    order: list[int] = []
+    while any(members.values()):
+        for c in clusters:
+            if members[c]:
+                order.append(examples[members[c].pop(0)].id)
+    set_label_queue(w.db, project.id, order, "diverse")
+    return {"ordered": len(order), "clusters": k}
+
+
+HANDLERS = {
+    "list_run": list_run,
+    "prompt_eval": prompt_eval,
+    "predict": predict,
+    "export": export,
+    "diversity": diversity,
+}

@@ -1,0 +1,34 @@
+"""LiST Studio: `streamlit run app.py`. Navigation, the project switcher, and a worker started if none runs."""
+
+import streamlit as st
+
+import storage
+from ui.common import current_project, db, ensure_worker
+
+st.set_page_config(page_title="LiST Studio", page_icon="🏷️", layout="wide")
+
+pages = [
+    st.Page("pages/projects.py", title="Projects", icon="📁", default=True),
+    st.Page("pages/prompt.py", title="Prompt workbench", icon="🧪"),
+    st.Page("pages/label.py", title="Label", icon="🏷️"),
+    st.Page("pages/train.py", title="Train", icon="🚀"),
+    st.Page("pages/rounds.py", title="Rounds", icon="📈"),
+    st.Page("pages/inspect.py", title="Inspect", icon="🔍"),
+    st.Page("pages/export.py", title="Export & predict", icon="📦"),
+]
+nav = st.navigation(pages)
+
+with st.sidebar:
+    projects = storage.list_projects(db())
+    if projects:
+        ids = [p.id for p in projects]
+        if st.session_state.get("project_id") not in ids:
+            st.session_state["project_id"] = ids[-1]
+        st.selectbox("Project", ids, format_func={p.id: p.name for p in projects}.get, key="project_id")
+        p = current_project()
+        if p is not None:
+            counts = storage.class_counts(db(), p.id)
+            st.caption(f"{sum(counts)} / {p.target_gold} gold labels · {p.backbone}")
+    st.caption(ensure_worker())
+
+nav.run()

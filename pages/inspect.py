@@ -1,0 +1,59 @@
+"""Inspect: the pseudo-labels of a run's round; accept as gold, correct, or reject them."""
+
+import streamlit as st
+
+from storage import labels as labq
+from storage import runs as runq
+from storage.queue import exclude, excluded_ids
+from ui.common import db, require_project
+
+conn = db()
+project = require_project()
+st.title("Inspect pseudo-labels")
+
+runs = [r for r in runq.list_runs(conn, project.id) if r.method == "list"]
+if not runs:
+    st.info("No LiST run yet: pseudo-labels come from LiST runs.")
+    st.stop()
+c1, c2 = st.columns(2)
+run_id = c1.selectbox("Run", [r.id for r in runs], key="in_run")
+rounds = [m["round"] for m in runq.rounds(conn, run_id) if m.get("round", 0) >= 1]
+if not rounds:
+    st.info("This run has no pseudo-labels yet.")
+    st.stop()
+rnd = c2.selectbox("Round", rounds, index=len(rounds) - 1, key="in_round")
+
+f1, f2, f3, f4 = st.columns(4)
+cls = f1.selectbox("Class", ["all", *project.labels], key="in_class")
+conf = f2.slider("Confidence", 0.0, 1.0, (0.0, 1.0), key="in_conf")
+flip = f3.selectbox("Flipped", ["all", "flipped", "stable"], key="in_flip")
+sort = f4.selectbox("Sort by", ["weight", "weight_asc", "confidence", "confidence_asc", "example"], key="in_sort",
+                    format_func={"weight": "weight ↓", "weight_asc": "weight ↑", "confidence": "confidence ↓",
+                                 "confidence_asc": "confidence ↑", "example": "example"}.get)  # fmt: skip
+page = st.number_input("Page", 1, 10_000, 1, key="in_page")
+pls = runq.pseudo_labels(
+    conn, run_id, rnd, label=None if cls == "all" else project.labels.index(cls),
+    flipped={"all": None, "flipped": True, "stable": False}[flip], min_confidence=conf[0], max_confidence=conf[1],
+    sort=sort, offset=(page - 1) * 20, limit=20,
+)  # fmt: skip
+st.caption(f"{runq.count_pseudo_labels(conn, run_id, rnd):,} pseudo-labels in this round; showing {len(pls)}")
+rejected = excluded_ids(conn, project.id)
+for p in pls:
+    with st.container(border=True):
+        a, b = st.columns([5, 3])
+        a.write(p.text)
+        gold = f" · gold: **{project.labels[p.gold]}**" if p.gold is not None else ""
+        a.caption(f"pseudo-label **{project.labels[p.label]}** · confidence {p.confidence:.2f} · "
+                  f"weight {'—' if p.weight is None else f'{p.weight:.4f}'}{' · flipped' if p.flipped else ''}{gold}"
+                  f"{' · rejected' if p.example_id in rejected else ''}")  # fmt: skip
+        k = f"{run_id}_{rnd}_{p.example_id}"
+        if b.button("Accept as gold", key=f"in_acc_{k}"):
+            labq.set_label(conn, p.example_id, p.label, reason="accept_pseudo")
+            st.rerun()
+        fix = b.selectbox("Correct to", ["—", *project.labels], key=f"in_fix_{k}", label_visibility="collapsed")
+        if fix != "—":
+            labq.set_label(conn, p.example_id, project.labels.index(fix), reason="correct_pseudo")
+            st.toast(f"Example {p.example_id} labeled {fix}")
+        if b.button("Reject", key=f"in_rej_{k}", help="leave this example out of the next runs' unlabeled pool"):
+            exclude(conn, p.example_id, project.id)
+            st.rerun()

@@ -1,0 +1,104 @@
+"""Label: one example at a time with keyboard shortcuts, undo, suggestions, and a table to fix labels."""
+
+import streamlit as st
+
+import storage
+from storage import jobs as jobq
+from storage.queue import STRATEGIES, has_queue, next_unlabeled
+from storage.runs import prediction
+from ui.common import db, require_project, run_safely
+
+conn = db()
+project = require_project()
+st.title("Label")
+
+counts = storage.class_counts(conn, project.id)
+per_class = max(1, project.target_gold // len(project.labels))
+cols = st.columns(len(project.labels) + 1)
+cols[0].metric("Gold labels", f"{sum(counts)} / {project.target_gold}")
+for i, (lab, n) in enumerate(zip(project.labels, counts)):
+    cols[i + 1].progress(min(1.0, n / per_class), text=f"{lab}: {n} / {per_class}")
+
+left, right = st.columns([3, 1])
+with right:
+    strategy = st.radio("Next example", STRATEGIES, key="lb_strategy",
+                        format_func={"diverse": "diverse first", "uncertain": "most uncertain", "in order": "in order"}.get)  # fmt: skip
+    if strategy == "diverse" and not has_queue(conn, project.id):
+        st.caption("No diversity order yet.")
+        if st.button("Compute a diverse order", key="lb_diversity"):
+            run_safely(jobq.enqueue, conn, "diversity", {}, project.id, success="Queued: clustering the examples.")
+    if (
+        strategy == "uncertain"
+        and not conn.execute("SELECT 1 FROM predictions WHERE project_id = ? LIMIT 1", [project.id]).fetchone()
+    ):
+        st.caption("No model suggestions yet: finish a run first.")
+
+skipped = tuple(st.session_state.setdefault("lb_skipped", []))
+ex = next_unlabeled(conn, project.id, strategy, skipped)
+
+
+def give(label: int, example_id: int) -> None:
+    storage.set_label(conn, example_id, label)  # written at once: nothing is lost on leaving the page
+    st.session_state["lb_last"] = example_id
+
+
+def skip(example_id: int) -> None:
+    st.session_state["lb_skipped"].append(example_id)
+
+
+def undo() -> None:
+    ev = storage.undo_last(conn, project.id)
+    if ev is not None and ev.example_id in st.session_state["lb_skipped"]:
+        st.session_state["lb_skipped"].remove(ev.example_id)
+
+
+with left:
+    if ex is None:
+        st.success("Every example has a label (or was skipped).")
+        if skipped and st.button("Show skipped examples again", key="lb_unskip"):
+            st.session_state["lb_skipped"] = []
+            st.rerun()
+    else:
+        st.markdown(f"### {ex.text}" if ex.text is not None else f"**A:** {ex.text_a}\n\n**B:** {ex.text_b}")
+        sug = prediction(conn, ex.id)
+        if sug:
+            st.caption(f"Model suggests **{project.labels[sug['label']]}** ({sug['confidence']:.0%})")
+        bcols = st.columns(len(project.labels) + 2)
+        for i, lab in enumerate(project.labels):
+            shortcut = str(i + 1) if i < 9 else None
+            bcols[i].button(f"{lab}" + (f"  [{shortcut}]" if shortcut else ""), key=f"lb_label_{i}", on_click=give,
+                            args=(i, ex.id), shortcut=shortcut, type="primary", width="stretch")  # fmt: skip
+        bcols[-2].button("Skip [s]", key="lb_skip", on_click=skip, args=(ex.id,), shortcut="s", width="stretch")
+        bcols[-1].button("Undo [u]", key="lb_undo", on_click=undo, shortcut="u", width="stretch")
+
+st.divider()
+st.subheader("Find and fix labels")
+q = st.text_input("Search", key="lb_search")
+only = st.radio("Show", ["labeled", "unlabeled", "all"], horizontal=True, key="lb_show")
+labeled = {"labeled": True, "unlabeled": False, "all": None}[only]
+total = storage.count_examples(conn, project.id, search=q or None, labeled=labeled)
+page_size = 25
+page = st.number_input("Page", 1, max(1, -(-total // page_size)), 1, key="lb_page")
+rows = storage.page_examples(
+    conn, project.id, offset=(page - 1) * page_size, limit=page_size, search=q or None, labeled=labeled
+)
+st.caption(f"{total:,} examples")
+none = "—"
+table = [
+    {"id": r.id, "text": r.display(), "label": project.labels[r.gold] if r.gold is not None else none} for r in rows
+]
+edited = st.data_editor(
+    table, key=f"lb_table_{page}_{q}_{only}", disabled=["id", "text"], hide_index=True, width="stretch",
+    column_config={"label": st.column_config.SelectboxColumn("label", options=[none, *project.labels])},
+)  # fmt: skip
+for before, after in zip(table, edited):
+    if before["label"] != after["label"]:
+        new = None if after["label"] == none else project.labels.index(after["label"])
+        storage.set_label(conn, before["id"], new, reason="table")
+        st.toast(f"Example {before['id']}: {before['label']} → {after['label']}")
+
+with st.expander("Label history"):
+    hist = storage.history(conn, project.id, limit=50)
+    name = lambda v: none if v is None else project.labels[v]  # noqa: E731
+    st.dataframe([{"when": h.at[:19], "example": h.example_id, "from": name(h.old_label), "to": name(h.new_label),
+                   "by": h.by, "why": h.reason} for h in hist], key="lb_history")  # fmt: skip

@@ -1,0 +1,111 @@
+"""Projects: create, switch, import data (with column mapping), and a built-in example project."""
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+import storage
+from storage.importers import ImportFileError, read_table
+from ui.common import db, run_safely
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "ui" / "example_reviews.jsonl"
+
+st.title("Projects")
+conn = db()
+projects = storage.list_projects(conn)
+
+left, right = st.columns(2)
+with left:
+    st.subheader("New project")
+    with st.form("new_project", clear_on_submit=False):
+        name = st.text_input("Name", key="np_name")
+        task = st.radio("Task", ["single", "pair"], horizontal=True, key="np_task",
+                        format_func={"single": "single text", "pair": "text pair (e.g. entailment)"}.get)  # fmt: skip
+        labels = st.text_input("Labels, in order, comma-separated", placeholder="negative, positive", key="np_labels")
+        backbone = st.text_input("Backbone (local folder or hub id)", value=os.environ.get("LIST_BACKBONE", "default"),
+                                 key="np_backbone", help="'default' is all-MiniLM-L6-v2, shipped offline")  # fmt: skip
+        target = st.number_input("Target number of gold labels", 2, 10_000, 30, key="np_target")
+        if st.form_submit_button("Create project", key="np_create"):
+            p = run_safely(storage.create_project, conn, name, task, [x for x in labels.split(",")], backbone.strip(),
+                           int(target), success="Project created.")  # fmt: skip
+            if p:
+                st.session_state["project_id"] = p.id
+                st.rerun()
+
+with right:
+    st.subheader("Try the example")
+    st.write("A small movie-review project (60 short reviews written for LiST Studio, 10 already labeled) "
+             "with a ready prompt: open Train and start a fast run.")  # fmt: skip
+    if st.button("Create the example project", key="example_create"):
+        n = sum(p.name.startswith("Example: movie reviews") for p in projects)
+        name = "Example: movie reviews" + (f" ({n + 1})" if n else "")
+        p = run_safely(storage.create_project, conn, name, "single", ["negative", "positive"], "default", 20)
+        if p:
+            storage.import_file(conn, p.id, EXAMPLE, {"text": "text"}, label_column="label")
+            storage.save_prompt(conn, p.id, "{text} It was {mask} .", ["terrible", "great"])
+            st.session_state["project_id"] = p.id
+            st.rerun()
+
+st.divider()
+st.subheader("Your projects")
+if not projects:
+    st.info("No project yet.")
+for p in projects:
+    cols = st.columns([4, 2, 2, 1])
+    n = storage.count_examples(conn, p.id)
+    cols[0].write(f"**{p.name}** · {p.task} · labels: {', '.join(p.labels)}")
+    cols[1].write(f"{n:,} examples · {sum(storage.class_counts(conn, p.id))} gold")
+    if cols[2].button("Open", key=f"open_{p.id}", disabled=st.session_state.get("project_id") == p.id):
+        st.session_state["project_id"] = p.id
+        st.rerun()
+
+project = storage.get_project(conn, st.session_state["project_id"]) if st.session_state.get("project_id") else None
+if project is None:
+    st.stop()
+
+st.divider()
+st.subheader(f"Import data into “{project.name}”")
+up = st.file_uploader("CSV, TSV, JSONL or parquet", type=["csv", "tsv", "jsonl", "json", "parquet"], key="import_file")
+path = st.text_input(
+    "…or a path on the server (a file, or a folder saved with datasets.save_to_disk)", key="import_path"
+)
+source, name = None, None
+if up is not None:
+    source, name = up.getvalue(), up.name
+elif path.strip():
+    source, name = path.strip(), Path(path.strip()).name
+if source is not None:
+    try:
+        table = read_table(source, name=name)
+    except ImportFileError as e:
+        st.error(str(e))
+        st.stop()
+    st.caption(f"{len(table.records):,} rows · columns: {', '.join(table.columns)}")
+    st.dataframe(table.records[:5], key="import_preview")
+    mapping = {}
+    cols = st.columns(len(project.slots) + 2)
+    for i, slot in enumerate(project.slots):
+        guess = (
+            slot if slot in table.columns else next((c for c in table.columns if "text" in c.lower()), table.columns[0])
+        )
+        mapping[slot] = cols[i].selectbox(
+            f"Column for {slot}", table.columns, index=table.columns.index(guess), key=f"map_{slot}"
+        )
+    none = "(none)"
+    label_col = cols[-2].selectbox("Label column (optional)", [none] + table.columns,
+                                   index=(table.columns.index("label") + 1) if "label" in table.columns else 0, key="map_label")  # fmt: skip
+    split = cols[-1].selectbox("Use as", ["pool", "eval"], key="map_split",
+                               format_func={"pool": "data to label / train on", "eval": "evaluation split (labeled)"}.get)  # fmt: skip
+    if st.button("Import", key="import_go", type="primary"):
+        try:
+            from storage.examples import import_table
+
+            rep = import_table(
+                conn, project.id, table, mapping, None if label_col == none else label_col, source=name, split=split
+            )
+            st.success(
+                f"Imported {rep.added:,} examples ({rep.duplicates:,} duplicates skipped, {rep.labeled:,} with labels)."
+            )
+        except (storage.StoreError, ValueError) as e:
+            st.error(str(e))

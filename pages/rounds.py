@@ -1,0 +1,61 @@
+"""Rounds: how a run evolved — accuracy, pseudo-label classes, meta-weights, flips, weight vs confidence."""
+
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from storage import runs as runq
+from ui.common import db, require_project
+
+conn = db()
+project = require_project()
+st.title("Rounds")
+
+runs = [r for r in runq.list_runs(conn, project.id) if r.method in ("list", "prompt", "classic")]
+if not runs:
+    st.info("No adapter run yet: start one on the Train page.")
+    st.stop()
+run_id = st.selectbox("Run", [r.id for r in runs], key="rd_run",
+                      format_func=lambda i: next(f"run {r.id} · {r.method} · {r.status}" for r in runs if r.id == i))  # fmt: skip
+rounds = runq.rounds(conn, run_id)
+if not rounds:
+    st.info("This run has no completed round yet.")
+    st.stop()
+
+xs = [m.get("round", i) for i, m in enumerate(rounds)]
+fig = go.Figure()
+for key, name in (("gold_accuracy", "gold (training labels)"), ("eval_accuracy", "evaluation split")):
+    ys = [m.get(key) for m in rounds]
+    if any(y is not None for y in ys):
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=name))
+fig.update_layout(
+    title="Accuracy per round (0 = teacher)", xaxis_title="round", yaxis_title="accuracy", yaxis_range=[0, 1]
+)
+st.plotly_chart(fig, key="rd_acc")
+
+later = [m for m in rounds if m.get("round", 0) >= 1]
+if not later:
+    st.caption("No self-training round in this run.")
+    st.stop()
+dist = [{"round": m["round"], "class": c, "count": n} for m in later for c, n in m["pseudo_label_counts"].items()]
+c1, c2 = st.columns(2)
+c1.plotly_chart(px.bar(dist, x="round", y="count", color="class", title="Pseudo-label classes"), key="rd_dist")
+c2.plotly_chart(px.line(x=[m["round"] for m in later], y=[m["flip_rate"] for m in later], markers=True,
+                        labels={"x": "round", "y": "share flipped"}, title="Pseudo-labels that flipped since the last round"),
+                key="rd_flips")  # fmt: skip
+
+rnd = st.select_slider("Round", [m["round"] for m in later], value=later[-1]["round"], key="rd_round")
+pls = runq.pseudo_labels(conn, run_id, rnd, limit=5000)
+weighted = [p for p in pls if p.weight is not None]
+c3, c4 = st.columns(2)
+if weighted:
+    c3.plotly_chart(px.histogram(x=[p.weight for p in weighted], nbins=40, labels={"x": "mean meta-weight"},
+                                 title=f"Meta-weights, round {rnd}"), key="rd_hist")  # fmt: skip
+    c4.plotly_chart(px.scatter(x=[p.confidence for p in weighted], y=[p.weight for p in weighted],
+                               color=[project.labels[p.label] for p in weighted],
+                               labels={"x": "teacher confidence", "y": "meta-weight", "color": "pseudo-label"},
+                               title="Weight against teacher confidence"), key="rd_scatter")  # fmt: skip
+else:
+    st.caption("No meta-weights in this round (meta-reweighting was off or had no steps).")
+m = next(m for m in later if m["round"] == rnd)
+st.json({k: v for k, v in m.items() if k != "pseudo_label_counts"}, expanded=False)

@@ -1,0 +1,202 @@
+"""Every page through streamlit.testing.v1.AppTest against a temporary database (no worker started)."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import storage as st_store
+from storage import jobs as jobq
+from storage import runs as runq
+from worker.runner import Worker
+
+TIMEOUT = 60
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def env(tmp_path, monkeypatch, tiny_dirs):
+    monkeypatch.setenv("LIST_DB", str(tmp_path / "app.db"))
+    monkeypatch.setenv("LIST_NO_WORKER", "1")
+    db = st_store.connect(tmp_path / "app.db")
+    return db, tmp_path, tiny_dirs
+
+
+def app(page: str | None = None, project_id: int | None = None) -> AppTest:
+    """The whole app (navigation and sidebar), or one page script run directly with a chosen project."""
+    at = AppTest.from_file(str(ROOT / (page or "app.py")), default_timeout=TIMEOUT)
+    if project_id is not None:
+        at.session_state["project_id"] = project_id
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def switch(at: AppTest, page: str) -> AppTest:
+    """Another page with the same session (project, database handle)."""
+    nxt = AppTest.from_file(str(ROOT / page), default_timeout=TIMEOUT)
+    nxt.session_state["project_id"] = at.session_state["project_id"]
+    nxt.run()
+    assert not nxt.exception, (page, nxt.exception)
+    return nxt
+
+
+def make_project(db, backbone: str, with_prompt: bool = True):
+    p = st_store.create_project(db, "movies", "single", ["negative", "positive"], backbone, target_gold=8)
+    texts = [
+        f"{w} {x}" for w in ("great", "bad", "good", "awful") for x in ("movie", "film", "acting", "story", "pacing")
+    ]
+    st_store.add_examples(db, p.id, [{"text": t} for t in texts])
+    if with_prompt:
+        st_store.save_prompt(db, p.id, "{text} It was {mask} .", ["bad", "great"])
+    return p
+
+
+def test_projects_page_creates_project_and_shows_errors(env):
+    db, tmp, _ = env
+    at = app()
+    at.text_input(key="np_name").input("reviews")
+    at.text_input(key="np_labels").input("neg, pos")
+    at.button(key="np_create").click().run()
+    assert not at.exception
+    assert [p.name for p in st_store.list_projects(db)] == ["reviews"]
+    at.text_input(key="np_name").input("reviews")
+    at.button(key="np_create").click().run()
+    assert any("already exists" in e.value for e in at.error)
+
+
+def test_example_project_and_import_by_path(env):
+    db, tmp, _ = env
+    at = app()
+    at.button(key="example_create").click().run()
+    assert not at.exception
+    p = st_store.list_projects(db)[0]
+    assert st_store.count_examples(db, p.id) == 60 and sum(st_store.class_counts(db, p.id)) == 10
+    good = tmp / "more.csv"
+    good.write_text("review,label\nfresh text one,\nfresh text two,positive\n")
+    at.text_input(key="import_path").input(str(good)).run()
+    at.selectbox(key="map_text").select("review")
+    at.button(key="import_go").click().run()
+    assert any("Imported 2 examples" in s.value for s in at.success)
+    bad = tmp / "bad.csv"
+    bad.write_text("review\nok\nnot,ok\n")
+    at.text_input(key="import_path").input(str(bad)).run()
+    assert any("line 3 has 2 fields" in e.value for e in at.error)
+    assert not at.exception
+
+
+def test_prompt_page_flags_bad_templates_and_words(env):
+    db, _, dirs = env
+    p = make_project(db, str(dirs["bert"]), with_prompt=False)
+    at = app("pages/prompt.py", p.id)
+    at.text_input(key="pw_template").input("{text} It was great .")
+    at.text_input(key="pw_word_0").input("bad")
+    at.text_input(key="pw_word_1").input("great").run()
+    assert any("exactly one {mask}" in e.value for e in at.error)
+    at.text_input(key="pw_template").input("{text} It was {mask} .")
+    at.text_input(key="pw_word_1").input("unfathomableness").run()
+    assert any("is 5 tokens" in w.value or "tokens" in w.value for w in at.warning)
+    assert at.button(key="pw_save").disabled
+    at.text_input(key="pw_word_1").input("great").run()
+    assert not at.error and "[MASK]" in at.code[0].value
+    at.button(key="pw_save").click().run()
+    assert st_store.latest_prompt(db, st_store.list_projects(db)[0].id).label_words == ["bad", "great"]
+    at.button(key="pw_score").click().run()
+    assert jobq.list_jobs(db)[0].kind == "prompt_eval"
+
+
+def test_label_page_labels_skips_undoes_and_fixes(env):
+    db, _, dirs = env
+    p = make_project(db, str(dirs["bert"]))
+    at = app("pages/label.py", p.id)
+    first = at.markdown[0].value if at.markdown else ""
+    at.button(key="lb_label_1").click().run()  # shortcut "2"
+    assert st_store.class_counts(db, p.id) == [0, 1]
+    at.button(key="lb_skip").click().run()
+    at.button(key="lb_label_0").click().run()
+    assert st_store.class_counts(db, p.id) == [1, 1]
+    at.button(key="lb_undo").click().run()
+    assert st_store.class_counts(db, p.id) == [0, 1]
+    assert not at.exception and first
+    at.radio(key="lb_show").set_value("labeled").run()
+    assert not at.exception
+
+
+def test_train_rounds_inspect_export_pages_after_a_run(env):
+    db, _, dirs = env
+    p = make_project(db, str(dirs["bert"]))
+    at = app("pages/train.py", p.id)
+    assert any("label at least one" in e.value for e in (at.button(key="tr_start").click().run().error))
+    ex = st_store.page_examples(db, p.id, limit=100)
+    for e in ex[:8]:
+        st_store.set_label(db, e.id, 1 if e.text.startswith(("great", "good")) else 0)
+    for e in ex:
+        if e.text in ("bad movie", "awful film"):
+            st_store.set_label(db, e.id, 0)
+    at.selectbox(key="tr_preset").select("custom").run()
+    for k, v in {
+        "rounds": "1",
+        "student_steps": "4",
+        "teacher_epochs": "1",
+        "finetune_epochs": "1",
+        "max_length": "32",
+    }.items():
+        at.text_input(key=f"tr_{k}").input(v)
+    at.text_input(key="tr_tau").input("0.0")
+    at.number_input(key="tr_bottleneck").set_value(4)
+    at.button(key="tr_start").click().run()
+    assert not at.exception and any("queued" in s.value for s in at.success)
+    assert Worker(db.conn.execute("PRAGMA database_list").fetchone()[2]).run_once().status == "succeeded"
+    run = runq.list_runs(db, p.id)[0]
+    at.run()
+    assert not at.exception
+    for page in ("pages/rounds.py", "pages/inspect.py", "pages/export.py"):
+        switch(at, page)
+    at = switch(at, "pages/inspect.py")
+    pls = runq.pseudo_labels(db, run.id, 1, sort="weight")
+    at.button(key=f"in_acc_{run.id}_1_{pls[0].example_id}").click().run()
+    assert st_store.get_example(db, pls[0].example_id).gold == pls[0].label
+    assert st_store.history(db, p.id)[0].reason == "accept_pseudo"
+    at.button(key=f"in_rej_{run.id}_1_{pls[1].example_id}").click().run()
+    assert st_store.history(db, p.id)[0].reason == "reject_pseudo"
+    at = switch(at, "pages/export.py")
+    at.button(key="ex_adapter").click().run()
+    assert jobq.list_jobs(db)[0].kind == "export"
+    at.button(key="ex_data").click().run()
+    assert not at.exception
+    at.text_area(key="pr_text").input("great").run()
+    at.button(key="pr_go").click().run()
+    assert jobq.list_jobs(db)[0].kind == "predict"
+
+
+def test_app_navigation_and_sidebar(env):
+    db, _, dirs = env
+    p = make_project(db, str(dirs["bert"]))
+    at = app()  # AppTest keeps sidebar elements of the first run only, so everything is checked on it
+    assert at.title[0].value == "Projects"
+    assert at.sidebar.selectbox[0].value == p.id
+    assert any("LIST_NO_WORKER" in c.value for c in at.sidebar.caption)
+    assert any("0 / 8 gold labels" in c.value for c in at.sidebar.caption)
+
+
+def test_pages_never_import_torch(env):
+    """The UI must stay light: run every page in a fresh interpreter and check torch was not imported."""
+    import subprocess
+    import sys
+
+    db, tmp, dirs = env
+    make_project(db, str(dirs["bert"]))
+    code = (
+        "import sys\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        f"for page in {[p.name for p in sorted((ROOT / 'pages').glob('*.py')) if p.name != '__init__.py']}:\n"
+        f"    at = AppTest.from_file({str(ROOT)!r} + '/pages/' + page, default_timeout=60)\n"
+        "    at.session_state['project_id'] = 1\n"
+        "    at.run()\n"
+        "    assert not at.exception, (page, at.exception)\n"
+        f"at = AppTest.from_file({str(ROOT)!r} + '/app.py', default_timeout=60)\n"
+        "at.run()\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO_TORCH')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert "NO_TORCH" in out.stdout, out.stdout + out.stderr

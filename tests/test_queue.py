@@ -1,0 +1,36 @@
+import storage as st
+from storage.queue import exclude, excluded_ids, include, next_unlabeled, set_label_queue
+from storage.runs import save_predictions
+
+
+def test_next_unlabeled_strategies(tmp_path):
+    db = st.connect(tmp_path / "q.db")
+    p = st.create_project(db, "p", "single", ["a", "b"], "x")
+    st.add_examples(db, p.id, [{"text": f"t{i}"} for i in range(5)])
+    ids = [e.id for e in st.page_examples(db, p.id)]
+    assert next_unlabeled(db, p.id, "in order").id == ids[0]
+    assert next_unlabeled(db, p.id, "diverse").id == ids[0]  # no order yet: falls back
+    set_label_queue(db, p.id, [ids[3], ids[1], ids[0], ids[2], ids[4]])
+    assert next_unlabeled(db, p.id, "diverse").id == ids[3]
+    assert next_unlabeled(db, p.id, "diverse", skip=(ids[3],)).id == ids[1]
+    st.set_label(db, ids[3], 0)
+    assert next_unlabeled(db, p.id, "diverse").id == ids[1]
+    save_predictions(
+        db, p.id, None, [{"example_id": i, "probs": [0.5 + 0.1 * k, 0.5 - 0.1 * k]} for k, i in enumerate(ids)]
+    )
+    assert next_unlabeled(db, p.id, "uncertain").id == ids[0]  # confidence 0.5
+    for i in ids:
+        st.set_label(db, i, 1)
+    assert next_unlabeled(db, p.id, "uncertain") is None
+
+
+def test_reject_and_restore(tmp_path):
+    db = st.connect(tmp_path / "q.db")
+    p = st.create_project(db, "p", "single", ["a", "b"], "x")
+    st.add_examples(db, p.id, [{"text": "t"}])
+    e = st.page_examples(db, p.id)[0].id
+    exclude(db, e, p.id)
+    assert excluded_ids(db, p.id) == {e}
+    assert st.history(db, p.id)[0].reason == "reject_pseudo"
+    include(db, e)
+    assert excluded_ids(db, p.id) == set()

@@ -1,0 +1,97 @@
+"""What every page needs: the database, the current project, errors shown as messages, the worker."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+import storage as st_store
+from storage import jobs as jobq
+from storage.db import db_path
+from storage.models import Project
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def db():
+    """One connection per browser session (sqlite-utils, WAL, busy timeout)."""
+    if "db" not in st.session_state:
+        st.session_state.db = st_store.connect()
+    return st.session_state.db
+
+
+def current_project() -> Project | None:
+    """The project chosen in the sidebar, or None (with a hint) when there is none."""
+    pid = st.session_state.get("project_id")
+    if pid is None:
+        return None
+    try:
+        return st_store.get_project(db(), pid)
+    except st_store.StoreError:
+        st.session_state.pop("project_id", None)
+        return None
+
+
+def require_project() -> Project:
+    project = current_project()
+    if project is None:
+        st.info("Create or choose a project on the Projects page first.")
+        st.stop()
+    return project
+
+
+def ensure_worker() -> str:
+    """Start a background worker when none is alive (unless LIST_NO_WORKER is set); returns a status line."""
+    alive = jobq.alive_workers(db())
+    if alive:
+        return f"worker running ({len(alive)})"
+    if os.environ.get("LIST_NO_WORKER"):
+        return "no worker (LIST_NO_WORKER is set): start one with `python -m worker`"
+    path = db_path()
+    lock = path.parent / ".worker-start.lock"
+    with open(lock, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # several browser sessions must not start several workers at once
+        if not jobq.alive_workers(db(), within_s=15):
+            with open(path.parent / "worker.log", "ab") as log:  # the child keeps its own copy of the handle
+                subprocess.Popen(
+                    [sys.executable, "-m", "worker", "--db", str(path)],
+                    cwd=ROOT, stdout=log, stderr=log, start_new_session=True,
+                    env={**os.environ, "LIST_DB": str(path)},
+                )  # fmt: skip
+            st.session_state["worker_started"] = True
+    return "starting a worker…"
+
+
+def run_safely(fn, *args, success: str | None = None, **kwargs):
+    """Call a store function; show its error as a message instead of a stack trace."""
+    try:
+        out = fn(*args, **kwargs)
+    except (st_store.StoreError, ValueError) as e:
+        st.error(str(e))
+        return None
+    if success:
+        st.success(success)
+    return out
+
+
+def job_status_line(job) -> str:
+    if job is None:
+        return ""
+    parts = [f"job {job.id} · {job.kind} · **{job.status}**"]
+    if job.stage:
+        parts.append(job.stage)
+    if job.total:
+        parts.append(f"{job.step}/{job.total}")
+    if job.eta_seconds is not None and job.status == "running":
+        parts.append(f"ETA {fmt_seconds(job.eta_seconds)} for this stage")
+    return " · ".join(parts)
+
+
+def fmt_seconds(s: float) -> str:
+    s = int(s)
+    return f"{s // 60}m {s % 60:02d}s" if s >= 60 else f"{s}s"
