@@ -5,16 +5,16 @@ import streamlit as st
 import storage
 from ui.common import current_project, db, ensure_worker
 
-st.set_page_config(page_title="LiST Studio", page_icon="🏷️", layout="wide")
+st.set_page_config(page_title="LiST Studio", page_icon=":material/label:", layout="wide")
 
 pages = [
-    st.Page("pages/projects.py", title="Projects", icon="📁", default=True),
-    st.Page("pages/prompt.py", title="Prompt workbench", icon="🧪"),
-    st.Page("pages/label.py", title="Label", icon="🏷️"),
-    st.Page("pages/train.py", title="Train", icon="🚀"),
-    st.Page("pages/rounds.py", title="Rounds", icon="📈"),
-    st.Page("pages/inspect.py", title="Inspect", icon="🔍"),
-    st.Page("pages/export.py", title="Export & predict", icon="📦"),
+    st.Page("pages/projects.py", title="Projects", icon=":material/folder:", default=True),
+    st.Page("pages/prompt.py", title="Prompt workbench", icon=":material/science:"),
+    st.Page("pages/label.py", title="Label", icon=":material/label:"),
+    st.Page("pages/train.py", title="Train", icon=":material/rocket_launch:"),
+    st.Page("pages/rounds.py", title="Rounds", icon=":material/monitoring:"),
+    st.Page("pages/inspect.py", title="Inspect", icon=":material/search:"),
+    st.Page("pages/export.py", title="Export & predict", icon=":material/download:"),
 ]
 nav = st.navigation(pages)
 

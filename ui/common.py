@@ -6,6 +6,7 @@ import fcntl
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -54,9 +55,16 @@ def ensure_worker() -> str:
         return "no worker (LIST_NO_WORKER is set): start one with `python -m worker`"
     path = db_path()
     lock = path.parent / ".worker-start.lock"
-    with open(lock, "w") as f:
+    with open(lock, "a+") as f:
         fcntl.flock(f, fcntl.LOCK_EX)  # several browser sessions must not start several workers at once
-        if not jobq.alive_workers(db(), within_s=15):
+        f.seek(0)
+        last = float(f.read() or 0)
+        # a worker registers itself a few seconds after its start: do not start another meanwhile
+        if not jobq.alive_workers(db(), within_s=15) and time.time() - last > 30:
+            f.seek(0)
+            f.truncate()
+            f.write(str(time.time()))
+            f.flush()
             with open(path.parent / "worker.log", "ab") as log:  # the child keeps its own copy of the handle
                 subprocess.Popen(
                     [sys.executable, "-m", "worker", "--db", str(path)],

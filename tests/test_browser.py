@@ -1,0 +1,171 @@
+"""One end-to-end test in a real browser (Debian's headless Chromium driven by Playwright).
+
+It starts `streamlit run app.py` on a free port with a temporary database (the app starts its own worker),
+creates a project on a tiny model, imports a CSV, writes a prompt, labels with keyboard shortcuts, runs LiST,
+opens the inspector and downloads the adapter. A screenshot of each page goes to `test-artifacts/`.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import storage as st_store
+from storage import runs as runq
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+ARTIFACTS = Path(os.environ.get("LIST_TEST_ARTIFACTS", ROOT / "test-artifacts"))
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _until(pred, timeout: float, what: str):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if got := pred():
+            return got
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture()
+def server(tmp_path):
+    port = _free_port()
+    db = tmp_path / "ui.db"
+    env = {**os.environ, "LIST_DB": str(db), "PYTHONUNBUFFERED": "1"}
+    env.pop("LIST_NO_WORKER", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        _until(lambda: _port_open(port), 60, "streamlit to listen")
+        yield f"http://127.0.0.1:{port}", db
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+        if db.exists():  # the worker the app started runs in its own session
+            for (pid,) in st_store.connect(db).execute("SELECT pid FROM workers"):
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_whole_loop_in_a_real_browser(server, tmp_path, tiny_dirs):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, dbfile = server
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    csv = tmp_path / "reviews.csv"
+    words = [
+        f"{w} {x}" for w in ("great", "bad", "good", "awful") for x in ("movie", "film", "acting", "story", "pacing")
+    ]
+    csv.write_text("text\n" + "\n".join(words) + "\n")
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        page.set_default_timeout(60_000)
+
+        def shot(name: str) -> None:
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+        # Projects: create a project on the tiny model, import a CSV
+        page.goto(url)
+        expect(page.get_by_role("heading", name="Projects", exact=True)).to_be_visible()
+        page.get_by_role("textbox", name="Name", exact=True).fill("browser reviews")
+        page.get_by_role("textbox", name="Labels, in order, comma-separated", exact=True).fill("negative, positive")
+        page.get_by_role("textbox", name="Backbone (local folder or hub id)", exact=True).fill(str(tiny_dirs["bert"]))
+        page.get_by_role("button", name="Create project").click()
+        expect(page.get_by_text("Import data into")).to_be_visible()
+        page.locator('input[type="file"]').set_input_files(str(csv))
+        expect(page.get_by_text("20 rows")).to_be_visible()
+        page.get_by_role("button", name="Import", exact=True).click()
+        expect(page.get_by_text("Imported 20 examples")).to_be_visible()
+        shot("1-projects")
+        db = st_store.connect(dbfile)
+        pid = st_store.list_projects(db)[0].id
+        assert st_store.count_examples(db, pid) == 20
+
+        # Prompt workbench
+        page.goto(url + "/prompt")
+        expect(page.get_by_role("heading", name="Prompt workbench", exact=True)).to_be_visible()
+        page.get_by_role("textbox", name="Label word for “negative”", exact=True).fill("bad")
+        page.get_by_role("textbox", name="Label word for “positive”", exact=True).fill("great")
+        page.get_by_role("textbox", name="Label word for “positive”", exact=True).press("Enter")
+        page.get_by_role("button", name="Save prompt").click()
+        expect(page.get_by_text("Saved as version 1")).to_be_visible()
+        shot("2-prompt")
+
+        # Label with keyboard shortcuts: 1 = negative, 2 = positive
+        page.goto(url + "/label")
+        expect(page.get_by_role("heading", name="Label", exact=True)).to_be_visible()
+        for i in range(8):
+            page.get_by_role("heading", name="Label", exact=True).click()  # focus the page, not an input
+            page.keyboard.press("2" if i % 2 == 0 else "1")
+            _until(lambda n=i + 1: sum(st_store.class_counts(db, pid)) >= n, 20, f"label {i + 1} to be saved")
+        assert st_store.class_counts(db, pid) == [4, 4]
+        shot("3-label")
+
+        # Train: a fast LiST run, with live progress
+        page.goto(url + "/train")
+        page.get_by_role("button", name="Start run").click()
+        expect(page.get_by_text("Run 1 queued.")).to_be_visible()
+        _until(
+            lambda: runq.list_runs(db, pid) and runq.list_runs(db, pid)[0].status == "running", 120, "the run to start"
+        )
+        shot("4-train-running")
+        run = _until(lambda: (r := runq.list_runs(db, pid)[0]).status in ("succeeded", "failed") and r, 600, "the run")
+        assert run.status == "succeeded", run
+        page.reload()
+        expect(page.get_by_text("Run history")).to_be_visible()
+        shot("5-train-history")
+
+        page.goto(url + "/rounds")
+        expect(page.get_by_role("heading", name="Rounds", exact=True)).to_be_visible()
+        expect(page.locator(".js-plotly-plot").first).to_be_visible()
+        shot("6-rounds")
+
+        # Inspect: pseudo-labels with their meta-weights
+        page.goto(url + "/inspect")
+        expect(page.get_by_text("pseudo-label", exact=False).first).to_be_visible()
+        expect(page.get_by_text("weight 0.").first).to_be_visible()
+        shot("7-inspect")
+
+        # Export: the adapter, downloaded
+        page.goto(url + "/export")
+        page.get_by_role("button", name="Export adapter").click()
+        _until(lambda: runq.artifacts(db, pid), 120, "the export job")
+        page.reload()
+        with page.expect_download() as dl:
+            page.get_by_role("button", name="Download adapter", exact=False).click()
+        target = tmp_path / "adapter.zip"
+        dl.value.save_as(target)
+        assert target.stat().st_size > 1000
+        shot("8-export")
+        browser.close()
