@@ -5,6 +5,7 @@ creates a project on a tiny model, imports a CSV, writes a prompt, labels with k
 opens the inspector and downloads the adapter. A screenshot of each page goes to `test-artifacts/`.
 """
 
+import contextlib
 import os
 import shutil
 import signal
@@ -64,10 +65,8 @@ def server(tmp_path):
         proc.wait(20)
         if db.exists():  # the worker the app started runs in its own session
             for (pid,) in st_store.connect(db).execute("SELECT pid FROM workers"):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
 
 
 def _port_open(port: int) -> bool:
