@@ -42,8 +42,8 @@ else:
         with tempfile.TemporaryDirectory() as tmp:
             zpath = shutil.make_archive(str(Path(tmp) / p.name), "zip", p)
             buf.write(Path(zpath).read_bytes())
-        st.download_button(f"Download adapter ({a.size / 1024:,.0f} KB, sha256 {a.sha256[:10]}…)", buf.getvalue(),
-                           file_name=f"{project.name}-run{run_id}-adapter.zip", key=f"ex_dl_{a.id}")  # fmt: skip
+        st.download_button(f"Download adapter · {a.kind} ({a.size / 1024:,.0f} KB, sha256 {a.sha256[:10]}…)", buf.getvalue(),
+                           file_name=f"{project.name}-run{run_id}-{a.kind}.zip", key=f"ex_dl_{a.id}")  # fmt: skip
         if (p / "README.md").exists():
             with st.expander("Model card"):
                 st.markdown((p / "README.md").read_text())

@@ -241,16 +241,25 @@ def suggest_label_words(
 
 
 def export(w: Worker, job: Job, cancel: threading.Event) -> dict[str, Any]:
-    """Export a run's adapter (native folder) and record it as an artifact."""
+    """Export a run's adapter (native, PEFT LoRA or folded model) and record it as an artifact."""
     from list_core.export import save_native
+    from list_core.folded import save_folded
+    from list_core.peft_format import save_peft
 
     run = runq.get_run(w.db, job.payload["run_id"])
     model = load_run_model(w, run)
     fmt = job.payload.get("format", "native")
     out = w.runs_dir / f"run-{run.id}" / f"export-{fmt}"
-    if fmt != "native":
-        raise ValueError(f"export format {fmt!r} is not supported yet")
-    save_native(model, out, metrics=run.metrics or {}, labels=get_project(w.db, run.project_id).labels)
+    labels = get_project(w.db, run.project_id).labels
+    if fmt == "native":
+        summary = {"method": run.method, "preset": run.preset, "seed": run.seed, "gold_labels": len(run.gold_snapshot)}
+        save_native(model, out, metrics=run.metrics or {}, labels=labels, summary=summary)
+    elif fmt == "peft":
+        save_peft(model, out, base_path=model.backbone.name)
+    elif fmt == "folded":
+        save_folded(model, out, labels)
+    else:
+        raise ValueError(f"export format {fmt!r}: choose native, peft or folded")
     art = runq.add_artifact(w.db, run.project_id, run.id, f"adapter-{fmt}", out)
     return {"artifact_id": art.id, "path": art.path, "size": art.size, "sha256": art.sha256}
 

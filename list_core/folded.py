@@ -1,0 +1,81 @@
+"""Folded export: adapters folded into the dense weights and the prompt head written into the MLM head, saved
+with `save_pretrained` as a plain transformers model. Inference then costs exactly the base model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .adapter import fold_adapters
+from .backbone import load_backbone
+from .export import Classifier, ExportError
+from .heads import PromptHead
+from .model import ListModel
+from .prompts import Prompt
+
+
+def save_folded(model: ListModel, folder: str | Path, labels: list[str]) -> Path:
+    """`folder/model/` (config, weights, tokenizer), `folder/list_config.json`, and for a classic head
+    `folder/head.safetensors`."""
+    folder = Path(folder)
+    plain = fold_adapters(model)  # a copy: the shared backbone keeps its adapters
+    mlm = plain.backbone.model
+    if isinstance(plain.head, PromptHead):
+        dense, _, norm = plain.backbone.spec.transform(mlm)
+        head = plain.head
+        with torch.no_grad():
+            dense.load_state_dict(head.dense.state_dict())
+            norm.load_state_dict(head.norm.state_dict())
+            dec = mlm.get_output_embeddings()
+            dec.weight = nn.Parameter(dec.weight.detach().clone())  # untie from the input embeddings
+            if dec.bias is not None:  # and the bias from its alias, so both are saved and reloaded as they are
+                dec.bias = nn.Parameter(dec.bias.detach().clone())
+            ids = torch.tensor(plain.label_ids, device=dec.weight.device)
+            dec.weight[ids] = head.label_weight.to(dec.weight.dtype)
+            # the decoder bias may have an alias (BERT's cls.predictions.bias, RoBERTa's lm_head.bias): set every copy
+            vocab = dec.weight.shape[0]
+            for name, prm in mlm.named_parameters(remove_duplicate=False):
+                if name.endswith("bias") and tuple(prm.shape) == (vocab,):
+                    prm[ids] = head.label_bias.to(prm.dtype)
+        mlm.config.tie_word_embeddings = False
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in plain.head.state_dict().items()},
+            str(folder / "head.safetensors"),
+        )
+    mlm.save_pretrained(str(folder / "model"))
+    plain.backbone.tokenizer.save_pretrained(str(folder / "model"))
+    cfg = {
+        "format": "list-folded",
+        "template": model.prompt.template,
+        "label_words": list(model.prompt.label_words),
+        "labels": list(labels),
+        "head": model.head_kind,
+        "pooling": getattr(model.head, "pooling", "mean"),
+        "max_length": model.max_length,
+        "source_backbone": model.backbone.name,
+    }
+    (folder / "list_config.json").write_text(json.dumps(cfg, indent=1))
+    return folder
+
+
+def load_folded(folder: str | Path, device: str | None = None) -> Classifier:
+    """A folded export as a classifier: a plain backbone, no adapters."""
+    folder = Path(folder)
+    cfg_path = folder / "list_config.json"
+    if not cfg_path.exists() or not (folder / "model").is_dir():
+        raise ExportError(f"{folder} is not a folded LiST export (needs list_config.json and model/)")
+    cfg = json.loads(cfg_path.read_text())
+    if cfg.get("format") != "list-folded":
+        raise ExportError(f"{cfg_path}: format {cfg.get('format')!r} is not 'list-folded'")
+    bb = load_backbone(str(folder / "model"), device=device)
+    prompt = Prompt(cfg["template"], tuple(cfg["label_words"]))
+    model = ListModel(bb, prompt, cfg["head"], adapter=None, pooling=cfg["pooling"], max_length=cfg["max_length"])
+    if cfg["head"] == "classic":
+        model.head.load_state_dict(load_file(str(folder / "head.safetensors")))
+    return Classifier(model, list(cfg["labels"]), cfg)

@@ -1,0 +1,98 @@
+"""Export a LiST adapter as a PEFT LoRA that `peft.PeftModel.from_pretrained(base, folder)` loads.
+
+A LiST adapter follows a dense layer `h = W x + b` and computes `(I + U D) h`, so it is exactly a LoRA on
+that layer: `lora_A = D W` (r x in), `lora_B = U` (out x r), `lora_B.bias = U D b`, r = bottleneck,
+`lora_alpha = r` (scaling 1), no dropout.
+
+The prompt head becomes: the MLM head's transform as `modules_to_save`, and the label-word rows of the
+decoder as a rank-C LoRA on the decoder (`lora_B` one-hot at the label ids, `lora_A` = new rows - old rows,
+`lora_B.bias` = new biases - old biases at those ids), so the PEFT model's logits at the mask equal LiST's.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import AutoModelForMaskedLM
+
+from .adapter import adapted_layers
+from .heads import PromptHead
+from .model import ListModel
+
+
+def _name_of(root: nn.Module, target: nn.Module) -> str:
+    for name, m in root.named_modules():
+        if m is target:
+            return name
+    raise KeyError(f"{type(target).__name__} not found in the model")
+
+
+def save_peft(model: ListModel, folder: str | Path, base_path: str | None = None) -> Path:
+    """Write `adapter_config.json` + `adapter_model.safetensors` (and `list_head.safetensors` for a classic
+    head, which an MLM model cannot hold). `base_path`: where to load a clean copy of the backbone from."""
+    from peft import LoraConfig, get_peft_model
+
+    if model.adapter_config is None:
+        raise ValueError("this model has no adapters to export")
+    folder = Path(folder)
+    bb = model.backbone
+    base = AutoModelForMaskedLM.from_pretrained(base_path or bb.name)  # a clean copy: ours carries adapters
+    prefix = base.base_model_prefix
+    layers = adapted_layers(model.encoder)
+    targets = [f"{prefix}.{n}" for n in layers]
+    r = model.adapter_config.bottleneck
+    rank_pattern, alpha_pattern, modules_to_save = {}, {}, None
+    decoder_name = None
+    if isinstance(model.head, PromptHead):
+        dense, _, norm = bb.spec.transform(base)
+        modules_to_save = [_name_of(base, dense), _name_of(base, norm)]
+        decoder_name = _name_of(base, base.get_output_embeddings())
+        c = len(model.label_ids)
+        targets.append(decoder_name)
+        rank_pattern[f"^{decoder_name}$"] = c
+        alpha_pattern[f"^{decoder_name}$"] = c
+    cfg = LoraConfig(
+        r=r, lora_alpha=r, lora_dropout=0.0, lora_bias=True, target_modules=targets,
+        rank_pattern=rank_pattern, alpha_pattern=alpha_pattern, modules_to_save=modules_to_save,
+    )  # fmt: skip
+    peft_model = get_peft_model(base, cfg)
+    named = dict(peft_model.base_model.model.named_modules())
+    with torch.no_grad():
+        for n, layer in layers.items():
+            lora = named[f"{prefix}.{n}"]
+            W, b = layer.base.weight.float(), layer.base.bias.float()  # (out, in), (out,)
+            U, D = layer.adapter.up.weight.float(), layer.adapter.down.weight.float()  # (out, r), (r, out)
+            lora.lora_A["default"].weight.copy_(D @ W)  # (r, in)
+            lora.lora_B["default"].weight.copy_(U)  # (out, r)
+            lora.lora_B["default"].bias.copy_(U @ (D @ b))  # (out,)
+        if decoder_name is not None:
+            head = model.head
+            dec = named[decoder_name]
+            ids = torch.tensor(model.label_ids)
+            old_w = dec.base_layer.weight.float()[ids]  # (C, D)
+            old_b = dec.base_layer.bias.float()[ids]  # (C,)
+            dec.lora_A["default"].weight.copy_(head.label_weight.float().cpu() - old_w)
+            onehot = torch.zeros_like(dec.lora_B["default"].weight)  # (V, C)
+            onehot[ids, torch.arange(len(ids))] = 1.0
+            dec.lora_B["default"].weight.copy_(onehot)
+            bias = torch.zeros_like(dec.lora_B["default"].bias)
+            bias[ids] = head.label_bias.float().cpu() - old_b
+            dec.lora_B["default"].bias.copy_(bias)
+            for src, name in ((head.dense, modules_to_save[0]), (head.norm, modules_to_save[1])):
+                wrapper = named[name]
+                wrapper.modules_to_save["default"].load_state_dict({k: v.cpu() for k, v in src.state_dict().items()})
+    peft_model.save_pretrained(str(folder))
+    if not isinstance(model.head, PromptHead):
+        from safetensors.torch import save_file
+
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()},
+            str(folder / "list_head.safetensors"),
+        )
+    meta = {"template": model.prompt.template, "label_words": list(model.prompt.label_words), "label_ids": model.label_ids,
+            "head": model.head_kind, "note": "LiST adapters as LoRA (exact); see list_core/peft_format.py"}  # fmt: skip
+    (folder / "list_peft.json").write_text(json.dumps(meta, indent=1))
+    return folder

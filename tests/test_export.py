@@ -1,0 +1,144 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForMaskedLM
+
+from list_core.backbone import load_backbone
+from list_core.config import AdapterConfig
+from list_core.data import collate
+from list_core.export import ExportError, load_classifier, save_native
+from list_core.folded import load_folded, save_folded
+from list_core.model import ListModel
+from list_core.peft_format import save_peft
+from list_core.prompts import Prompt
+from list_core.serving import AdapterServer
+
+from .conftest import FAMILIES, build_tiny
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMPT = Prompt("{text} It was {mask} .", ("bad", "great"))
+ROWS = [{"text": "the movie was great"}, {"text": "bad acting and a long , long plot"}, {"text": "good"}]
+
+
+def trained(path, head="prompt", bottleneck=4, seed=0) -> ListModel:
+    """A model whose adapters and head are far from their initial values, as after training."""
+    torch.manual_seed(seed)
+    m = ListModel(load_backbone(str(path), device="cpu"), PROMPT, head=head, adapter=AdapterConfig(bottleneck=bottleneck)).eval()
+    with torch.no_grad():
+        for p in m.trainable_named_parameters().values():
+            p.add_(torch.randn_like(p) * 0.1)
+    return m
+
+
+@pytest.mark.parametrize("head", ["prompt", "classic"])
+def test_native_round_trip(tiny_dirs, tmp_path, head):
+    m = trained(tiny_dirs["bert"], head)
+    before = m.logits(m.encode(ROWS))
+    save_native(m, tmp_path / "a", labels=["neg", "pos"], metrics={"eval_accuracy": 0.9})
+    assert {p.name for p in (tmp_path / "a").iterdir()} == {"adapter.safetensors", "list_config.json", "README.md"}
+    clf = load_classifier(tmp_path / "a", device="cpu")
+    assert (clf.model.logits(clf.model.encode(ROWS)) - before).abs().max() <= 1e-5
+    assert clf.predict(["great"])[0] in ("neg", "pos")
+    assert "eval_accuracy: 0.9000" in (tmp_path / "a" / "README.md").read_text()
+
+
+def test_native_rejects_damage_and_wrong_backbone(tiny_dirs, tmp_path):
+    m = trained(tiny_dirs["bert"])
+    save_native(m, tmp_path / "a", labels=["neg", "pos"])
+    weights = (tmp_path / "a" / "adapter.safetensors").read_bytes()
+    (tmp_path / "a" / "adapter.safetensors").write_bytes(weights[: len(weights) // 2])
+    with pytest.raises(ExportError, match="damaged or truncated"):
+        load_classifier(tmp_path / "a")
+    (tmp_path / "a" / "adapter.safetensors").write_bytes(b"\xff" * 8 + weights[8:])
+    with pytest.raises(ExportError, match="damaged or truncated"):
+        load_classifier(tmp_path / "a")
+    (tmp_path / "a" / "adapter.safetensors").write_bytes(weights)
+    other = build_tiny("bert", tmp_path / "other-bert", seed=1)
+    with pytest.raises(ExportError, match="not the one this adapter was trained on"):
+        load_classifier(tmp_path / "a", backbone=str(other))
+    assert load_classifier(tmp_path / "a", backbone=str(other), allow_backbone_mismatch=True)
+    with pytest.raises(ExportError, match="not a LiST adapter folder"):
+        load_classifier(tmp_path)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_peft_round_trip_reproduces_mask_logits(tiny_dirs, tmp_path, family):
+    from peft import PeftModel
+
+    m = trained(tiny_dirs[family])
+    save_peft(m, tmp_path / "peft")
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in (tmp_path / "peft").iterdir()}
+    pm = PeftModel.from_pretrained(AutoModelForMaskedLM.from_pretrained(str(tiny_dirs[family])), str(tmp_path / "peft")).eval()
+    enc = m.encode(ROWS)
+    b = collate(enc, list(range(len(ROWS))), m.pad_id, m.device)
+    with torch.no_grad():
+        ours = m(**b)
+        logits = pm(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+    theirs = logits[torch.arange(len(ROWS)), b["mask_pos"]][:, m.label_ids]
+    assert (ours - theirs).abs().max() <= 1e-4
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("head", ["prompt", "classic"])
+def test_folded_round_trip(tiny_dirs, tmp_path, family, head):
+    m = trained(tiny_dirs[family], head)
+    before = m.logits(m.encode(ROWS))
+    save_folded(m, tmp_path / "f", ["neg", "pos"])
+    clf = load_folded(tmp_path / "f")
+    assert not any("adapter" in n for n, _ in clf.model.named_parameters())
+    assert (clf.model.logits(clf.model.encode(ROWS)) - before).abs().max() <= 1e-4
+    if head == "prompt":  # the saved model alone, as plain transformers, gives the same mask logits
+        plain = AutoModelForMaskedLM.from_pretrained(str(tmp_path / "f" / "model")).eval()
+        enc = m.encode(ROWS)
+        b = collate(enc, list(range(len(ROWS))), m.pad_id, m.device)
+        with torch.no_grad():
+            logits = plain(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+        theirs = logits[torch.arange(len(ROWS)), b["mask_pos"]][:, m.label_ids]
+        assert (theirs - before).abs().max() <= 1e-4
+
+
+def test_serving_many_adapters_on_one_backbone(tiny_dirs, tmp_path):
+    expected = {}
+    for i, (head, r) in enumerate([("prompt", 4), ("classic", 4), ("prompt", 6)]):
+        m = trained(tiny_dirs["bert"], head, bottleneck=r, seed=i)
+        expected[f"t{i}"] = m.logits(m.encode(ROWS)).softmax(-1)
+        save_native(m, tmp_path / f"t{i}", labels=["neg", "pos"])
+    server = AdapterServer(str(tiny_dirs["bert"]), device="cpu")
+    for name in expected:
+        server.add(name, tmp_path / name)
+    for name in ["t0", "t1", "t2", "t0", "t2", "t1"]:  # switching back and forth
+        assert (server.predict_proba(name, ROWS) - expected[name]).abs().max() <= 1e-5
+    with pytest.raises(KeyError, match="no task 'nope'"):
+        server.predict_proba("nope", ROWS)
+
+
+def test_predict_cli_reports_bad_rows_and_predicts_the_rest(tiny_dirs, tmp_path):
+    save_native(trained(tiny_dirs["bert"]), tmp_path / "a", labels=["neg", "pos"])
+    data = tmp_path / "in.csv"
+    data.write_bytes(b'id,text\n1,great movie\n2,"multi\nline review"\n3,too,many\n4,\n5,\xff\xfe broken\n6,bad film\n')
+    out = tmp_path / "out.csv"
+    res = subprocess.run(
+        [sys.executable, "-m", "list_core.predict", "--adapter", str(tmp_path / "a"), "--input", str(data), "--output", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "line 5: 3 fields, expected 2" in res.stderr
+    assert "line 6: empty text" in res.stderr
+    assert "line 7: not valid UTF-8" in res.stderr
+    import csv
+
+    got = list(csv.DictReader(out.open()))
+    assert list(got[0]) == ["id", "text", "prediction", "p_neg", "p_pos"]
+    assert [r["id"] for r in got] == ["1", "2", "6"] and got[1]["text"] == "multi\nline review"
+    jl = tmp_path / "in.jsonl"
+    jl.write_text('{"text": "great"}\nnot json\n{"text": ""}\n{"txt": "x"}\n{"text": "bad"}\n')
+    res = subprocess.run(
+        [sys.executable, "-m", "list_core.predict", "--adapter", str(tmp_path / "a"), "--input", str(jl), "--output", str(tmp_path / "o.jsonl")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "line 2: invalid JSON" in res.stderr and "line 3: empty text" in res.stderr and "line 4: no column 'text'" in res.stderr
+    assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 2
