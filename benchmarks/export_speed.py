@@ -81,7 +81,9 @@ def main() -> None:
     diff = float((folded.logits(enc, args.batch) - model.logits(enc, args.batch)).abs().max())
     print(f"unmodified backbone : {t_plain * 1000:8.1f} ms for {len(rows)} rows")
     print(f"with adapters       : {t_adapted * 1000:8.1f} ms  ({t_adapted / t_plain:.3f}x the backbone)")
-    print(f"folded              : {t_folded * 1000:8.1f} ms  ({t_folded / t_plain:.3f}x the backbone), max |logit diff| {diff:.2e}")
+    print(
+        f"folded              : {t_folded * 1000:8.1f} ms  ({t_folded / t_plain:.3f}x the backbone), max |logit diff| {diff:.2e}"
+    )
 
     # memory: one backbone + 1 adapter vs + 5 adapters
     for i in range(5):

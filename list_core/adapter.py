@@ -12,7 +12,9 @@ give the same function with no inference overhead (`fold_adapters`).
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -52,9 +54,11 @@ class AdaptedLinear(nn.Module):
         super().__init__()
         self.base = base
         self.adapter = Adapter(base.out_features, cfg).to(base.weight.device)
+        self.enabled = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.adapter(self.base(x))
+        h = self.base(x)
+        return self.adapter(h) if self.enabled else h
 
     def folded(self) -> nn.Linear:
         """A plain `nn.Linear` computing the same function."""
@@ -90,6 +94,19 @@ def add_adapters(encoder: nn.Module, targets: list[str], cfg: AdapterConfig) -> 
 def adapted_layers(module: nn.Module) -> dict[str, AdaptedLinear]:
     """All `AdaptedLinear` layers of a module, by name."""
     return {n: m for n, m in module.named_modules() if isinstance(m, AdaptedLinear)}
+
+
+@contextlib.contextmanager
+def adapters_disabled(module: nn.Module) -> Iterator[None]:
+    """Run the plain backbone inside the block (the frozen features, e.g. to initialise a head)."""
+    layers = adapted_layers(module).values()
+    for layer in layers:
+        layer.enabled = False
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.enabled = True
 
 
 def reset_adapters(module: nn.Module, generator: torch.Generator | None = None) -> None:

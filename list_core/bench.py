@@ -280,7 +280,13 @@ def main(argv: list[str] | None = None) -> int:
         for job in jobs:
             bar.set_postfix_str(f"{Path(job['data']).name} {job['method']} s{job['seed']}")
             with ctx.Pool(1, maxtasksperchild=1) as pool:
-                results.append(pool.apply(run_one, (job,)))
+                try:
+                    results.append(pool.apply(run_one, (job,)))
+                except Exception as e:  # one failed job must not lose the others
+                    print(
+                        f"\nFAILED {job['data']} {job['method']} seed {job['seed']}: {type(e).__name__}: {e}",
+                        file=sys.stderr,
+                    )
             bar.update(1)
             out.write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
     print(table(summarise(results)))

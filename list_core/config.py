@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
-HeadKind = Literal["auto", "prompt", "classic"]
+HeadKind = Literal["auto", "prompt", "classic", "probe"]
 Pooling = Literal["mean", "cls"]
 
 
@@ -51,6 +51,7 @@ class TrainConfig:
     student_batch_size: int = 16
     warmup_fraction: float = 0.6
     tau: float = 0.8
+    kd_selection: str = "tau"  # tau: max q > tau (paper); class_median: per class, at or above its median confidence
     meta_reweighting: bool = True
     meta_gold_batch_size: int = 4
     unlabeled_limit: int | None = None
@@ -65,7 +66,12 @@ class TrainConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
-        _check(self.head in ("auto", "prompt", "classic"), "head", self.head, "must be auto, prompt or classic")
+        _check(
+            self.head in ("auto", "prompt", "classic", "probe"),
+            "head",
+            self.head,
+            "must be auto, prompt, classic or probe",
+        )
         _check(self.pooling in ("mean", "cls"), "pooling", self.pooling, "must be mean or cls")
         _check(isinstance(self.adapter, AdapterConfig), "adapter", self.adapter, "must be an AdapterConfig")
         _check(self.max_length >= 8, "max_length", self.max_length, "must be >= 8")
@@ -80,6 +86,7 @@ class TrainConfig:
             _check(v > 0, name, v, "must be > 0")
         _check(0.0 <= self.warmup_fraction <= 1.0, "warmup_fraction", self.warmup_fraction, "must be in [0, 1]")
         _check(0.0 <= self.tau < 1.0, "tau", self.tau, "must be in [0, 1)")
+        _check(self.kd_selection in ("tau", "class_median"), "kd_selection", self.kd_selection, "must be tau or class_median")
         _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be >= 0")
         _check(self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm, "must be > 0")
         _check(

@@ -60,6 +60,52 @@ class ClassicHead(nn.Module):
         return self.linear(pool(hidden, attention_mask, self.pooling))  # (B, C)
 
 
+class ProbeHead(nn.Module):
+    """A linear classifier on L2-normalised mean-pooled features, initialised by a logistic-regression fit on
+    the gold examples' frozen features. For backbones without a pretrained MLM head (e.g. sentence encoders)
+    this starts every teacher and student from the strong linear probe instead of from random weights."""
+
+    def __init__(self, hidden_size: int, num_classes: int, c: float = 100.0) -> None:
+        super().__init__()
+        self.pooling = "mean"
+        self.c = c
+        self.linear = nn.Linear(hidden_size, num_classes)
+        self._initial: dict[str, torch.Tensor] | None = None
+        ClassicHead.reset_parameters(self)  # random until `fit` is called
+
+    @torch.no_grad()
+    def fit(self, features: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> None:
+        """Logistic regression (C=`c`) on (N, D) normalised features; becomes the reset state."""
+        from sklearn.linear_model import LogisticRegression
+
+        x = features.float().cpu().numpy()
+        y = labels.cpu().numpy()
+        clf = LogisticRegression(C=self.c, max_iter=5000, random_state=seed).fit(x, y)
+        w = torch.zeros_like(self.linear.weight)  # (C, D)
+        b = torch.zeros_like(self.linear.bias)  # (C,)
+        coef = torch.from_numpy(clf.coef_).float()
+        icpt = torch.from_numpy(clf.intercept_).float()
+        if coef.shape[0] == 1:  # binary: sigmoid(w.x + b) == softmax([-w/2, w/2] . x + [-b/2, b/2])
+            w[clf.classes_[0]], w[clf.classes_[1]] = -coef[0] / 2, coef[0] / 2
+            b[clf.classes_[0]], b[clf.classes_[1]] = -icpt[0] / 2, icpt[0] / 2
+        else:
+            w[torch.from_numpy(clf.classes_)] = coef.to(w.device)
+            b[torch.from_numpy(clf.classes_)] = icpt.to(b.device)
+        self.linear.weight.copy_(w)
+        self.linear.bias.copy_(b)
+        self._initial = {k: v.detach().clone() for k, v in self.state_dict().items()}
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        if self._initial is None:
+            ClassicHead.reset_parameters(self, generator)
+        else:
+            self.load_state_dict(self._initial)
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, mask_pos: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.normalize(pool(hidden, attention_mask, "mean"), dim=-1)  # (B, D)
+        return self.linear(x)  # (B, C)
+
+
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
     """(B, T, D) hidden states -> (B, D), mean over real tokens or the first token."""
     if pooling == "cls":
@@ -75,7 +121,8 @@ def choose_head(requested: str, backbone: Backbone) -> tuple[str, str]:
     if backbone.head_pretrained:
         return "prompt", "the backbone's MLM head is pretrained, so the prompt head starts from its knowledge"
     n = len(backbone.missing_head_keys)
-    return "classic", (
+    return "probe", (
         f"the backbone has no pretrained MLM head ({n} head weights were newly initialised), "
-        "so a prompt head would start from random weights; using a classic head"
+        "so a prompt head would start from random weights; using a probe head (a linear classifier on "
+        "normalised mean-pooled features, initialised from a logistic regression on the gold examples)"
     )

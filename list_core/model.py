@@ -8,11 +8,19 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
-from .adapter import AdaptedLinear, Adapter, adapted_layers, add_adapters, count_parameters, reset_adapters
+from .adapter import (
+    AdaptedLinear,
+    Adapter,
+    adapted_layers,
+    adapters_disabled,
+    add_adapters,
+    count_parameters,
+    reset_adapters,
+)
 from .backbone import Backbone, adapter_targets
 from .config import AdapterConfig
 from .data import Encoded, Row, collate, sorted_batches
-from .heads import ClassicHead, PromptHead, choose_head
+from .heads import ClassicHead, ProbeHead, PromptHead, choose_head, pool
 from .prompts import Prompt, label_word_ids
 
 
@@ -46,6 +54,8 @@ class ListModel(nn.Module):
             detach_adapters(backbone)
         if self.head_kind == "prompt":
             self.head = PromptHead(backbone, self.label_ids)
+        elif self.head_kind == "probe":
+            self.head = ProbeHead(backbone.hidden_size, len(prompt.label_words))
         else:
             self.head = ClassicHead(backbone.hidden_size, len(prompt.label_words), pooling)
         self.head.to(backbone.device)
@@ -117,6 +127,28 @@ class ListModel(nn.Module):
         finally:
             self.train(was_training)
         return out
+
+    @torch.no_grad()
+    def frozen_features(self, enc: Encoded, batch_size: int = 64) -> torch.Tensor:
+        """(N, D) L2-normalised mean-pooled features of the plain backbone (adapters off)."""
+        out = torch.empty((len(enc), self.backbone.hidden_size), dtype=torch.float32)
+        was_training = self.training
+        self.eval()
+        try:
+            with adapters_disabled(self.encoder):
+                for idx in sorted_batches(enc, batch_size):
+                    b = collate(enc, idx, self.pad_id, self.device)
+                    with autocast(self.device):
+                        h = self.encoder(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).last_hidden_state
+                    out[idx] = torch.nn.functional.normalize(pool(h.float(), b["attention_mask"]), dim=-1).cpu()
+        finally:
+            self.train(was_training)
+        return out
+
+    def prepare_head(self, gold: Encoded, labels: Sequence[int], seed: int = 0) -> None:
+        """Heads that start from the gold examples (the probe head) are fitted here; others ignore it."""
+        if isinstance(self.head, ProbeHead):
+            self.head.fit(self.frozen_features(gold), torch.tensor(list(labels)), seed)
 
     def predict_proba(self, rows: Sequence[Row], batch_size: int = 64) -> torch.Tensor:
         """(N, C) class probabilities for raw rows."""

@@ -92,6 +92,7 @@ def run_list(
     model = ListModel(backbone, prompt, cfg.head, cfg.adapter, cfg.pooling, cfg.max_length)
     report(Event("setup", message=model.head_reason, metrics={"head": model.head_kind, **model.parameter_report()}))
     gold = model.encode(task.gold_rows)
+    model.prepare_head(gold, task.gold_labels, cfg.seed)
     pool = model.encode(task.unlabeled_rows)
     evalset = model.encode(task.eval_rows) if task.eval_rows else None
     ckpt = None

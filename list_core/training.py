@@ -65,6 +65,19 @@ def fit_gold(
     return epoch_loss
 
 
+def select_confident(q: torch.Tensor, cfg: TrainConfig) -> list[int]:
+    """Indices of the pseudo-labels used in the KD warm-up: `max q > tau` (the paper), or, class-balanced,
+    per predicted class those at or above that class's median confidence."""
+    conf, hard = q.max(-1)  # (N,), (N,)
+    if cfg.kd_selection == "tau":
+        return torch.nonzero(conf > cfg.tau).flatten().tolist()
+    keep = torch.zeros_like(conf, dtype=torch.bool)
+    for c in hard.unique():
+        in_c = hard == c
+        keep |= in_c & (conf >= conf[in_c].median())
+    return torch.nonzero(keep).flatten().tolist()
+
+
 def train_student(
     model: ListModel,
     pool: Encoded,
@@ -83,8 +96,7 @@ def train_student(
     """
     n = len(pool)
     y_gold = torch.tensor(list(gold_labels), dtype=torch.long)
-    conf = q.max(-1).values  # (N,)
-    confident = torch.nonzero(conf > cfg.tau).flatten().tolist()
+    confident = select_confident(q, cfg)
     warmup = cfg.warmup_steps if cfg.meta_reweighting else cfg.student_steps
     if warmup and not confident:
         report(

@@ -26,7 +26,9 @@ ROWS = [{"text": "the movie was great"}, {"text": "bad acting and a long , long 
 def trained(path, head="prompt", bottleneck=4, seed=0) -> ListModel:
     """A model whose adapters and head are far from their initial values, as after training."""
     torch.manual_seed(seed)
-    m = ListModel(load_backbone(str(path), device="cpu"), PROMPT, head=head, adapter=AdapterConfig(bottleneck=bottleneck)).eval()
+    m = ListModel(
+        load_backbone(str(path), device="cpu"), PROMPT, head=head, adapter=AdapterConfig(bottleneck=bottleneck)
+    ).eval()
     with torch.no_grad():
         for p in m.trainable_named_parameters().values():
             p.add_(torch.randn_like(p) * 0.1)
@@ -71,7 +73,9 @@ def test_peft_round_trip_reproduces_mask_logits(tiny_dirs, tmp_path, family):
     m = trained(tiny_dirs[family])
     save_peft(m, tmp_path / "peft")
     assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in (tmp_path / "peft").iterdir()}
-    pm = PeftModel.from_pretrained(AutoModelForMaskedLM.from_pretrained(str(tiny_dirs[family])), str(tmp_path / "peft")).eval()
+    pm = PeftModel.from_pretrained(
+        AutoModelForMaskedLM.from_pretrained(str(tiny_dirs[family])), str(tmp_path / "peft")
+    ).eval()
     enc = m.encode(ROWS)
     b = collate(enc, list(range(len(ROWS))), m.pad_id, m.device)
     with torch.no_grad():
@@ -140,5 +144,9 @@ def test_predict_cli_reports_bad_rows_and_predicts_the_rest(tiny_dirs, tmp_path)
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
-    assert "line 2: invalid JSON" in res.stderr and "line 3: empty text" in res.stderr and "line 4: no column 'text'" in res.stderr
+    assert (
+        "line 2: invalid JSON" in res.stderr
+        and "line 3: empty text" in res.stderr
+        and "line 4: no column 'text'" in res.stderr
+    )
     assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 2

@@ -24,3 +24,13 @@ def test_soft_labels_and_gold_loss():
     assert math.isclose(
         float(gold_loss(t, torch.tensor([2]))), -math.log(float(torch.softmax(t, -1)[0, 2])), rel_tol=1e-6
     )
+
+
+def test_select_confident_tau_and_class_median():
+    from list_core.config import TrainConfig
+    from list_core.training import select_confident
+
+    q = torch.tensor([[0.95, 0.05], [0.7, 0.3], [0.6, 0.4], [0.15, 0.85], [0.45, 0.55], [0.1, 0.9]])
+    assert select_confident(q, TrainConfig(tau=0.8)) == [0, 3, 5]
+    # class 0: confidences .95 .7 .6 (median .7) -> 0, 1; class 1: .85 .55 .9 (median .85) -> 3, 5
+    assert select_confident(q, TrainConfig(kd_selection="class_median")) == [0, 1, 3, 5]

@@ -143,11 +143,11 @@ def test_every_method_predicts(bert, method):
     assert p.shape == (2, 2) and torch.allclose(p.sum(-1), torch.ones(2), atol=1e-5)
 
 
-def test_headless_backbone_trains_with_classic_head(tiny_headless_dir):
+def test_headless_backbone_trains_with_probe_head(tiny_headless_dir):
     bb = load_backbone(str(tiny_headless_dir), device="cpu")
     events = []
     res = run_list(bb, PROMPT, task(), tiny_cfg(rounds=1), callback=events.append)
-    assert res.model.head_kind == "classic"
+    assert res.model.head_kind == "probe"
     assert "newly initialised" in next(e for e in events if e.stage == "setup").message
 
 
