@@ -86,7 +86,12 @@ class TrainConfig:
             _check(v > 0, name, v, "must be > 0")
         _check(0.0 <= self.warmup_fraction <= 1.0, "warmup_fraction", self.warmup_fraction, "must be in [0, 1]")
         _check(0.0 <= self.tau < 1.0, "tau", self.tau, "must be in [0, 1)")
-        _check(self.kd_selection in ("tau", "class_median"), "kd_selection", self.kd_selection, "must be tau or class_median")
+        _check(
+            self.kd_selection in ("tau", "class_median"),
+            "kd_selection",
+            self.kd_selection,
+            "must be tau or class_median",
+        )
         _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be >= 0")
         _check(self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm, "must be > 0")
         _check(

@@ -25,7 +25,11 @@ def test_probe_head_matches_logistic_regression_binary_and_multiclass():
         x, y = _features(40, 8, classes)
         head = ProbeHead(8, classes)
         head.fit(x, y)
-        ref = LogisticRegression(C=100.0, max_iter=5000, random_state=0).fit(x.numpy(), y.numpy()).predict_proba(x.numpy())
+        ref = (
+            LogisticRegression(C=100.0, max_iter=5000, random_state=0)
+            .fit(x.numpy(), y.numpy())
+            .predict_proba(x.numpy())
+        )
         # the head normalises mean-pooled states: feed each feature as a one-token sequence
         got = head(x[:, None, :], torch.ones(len(x), 1), torch.zeros(len(x), dtype=torch.long)).softmax(-1)
         assert np.abs(got.detach().numpy() - ref).max() < 1e-4

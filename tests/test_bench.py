@@ -1,0 +1,66 @@
+"""The benchmark harness on tiny data made here (the default suite never needs ../shared)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from list_core import bench
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def make_data(root: Path) -> Path:
+    root.mkdir(parents=True)
+    words = [("great", "positive"), ("good", "positive"), ("bad", "negative"), ("awful", "negative")]
+    nouns = ["movie", "film", "acting", "story", "plot", "pacing", "cast", "score"]
+    pool = [{"id": f"p{i}", "text": f"{w} {n}", "label": lab} for i, ((w, lab), n) in enumerate((x, n) for x in words for n in nouns)]
+    test = [{"id": f"t{i}", "text": f"a {w} one", "label": lab} for i, (w, lab) in enumerate(words * 2)]
+    (root / "pool.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pool))
+    (root / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in test))
+    meta = {"name": "tinymr", "task": "single", "labels": ["negative", "positive"], "template": "{text} It was {mask} .",
+            "label_words": {"negative": "bad", "positive": "great"}}  # fmt: skip
+    (root / "meta.json").write_text(json.dumps(meta))
+    (root / "fewshot").mkdir()
+    for seed in (1, 2):
+        ids = [pool[i]["id"] for i in ((0, 9, 17, 25) if seed == 1 else (1, 8, 16, 30))]
+        (root / "fewshot" / f"k4-s{seed}.jsonl").write_text("".join(json.dumps({"id": i}) + "\n" for i in ids))
+    return root
+
+
+def test_bench_runs_methods_and_writes_json_and_report(tmp_path, tiny_dirs, capsys):
+    data = make_data(tmp_path / "tinymr")
+    out = tmp_path / "res.json"
+    sets = ["rounds=1", "student_steps=4", "teacher_epochs=1", "finetune_epochs=1", "max_length=32", 'adapter={"bottleneck": 4}']
+    argv = ["--data", str(data), str(tmp_path / "missing"), "--k", "4", "--seeds", "1", "2", "--methods",
+            "self-train-probe,list", "--backbone", str(tiny_dirs["bert"]), "--out", str(out)]  # fmt: skip
+    for s in sets:
+        argv += ["--set", s]
+    assert bench.main(argv) == 0
+    printed = capsys.readouterr()
+    assert "skipping" in printed.err and "| tinymr | list | 2 |" in printed.out
+    res = json.loads(out.read_text())
+    assert len(res["results"]) == 4 and res["machine"]["cores"] >= 1
+    lst = [r for r in res["results"] if r["method"] == "list"]
+    assert all(0 <= r["accuracy"] <= 1 and r["trainable_params"] > 0 and r["adapter_bytes"] > 0 for r in lst)
+    assert all(0 <= rd["pseudo_label_accuracy"] <= 1 for r in lst for rd in r["rounds"])
+    md = bench.report([res])
+    assert md.startswith("# Benchmarks") and "pseudo-label acc" in md and "| list |" in md
+
+
+def test_gold_ids_come_only_from_the_fewshot_file(tmp_path):
+    data = bench.load_data(make_data(tmp_path / "d"))
+    task, unlabeled = bench.make_task(data, 4, 1)
+    assert task.gold_labels == [1, 1, 0, 0] and len(task.unlabeled_rows) == 28
+    assert "label" not in task.unlabeled_rows[0] and len(unlabeled) == 28
+    with pytest.raises(FileNotFoundError, match="k30-s1"):
+        data.gold_ids(30, 1)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED / "subj").exists(), reason="../shared/data is not here")
+def test_real_data_probe_on_subj(tmp_path):
+    out = tmp_path / "subj.json"
+    assert bench.main(["--data", str(SHARED / "subj"), "--seeds", "1", "--methods", "self-train-probe", "--out", str(out)]) == 0
+    acc = json.loads(out.read_text())["results"][0]["accuracy"]
+    assert acc > 0.75  # the self-trained probe reaches ~87% on subj with this backbone
