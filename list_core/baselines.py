@@ -10,31 +10,21 @@ import torch
 
 from .backbone import Backbone
 from .config import TrainConfig
-from .data import Row, check_task, collate, sorted_batches
+from .data import Row, check_task
 from .events import Callback, CancelCheck, Event, Reporter
-from .heads import pool
-from .model import ListModel, autocast, detach_adapters
+from .model import ListModel
 from .prompts import Prompt
 from .self_training import RunResult, TaskData, run_list
 
 METHODS = ("zero-shot", "linear-probe", "self-train-probe", "classic", "prompt", "list")
 
 
-@torch.no_grad()
 def embed(
     backbone: Backbone, prompt: Prompt, rows: Sequence[Row], max_length: int = 128, batch_size: int = 64
 ) -> np.ndarray:
     """Frozen mean-pooled, L2-normalised features of the rendered prompt: (N, D)."""
-    detach_adapters(backbone)
     model = ListModel(backbone, prompt, head="classic", adapter=None, max_length=max_length)
-    enc = model.encode(rows)
-    out = np.zeros((len(enc), backbone.hidden_size), dtype=np.float32)
-    for idx in sorted_batches(enc, batch_size):
-        b = collate(enc, idx, model.pad_id, model.device)
-        with autocast(model.device):
-            h = model.encoder(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).last_hidden_state
-        out[idx] = torch.nn.functional.normalize(pool(h.float(), b["attention_mask"]), dim=-1).cpu().numpy()
-    return out
+    return model.frozen_features(model.encode(rows), batch_size).numpy()
 
 
 @dataclass

@@ -14,7 +14,10 @@ def make_data(root: Path) -> Path:
     root.mkdir(parents=True)
     words = [("great", "positive"), ("good", "positive"), ("bad", "negative"), ("awful", "negative")]
     nouns = ["movie", "film", "acting", "story", "plot", "pacing", "cast", "score"]
-    pool = [{"id": f"p{i}", "text": f"{w} {n}", "label": lab} for i, ((w, lab), n) in enumerate((x, n) for x in words for n in nouns)]
+    pool = [
+        {"id": f"p{i}", "text": f"{w} {n}", "label": lab}
+        for i, ((w, lab), n) in enumerate((x, n) for x in words for n in nouns)
+    ]
     test = [{"id": f"t{i}", "text": f"a {w} one", "label": lab} for i, (w, lab) in enumerate(words * 2)]
     (root / "pool.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pool))
     (root / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in test))
@@ -31,7 +34,14 @@ def make_data(root: Path) -> Path:
 def test_bench_runs_methods_and_writes_json_and_report(tmp_path, tiny_dirs, capsys):
     data = make_data(tmp_path / "tinymr")
     out = tmp_path / "res.json"
-    sets = ["rounds=1", "student_steps=4", "teacher_epochs=1", "finetune_epochs=1", "max_length=32", 'adapter={"bottleneck": 4}']
+    sets = [
+        "rounds=1",
+        "student_steps=4",
+        "teacher_epochs=1",
+        "finetune_epochs=1",
+        "max_length=32",
+        'adapter={"bottleneck": 4}',
+    ]
     argv = ["--data", str(data), str(tmp_path / "missing"), "--k", "4", "--seeds", "1", "2", "--methods",
             "self-train-probe,list", "--backbone", str(tiny_dirs["bert"]), "--out", str(out)]  # fmt: skip
     for s in sets:
@@ -61,6 +71,9 @@ def test_gold_ids_come_only_from_the_fewshot_file(tmp_path):
 @pytest.mark.skipif(not (SHARED / "subj").exists(), reason="../shared/data is not here")
 def test_real_data_probe_on_subj(tmp_path):
     out = tmp_path / "subj.json"
-    assert bench.main(["--data", str(SHARED / "subj"), "--seeds", "1", "--methods", "self-train-probe", "--out", str(out)]) == 0
+    assert (
+        bench.main(["--data", str(SHARED / "subj"), "--seeds", "1", "--methods", "self-train-probe", "--out", str(out)])
+        == 0
+    )
     acc = json.loads(out.read_text())["results"][0]["accuracy"]
     assert acc > 0.75  # the self-trained probe reaches ~87% on subj with this backbone
