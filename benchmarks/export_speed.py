@@ -44,7 +44,11 @@ def timed(model: ListModel, enc, batch: int, repeats: int = 3) -> float:
 
 
 def rss_mb() -> float:
+    """Process memory: CUDA memory allocated on a GPU, else resident set size."""
     gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+        return torch.cuda.memory_allocated() / 2**20
     return psutil.Process(os.getpid()).memory_info().rss / 2**20
 
 
@@ -101,7 +105,8 @@ def main() -> None:
         server.predict_proba(f"task{i}", rows[:8])
     five = rss_mb()
     size = sum(f.stat().st_size for f in (tmp / "task0").iterdir()) / 2**20
-    print(f"RSS: backbone {base:.0f} MiB, +1 adapter {one:.0f} MiB, +5 adapters {five:.0f} MiB "
+    kind = "CUDA memory" if torch.cuda.is_available() else "RSS"
+    print(f"{kind}: backbone {base:.0f} MiB, +1 adapter {one:.0f} MiB, +5 adapters {five:.0f} MiB "
           f"(five / one = {five / one:.3f}; one adapter folder = {size:.2f} MiB)")  # fmt: skip
     if torch.cuda.is_available():
         print(f"peak CUDA memory: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
