@@ -23,7 +23,7 @@ from .prompts import Prompt
 @dataclass
 class _Task:
     model: ListModel  # shares the backbone; its head and prompt are the task's own
-    adapters: dict[str, torch.Tensor]  # encoder adapter weights, by ListModel parameter name
+    adapters: dict[str, torch.Tensor]  # encoder adapter weights (host memory), by ListModel parameter name
     adapter_config: AdapterConfig
     labels: list[str]
 
@@ -50,7 +50,10 @@ class AdapterServer:
             model.load_trainable_state(state)
             model.eval()
             self._active = None  # building the model replaced the adapter slots
-        adapters = {k: v.to(self.backbone.device) for k, v in state.items() if not k.startswith("head.")}
+        # inactive adapters wait in host memory (pinned on CUDA) and are copied into the shared slots on use,
+        # so the accelerator holds one set of adapter weights however many tasks are loaded
+        pin = self.backbone.device.type == "cuda"
+        adapters = {k: (v.pin_memory() if pin else v) for k, v in state.items() if not k.startswith("head.")}
         self.tasks[name] = _Task(model, adapters, adapter, list(cfg["labels"]))
 
     def remove(self, name: str) -> None:
@@ -69,7 +72,7 @@ class AdapterServer:
             params = dict(task.model.named_parameters())
             with torch.no_grad():
                 for k, v in task.adapters.items():
-                    params[k].copy_(v)
+                    params[k].copy_(v, non_blocking=True)
             self._active = name
         return task
 
