@@ -340,9 +340,9 @@ def main(argv: list[str] | None = None) -> int:
             "backbone": args.backbone,
             "overrides": overrides,
         }
+        for s in args.seeds  # seed-major: a run cut short still has every set and method for the first seeds
         for d in datas
         for m in methods
-        for s in args.seeds
     ]
     from tqdm import tqdm
 
