@@ -60,8 +60,7 @@ with st.expander("Settings", expanded=preset_name == "custom"):
 counts = storage.class_counts(conn, project.id)
 st.caption(f"Gold labels: {', '.join(f'{lab} {n}' for lab, n in zip(project.labels, counts))}")
 if st.button("Start run", key="tr_start", type="primary"):
-    out = run_safely(runq.start_run, conn, project.id, method, "fast" if preset_name == "custom" else preset_name,
-                     int(seed), overrides)  # fmt: skip
+    out = run_safely(runq.start_run, conn, project.id, method, preset_name, int(seed), overrides)
     if out:
         st.success(f"Run {out[0].id} queued.")
 

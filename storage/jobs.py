@@ -57,6 +57,10 @@ def claim(
     write transaction, so two workers never get the same job."""
     cutoff = _ago(stale_after_s)
     with write(db):
+        db.execute(  # a dead worker's job that the user asked to cancel is cancelled, not run again
+            "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE status = 'running' AND heartbeat_at < ? AND cancel_requested = 1",
+            [now(), cutoff],
+        )
         db.execute(
             "UPDATE jobs SET status = 'failed', finished_at = ?, "
             "error = coalesce(error, '') || 'its worker stopped ' || attempts || ' times; giving up' "

@@ -240,8 +240,8 @@ def start_run(
     missing = [lab for lab, n in zip(project.labels, class_counts(db, project_id)) if n == 0]
     if missing:
         raise StoreError(f"no gold example for {missing}: label at least one example of each class")
-    try:
-        cfg = make_preset(preset, seed=seed, **(overrides or {}))
+    try:  # "custom" is the fast preset with the user's overrides
+        cfg = make_preset("fast" if preset == "custom" else preset, seed=seed, **(overrides or {}))
     except (TypeError, ValueError) as e:
         raise StoreError(f"invalid training settings: {e}") from None
     run = create_run(db, project_id, method, preset, cfg.to_dict(), seed, project.backbone, prompt.id)

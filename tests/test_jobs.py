@@ -74,6 +74,16 @@ def test_cancel_queued_and_running(dbfile):
     assert jobq.cancel_requested(db, b.id)
 
 
+def test_dead_workers_cancelled_job_is_not_run_again(dbfile):
+    db = st.connect(dbfile)
+    job = jobq.enqueue(db, "predict", {})
+    jobq.claim(db, "a")
+    jobq.request_cancel(db, job.id)
+    time.sleep(0.05)  # worker a dies before it notices
+    assert jobq.claim(db, "b", stale_after_s=0.01) is None
+    assert jobq.get_job(db, job.id).status == "cancelled"
+
+
 def test_progress_and_unknown_kind(dbfile):
     db = st.connect(dbfile)
     job = jobq.enqueue(db, "list_run", {"run_id": 3}, None)
