@@ -82,36 +82,37 @@ def import_table(
     if not rows:
         raise ImportFileError("the file has no rows")
     at = now()
-    added = dup = labeled = 0
+    unique: dict[str, tuple[dict[str, str], int | None]] = {}
+    for texts, label in rows:
+        unique.setdefault(content_hash(texts), (texts, label))
     with write(db):
-        seen: set[str] = set()
-        for texts, label in rows:
-            h = content_hash(texts)
-            if (
-                h in seen
-                or db.execute("SELECT 1 FROM examples WHERE project_id = ? AND hash = ?", [project_id, h]).fetchone()
-            ):
-                dup += 1
-                continue
-            seen.add(h)
-            cur = db.execute(
-                "INSERT INTO examples (project_id, text, text_a, text_b, source, split, eval_label, hash, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [project_id, texts.get("text"), texts.get("text_a"), texts.get("text_b"), source, split,
-                 label if split == "eval" else None, h, at],
-            )  # fmt: skip
-            added += 1
-            if label is not None and split == "pool":
-                db.execute(
-                    "INSERT INTO gold (example_id, project_id, label, updated_at) VALUES (?, ?, ?, ?)",
-                    [cur.lastrowid, project_id, label, at],
-                )
-                db.execute(
-                    "INSERT INTO label_history (project_id, example_id, old_label, new_label, at, by, reason) "
-                    "VALUES (?, ?, NULL, ?, ?, ?, 'import')",
-                    [project_id, cur.lastrowid, label, at, source],
-                )
-                labeled += 1
+        before = db.conn.total_changes
+        db.conn.executemany(  # rows already in the project are skipped by UNIQUE (project_id, hash)
+            "INSERT OR IGNORE INTO examples (project_id, text, text_a, text_b, source, split, eval_label, hash, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(project_id, t.get("text"), t.get("text_a"), t.get("text_b"), source, split,
+              label if split == "eval" else None, h, at) for h, (t, label) in unique.items()],
+        )  # fmt: skip
+        added = db.conn.total_changes - before
+        labeled = 0
+        gold = {h: label for h, (_, label) in unique.items() if label is not None and split == "pool"}
+        if gold:
+            new_ids = db.execute(
+                "SELECT id, hash FROM examples WHERE project_id = ? AND created_at = ? AND source = ?",
+                [project_id, at, source],
+            ).fetchall()
+            pairs = [(i, gold[h]) for i, h in new_ids if h in gold]
+            db.conn.executemany(
+                "INSERT INTO gold (example_id, project_id, label, updated_at) VALUES (?, ?, ?, ?)",
+                [(i, project_id, lab, at) for i, lab in pairs],
+            )
+            db.conn.executemany(
+                "INSERT INTO label_history (project_id, example_id, old_label, new_label, at, by, reason) "
+                "VALUES (?, ?, NULL, ?, ?, ?, 'import')",
+                [(project_id, i, lab, at, source) for i, lab in pairs],
+            )
+            labeled = len(pairs)
+    dup = len(rows) - added
     return ImportReport(added=added, duplicates=dup, labeled=labeled, rows=len(rows))
 
 
