@@ -109,7 +109,7 @@ def prediction_result() -> None:
     probs = job.result["probs"]
     rows = st.session_state["pr_rows"]
     if not is_file:
-        st.bar_chart({"probability": dict(zip(project.labels, probs[0]))}, key="pr_chart")
+        st.bar_chart({"probability": dict(zip(project.labels, probs[0]))})
         return
     buf = io.StringIO()
     w = csv.writer(buf)

@@ -167,6 +167,14 @@ def test_train_rounds_inspect_export_pages_after_a_run(env):
     at.text_area(key="pr_text").input("great").run()
     at.button(key="pr_go").click().run()
     assert jobq.list_jobs(db)[0].kind == "predict"
+    worker = Worker(db.conn.execute("PRAGMA database_list").fetchone()[2])
+    while worker.run_once() is not None:  # the export and predict jobs
+        pass
+    at.run()
+    assert not at.exception, at.exception
+    assert any("succeeded" in c.value for c in at.caption)
+    at.run()
+    assert any(b.proto.label.startswith("Download adapter") for b in at.get("download_button"))
 
 
 def test_app_navigation_and_sidebar(env):
