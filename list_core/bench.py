@@ -314,7 +314,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     if args.report:
-        print(report([json.loads(Path(p).read_text()) for p in args.report]))
+        text = report([json.loads(Path(p).read_text()) for p in args.report])
+        if args.logs:
+            text += "\n## Speed and memory\n\nOutputs of the benchmark scripts, verbatim (first line of each: the command).\n"
+            for log in args.logs:
+                text += f"\n### {Path(log).stem}\n\n```\n{Path(log).read_text().strip()}\n```\n"
+        print(text)
         return 0
     if not args.data:
         ap.error("--data is required")
