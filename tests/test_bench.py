@@ -77,3 +77,11 @@ def test_real_data_probe_on_subj(tmp_path):
     )
     acc = json.loads(out.read_text())["results"][0]["accuracy"]
     assert acc > 0.75  # the self-trained probe reaches ~87% on subj with this backbone
+
+
+@pytest.mark.slow
+def test_setfit_peer_runs_on_tiny_data(tmp_path):
+    pytest.importorskip("setfit")
+    data = make_data(tmp_path / "tinymr")
+    out = bench.run_one({"data": str(data), "method": "setfit", "seed": 1, "k": 4, "preset": "fast", "backbone": None})
+    assert 0 <= out["accuracy"] <= 1 and out["setfit"]["num_iterations"] == 20
