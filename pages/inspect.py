@@ -5,7 +5,7 @@ import streamlit as st
 from storage import labels as labq
 from storage import runs as runq
 from storage.queue import exclude, excluded_ids
-from ui.common import db, require_project
+from ui.common import db, md_escape, require_project
 
 conn = db()
 project = require_project()
@@ -41,7 +41,7 @@ rejected = excluded_ids(conn, project.id)
 for p in pls:
     with st.container(border=True):
         a, b = st.columns([5, 3])
-        a.write(p.text)
+        a.markdown(md_escape(p.text))
         gold = f" · gold: **{project.labels[p.gold]}**" if p.gold is not None else ""
         a.caption(f"pseudo-label **{project.labels[p.label]}** · confidence {p.confidence:.2f} · "
                   f"weight {'—' if p.weight is None else f'{p.weight:.4f}'}{' · flipped' if p.flipped else ''}{gold}"

@@ -6,7 +6,7 @@ import storage
 from storage import jobs as jobq
 from storage.queue import STRATEGIES, has_queue, next_unlabeled
 from storage.runs import prediction
-from ui.common import db, require_project, run_safely
+from ui.common import db, md_escape, require_project, run_safely
 
 conn = db()
 project = require_project()
@@ -59,7 +59,11 @@ with left:
             st.session_state["lb_skipped"] = []
             st.rerun()
     else:
-        st.markdown(f"### {ex.text}" if ex.text is not None else f"**A:** {ex.text_a}\n\n**B:** {ex.text_b}")
+        st.markdown(
+            f"### {md_escape(ex.text)}"
+            if ex.text is not None
+            else f"**A:** {md_escape(ex.text_a)}\n\n**B:** {md_escape(ex.text_b)}"
+        )
         sug = prediction(conn, ex.id)
         if sug:
             st.caption(f"Model suggests **{project.labels[sug['label']]}** ({sug['confidence']:.0%})")

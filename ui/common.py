@@ -103,3 +103,8 @@ def job_status_line(job) -> str:
 def fmt_seconds(s: float) -> str:
     s = int(s)
     return f"{s // 60}m {s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def md_escape(text: str) -> str:
+    """User text shown through markdown, with markdown's special characters escaped."""
+    return "".join("\\" + ch if ch in "\\`*_{}[]()#+-.!|<>$~" else ch for ch in text)
