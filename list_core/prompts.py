@@ -151,7 +151,8 @@ def encode(
     for p in prompt.pieces:
         if p.kind in ("text", "text_a", "text_b"):
             texts = [(" " if p.space_before else "") + str(r.get(p.kind, "")).strip() for r in rows]
-            slot_ids[p.kind] = tokenizer(texts, add_special_tokens=False)["input_ids"]
+            # long texts are cut below, inside the slot, so the tokenizer need not warn about them
+            slot_ids[p.kind] = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
     all_ids: list[list[int]] = []
     mask_pos: list[int] = []
     for r in range(len(rows)):
