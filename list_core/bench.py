@@ -312,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--report", nargs="+", metavar="RESULTS_JSON", help="print BENCHMARKS.md from results files and exit"
     )
+    ap.add_argument(
+        "--logs", nargs="*", default=[], metavar="LOG", help="with --report: benchmark script outputs to include"
+    )
     args = ap.parse_args(argv)
     if args.report:
         text = report([json.loads(Path(p).read_text()) for p in args.report])

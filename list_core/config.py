@@ -53,6 +53,7 @@ class TrainConfig:
     tau: float = 0.8
     kd_selection: str = "tau"  # tau: max q > tau (paper); class_median: per class, at or above its median confidence
     meta_reweighting: bool = True
+    meta_similarity: str = "dot"  # dot: g_gold . g_i (paper); cosine: the same divided by both gradient norms
     meta_gold_batch_size: int = 4
     unlabeled_limit: int | None = None
     # student fine-tuning on gold at the end of each round

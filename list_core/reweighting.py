@@ -70,11 +70,19 @@ def meta_step(
     q: torch.Tensor,
     gold_batch: dict[str, torch.Tensor],
     gold_labels: torch.Tensor,
+    similarity: str = "dot",
 ) -> MetaStep:
-    """Weights of a pseudo-labeled batch and the weighted update direction."""
+    """Weights of a pseudo-labeled batch and the weighted update direction.
+
+    `similarity="cosine"` divides each agreement by both gradient norms, so an example does not get a large
+    weight merely because its loss (often: its pseudo-label is wrong) gives it a large gradient."""
     g_gold, l_gold = gold_gradient(model, gold_batch, gold_labels)
     g_each, losses = per_example_gradients(model, batch, q)
     raw = sum((g_each[n].flatten(1) @ g_gold[n].flatten()) for n in g_gold)  # (B,)
+    if similarity == "cosine":
+        norm_each = torch.sqrt(sum(g.flatten(1).pow(2).sum(1) for g in g_each.values()))  # (B,)
+        norm_gold = torch.sqrt(sum(g.pow(2).sum() for g in g_gold.values()))
+        raw = raw / (norm_each * norm_gold).clamp(min=1e-12)
     w = agreement_weights(raw)
     update = {n: torch.einsum("b,b...->...", w, g) for n, g in g_each.items()}
     return MetaStep(weights=w, raw=raw, losses=losses, update=update, gold_loss=l_gold)

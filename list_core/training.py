@@ -130,6 +130,7 @@ def train_student(
                 q[idx].to(model.device),
                 collate(gold, gidx, model.pad_id, model.device),
                 y_gold[gidx].to(model.device),
+                cfg.meta_similarity,
             )
             w = ms.weights.cpu()
             weight_sum.index_add_(0, torch.tensor(idx), w)

@@ -65,3 +65,21 @@ def test_meta_step_classic_head_and_roberta(roberta):
     ms = meta_step(model, batch, q, gold, torch.tensor([0, 1]))
     raw, _ = _brute_force(model, batch, q, gold, torch.tensor([0, 1]))
     assert torch.allclose(ms.raw, raw, rtol=1e-4, atol=1e-7)
+
+
+def test_cosine_similarity_divides_by_both_norms(bert):
+    torch.manual_seed(0)
+    model = ListModel(bert, PROMPT, head="prompt", adapter=AdapterConfig(bottleneck=4)).eval()
+    enc = model.encode([{"text": t} for t in TEXTS])
+    batch = collate(enc, [0, 1, 2, 3], model.pad_id, model.device)
+    gold = collate(enc, [4, 5], model.pad_id, model.device)
+    y = torch.tensor([1, 0])
+    q = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5], [0.05, 0.95]])
+    raw, grads = _brute_force(model, batch, q, gold, y)
+    params = list(model.trainable_named_parameters().values())
+    g_gold = torch.autograd.grad(gold_loss(model(**gold), y), params)
+    n_gold = torch.sqrt(sum((g**2).sum() for g in g_gold))
+    n_each = torch.stack([torch.sqrt(sum((g**2).sum() for g in gi)) for gi in grads])
+    ms = meta_step(model, batch, q, gold, y, similarity="cosine")
+    assert torch.allclose(ms.raw, raw / (n_each * n_gold), rtol=1e-4, atol=1e-7)
+    assert (ms.raw.abs() <= 1 + 1e-5).all()
