@@ -291,19 +291,17 @@ def report(files: list[dict[str, Any]], paths: list[str] | None = None, note: st
             lines.append(f"| {s} | {m} | {rd} | {100 * statistics.mean(x['pseudo_label_accuracy'] for x in xs):.1f} | "
                          f"{statistics.mean(corr) if corr else float('nan'):.3f} | {statistics.mean(x['flip_rate'] for x in xs):.3f} | "
                          f"{statistics.mean(x['mean_confidence'] for x in xs):.3f} |")  # fmt: skip
-        lines += [
-            "",
-            "Time per stage (seconds, mean over seeds):",
-            "",
-            "| set | teacher | pseudo-label | student | gold fine-tune |",
-            "|---|---|---|---|---|",
-        ]
-        by_set: dict[str, list[dict[str, float]]] = {}
+        lines += ["", "Time per stage (seconds, mean over seeds):", "",
+                  "| set | method | teacher | pseudo-label | student | gold fine-tune |", "|---|---|---|---|---|---|"]  # fmt: skip
+        by_run: dict[tuple[str, str], list[dict[str, float]]] = {}
         for r in lst:
-            by_set.setdefault(r["set"], []).append(r["stage_seconds"])
-        for s, xs in sorted(by_set.items()):
-            lines.append(f"| {s} | " + " | ".join(f"{statistics.mean(x.get(k, 0) for x in xs):.0f}"
-                                                  for k in ("teacher", "pseudo_label", "student", "finetune")) + " |")  # fmt: skip
+            by_run.setdefault((r["set"], r["method"]), []).append(r["stage_seconds"])
+        for (s, m), xs in sorted(by_run.items(), key=lambda kv: (kv[0][0], _order(kv[0][1]))):
+            cells = " | ".join(
+                f"{statistics.mean(x.get(k, 0) for x in xs):.0f}"
+                for k in ("teacher", "pseudo_label", "student", "finetune")
+            )
+            lines.append(f"| {s} | {m} | {cells} |")
     return "\n".join(lines) + "\n"
 
 

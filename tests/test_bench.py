@@ -55,7 +55,7 @@ def test_bench_runs_methods_and_writes_json_and_report(tmp_path, tiny_dirs, caps
     assert all(0 <= r["accuracy"] <= 1 and r["trainable_params"] > 0 and r["adapter_bytes"] > 0 for r in lst)
     assert all(0 <= rd["pseudo_label_accuracy"] <= 1 for r in lst for rd in r["rounds"])
     md = bench.report([res])
-    assert md.startswith("# Benchmarks") and "pseudo-label acc" in md and "| list |" in md
+    assert md.startswith("# Benchmarks") and "pseudo-label acc" in md and "| tinymr | list (rounds=1," in md
 
 
 def test_gold_ids_come_only_from_the_fewshot_file(tmp_path):
