@@ -30,30 +30,32 @@ from list_core.prompts import Prompt  # noqa: E402
 from list_core.reweighting import meta_step  # noqa: E402
 from list_core.training import _clip_and_step, make_optimizer  # noqa: E402
 
+SYNTHETIC_WORDS = [
+    "the",
+    "a",
+    "movie",
+    "film",
+    "was",
+    "great",
+    "terrible",
+    "long",
+    "short",
+    "story",
+    "acting",
+    "plot",
+    "and",
+    "but",
+    "not",
+    "very",
+]
+
 
 def load_texts(data: str | None, n: int) -> tuple[list[str], str, tuple[str, ...]]:
     if data and (Path(data) / "pool.jsonl").exists():
         meta = json.loads((Path(data) / "meta.json").read_text())
         rows = [json.loads(x) for x in (Path(data) / "pool.jsonl").read_text().splitlines()[:n]]
         return [r["text"] for r in rows], meta["template"], tuple(meta["label_words"][lab] for lab in meta["labels"])
-    words = [
-        "the",
-        "a",
-        "movie",
-        "film",
-        "was",
-        "great",
-        "terrible",
-        "long",
-        "short",
-        "story",
-        "acting",
-        "plot",
-        "and",
-        "but",
-        "not",
-        "very",
-    ]
+    words = SYNTHETIC_WORDS
     g = torch.Generator().manual_seed(0)
     texts = [
         " ".join(

@@ -18,6 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.engine_speed import SYNTHETIC_WORDS  # noqa: E402
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -32,24 +34,7 @@ def main() -> None:
 
     db = st.connect()
     p = st.create_project(db, "big", "single", ["negative", "positive"], "default")
-    words = [
-        "the",
-        "a",
-        "movie",
-        "film",
-        "was",
-        "great",
-        "terrible",
-        "long",
-        "short",
-        "story",
-        "acting",
-        "plot",
-        "and",
-        "but",
-        "not",
-        "very",
-    ]
+    words = SYNTHETIC_WORDS
     rng = random.Random(0)
     recs = [{"text": " ".join(rng.choice(words) for _ in range(rng.randint(5, 40))) + f" #{i}"} for i in range(args.n)]
     t = time.perf_counter()

@@ -91,7 +91,10 @@ def _run_setfit(data: BenchData, task, backbone_path: str, seed: int) -> tuple[A
     iters = 10 if data.name == "bbc" else 20
     model = SetFitModel.from_pretrained(backbone_path)
     train = Dataset.from_dict({"text": [join(r) for r in task.gold_rows], "label": task.gold_labels})
-    args = TrainingArguments(num_epochs=1, num_iterations=iters, seed=seed, batch_size=16)
+    import tempfile
+
+    out_dir = tempfile.mkdtemp(prefix="setfit-")  # SetFit writes checkpoints; keep them out of the working tree
+    args = TrainingArguments(output_dir=out_dir, num_epochs=1, num_iterations=iters, seed=seed, batch_size=16)
     Trainer(model=model, args=args, train_dataset=train).train()
 
     class Wrapped:
