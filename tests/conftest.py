@@ -89,6 +89,10 @@ def tiny_headless_dir(tmp_path_factory) -> Path:
     return build_tiny("bert", tmp_path_factory.mktemp("tiny") / "bert-headless", with_head=False)
 
 
+# No test may start a background worker by accident (AppTest can rerun app.py after a test's environment is
+# restored); the browser test removes this for the server it starts.
+os.environ["LIST_NO_WORKER"] = "1"
+
 # LIST_TEST_DEVICE=cuda runs the engine tests on a GPU; the default suite is CPU only.
 DEVICE = os.environ.get("LIST_TEST_DEVICE", "cpu")
 
