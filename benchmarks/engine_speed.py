@@ -115,25 +115,22 @@ def main() -> None:
 
     # 1. pseudo-labeling throughput ---------------------------------------------------------------
     rendered = [prompt.render(bb.tokenizer.mask_token, text=t) for t in texts]
-    mlm = bb.model
 
-    def bare() -> None:
-        with torch.no_grad():
-            for s in range(0, len(rendered), args.batch):
-                batch = bb.tokenizer(
-                    rendered[s : s + args.batch], padding=True, truncation=True, max_length=128, return_tensors="pt"
-                ).to(dev)
-                with autocast(dev):
-                    mlm(**batch)
+    def bare_loop(module: torch.nn.Module):
+        """A plain `module(**batch)` loop over unsorted, padded-to-longest batches (what a user would write)."""
 
-    def bare_encoder() -> None:
-        with torch.no_grad():
-            for s in range(0, len(rendered), args.batch):
-                batch = bb.tokenizer(
-                    rendered[s : s + args.batch], padding=True, truncation=True, max_length=128, return_tensors="pt"
-                ).to(dev)
-                with autocast(dev):
-                    bb.encoder(**batch)
+        def run() -> None:
+            with torch.no_grad():
+                for s in range(0, len(rendered), args.batch):
+                    batch = bb.tokenizer(
+                        rendered[s : s + args.batch], padding=True, truncation=True, max_length=128, return_tensors="pt"
+                    ).to(dev)
+                    with autocast(dev):
+                        module(**batch)
+
+        return run
+
+    bare, bare_encoder = bare_loop(bb.model), bare_loop(bb.encoder)
 
     def ours() -> None:
         model.logits(model.encode(rows), args.batch)

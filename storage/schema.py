@@ -7,15 +7,17 @@ from sqlite_utils.migrations import Migrations
 migrations = Migrations("list_studio")
 
 
-def _statements(script: str) -> list[str]:
-    """Split on semicolons (the schema has none inside strings); `executescript` would commit mid-migration."""
-    return [s.strip() for s in script.split(";") if s.strip()]
+def _execute(db, script: str) -> None:
+    """Run a schema script statement by statement, inside the migration's transaction (`executescript`
+    would commit mid-migration); the schema has no semicolons inside strings."""
+    for statement in (s.strip() for s in script.split(";")):
+        if statement:
+            db.execute(statement)
 
 
 @migrations()
 def m001_initial(db) -> None:
-    for statement in _statements(INITIAL):
-        db.execute(statement)
+    _execute(db, INITIAL)
 
 
 INITIAL = """
@@ -163,8 +165,7 @@ INITIAL = """
 
 @migrations()
 def m002_label_queue_and_exclusions(db) -> None:
-    for statement in _statements(QUEUE):
-        db.execute(statement)
+    _execute(db, QUEUE)
 
 
 QUEUE = """
