@@ -12,6 +12,7 @@ from .backbone import Backbone
 from .config import TrainConfig
 from .data import Row, check_task
 from .events import Callback, CancelCheck, Event, Reporter
+from .heads import self_train_logreg
 from .model import ListModel
 from .prompts import Prompt
 from .self_training import RunResult, TaskData, run_list
@@ -56,27 +57,14 @@ def self_train_probe(
 ) -> LinearProbe:
     """The cheap self-training baseline: a C=`c` probe, then `iterations` times: predict the pool, keep per
     predicted class the examples at or above that class's median confidence, retrain on gold + those."""
-    from sklearn.linear_model import LogisticRegression
-
     check_task(prompt, task.labels, task.gold_rows, task.gold_labels, task.unlabeled_rows)
     x_gold = embed(backbone, prompt, task.gold_rows, cfg.max_length, cfg.eval_batch_size)
-    y_gold = np.asarray(task.gold_labels)
     x_pool = (
         embed(backbone, prompt, task.unlabeled_rows, cfg.max_length, cfg.eval_batch_size)
         if task.unlabeled_rows
         else None
     )
-    clf = LogisticRegression(C=c, max_iter=2000, random_state=cfg.seed).fit(x_gold, y_gold)
-    for _ in range(iterations if x_pool is not None else 0):
-        proba = clf.predict_proba(x_pool)
-        pred, conf = clf.classes_[proba.argmax(1)], proba.max(1)
-        keep = np.zeros(len(pred), dtype=bool)
-        for k in np.unique(pred):
-            in_k = pred == k
-            keep |= in_k & (conf >= np.median(conf[in_k]))
-        x = np.concatenate([x_gold, x_pool[keep]])
-        y = np.concatenate([y_gold, pred[keep]])
-        clf = LogisticRegression(C=c, max_iter=2000, random_state=cfg.seed).fit(x, y)
+    clf = self_train_logreg(x_gold, np.asarray(task.gold_labels), x_pool, c, iterations, cfg.seed)
     return LinearProbe(backbone, prompt, clf, cfg.max_length)
 
 

@@ -40,6 +40,9 @@ class TrainConfig:
     pooling: Pooling = "mean"
     adapter: AdapterConfig = AdapterConfig()
     max_length: int = 128
+    # probe head only: self-train its logistic-regression init on the pool's frozen features this many times;
+    # that probe is then the teacher (teacher_epochs are not used: tuning it on the gold alone overfits)
+    probe_self_train: int = 0
     # teacher: prompt-tuning on the gold examples
     teacher_epochs: int = 400
     teacher_lr: float = 5e-6
@@ -76,7 +79,7 @@ class TrainConfig:
         _check(self.pooling in ("mean", "cls"), "pooling", self.pooling, "must be mean or cls")
         _check(isinstance(self.adapter, AdapterConfig), "adapter", self.adapter, "must be an AdapterConfig")
         _check(self.max_length >= 8, "max_length", self.max_length, "must be >= 8")
-        for name in ("teacher_epochs", "finetune_epochs", "rounds", "student_steps"):
+        for name in ("teacher_epochs", "finetune_epochs", "rounds", "student_steps", "probe_self_train"):
             v = getattr(self, name)
             _check(isinstance(v, int) and v >= 0, name, v, "must be an int >= 0")
         for name in ("gold_batch_size", "student_batch_size", "meta_gold_batch_size", "eval_batch_size"):
@@ -142,6 +145,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "finetune_epochs": 5,
         "finetune_lr": 1e-3,
         "unlabeled_limit": 4000,
+        # beyond the paper, chosen from the K=30 benchmark (BENCHMARKS.md): class-balanced KD warm-up and,
+        # for backbones without an MLM head, a probe self-trained on the pool as the teacher
+        "kd_selection": "class_median",
+        "probe_self_train": 3,
     },
 }
 

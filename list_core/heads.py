@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -62,8 +63,9 @@ class ClassicHead(nn.Module):
 
 class ProbeHead(nn.Module):
     """A linear classifier on L2-normalised mean-pooled features, initialised by a logistic-regression fit on
-    the gold examples' frozen features. For backbones without a pretrained MLM head (e.g. sentence encoders)
-    this starts every teacher and student from the strong linear probe instead of from random weights."""
+    the gold examples' frozen features (optionally self-trained on the pool's frozen features). For backbones
+    without a pretrained MLM head (e.g. sentence encoders) this starts every teacher and student from the
+    strong linear probe instead of from random weights."""
 
     def __init__(self, hidden_size: int, num_classes: int, c: float = 100.0) -> None:
         super().__init__()
@@ -74,13 +76,20 @@ class ProbeHead(nn.Module):
         ClassicHead.reset_parameters(self)  # random until `fit` is called
 
     @torch.no_grad()
-    def fit(self, features: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> None:
-        """Logistic regression (C=`c`) on (N, D) normalised features; becomes the reset state."""
-        from sklearn.linear_model import LogisticRegression
-
+    def fit(
+        self,
+        features: torch.Tensor,
+        labels: torch.Tensor,
+        seed: int = 0,
+        pool_features: torch.Tensor | None = None,
+        iterations: int = 0,
+    ) -> None:
+        """Logistic regression (C=`c`) on (N, D) normalised features; becomes the reset state. With
+        `pool_features` and `iterations`, it is self-trained on the unlabeled pool (`self_train_logreg`)."""
         x = features.float().cpu().numpy()
         y = labels.cpu().numpy()
-        clf = LogisticRegression(C=self.c, max_iter=5000, random_state=seed).fit(x, y)
+        pool_x = pool_features.float().cpu().numpy() if pool_features is not None else None
+        clf = self_train_logreg(x, y, pool_x, self.c, iterations, seed)
         w = torch.zeros_like(self.linear.weight)  # (C, D)
         b = torch.zeros_like(self.linear.bias)  # (C,)
         coef = torch.from_numpy(clf.coef_).float()
@@ -106,6 +115,38 @@ class ProbeHead(nn.Module):
         return self.linear(x)  # (B, C)
 
 
+def self_train_logreg(
+    x_gold: np.ndarray,
+    y_gold: np.ndarray,
+    x_pool: np.ndarray | None = None,
+    c: float = 100.0,
+    iterations: int = 0,
+    seed: int = 0,
+):
+    """Logistic regression (C=`c`) on the gold features, then `iterations` times: predict the pool, keep per
+    predicted class the examples at or above that class's median confidence, refit on gold + those.
+
+    Returns the fitted scikit-learn classifier. Only gold labels and the classifier's own predictions are used.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    def fit(x: np.ndarray, y: np.ndarray):
+        return LogisticRegression(C=c, max_iter=5000, random_state=seed).fit(x, y)
+
+    clf = fit(x_gold, y_gold)
+    if x_pool is None or not len(x_pool):
+        return clf
+    for _ in range(iterations):
+        proba = clf.predict_proba(x_pool)  # (N, C')
+        pred, conf = clf.classes_[proba.argmax(1)], proba.max(1)  # (N,), (N,)
+        keep = np.zeros(len(pred), dtype=bool)
+        for k in np.unique(pred):
+            in_k = pred == k
+            keep |= in_k & (conf >= np.median(conf[in_k]))
+        clf = fit(np.concatenate([x_gold, x_pool[keep]]), np.concatenate([y_gold, pred[keep]]))
+    return clf
+
+
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
     """(B, T, D) hidden states -> (B, D), mean over real tokens or the first token."""
     if pooling == "cls":
@@ -124,5 +165,6 @@ def choose_head(requested: str, backbone: Backbone) -> tuple[str, str]:
     return "probe", (
         f"the backbone has no pretrained MLM head ({n} head weights were newly initialised), "
         "so a prompt head would start from random weights; using a probe head (a linear classifier on "
-        "normalised mean-pooled features, initialised from a logistic regression on the gold examples)"
+        "normalised mean-pooled features, initialised from a logistic regression on the gold examples, "
+        "self-trained on the unlabeled pool when probe_self_train > 0)"
     )

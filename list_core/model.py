@@ -145,10 +145,21 @@ class ListModel(nn.Module):
             self.train(was_training)
         return out
 
-    def prepare_head(self, gold: Encoded, labels: Sequence[int], seed: int = 0) -> None:
-        """Heads that start from the gold examples (the probe head) are fitted here; others ignore it."""
-        if isinstance(self.head, ProbeHead):
-            self.head.fit(self.frozen_features(gold), torch.tensor(list(labels)), seed)
+    def prepare_head(
+        self,
+        gold: Encoded,
+        labels: Sequence[int],
+        seed: int = 0,
+        pool: Encoded | None = None,
+        self_train: int = 0,
+        batch_size: int = 64,
+    ) -> None:
+        """Heads that start from the gold examples (the probe head) are fitted here; others ignore it.
+        With `pool` and `self_train` > 0 the probe is self-trained on the pool's frozen features."""
+        if not isinstance(self.head, ProbeHead):
+            return
+        pool_x = self.frozen_features(pool, batch_size) if pool is not None and self_train and len(pool) else None
+        self.head.fit(self.frozen_features(gold, batch_size), torch.tensor(list(labels)), seed, pool_x, self_train)
 
     def predict_proba(self, rows: Sequence[Row], batch_size: int = 64) -> torch.Tensor:
         """(N, C) class probabilities for raw rows."""

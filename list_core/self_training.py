@@ -92,15 +92,18 @@ def run_list(
     model = ListModel(backbone, prompt, cfg.head, cfg.adapter, cfg.pooling, cfg.max_length)
     report(Event("setup", message=model.head_reason, metrics={"head": model.head_kind, **model.parameter_report()}))
     gold = model.encode(task.gold_rows)
-    model.prepare_head(gold, task.gold_labels, cfg.seed)
     pool = model.encode(task.unlabeled_rows)
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    model.prepare_head(gold, task.gold_labels, cfg.seed, pool, cfg.probe_self_train, cfg.eval_batch_size)
+    if model.head_kind == "probe":
+        seconds["probe"] = time.perf_counter() - t0
     evalset = model.encode(task.eval_rows) if task.eval_rows else None
     ckpt = None
     if checkpoint_dir is not None:
         fp = fingerprint(cfg.to_dict(), task.fingerprint(), prompt.template, prompt.label_words, backbone.family)
         ckpt = RunCheckpoint(checkpoint_dir, fp)
     progress = ckpt.load_progress() if ckpt else None
-    seconds: dict[str, float] = {}
 
     def metrics_of() -> dict[str, Any]:
         m = {"gold_accuracy": accuracy(model, gold, task.gold_labels, cfg.eval_batch_size)}
@@ -113,7 +116,12 @@ def run_list(
         gen = seed_everything(derive_seed(cfg.seed, "teacher"))
         model.reset_trainable(gen)
         t0 = time.perf_counter()
-        loss = fit_gold(model, gold, task.gold_labels, cfg.teacher_epochs, cfg.teacher_lr, cfg, gen, report, "teacher")
+        epochs = cfg.teacher_epochs
+        if model.head_kind == "probe" and cfg.probe_self_train and len(pool):
+            # the probe self-trained on gold + pool is already a better teacher than one tuned on the gold alone
+            report(Event("teacher", message="the teacher is the self-trained probe (teacher_epochs not used)"))
+            epochs = 0
+        loss = fit_gold(model, gold, task.gold_labels, epochs, cfg.teacher_lr, cfg, gen, report, "teacher")
         seconds["teacher"] = time.perf_counter() - t0
         teacher = {"round": 0, "loss": loss, **metrics_of(), "seconds": seconds["teacher"]}
         last_labels: dict[str, int] = {}

@@ -35,7 +35,8 @@ with st.expander("Settings", expanded=preset_name == "custom"):
     cols = st.columns(4)
     fields = [("rounds", int), ("student_steps", int), ("teacher_epochs", int), ("finetune_epochs", int),
               ("teacher_lr", float), ("student_lr", float), ("finetune_lr", float), ("tau", float),
-              ("warmup_fraction", float), ("unlabeled_limit", int), ("max_length", int)]  # fmt: skip
+              ("warmup_fraction", float), ("unlabeled_limit", int), ("max_length", int),
+              ("probe_self_train", int)]  # fmt: skip
     for i, (name, kind) in enumerate(fields):
         value = getattr(base, name)
         shown = cols[i % 4].text_input(name, value="" if value is None else str(value), key=f"tr_{name}",
@@ -48,14 +49,23 @@ with st.expander("Settings", expanded=preset_name == "custom"):
                 st.stop()
             if parsed != value:
                 overrides[name] = parsed
-    head = cols[0].selectbox("head", ["auto", "prompt", "classic"], key="tr_head", disabled=preset_name != "custom")
-    bottleneck = cols[1].number_input("adapter bottleneck", 1, 4096, base.adapter.bottleneck, key="tr_bottleneck",
-                                      disabled=preset_name != "custom")  # fmt: skip
-    if preset_name == "custom":
-        if head != base.head:
-            overrides["head"] = head
-        if bottleneck != base.adapter.bottleneck:
-            overrides["adapter"] = {"bottleneck": int(bottleneck)}
+    locked = preset_name != "custom"  # settings are read-only unless the preset is custom
+    choices = {
+        "head": (["auto", "prompt", "classic", "probe"], "auto: prompt head with a pretrained MLM head, else probe"),
+        "kd_selection": (["tau", "class_median"], "KD warm-up examples: confidence > tau (paper), or per class "
+                         "at or above its median confidence (class-balanced)"),
+        "meta_similarity": (["dot", "cosine"], "meta-weight: gradient dot product (paper) or cosine"),
+    }  # fmt: skip
+    for i, (name, (options, why)) in enumerate(choices.items()):
+        value = getattr(base, name)
+        picked = cols[i].selectbox(name, options, index=options.index(value), key=f"tr_{name}", help=why,
+                                   disabled=locked)  # fmt: skip
+        if preset_name == "custom" and picked != value:
+            overrides[name] = picked
+    bottleneck = cols[3].number_input("adapter bottleneck", 1, 4096, base.adapter.bottleneck, key="tr_bottleneck",
+                                      disabled=locked)  # fmt: skip
+    if preset_name == "custom" and bottleneck != base.adapter.bottleneck:
+        overrides["adapter"] = {"bottleneck": int(bottleneck)}
 
 counts = storage.class_counts(conn, project.id)
 st.caption(f"Gold labels: {', '.join(f'{lab} {n}' for lab, n in zip(project.labels, counts))}")

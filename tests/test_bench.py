@@ -56,6 +56,23 @@ def test_bench_runs_methods_and_writes_json_and_report(tmp_path, tiny_dirs, caps
     assert all(0 <= rd["pseudo_label_accuracy"] <= 1 for r in lst for rd in r["rounds"])
     md = bench.report([res])
     assert md.startswith("# Benchmarks") and "pseudo-label acc" in md and "| tinymr | list (rounds=1," in md
+    assert lst[0]["config"]["rounds"] == 1  # each result records its effective config
+
+    # one process per seed, merged: each result keeps its overrides, a path tag and its machine
+    for seed in (1, 2):
+        part = {**res, "results": [r for r in res["results"] if r["seed"] == seed]}
+        (tmp_path / f"old-s{seed}.json").write_text(json.dumps(part))
+    merged_path = tmp_path / "merged.json"
+    paths = [str(tmp_path / f"old-s{seed}.json") for seed in (1, 2)]
+    assert (
+        bench.main(["--merge", *paths, "--command", "bash make.sh", "--tag", "old-s=before", "--out", str(merged_path)])
+        == 0
+    )
+    merged = json.loads(merged_path.read_text())
+    assert len(merged["results"]) == 4 and merged["results"][0]["machine"]["cores"] >= 1
+    md = bench.report([merged])
+    assert "    bash make.sh" in md and "| tinymr | list (rounds=1," in md and ", before) | 2 |" in md
+    assert "CPU cores |" in md
 
 
 def test_gold_ids_come_only_from_the_fewshot_file(tmp_path):

@@ -38,3 +38,33 @@ def test_probe_head_matches_logistic_regression_binary_and_multiclass():
             head.linear.weight.zero_()
         head.reset_parameters()  # a fresh student starts from the fit again
         assert torch.equal(head.linear.weight, w)
+
+
+def test_self_trained_probe_follows_the_median_rule_by_hand():
+    from list_core.heads import self_train_logreg
+
+    x, y = _features(12, 8, 2, seed=1)
+    pool_x, _ = _features(40, 8, 2, seed=2)
+    x, y, pool_x = x.numpy(), y.numpy(), pool_x.numpy()
+
+    def lr(a, b):
+        return LogisticRegression(C=100.0, max_iter=5000, random_state=0).fit(a, b)
+
+    ref = lr(x, y)
+    for _ in range(2):  # by hand: per predicted class, keep confidence >= that class's median
+        p = ref.predict_proba(pool_x)
+        pred, conf = p.argmax(1), p.max(1)
+        keep = [i for i in range(len(pred)) if conf[i] >= np.median(conf[pred == pred[i]])]
+        ref = lr(np.concatenate([x, pool_x[keep]]), np.concatenate([y, pred[keep]]))
+    got = self_train_logreg(x, y, pool_x, 100.0, 2, 0)
+    assert np.abs(got.predict_proba(pool_x) - ref.predict_proba(pool_x)).max() < 1e-9
+    # zero iterations (or no pool) is the plain probe
+    plain = self_train_logreg(x, y, pool_x, 100.0, 0, 0)
+    assert np.abs(plain.predict_proba(pool_x) - lr(x, y).predict_proba(pool_x)).max() < 1e-9
+
+    head = ProbeHead(8, 2)
+    head.fit(torch.from_numpy(x), torch.from_numpy(y), 0, torch.from_numpy(pool_x), 2)
+    logits = head(
+        torch.from_numpy(pool_x)[:, None, :], torch.ones(len(pool_x), 1), torch.zeros(len(pool_x), dtype=torch.long)
+    )
+    assert np.abs(logits.softmax(-1).detach().numpy() - ref.predict_proba(pool_x)).max() < 1e-4

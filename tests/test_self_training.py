@@ -160,3 +160,19 @@ def test_presets_and_validation():
         preset("huge")
     cfg = preset("fast")
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_headless_probe_self_trained_on_the_pool(tiny_headless_dir):
+    bb = load_backbone(str(tiny_headless_dir), device="cpu")
+    plain = run_list(bb, PROMPT, task(), tiny_cfg(rounds=1, teacher_epochs=0))
+    events = []
+    stp = run_list(bb, PROMPT, task(), tiny_cfg(rounds=1, probe_self_train=2), callback=events.append)
+    assert "probe" in stp.stage_seconds and stp.model.head_kind == "probe"
+    # the self-trained probe is the teacher: no gold-only teacher steps although teacher_epochs=2
+    assert "self-trained probe" in next(e.message for e in events if e.stage == "teacher")
+    assert not [e for e in events if e.stage == "teacher" and e.total]
+    # the self-trained init differs from the gold-only one (it saw the pool's frozen features)
+    w_plain, w_stp = plain.model.head._initial["linear.weight"], stp.model.head._initial["linear.weight"]
+    assert not torch.allclose(w_plain, w_stp)
+    with pytest.raises(ValueError, match="probe_self_train=-1"):
+        tiny_cfg(probe_self_train=-1)
