@@ -208,7 +208,7 @@ def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _order(method: str) -> tuple[int, str]:
-    base = method.split(" (")[0]
+    base = method.split(" (")[0].split(" [")[0]
     return (ALL_METHODS.index(base) if base in ALL_METHODS else 99, method)
 
 
@@ -218,9 +218,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         "| set | method | seeds | accuracy % (mean ± std) | wall s | peak RSS MB | trainable params | adapter KB | machine |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(
-        rows, key=lambda r: (r["set"], ALL_METHODS.index(r["method"]) if r["method"] in ALL_METHODS else 99)
-    ):
+    for r in sorted(rows, key=lambda r: (r["set"], _order(r["method"]))):
         tp = f"{r['trainable_params']:,}" if r["trainable_params"] else "-"
         kb = f"{r['adapter_bytes'] / 1024:,.0f}" if r["adapter_bytes"] else "-"
         lines.append(
@@ -295,6 +293,14 @@ def report(files: list[dict[str, Any]], paths: list[str] | None = None, note: st
         paths or [f["args"].get("out", "merged.json") for f in files]) + " ...` from the JSON the runs wrote.", ""]  # fmt: skip
     if note:
         lines += [note.strip(), ""]
+    where: dict[str, set[str]] = {}
+    for r in results:
+        where.setdefault(r["method"], set()).add(machine_name(r.get("machine")))
+    # a method run on several machines gets a row per machine (runs are never pooled across machines)
+    results = [
+        {**r, "method": f"{r['method']} [{machine_name(r.get('machine'))}]"} if len(where[r["method"]]) > 1 else r
+        for r in results
+    ]
     machines = {json.dumps(r["machine"], sort_keys=True) for r in results if r.get("machine")}
     lines += ["Machines (the `machine` column of the tables):", ""]
     for m in map(json.loads, sorted(machines)):
@@ -333,14 +339,14 @@ def report(files: list[dict[str, Any]], paths: list[str] | None = None, note: st
                          f"{statistics.mean(corr) if corr else float('nan'):.3f} | {statistics.mean(x['flip_rate'] for x in xs):.3f} | "
                          f"{statistics.mean(x['mean_confidence'] for x in xs):.3f} |")  # fmt: skip
         lines += ["", "Time per stage (seconds, mean over seeds):", "",
-                  "| set | method | teacher | pseudo-label | student | gold fine-tune |", "|---|---|---|---|---|---|"]  # fmt: skip
+                  "| set | method | probe | teacher | pseudo-label | student | gold fine-tune |", "|---|---|---|---|---|---|---|"]  # fmt: skip
         by_run: dict[tuple[str, str], list[dict[str, float]]] = {}
         for r in lst:
             by_run.setdefault((r["set"], r["method"]), []).append(r["stage_seconds"])
         for (s, m), xs in sorted(by_run.items(), key=lambda kv: (kv[0][0], _order(kv[0][1]))):
             cells = " | ".join(
                 f"{statistics.mean(x.get(k, 0) for x in xs):.0f}"
-                for k in ("teacher", "pseudo_label", "student", "finetune")
+                for k in ("probe", "teacher", "pseudo_label", "student", "finetune")
             )
             lines.append(f"| {s} | {m} | {cells} |")
     return "\n".join(lines) + "\n"

@@ -1,6 +1,7 @@
 """The benchmark harness on tiny data made here (the default suite never needs ../shared)."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,11 @@ def test_bench_runs_methods_and_writes_json_and_report(tmp_path, tiny_dirs, caps
     md = bench.report([merged])
     assert "    bash make.sh" in md and "| tinymr | list (rounds=1," in md and ", before) | 2 |" in md
     assert "CPU cores |" in md
+    # the same method on two machines: a row each, never pooled
+    gpu = {**res, "machine": {**res["machine"], "gpu": "NVIDIA H200"}}
+    md = bench.report([res, gpu])
+    assert re.search(r"\| tinymr \| self-train-probe \([^|]*\) \[H200\] \| 2 \|", md)
+    assert re.search(r"\| tinymr \| self-train-probe \([^|]*\) \[2 CPU cores\] \| 2 \|", md)
 
 
 def test_gold_ids_come_only_from_the_fewshot_file(tmp_path):
