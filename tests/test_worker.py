@@ -173,3 +173,14 @@ def test_sigkilled_worker_job_resumes_from_checkpoint(project):
     assert runq.get_run(db, run.id).status == "succeeded"
     ckpt = Path(runq.get_run(db, run.id).checkpoint_dir)
     assert (ckpt / "round-003" / "trainable.safetensors").exists()
+
+
+def test_worker_keeps_only_the_most_recently_used_backbones(tmp_path, tiny_dirs, monkeypatch):
+    from worker.handlers import backbone
+
+    monkeypatch.setenv("LIST_BACKBONE_CACHE", "1")
+    w = Worker(str(tmp_path / "w.db"))
+    first = backbone(w, str(tiny_dirs["bert"]))
+    assert backbone(w, str(tiny_dirs["bert"])) is first  # loaded once
+    backbone(w, str(tiny_dirs["roberta"]))
+    assert list(w.backbones) == [str(tiny_dirs["roberta"])]  # the older one was freed

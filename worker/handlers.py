@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -30,9 +31,16 @@ ADAPTER_METHODS = ("list", "prompt", "classic")
 
 
 def backbone(w: Worker, name: str) -> Backbone:
-    """Load a backbone once per worker."""
-    if name not in w.backbones:
-        w.backbones[name] = load_backbone(name)
+    """Load a backbone once per worker, keeping the `LIST_BACKBONE_CACHE` (default 2) most recently used."""
+    if name in w.backbones:
+        w.backbones.move_to_end(name)
+        return w.backbones[name]  # type: ignore[return-value]
+    keep = max(1, int(os.environ.get("LIST_BACKBONE_CACHE", "2")))
+    while len(w.backbones) >= keep:  # free the least recently used before loading another
+        w.backbones.popitem(last=False)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    w.backbones[name] = load_backbone(name)
     return w.backbones[name]  # type: ignore[return-value]
 
 

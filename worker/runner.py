@@ -9,6 +9,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections import OrderedDict
 from pathlib import Path
 
 from storage import connect, db_path
@@ -37,7 +38,7 @@ class Worker:
         self.heartbeat_s = heartbeat_s
         self.stale_after_s = stale_after_s
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.backbones: dict[str, object] = {}  # loaded once, shared by every job of this worker
+        self.backbones: OrderedDict[str, object] = OrderedDict()  # shared by this worker's jobs, LRU (handlers)
         jobq.register_worker(self.db, self.id, os.getpid(), socket.gethostname())
 
     def run_forever(self, stop: threading.Event, exit_when_idle: bool = False) -> None:
