@@ -59,6 +59,18 @@ for p in projects:
     if cols[2].button("Open", key=f"open_{p.id}", disabled=st.session_state.get("project_id") == p.id):
         st.session_state["project_id"] = p.id
         st.rerun()
+    with cols[3].popover("Delete", help="delete this project, its examples, labels and runs"):
+        st.warning(f"This deletes “{p.name}” with its {n:,} examples, labels, history and runs. It cannot be undone.")
+        typed = st.text_input("Type the project's name to confirm", key=f"del_name_{p.id}")
+        if st.button("Delete for good", key=f"del_{p.id}", disabled=typed != p.name, type="primary"):
+            try:
+                storage.delete_project(conn, p.id)
+            except storage.StoreError as e:
+                st.error(str(e))
+            else:
+                if st.session_state.get("project_id") == p.id:
+                    del st.session_state["project_id"]
+                st.rerun()
 
 project = storage.get_project(conn, st.session_state["project_id"]) if st.session_state.get("project_id") else None
 if project is None:

@@ -50,7 +50,13 @@ def list_projects(db: sqlite_utils.Database) -> list[Project]:
 
 
 def delete_project(db: sqlite_utils.Database, project_id: int) -> None:
+    """Delete a project with its examples, labels, runs and jobs; refused while one of its jobs is queued or
+    running (a worker would lose it mid-way: cancel those first)."""
     with write(db):
+        busy = [r["id"] for r in db.query(
+            "SELECT id FROM jobs WHERE project_id = ? AND status IN ('queued', 'running')", [project_id])]  # fmt: skip
+        if busy:
+            raise StoreError(f"project {project_id} has queued or running jobs {busy}: cancel them first")
         db.execute("DELETE FROM projects WHERE id = ?", [project_id])
 
 

@@ -83,6 +83,17 @@ def test_example_project_and_import_by_path(env):
     at.text_input(key="import_path").input(str(bad)).run()
     assert any("line 3 has 2 fields" in e.value for e in at.error)
     assert not at.exception
+    # delete: refused while a job is queued, then done after typing the name
+    from storage import jobs as jobq
+
+    job = jobq.enqueue(db, "diversity", {"project_id": p.id}, project_id=p.id)
+    at.text_input(key=f"del_name_{p.id}").input(p.name).run()
+    at.button(key=f"del_{p.id}").click().run()
+    assert any("cancel them first" in e.value for e in at.error) and st_store.list_projects(db)
+    jobq.request_cancel(db, job.id)
+    at.button(key=f"del_{p.id}").click().run()
+    assert not at.exception and not st_store.list_projects(db)
+    assert st_store.count_examples(db, p.id) == 0
 
 
 def test_prompt_page_flags_bad_templates_and_words(env):
