@@ -96,12 +96,13 @@ def progress(
     total: int | None = None,
     eta_seconds: float | None = None,
     message: str | None = None,
+    run_eta_seconds: float | None = None,
 ) -> None:
     with write(db):
         db.execute(
-            "UPDATE jobs SET stage = ?, step = ?, total = ?, eta_seconds = ?, message = coalesce(?, message), heartbeat_at = ? "
-            "WHERE id = ? AND status = 'running'",
-            [stage, step, total, eta_seconds, message, now(), job_id],
+            "UPDATE jobs SET stage = ?, step = ?, total = ?, eta_seconds = ?, message = coalesce(?, message), "
+            "run_eta_seconds = ?, heartbeat_at = ? WHERE id = ? AND status = 'running'",
+            [stage, step, total, eta_seconds, message, run_eta_seconds, now(), job_id],
         )
 
 

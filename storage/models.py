@@ -109,6 +109,7 @@ class Job:
     message: str | None
     error: str | None
     result: dict[str, Any] | None
+    run_eta_seconds: float | None = None  # the whole run, once one round has been timed
 
     @classmethod
     def of(cls, r: dict) -> Job:
@@ -116,7 +117,7 @@ class Job:
             r["id"], r["project_id"], r["kind"], _json(r["payload"], {}), r["status"], r["created_at"],
             r["started_at"], r["finished_at"], r["heartbeat_at"], r["worker_id"], r["attempts"],
             bool(r["cancel_requested"]), r["stage"], r["step"], r["total"], r["eta_seconds"], r["message"],
-            r["error"], _json(r["result"]),
+            r["error"], _json(r["result"]), r.get("run_eta_seconds"),
         )  # fmt: skip
 
     @property

@@ -168,6 +168,11 @@ def m002_label_queue_and_exclusions(db) -> None:
     _execute(db, QUEUE)
 
 
+@migrations()
+def m003_run_eta(db) -> None:
+    _execute(db, "ALTER TABLE jobs ADD COLUMN run_eta_seconds REAL")
+
+
 QUEUE = """
 CREATE TABLE label_queue (
     project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,

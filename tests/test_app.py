@@ -223,3 +223,14 @@ def test_pages_never_import_torch(env):
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert "NO_TORCH" in out.stdout, out.stdout + out.stderr
+
+
+def test_job_status_line_shows_stage_and_run_eta():
+    from types import SimpleNamespace
+
+    from ui.common import job_status_line
+
+    job = SimpleNamespace(id=3, kind="list_run", status="running", stage="meta (round 2)", step=5, total=10,
+                          eta_seconds=42, run_eta_seconds=125)  # fmt: skip
+    line = job_status_line(job)
+    assert "5/10" in line and "ETA 42s for this stage" in line and "about 2m 05s left in the run" in line

@@ -184,3 +184,24 @@ def test_worker_keeps_only_the_most_recently_used_backbones(tmp_path, tiny_dirs,
     assert backbone(w, str(tiny_dirs["bert"])) is first  # loaded once
     backbone(w, str(tiny_dirs["roberta"]))
     assert list(w.backbones) == [str(tiny_dirs["roberta"])]  # the older one was freed
+
+
+def test_run_eta_from_the_measured_round_time(project):
+    import worker.handlers as handlers
+    from list_core.events import Event
+    from storage import jobs as jobq
+
+    db, p, path = project
+    run, job = runq.start_run(db, p.id, "list", "fast", overrides={**TINY, "rounds": 3})
+    job = jobq.claim(db, "w1")
+    w = Worker(path)
+    clock = iter([0.0, 1.0, 10.0, 12.0, 30.0])
+    pw = handlers.ProgressWriter(w, job, run, clock=lambda: next(clock))
+    pw(Event("round_end", round=0, metrics={}))  # t=0: teacher done, round 1 starts
+    pw(Event("meta", 1, 10, round=1))  # t=1: no round timed yet
+    assert jobq.get_job(db, job.id).run_eta_seconds is None
+    pw(Event("round_end", round=1, metrics={}))  # t=10: a round takes 10 s
+    pw(Event("meta", 2, 10, round=2))  # t=12: 8 s left in round 2, then round 3
+    assert jobq.get_job(db, job.id).run_eta_seconds == 18.0
+    pw(Event("done"))  # t=30
+    assert jobq.get_job(db, job.id).run_eta_seconds == 0.0

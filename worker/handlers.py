@@ -47,19 +47,29 @@ def backbone(w: Worker, name: str) -> Backbone:
 class ProgressWriter:
     """Turns engine events into job progress (throttled, with a per-stage ETA) and round records."""
 
-    def __init__(self, w: Worker, job: Job, run: Run | None, example_ids: list[int] | None = None) -> None:
-        self.w, self.job, self.run = w, job, run
+    def __init__(
+        self, w: Worker, job: Job, run: Run | None, example_ids: list[int] | None = None, clock=time.monotonic
+    ) -> None:
+        self.w, self.job, self.run, self.clock = w, job, run, clock
         self.stage: str | None = None
         self.stage_start = (0.0, 0)
         self.last_write = 0.0
         self.resumed_from: int | None = None
+        self.rounds = int(run.config.get("rounds", 0)) if run is not None else 0
+        self.round_t0: float | None = None  # when the current round started
+        self.round_seconds: list[float] = []
+        self.done_rounds = 0
 
     def __call__(self, e: Event) -> None:
-        t = time.monotonic()
+        t = self.clock()
         if e.stage == "resume":
             self.resumed_from = e.round
         if e.stage != self.stage:
             self.stage, self.stage_start = e.stage, (t, e.step)
+        if e.stage in ("round_end", "resume"):
+            if e.stage == "round_end" and e.round and self.round_t0 is not None:
+                self.round_seconds.append(t - self.round_t0)
+            self.round_t0, self.done_rounds = t, e.round or 0
         if e.stage == "round_end" and self.run is not None:
             table = [{**row, "example_id": row["id"]} for row in (e.table or [])]
             runq.save_round(self.w.db, self.run.id, e.round or 0, e.metrics or {}, table)
@@ -69,8 +79,18 @@ class ProgressWriter:
             eta = (e.total - e.step) * (t - t0) / (e.step - s0)
         if e.message or t - self.last_write >= 0.5 or e.stage in ("round_end", "done", "resume"):
             label = e.stage if e.round is None else f"{e.stage} (round {e.round})"
-            jobq.progress(self.w.db, self.job.id, label, e.step, e.total, eta, e.message or None)
+            run_eta = self.run_eta(t) if e.stage != "done" else 0.0
+            jobq.progress(self.w.db, self.job.id, label, e.step, e.total, eta, e.message or None, run_eta)
             self.last_write = t
+
+    def run_eta(self, t: float) -> float | None:
+        """Seconds left in the run: the rounds still to go at the mean measured round time (None until a
+        round has been timed)."""
+        if not self.round_seconds or self.round_t0 is None:
+            return None
+        per_round = sum(self.round_seconds) / len(self.round_seconds)
+        left_in_current = max(0.0, per_round - (t - self.round_t0)) if self.done_rounds < self.rounds else 0.0
+        return left_in_current + per_round * max(0, self.rounds - self.done_rounds - 1)
 
 
 def _task(w: Worker, run: Run) -> tuple[TaskData, list[int]]:
