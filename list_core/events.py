@@ -20,7 +20,7 @@ class Cancelled(RuntimeError):
 class Event:
     """One progress report: a stage, a step out of a total, and whatever the stage measured."""
 
-    stage: str  # teacher, pseudo_label, kd_warmup, meta, finetune, round_end, done, warning
+    stage: str  # probe, teacher, pseudo_label, kd_warmup, meta, finetune, round_end, done, warning
     step: int = 0
     total: int = 0
     round: int | None = None

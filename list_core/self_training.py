@@ -95,6 +95,11 @@ def run_list(
     pool = model.encode(task.unlabeled_rows)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
+    if model.head_kind == "probe":
+        n = len(pool) if cfg.probe_self_train else 0
+        report(
+            Event("probe", message=f"fitting the probe head (self-trained {cfg.probe_self_train}x on {n} pool texts)")
+        )
     model.prepare_head(gold, task.gold_labels, cfg.seed, pool, cfg.probe_self_train, cfg.eval_batch_size)
     if model.head_kind == "probe":
         seconds["probe"] = time.perf_counter() - t0

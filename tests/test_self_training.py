@@ -170,6 +170,7 @@ def test_headless_probe_self_trained_on_the_pool(tiny_headless_dir):
     assert "probe" in stp.stage_seconds and stp.model.head_kind == "probe"
     # the self-trained probe is the teacher: no gold-only teacher steps although teacher_epochs=2
     assert "self-trained probe" in next(e.message for e in events if e.stage == "teacher")
+    assert "self-trained 2x on" in next(e.message for e in events if e.stage == "probe")
     assert not [e for e in events if e.stage == "teacher" and e.total]
     # the self-trained init differs from the gold-only one (it saw the pool's frozen features)
     w_plain, w_stp = plain.model.head._initial["linear.weight"], stp.model.head._initial["linear.weight"]
