@@ -1,6 +1,6 @@
 """Restore `model.safetensors` (fp32) from a `model16.safetensors` copy made to fit a size-limited transfer.
 
-    python benchmarks/fp16_to_fp32.py FOLDER
+python benchmarks/fp16_to_fp32.py FOLDER
 """
 
 import sys
