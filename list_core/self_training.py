@@ -94,14 +94,15 @@ def run_list(
     gold = model.encode(task.gold_rows)
     pool = model.encode(task.unlabeled_rows)
     seconds: dict[str, float] = {}
-    t0 = time.perf_counter()
+    # a probe self-trained on gold + pool is already a better teacher than one tuned on the gold alone
+    probe_teacher = model.head_kind == "probe" and cfg.probe_self_train > 0 and len(pool) > 0
     if model.head_kind == "probe":
-        n = len(pool) if cfg.probe_self_train else 0
+        t0 = time.perf_counter()
+        n = len(pool) if probe_teacher else 0
         report(
             Event("probe", message=f"fitting the probe head (self-trained {cfg.probe_self_train}x on {n} pool texts)")
         )
-    model.prepare_head(gold, task.gold_labels, cfg.seed, pool, cfg.probe_self_train, cfg.eval_batch_size)
-    if model.head_kind == "probe":
+        model.prepare_head(gold, task.gold_labels, cfg.seed, pool, cfg.probe_self_train, cfg.eval_batch_size)
         seconds["probe"] = time.perf_counter() - t0
     evalset = model.encode(task.eval_rows) if task.eval_rows else None
     ckpt = None
@@ -121,11 +122,9 @@ def run_list(
         gen = seed_everything(derive_seed(cfg.seed, "teacher"))
         model.reset_trainable(gen)
         t0 = time.perf_counter()
-        epochs = cfg.teacher_epochs
-        if model.head_kind == "probe" and cfg.probe_self_train and len(pool):
-            # the probe self-trained on gold + pool is already a better teacher than one tuned on the gold alone
+        epochs = 0 if probe_teacher else cfg.teacher_epochs
+        if probe_teacher:
             report(Event("teacher", message="the teacher is the self-trained probe (teacher_epochs not used)"))
-            epochs = 0
         loss = fit_gold(model, gold, task.gold_labels, epochs, cfg.teacher_lr, cfg, gen, report, "teacher")
         seconds["teacher"] = time.perf_counter() - t0
         teacher = {"round": 0, "loss": loss, **metrics_of(), "seconds": seconds["teacher"]}

@@ -60,11 +60,11 @@ with st.expander("Settings", expanded=preset_name == "custom"):
         value = getattr(base, name)
         picked = cols[i].selectbox(name, options, index=options.index(value), key=f"tr_{name}", help=why,
                                    disabled=locked)  # fmt: skip
-        if preset_name == "custom" and picked != value:
+        if not locked and picked != value:
             overrides[name] = picked
     bottleneck = cols[3].number_input("adapter bottleneck", 1, 4096, base.adapter.bottleneck, key="tr_bottleneck",
                                       disabled=locked)  # fmt: skip
-    if preset_name == "custom" and bottleneck != base.adapter.bottleneck:
+    if not locked and bottleneck != base.adapter.bottleneck:
         overrides["adapter"] = {"bottleneck": int(bottleneck)}
 
 counts = storage.class_counts(conn, project.id)

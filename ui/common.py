@@ -97,7 +97,7 @@ def job_status_line(job) -> str:
         parts.append(f"{job.step}/{job.total}")
     if job.eta_seconds is not None and job.status == "running":
         parts.append(f"ETA {fmt_seconds(job.eta_seconds)} for this stage")
-    if getattr(job, "run_eta_seconds", None) is not None and job.status == "running":
+    if job.run_eta_seconds is not None and job.status == "running":
         parts.append(f"about {fmt_seconds(job.run_eta_seconds)} left in the run")
     return " · ".join(parts)
 
