@@ -26,7 +26,7 @@ from list_core.backbone import load_backbone  # noqa: E402
 from list_core.config import AdapterConfig  # noqa: E402
 from list_core.export import save_native  # noqa: E402
 from list_core.folded import load_folded, save_folded  # noqa: E402
-from list_core.model import ListModel, detach_adapters  # noqa: E402
+from list_core.model import ListModel  # noqa: E402
 from list_core.prompts import Prompt  # noqa: E402
 from list_core.serving import AdapterServer  # noqa: E402
 
@@ -83,7 +83,9 @@ def main() -> None:
     folded = load_folded(tmp / "folded").model
     t_folded = timed(folded, enc, args.batch)
     diff = float((folded.logits(enc, args.batch) - model.logits(enc, args.batch)).abs().max())
-    detach_adapters(bb)  # the plain backbone again, timed after the others so warm-up effects even out
+    del model
+    gc.collect()
+    bb.unwrap()  # the plain backbone again, timed after the others so warm-up effects even out
     t_plain = min(t_plain, timed(plain, enc, args.batch))
     print(f"unmodified backbone : {t_plain * 1000:8.1f} ms for {len(rows)} rows")
     print(f"with adapters       : {t_adapted * 1000:8.1f} ms  ({t_adapted / t_plain:.3f}x the backbone)")
@@ -95,7 +97,7 @@ def main() -> None:
     for i in range(5):
         m = ListModel(bb, prompt, head="classic", adapter=AdapterConfig(bottleneck=args.bottleneck))
         save_native(m, tmp / f"task{i}", labels=["a", "b"])
-    del plain, model, folded, m, bb
+    del plain, folded, m, bb
     gc.collect()
     server = AdapterServer(args.backbone)
     base = rss_mb()

@@ -11,7 +11,7 @@ from typing import Any
 _EXPORTS = {
     "AdaptedLinear": "adapter",
     "Adapter": "adapter",
-    "fold_adapters": "adapter",
+    "fold_adapters": "model",
     "DEFAULT_BACKBONE": "locate",
     "resolve_backbone_path": "locate",
     "Backbone": "backbone",

@@ -1,4 +1,4 @@
-"""LiST adapters: a linear bottleneck right after a dense layer, and folding it back into that layer.
+"""LiST adapters: a linear bottleneck right after a dense layer, named adapter slots, and folding.
 
 In every transformer block, one adapter follows the attention-output projection and one follows the
 feed-forward output projection, before dropout and the residual LayerNorm:
@@ -7,14 +7,18 @@ feed-forward output projection, before dropout and the residual LayerNorm:
     h <- h + W_up (W_down h)          # no bias, no activation
 
 Because it is linear and follows a dense layer, `W' = (I + W_up W_down) W` and `b' = (I + W_up W_down) b`
-give the same function with no inference overhead (`fold_adapters`).
+give the same function with no inference overhead (`AdaptedLinear.folded`).
+
+Ownership, as in PEFT: a backbone's target layers are wrapped once in `AdaptedLinear`, which holds named
+slots. Each model registers its own adapters under its own name and activates that name for its forward
+pass only (`Backbone.activate`), so many models share one backbone and never see each other's weights.
+The slots are a plain dict, outside the layer's parameters and state dict: the backbone's weights, their
+hash and their copies never include an adapter, and a model's parameters are only its own.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
-from collections.abc import Iterator
+import re
 
 import torch
 from torch import nn
@@ -48,21 +52,23 @@ class Adapter(nn.Module):
 
 
 class AdaptedLinear(nn.Module):
-    """A frozen dense layer followed by a trainable adapter."""
+    """A frozen dense layer followed by the active one of its named adapters (none active: the plain layer)."""
 
-    def __init__(self, base: nn.Linear, cfg: AdapterConfig) -> None:
+    def __init__(self, base: nn.Linear) -> None:
         super().__init__()
         self.base = base
-        self.adapter = Adapter(base.out_features, cfg).to(base.weight.device)
-        self.enabled = True
+        self.slots: dict[str, Adapter] = {}  # not submodules: each adapter belongs to the model that added it
+        self.active: str | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.base(x)
-        return self.adapter(h) if self.enabled else h
+        if self.active is None:
+            return h
+        return self.slots[self.active](h)
 
-    def folded(self) -> nn.Linear:
-        """A plain `nn.Linear` computing the same function."""
-        m = self.adapter.matrix()  # (D, D)
+    def folded(self, adapter: Adapter) -> nn.Linear:
+        """A plain `nn.Linear` computing `adapter(base(x))`."""
+        m = adapter.matrix()  # (D, D)
         out = nn.Linear(self.base.in_features, self.base.out_features, bias=self.base.bias is not None)
         out = out.to(device=self.base.weight.device, dtype=self.base.weight.dtype)
         with torch.no_grad():
@@ -73,22 +79,24 @@ class AdaptedLinear(nn.Module):
         return out
 
 
-def _set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
+def set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
     parent_name, _, child = name.rpartition(".")
     parent = root.get_submodule(parent_name) if parent_name else root
     setattr(parent, child, module)
 
 
-def add_adapters(encoder: nn.Module, targets: list[str], cfg: AdapterConfig) -> list[str]:
-    """Wrap each target `nn.Linear` of `encoder` in an `AdaptedLinear`; returns the wrapped names."""
+def wrap_targets(encoder: nn.Module, targets: list[str]) -> dict[str, AdaptedLinear]:
+    """Wrap each target `nn.Linear` of `encoder` in an `AdaptedLinear` (once); returns the layers by name."""
     if not targets:
         raise ValueError("no adapter targets found in this encoder")
     for name in targets:
-        base = encoder.get_submodule(name)
-        if not isinstance(base, nn.Linear):
-            raise TypeError(f"adapter target {name!r} is a {type(base).__name__}, expected nn.Linear")
-        _set_submodule(encoder, name, AdaptedLinear(base, cfg))
-    return targets
+        layer = encoder.get_submodule(name)
+        if isinstance(layer, AdaptedLinear):
+            continue
+        if not isinstance(layer, nn.Linear):
+            raise TypeError(f"adapter target {name!r} is a {type(layer).__name__}, expected nn.Linear")
+        set_submodule(encoder, name, AdaptedLinear(layer))
+    return {name: encoder.get_submodule(name) for name in targets}
 
 
 def adapted_layers(module: nn.Module) -> dict[str, AdaptedLinear]:
@@ -96,34 +104,23 @@ def adapted_layers(module: nn.Module) -> dict[str, AdaptedLinear]:
     return {n: m for n, m in module.named_modules() if isinstance(m, AdaptedLinear)}
 
 
-@contextlib.contextmanager
-def adapters_disabled(module: nn.Module) -> Iterator[None]:
-    """Run the plain backbone inside the block (the frozen features, e.g. to initialise a head)."""
-    layers = adapted_layers(module).values()
-    for layer in layers:
-        layer.enabled = False
-    try:
-        yield
-    finally:
-        for layer in layers:
-            layer.enabled = True
+def slot_key(layer_name: str) -> str:
+    """A layer name as a `ModuleDict` key (no dots)."""
+    return layer_name.replace(".", "-")
 
 
-def reset_adapters(module: nn.Module, generator: torch.Generator | None = None) -> None:
-    """Draw every adapter afresh (a new student)."""
-    for layer in adapted_layers(module).values():
-        layer.adapter.reset_parameters(generator)
+_EXTERNAL = re.compile(r"^encoder\.(.+)\.adapter\.(down|up)\.weight$")
 
 
-def fold_adapters(model: nn.Module, inplace: bool = False) -> nn.Module:
-    """Fold every adapter into its dense layer, giving a plain model with the same outputs.
+def external_name(layer_name: str, which: str) -> str:
+    """The name an adapter matrix has in checkpoints and exports (stable across versions)."""
+    return f"encoder.{layer_name}.adapter.{which}.weight"
 
-    With `inplace=False` (default) the given model is left untouched: a shared backbone stays usable.
-    """
-    model = model if inplace else copy.deepcopy(model)
-    for name, layer in adapted_layers(model).items():
-        _set_submodule(model, name, layer.folded())
-    return model
+
+def parse_external_name(name: str) -> tuple[str, str] | None:
+    """(layer name, down|up) of an adapter weight's external name, or None for other weights."""
+    m = _EXTERNAL.match(name)
+    return (m.group(1), m.group(2)) if m else None
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:

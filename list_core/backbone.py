@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -15,6 +17,7 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer, PreTrainedModel, P
 from transformers.activations import get_activation
 from transformers.utils import logging as hf_logging
 
+from .adapter import AdaptedLinear, Adapter, adapted_layers, set_submodule, wrap_targets
 from .locate import resolve_backbone_path
 
 
@@ -69,6 +72,8 @@ class Backbone:
     head_pretrained: bool
     missing_head_keys: tuple[str, ...]
     device: torch.device
+    # one forward at a time: the active adapter and the train/eval mode are state of the shared layers
+    _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False, compare=False)
 
     @property
     def spec(self) -> FamilySpec:
@@ -87,14 +92,75 @@ class Backbone:
         """sha256 over the encoder's frozen weights (names, shapes, bytes), independent of adapters."""
         return weights_hash(self.encoder)
 
+    # named adapters ------------------------------------------------------------------------------
+
+    def adapter_layers(self) -> dict[str, AdaptedLinear]:
+        """The dense layers that take adapters (two per block), wrapped on first use; by name in the encoder."""
+        return wrap_targets(self.encoder, adapter_targets(self))
+
+    def adapter_names(self) -> list[str]:
+        """Names of the adapter sets registered on this backbone."""
+        layers = list(adapted_layers(self.encoder).values())
+        return sorted(layers[0].slots) if layers else []
+
+    def add_adapter(self, name: str, adapters: dict[str, Adapter]) -> None:
+        """Register a model's adapters (one per layer of `adapter_layers()`) under `name`."""
+        layers = self.adapter_layers()
+        if set(adapters) != set(layers):
+            raise ValueError(f"adapter {name!r} must have one adapter per target layer ({len(layers)})")
+        with self._lock:
+            if name in self.adapter_names():
+                raise ValueError(f"an adapter named {name!r} is already registered on this backbone")
+            for layer_name, layer in layers.items():
+                layer.slots[name] = adapters[layer_name]
+
+    def remove_adapter(self, name: str) -> None:
+        """Forget the adapters registered under `name` (no error if there are none)."""
+        with self._lock:
+            for layer in adapted_layers(self.encoder).values():
+                layer.slots.pop(name, None)
+                if layer.active == name:
+                    layer.active = None
+
+    @contextlib.contextmanager
+    def activate(self, name: str | None, training: bool = False) -> Iterator[None]:
+        """Run the encoder inside the block with adapter set `name` (None: the plain backbone) in train or
+        eval mode, then restore what was active before; one thread at a time."""
+        with self._lock:
+            layers = list(adapted_layers(self.encoder).values()) if name is not None or self._wrapped() else []
+            if name is not None and not (layers and name in layers[0].slots):
+                raise KeyError(f"no adapter named {name!r} on this backbone; registered: {self.adapter_names()}")
+            before = [layer.active for layer in layers]
+            was_training = self.encoder.training
+            for layer in layers:
+                layer.active = name
+            self.encoder.train(training)
+            try:
+                yield
+            finally:
+                for layer, prev in zip(layers, before):
+                    layer.active = prev
+                self.encoder.train(was_training)
+
+    def _wrapped(self) -> bool:
+        return any(isinstance(m, AdaptedLinear) for m in self.encoder.modules())
+
+    def unwrap(self) -> None:
+        """Restore the plain dense layers; refused while adapters are registered (their models would run
+        without them)."""
+        with self._lock:
+            names = self.adapter_names()
+            if names:
+                raise RuntimeError(f"adapters {names} are still registered on this backbone")
+            for layer_name, layer in adapted_layers(self.encoder).items():
+                set_submodule(self.encoder, layer_name, layer.base)
+
 
 def weights_hash(module: nn.Module) -> str:
     """sha256 of a module's parameters and buffers, skipping adapter weights."""
     h = hashlib.sha256()
     for name, t in sorted(module.state_dict().items()):
-        if ".adapter." in name:
-            continue
-        name = name.replace(".base.", ".")
+        name = name.replace(".base.", ".")  # a layer wrapped for adapters hashes as the plain layer
         h.update(name.encode())
         h.update(str(tuple(t.shape)).encode())
         h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
@@ -160,4 +226,4 @@ def load_backbone(name: str | None = None, device: str | torch.device | None = N
 def adapter_targets(backbone: Backbone) -> list[str]:
     """Names (inside the encoder) of the dense layers that receive an adapter, two per block."""
     pattern = re.compile(backbone.spec.adapter_pattern)
-    return [n for n, m in backbone.encoder.named_modules() if pattern.search("." + n)]
+    return [n for n, _ in backbone.encoder.named_modules() if pattern.search("." + n)]

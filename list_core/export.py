@@ -147,6 +147,18 @@ def load_classifier(
     cfg = read_config(folder)
     state = read_weights(folder)
     bb = backbone if isinstance(backbone, Backbone) else load_backbone(backbone or cfg["backbone"], device=device)
+    return build_classifier(cfg, state, bb, folder, allow_backbone_mismatch)
+
+
+def build_classifier(
+    cfg: dict[str, Any],
+    state: dict[str, torch.Tensor],
+    bb: Backbone,
+    folder: str | Path,
+    allow_backbone_mismatch: bool = False,
+    adapter_name: str | None = None,
+) -> Classifier:
+    """An exported adapter's config and weights as a classifier on `bb` (refusing another backbone)."""
     if _backbone_hash(bb) != cfg["backbone_hash"] and not allow_backbone_mismatch:
         raise ExportError(
             f"backbone {bb.name!r} is not the one this adapter was trained on (weights sha256 {_backbone_hash(bb)[:12]}… "
@@ -160,9 +172,10 @@ def load_classifier(
         adapter,
         cfg["pooling"] or "mean",
         cfg["max_length"],
+        adapter_name=adapter_name,
     )
     try:
         model.load_trainable_state(state)
     except (KeyError, ValueError) as e:
         raise ExportError(f"{folder}: weights do not fit this backbone: {e}") from None
-    return Classifier(model, list(cfg["labels"]), cfg)
+    return Classifier(model.eval(), list(cfg["labels"]), cfg)

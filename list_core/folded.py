@@ -10,7 +10,6 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .adapter import fold_adapters
 from .backbone import load_backbone
 from .export import Classifier, ExportError
 from .heads import PromptHead
@@ -22,7 +21,7 @@ def save_folded(model: ListModel, folder: str | Path, labels: list[str]) -> Path
     """`folder/model/` (config, weights, tokenizer), `folder/list_config.json`, and for a classic head
     `folder/head.safetensors`."""
     folder = Path(folder)
-    plain = fold_adapters(model)  # a copy: the shared backbone keeps its adapters
+    plain = model.folded_copy()  # a copy: the shared backbone is untouched
     mlm = plain.backbone.model
     if isinstance(plain.head, PromptHead):
         dense, _, norm = plain.backbone.spec.transform(mlm)

@@ -3,32 +3,32 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
+import itertools
+import weakref
 from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
 
-from .adapter import (
-    AdaptedLinear,
-    Adapter,
-    adapted_layers,
-    adapters_disabled,
-    add_adapters,
-    count_parameters,
-    reset_adapters,
-)
-from .backbone import Backbone, adapter_targets
+from .adapter import Adapter, adapted_layers, count_parameters, external_name, set_submodule, slot_key
+from .backbone import Backbone
 from .config import AdapterConfig
 from .data import Encoded, Row, collate, sorted_batches
 from .heads import ClassicHead, ProbeHead, PromptHead, choose_head, pool
 from .prompts import Prompt, label_word_ids
 
+_names = itertools.count(1)
+
 
 class ListModel(nn.Module):
-    """Encoder (frozen, with adapters) + head. Only adapters and head are trainable.
+    """Frozen backbone encoder + this model's own named adapters + a trainable head, giving class logits.
 
-    The backbone is shared: adapters are attached to it in place (a second `ListModel` on the same
-    backbone replaces them), so many tasks can share one backbone in memory.
+    The backbone is shared and never changed by a model: the model's adapters are registered on it under
+    `adapter_name` and active only during this model's forward passes, so several models (and several
+    tasks) share one backbone in memory without seeing each other's weights. The model's parameters are
+    its adapters and its head only; the encoder is not a submodule.
     """
 
     def __init__(
@@ -39,6 +39,7 @@ class ListModel(nn.Module):
         adapter: AdapterConfig | None = AdapterConfig(),
         pooling: str = "mean",
         max_length: int = 128,
+        adapter_name: str | None = None,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -47,11 +48,19 @@ class ListModel(nn.Module):
         self.label_ids = label_word_ids(prompt, backbone.tokenizer)
         self.head_kind, self.head_reason = choose_head(head, backbone)
         self.adapter_config = adapter
-        self.encoder = backbone.encoder
+        self.adapter_name: str | None = None
+        self.adapters = nn.ModuleDict()
+        self._layer_names: dict[str, str] = {}  # slot key -> layer name in the encoder
         if adapter is not None:
-            attach_adapters(backbone, adapter)
-        else:
-            detach_adapters(backbone)
+            self.adapter_name = adapter_name or f"{self.head_kind}-{next(_names)}"
+            own: dict[str, Adapter] = {}
+            for layer_name, layer in backbone.adapter_layers().items():
+                own[layer_name] = Adapter(layer.base.out_features, adapter).to(layer.base.weight.device)
+                self.adapters[slot_key(layer_name)] = own[layer_name]
+                self._layer_names[slot_key(layer_name)] = layer_name
+            backbone.add_adapter(self.adapter_name, own)
+            # the backbone forgets this model's adapters when the model is garbage-collected
+            weakref.finalize(self, backbone.remove_adapter, self.adapter_name)
         if self.head_kind == "prompt":
             self.head = PromptHead(backbone, self.label_ids)
         elif self.head_kind == "probe":
@@ -60,6 +69,11 @@ class ListModel(nn.Module):
             self.head = ClassicHead(backbone.hidden_size, len(prompt.label_words), pooling)
         self.head.to(backbone.device)
         self.pad_id = backbone.tokenizer.pad_token_id if backbone.tokenizer.pad_token_id is not None else 0
+
+    @property
+    def encoder(self) -> nn.Module:
+        """The shared backbone encoder (not a submodule of this model)."""
+        return self.backbone.encoder
 
     @property
     def device(self) -> torch.device:
@@ -75,7 +89,8 @@ class ListModel(nn.Module):
         if self.backbone.spec.mask_4d:
             # an additive (B, 1, 1, T) mask skips transformers' data-dependent mask code, so vmap works
             mask = (1.0 - attention_mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
-        hidden = self.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state  # (B, T, D)
+        with self.backbone.activate(self.adapter_name, self.training):
+            hidden = self.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state  # (B, T, D)
         return self.head(hidden, attention_mask, mask_pos).float()
 
     # trainable state ---------------------------------------------------------------------------
@@ -83,12 +98,23 @@ class ListModel(nn.Module):
     def trainable_named_parameters(self) -> dict[str, nn.Parameter]:
         return {n: p for n, p in self.named_parameters() if p.requires_grad}
 
+    def _external(self, name: str) -> str:
+        """A parameter's name in checkpoints and exports: `encoder.<layer>.adapter.<down|up>.weight` or `head.*`."""
+        if name.startswith("adapters."):
+            key, which, _ = name[len("adapters.") :].split(".")
+            return external_name(self._layer_names[key], which)
+        return name
+
     def trainable_state(self) -> dict[str, torch.Tensor]:
-        """Adapters and head only: what a checkpoint or an export holds."""
-        return {n: p.detach().clone() for n, p in self.trainable_named_parameters().items()}
+        """Adapters and head only, by their external names: what a checkpoint or an export holds."""
+        return {self._external(n): p.detach().clone() for n, p in self.trainable_named_parameters().items()}
+
+    def adapter_modules(self) -> dict[str, Adapter]:
+        """This model's adapters by the name of the encoder layer each follows."""
+        return {self._layer_names[k]: a for k, a in self.adapters.items()}
 
     def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
-        params = self.trainable_named_parameters()
+        params = {self._external(n): p for n, p in self.trainable_named_parameters().items()}
         missing = sorted(set(params) - set(state))
         unexpected = sorted(set(state) - set(params))
         if missing or unexpected:
@@ -101,12 +127,13 @@ class ListModel(nn.Module):
 
     def reset_trainable(self, generator: torch.Generator | None = None) -> None:
         """A fresh student: adapters drawn again and the head re-initialised."""
-        reset_adapters(self.encoder, generator)
+        for adapter in self.adapters.values():
+            adapter.reset_parameters(generator)
         self.head.reset_parameters(generator)
 
     def parameter_report(self) -> dict[str, float]:
         trainable = count_parameters(self, trainable_only=True)
-        backbone = sum(p.numel() for n, p in self.backbone.model.named_parameters() if ".adapter." not in n)
+        backbone = sum(p.numel() for p in self.backbone.model.parameters())
         return {"trainable": trainable, "backbone": backbone, "percent": 100.0 * trainable / backbone}
 
     # inference ---------------------------------------------------------------------------------
@@ -135,12 +162,11 @@ class ListModel(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            with adapters_disabled(self.encoder):
-                for idx in sorted_batches(enc, batch_size):
-                    b = collate(enc, idx, self.pad_id, self.device)
-                    with autocast(self.device):
-                        h = self.encoder(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).last_hidden_state
-                    out[idx] = torch.nn.functional.normalize(pool(h.float(), b["attention_mask"]), dim=-1).cpu()
+            for idx in sorted_batches(enc, batch_size):
+                b = collate(enc, idx, self.pad_id, self.device)
+                with autocast(self.device), self.backbone.activate(None):
+                    h = self.encoder(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).last_hidden_state
+                out[idx] = torch.nn.functional.normalize(pool(h.float(), b["attention_mask"]), dim=-1).cpu()
         finally:
             self.train(was_training)
         return out
@@ -165,24 +191,24 @@ class ListModel(nn.Module):
         """(N, C) class probabilities for raw rows."""
         return self.logits(self.encode(rows), batch_size).softmax(-1)
 
+    def folded_copy(self) -> ListModel:
+        """This model on a copy of the backbone with its adapters folded into the dense weights: the same
+        function with no adapters left (the shared backbone is untouched)."""
+        mlm = copy.deepcopy(self.backbone.model)
+        encoder = mlm.base_model
+        own = self.adapter_modules()
+        for name, layer in adapted_layers(encoder).items():
+            set_submodule(encoder, name, layer.folded(own[name]) if name in own else layer.base)
+        bb = dataclasses.replace(self.backbone, model=mlm)
+        plain = ListModel(bb, self.prompt, self.head_kind, None, getattr(self.head, "pooling", "mean"), self.max_length)
+        plain.head = copy.deepcopy(self.head)
+        plain.head_reason = self.head_reason
+        return plain
 
-def attach_adapters(backbone: Backbone, cfg: AdapterConfig) -> None:
-    """Give every target layer a fresh adapter of this config (wrapping the dense layers the first time)."""
-    layers = adapted_layers(backbone.encoder)
-    if not layers:
-        add_adapters(backbone.encoder, adapter_targets(backbone), cfg)
-        return
-    for layer in layers.values():
-        layer.adapter = Adapter(layer.base.out_features, cfg).to(layer.base.weight.device)
 
-
-def detach_adapters(backbone: Backbone) -> None:
-    """Restore the plain dense layers (undo `attach_adapters`)."""
-    for name, layer in adapted_layers(backbone.encoder).items():
-        parent_name, _, child = name.rpartition(".")
-        parent = backbone.encoder.get_submodule(parent_name) if parent_name else backbone.encoder
-        assert isinstance(layer, AdaptedLinear)
-        setattr(parent, child, layer.base)
+def fold_adapters(model: ListModel) -> ListModel:
+    """`model.folded_copy()`: the same classifier with its adapters folded into a copy of the backbone."""
+    return model.folded_copy()
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ decoder as a rank-C LoRA on the decoder (`lora_B` one-hot at the label ids, `lor
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 from transformers import AutoModelForMaskedLM
 
-from .adapter import adapted_layers
+from .adapter import adapted_layers, set_submodule
 from .heads import PromptHead
 from .model import ListModel
 
@@ -39,9 +40,14 @@ def save_peft(model: ListModel, folder: str | Path, base_path: str | None = None
         raise ValueError("this model has no adapters to export")
     folder = Path(folder)
     bb = model.backbone
-    base = AutoModelForMaskedLM.from_pretrained(base_path or bb.name)  # a clean copy: ours carries adapters
+    if base_path is not None:
+        base = AutoModelForMaskedLM.from_pretrained(base_path)
+    else:  # a clean in-memory copy of the backbone (no download, works for the bundled default too)
+        base = copy.deepcopy(bb.model)
+        for name, layer in adapted_layers(base).items():
+            set_submodule(base, name, layer.base)
     prefix = base.base_model_prefix
-    layers = adapted_layers(model.encoder)
+    layers = {n: (model.encoder.get_submodule(n).base, a) for n, a in model.adapter_modules().items()}
     targets = [f"{prefix}.{n}" for n in layers]
     r = model.adapter_config.bottleneck
     rank_pattern, alpha_pattern, modules_to_save = {}, {}, None
@@ -61,10 +67,10 @@ def save_peft(model: ListModel, folder: str | Path, base_path: str | None = None
     peft_model = get_peft_model(base, cfg)
     named = dict(peft_model.base_model.model.named_modules())
     with torch.no_grad():
-        for n, layer in layers.items():
+        for n, (dense, adapter) in layers.items():
             lora = named[f"{prefix}.{n}"]
-            W, b = layer.base.weight.float(), layer.base.bias.float()  # (out, in), (out,)
-            U, D = layer.adapter.up.weight.float(), layer.adapter.down.weight.float()  # (out, r), (r, out)
+            W, b = dense.weight.float(), dense.bias.float()  # (out, in), (out,)
+            U, D = adapter.up.weight.float(), adapter.down.weight.float()  # (out, r), (r, out)
             lora.lora_A["default"].weight.copy_(D @ W)  # (r, in)
             lora.lora_B["default"].weight.copy_(U)  # (out, r)
             lora.lora_B["default"].bias.copy_(U @ (D @ b))  # (out,)

@@ -177,3 +177,20 @@ def test_headless_probe_self_trained_on_the_pool(tiny_headless_dir):
     assert not torch.allclose(w_plain, w_stp)
     with pytest.raises(ValueError, match="probe_self_train=-1"):
         tiny_cfg(probe_self_train=-1)
+
+
+def test_a_trained_model_survives_every_other_method_on_its_backbone(bert):
+    """Adapters are owned by name: running every other method, the diversity embedding and a folded copy on the
+    same backbone object leaves a finished run's predictions unchanged bit for bit."""
+    from list_core.baselines import embed
+    from list_core.model import fold_adapters
+
+    rows = [{"text": t} for t in POOL[:6]]
+    first = run_list(bert, PROMPT, task(), tiny_cfg(rounds=1))
+    before = first.predict_proba(rows)
+    others = [run_method(m, bert, PROMPT, task(), tiny_cfg(rounds=1, seed=3)) for m in
+              ("zero-shot", "linear-probe", "self-train-probe", "classic", "prompt", "list")]  # fmt: skip
+    embed(bert, Prompt("{text} {mask}", ("a", "b")), rows)
+    fold_adapters(first.model)
+    assert torch.equal(first.predict_proba(rows), before)
+    assert not torch.equal(others[-1].predict_proba(rows), before)  # the other LiST run is a different model
