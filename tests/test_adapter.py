@@ -1,7 +1,7 @@
+import gc
+
 import pytest
 import torch
-
-import gc
 
 from list_core.adapter import AdaptedLinear, Adapter
 from list_core.backbone import load_backbone
