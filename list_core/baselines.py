@@ -1,4 +1,5 @@
-"""Baselines on the same code paths: zero-shot prompt, linear probe, classic and prompt fine-tuning."""
+"""Baselines on the same code paths: zero-shot prompt, linear probes (plain, self-trained, prompt-prior),
+classic and prompt fine-tuning."""
 
 from __future__ import annotations
 
@@ -10,22 +11,29 @@ import torch
 
 from .backbone import Backbone
 from .config import TrainConfig
-from .data import Row, check_task
+from .data import Encoded, Row, check_task
 from .events import Callback, CancelCheck, Event, Reporter
-from .heads import self_train_logreg
 from .model import ListModel
 from .prompts import Prompt
 from .self_training import RunResult, TaskData, run_list
+from .teacher import logreg, median_confident, self_train_logreg, zero_shot_scores
 
-METHODS = ("zero-shot", "linear-probe", "self-train-probe", "classic", "prompt", "list")
+METHODS = ("zero-shot", "linear-probe", "self-train-probe", "prompt-prior-probe", "classic", "prompt", "list")
 
 
 def embed(
-    backbone: Backbone, prompt: Prompt, rows: Sequence[Row], max_length: int = 128, batch_size: int = 64
+    backbone: Backbone,
+    prompt: Prompt,
+    rows: Sequence[Row],
+    max_length: int = 128,
+    batch_size: int = 64,
+    plain: bool = True,
 ) -> np.ndarray:
-    """Frozen mean-pooled, L2-normalised features of the rendered prompt: (N, D)."""
+    """Frozen mean-pooled, L2-normalised features: (N, D). `plain`: of the texts alone (how a sentence encoder
+    is used); else of the rows rendered in the template."""
     model = ListModel(backbone, prompt, head="classic", adapter=None, max_length=max_length)
-    return model.frozen_features(model.encode(rows), batch_size).numpy()
+    enc = Encoded.of(prompt, backbone.tokenizer, rows, max_length, plain=plain)
+    return model.frozen_features(enc, batch_size).numpy()
 
 
 @dataclass
@@ -44,11 +52,9 @@ class LinearProbe:
 
 def linear_probe(backbone: Backbone, prompt: Prompt, task: TaskData, cfg: TrainConfig, c: float = 100.0) -> LinearProbe:
     """Logistic regression (C=`c`) on frozen mean-pooled normalised embeddings of the gold examples."""
-    from sklearn.linear_model import LogisticRegression
-
     check_task(prompt, task.labels, task.gold_rows, task.gold_labels, [])
     x = embed(backbone, prompt, task.gold_rows, cfg.max_length, cfg.eval_batch_size)
-    clf = LogisticRegression(C=c, max_iter=2000, random_state=cfg.seed).fit(x, np.asarray(task.gold_labels))
+    clf = logreg(x, np.asarray(task.gold_labels), c, cfg.seed)
     return LinearProbe(backbone, prompt, clf, cfg.max_length)
 
 
@@ -65,6 +71,30 @@ def self_train_probe(
         else None
     )
     clf = self_train_logreg(x_gold, np.asarray(task.gold_labels), x_pool, c, iterations, cfg.seed)
+    return LinearProbe(backbone, prompt, clf, cfg.max_length)
+
+
+def prompt_prior_probe(
+    backbone: Backbone, prompt: Prompt, task: TaskData, cfg: TrainConfig, c: float = 100.0, iterations: int = 3
+) -> LinearProbe:
+    """The prompt-first peer: the zero-shot prompt (cosine to the verbaliser embeddings) labels the pool, per
+    predicted class the examples at or above that class's median margin join the gold examples, then the
+    self-trained probe's `iterations` rounds."""
+    check_task(prompt, task.labels, task.gold_rows, task.gold_labels, task.unlabeled_rows)
+    x_gold = embed(backbone, prompt, task.gold_rows, cfg.max_length, cfg.eval_batch_size)
+    y_gold = np.asarray(task.gold_labels)
+    if not task.unlabeled_rows:
+        return LinearProbe(backbone, prompt, logreg(x_gold, y_gold, c, cfg.seed), cfg.max_length)
+    x_pool = embed(backbone, prompt, task.unlabeled_rows, cfg.max_length, cfg.eval_batch_size)
+    protos = ListModel(
+        backbone, prompt, head="similarity", adapter=None, max_length=cfg.max_length
+    ).verbaliser_prototypes()
+    scores = zero_shot_scores(x_pool, protos.cpu().numpy())  # (N, C)
+    top2 = np.sort(scores, axis=1)[:, -2:]
+    pred = scores.argmax(1)
+    keep = median_confident(pred, top2[:, 1] - top2[:, 0])
+    clf = self_train_logreg(np.concatenate([x_gold, x_pool[keep]]), np.concatenate([y_gold, pred[keep]]), x_pool, c,
+                            iterations, cfg.seed)  # fmt: skip
     return LinearProbe(backbone, prompt, clf, cfg.max_length)
 
 
@@ -97,14 +127,15 @@ def run_method(
         return run_list(
             backbone, prompt, task, cfg.with_(head="classic", rounds=0), callback, should_cancel, checkpoint_dir
         )
-    if method == "zero-shot":
+    if method == "zero-shot":  # the MLM head at the mask, or the similarity head for a sentence encoder
         check_task(prompt, task.labels, task.gold_rows, task.gold_labels, [])
-        model = ListModel(backbone, prompt, head="prompt", adapter=None, max_length=cfg.max_length)
-        if not backbone.head_pretrained:
-            Reporter(callback)(Event("warning", message="zero-shot with a newly initialised MLM head is at chance"))
+        model = ListModel(backbone, prompt, head="auto", adapter=None, max_length=cfg.max_length)
+        Reporter(callback)(Event("setup", message=model.head_reason, metrics={"head": model.head_kind}))
         return ZeroShot(model)
     if method == "linear-probe":
         return linear_probe(backbone, prompt, task, cfg)
     if method == "self-train-probe":
         return self_train_probe(backbone, prompt, task, cfg)
+    if method == "prompt-prior-probe":
+        return prompt_prior_probe(backbone, prompt, task, cfg)
     raise ValueError(f"method={method!r}: must be one of {METHODS}")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
-HeadKind = Literal["auto", "prompt", "classic", "probe"]
+HeadKind = Literal["auto", "prompt", "similarity", "classic", "probe"]
+HEADS = ("auto", "prompt", "similarity", "classic", "probe")
 Pooling = Literal["mean", "cls"]
 
 
@@ -40,9 +41,14 @@ class TrainConfig:
     pooling: Pooling = "mean"
     adapter: AdapterConfig = AdapterConfig()
     max_length: int = 128
-    # probe head only: self-train its logistic-regression init on the pool's frozen features this many times;
-    # that probe is then the teacher (teacher_epochs are not used: tuning it on the gold alone overfits)
+    # probe and similarity heads: fit the teacher on frozen features and self-train it on the pool this many
+    # times; that fitted head is then the teacher (teacher_epochs are not used: tuning it on the gold alone
+    # overfits). The similarity head's teacher also learns from the prompt (list_core.teacher).
     probe_self_train: int = 0
+    # similarity-head teacher: a prompt that beats chance on the gold labels counts as this many labeled examples
+    prompt_weight: float = 5.0
+    # similarity-head teacher: each class's verbaliser prototype as this many labeled points
+    verbaliser_points: int = 5
     # teacher: prompt-tuning on the gold examples
     teacher_epochs: int = 400
     teacher_lr: float = 5e-6
@@ -70,16 +76,19 @@ class TrainConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
-        _check(
-            self.head in ("auto", "prompt", "classic", "probe"),
-            "head",
-            self.head,
-            "must be auto, prompt, classic or probe",
-        )
+        _check(self.head in HEADS, "head", self.head, f"must be one of {', '.join(HEADS)}")
         _check(self.pooling in ("mean", "cls"), "pooling", self.pooling, "must be mean or cls")
         _check(isinstance(self.adapter, AdapterConfig), "adapter", self.adapter, "must be an AdapterConfig")
         _check(self.max_length >= 8, "max_length", self.max_length, "must be >= 8")
-        for name in ("teacher_epochs", "finetune_epochs", "rounds", "student_steps", "probe_self_train"):
+        _check(self.prompt_weight >= 0, "prompt_weight", self.prompt_weight, "must be >= 0")
+        for name in (
+            "teacher_epochs",
+            "finetune_epochs",
+            "rounds",
+            "student_steps",
+            "probe_self_train",
+            "verbaliser_points",
+        ):
             v = getattr(self, name)
             _check(isinstance(v, int) and v >= 0, name, v, "must be an int >= 0")
         for name in ("gold_batch_size", "student_batch_size", "meta_gold_batch_size", "eval_batch_size"):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from .prompts import Prompt, encode
+from .prompts import Prompt, encode, encode_plain
 
 Row = dict[str, str]
 
@@ -28,7 +28,17 @@ class Encoded:
         return len(self.ids)
 
     @classmethod
-    def of(cls, prompt: Prompt, tokenizer: PreTrainedTokenizerBase, rows: Sequence[Row], max_length: int) -> Encoded:
+    def of(
+        cls,
+        prompt: Prompt,
+        tokenizer: PreTrainedTokenizerBase,
+        rows: Sequence[Row],
+        max_length: int,
+        plain: bool = False,
+    ) -> Encoded:
+        """Rows rendered in the template with its mask, or with `plain` the texts alone."""
+        if plain:
+            return cls(*encode_plain(tokenizer, list(rows), prompt.text_slots, max_length))
         ids, pos = encode(prompt, tokenizer, list(rows), max_length)
         return cls(ids, pos)
 

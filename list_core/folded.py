@@ -75,6 +75,6 @@ def load_folded(folder: str | Path, device: str | None = None) -> Classifier:
     bb = load_backbone(str(folder / "model"), device=device)
     prompt = Prompt(cfg["template"], tuple(cfg["label_words"]))
     model = ListModel(bb, prompt, cfg["head"], adapter=None, pooling=cfg["pooling"], max_length=cfg["max_length"])
-    if cfg["head"] == "classic":
+    if cfg["head"] != "prompt":  # the other heads travel beside the model
         model.head.load_state_dict(load_file(str(folder / "head.safetensors")))
     return Classifier(model, list(cfg["labels"]), cfg)

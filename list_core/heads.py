@@ -1,25 +1,37 @@
-"""Classification heads on top of the encoder: the MLM prompt head and a classic pooled linear head."""
+"""Classification heads on top of the encoder: the MLM prompt head, the similarity prompt head (for sentence
+encoders without an MLM head), a probe on frozen-feature geometry, and a classic pooled linear head."""
 
 from __future__ import annotations
 
 import copy
+import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from .backbone import Backbone
+from .teacher import self_train_logreg
 
 
 class PromptHead(nn.Module):
-    """The MLM head at the mask, restricted to the label words: class logits = MLM logits of those words.
+    """The MLM head at the mask, restricted to the label words: a class's logit is the mean of its label words'
+    MLM logits (one word per class in the paper; several words average).
 
     Trainable are the head transform (dense, activation, LayerNorm) and the label-word rows of the decoder
     with their biases; the full vocabulary matrix is never copied or saved.
     """
 
-    def __init__(self, backbone: Backbone, label_ids: list[int]) -> None:
+    def __init__(self, backbone: Backbone, label_ids: list[int], group_sizes: Sequence[int] | None = None) -> None:
         super().__init__()
+        sizes = list(group_sizes) if group_sizes is not None else [1] * len(label_ids)
+        if sum(sizes) != len(label_ids):
+            raise ValueError(f"group sizes {sizes} do not cover the {len(label_ids)} label ids")
+        owner = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))  # (W,) class of each word
+        average = torch.zeros(len(sizes), len(label_ids))  # (C, W)
+        average[owner, torch.arange(len(label_ids))] = 1.0 / torch.tensor(sizes, dtype=torch.float)[owner]
+        self.register_buffer("average", average, persistent=False)
         dense, act, norm = backbone.spec.transform(backbone.model)
         self.dense = copy.deepcopy(dense)
         self.act = act
@@ -39,7 +51,8 @@ class PromptHead(nn.Module):
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, mask_pos: torch.Tensor) -> torch.Tensor:
         h = hidden[torch.arange(hidden.shape[0], device=hidden.device), mask_pos]  # (B, D)
         h = self.norm(self.act(self.dense(h)))  # (B, D)
-        return h @ self.label_weight.T + self.label_bias  # (B, C)
+        words = h @ self.label_weight.T + self.label_bias  # (B, W)
+        return words @ self.average.T.to(words.dtype)  # (B, C)
 
 
 class ClassicHead(nn.Module):
@@ -90,16 +103,7 @@ class ProbeHead(nn.Module):
         y = labels.cpu().numpy()
         pool_x = pool_features.float().cpu().numpy() if pool_features is not None else None
         clf = self_train_logreg(x, y, pool_x, self.c, iterations, seed)
-        w = torch.zeros_like(self.linear.weight)  # (C, D)
-        b = torch.zeros_like(self.linear.bias)  # (C,)
-        coef = torch.from_numpy(clf.coef_).float()
-        icpt = torch.from_numpy(clf.intercept_).float()
-        if coef.shape[0] == 1:  # binary: sigmoid(w.x + b) == softmax([-w/2, w/2] . x + [-b/2, b/2])
-            w[clf.classes_[0]], w[clf.classes_[1]] = -coef[0] / 2, coef[0] / 2
-            b[clf.classes_[0]], b[clf.classes_[1]] = -icpt[0] / 2, icpt[0] / 2
-        else:
-            w[torch.from_numpy(clf.classes_)] = coef.to(w.device)
-            b[torch.from_numpy(clf.classes_)] = icpt.to(b.device)
+        w, b = linear_of(clf, *self.linear.weight.shape)
         self.linear.weight.copy_(w)
         self.linear.bias.copy_(b)
         self._initial = {k: v.detach().clone() for k, v in self.state_dict().items()}
@@ -115,36 +119,60 @@ class ProbeHead(nn.Module):
         return self.linear(x)  # (B, C)
 
 
-def self_train_logreg(
-    x_gold: np.ndarray,
-    y_gold: np.ndarray,
-    x_pool: np.ndarray | None = None,
-    c: float = 100.0,
-    iterations: int = 0,
-    seed: int = 0,
-):
-    """Logistic regression (C=`c`) on the gold features, then `iterations` times: predict the pool, keep per
-    predicted class the examples at or above that class's median confidence, refit on gold + those.
+class SimilarityHead(nn.Module):
+    """The prompt for a sentence encoder: `logit_c = scale_c * cos(mean-pooled h, prototype_c) + bias_c`.
 
-    Returns the fitted scikit-learn classifier. Only gold labels and the classifier's own predictions are used.
+    The prototypes start as the backbone's own embeddings of each class's verbaliser (`Prompt.verbaliser_
+    sentences`), so the untrained head is the zero-shot prompt classifier; scales and prototypes are
+    learnable. A fresh student re-starts from the verbaliser prototypes, as the paper's student re-starts
+    from the pretrained MLM head. With one scale per class the head can also hold any linear classifier of
+    normalised features exactly (`set_linear`): a teacher fitted on frozen features.
     """
-    from sklearn.linear_model import LogisticRegression
 
-    def fit(x: np.ndarray, y: np.ndarray):
-        return LogisticRegression(C=c, max_iter=5000, random_state=seed).fit(x, y)
+    def __init__(self, prototypes: torch.Tensor, scale: float = 20.0) -> None:
+        super().__init__()
+        c, _ = prototypes.shape
+        self.pooling = "mean"
+        self.prototypes = nn.Parameter(nn.functional.normalize(prototypes.detach().float(), dim=-1).clone())  # (C, D)
+        self.log_scale = nn.Parameter(torch.full((c,), math.log(scale), device=prototypes.device))  # (C,)
+        self.bias = nn.Parameter(torch.zeros(c, device=prototypes.device))  # (C,)
+        self._initial = {k: v.detach().clone() for k, v in self.state_dict().items()}
 
-    clf = fit(x_gold, y_gold)
-    if x_pool is None or not len(x_pool):
-        return clf
-    for _ in range(iterations):
-        proba = clf.predict_proba(x_pool)  # (N, C')
-        pred, conf = clf.classes_[proba.argmax(1)], proba.max(1)  # (N,), (N,)
-        keep = np.zeros(len(pred), dtype=bool)
-        for k in np.unique(pred):
-            in_k = pred == k
-            keep |= in_k & (conf >= np.median(conf[in_k]))
-        clf = fit(np.concatenate([x_gold, x_pool[keep]]), np.concatenate([y_gold, pred[keep]]))
-    return clf
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Back to the verbaliser prototypes (the zero-shot prompt)."""
+        self.load_state_dict(self._initial)
+
+    def cosines(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.normalize(pool(hidden, attention_mask, "mean"), dim=-1)  # (B, D)
+        return x @ nn.functional.normalize(self.prototypes, dim=-1).T  # (B, C)
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, mask_pos: torch.Tensor) -> torch.Tensor:
+        return self.log_scale.exp() * self.cosines(hidden, attention_mask) + self.bias  # (B, C)
+
+    @torch.no_grad()
+    def set_linear(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        """Hold the linear classifier `x @ weight.T + bias` of normalised features: scale = |w_c|, prototype =
+        w_c / |w_c|."""
+        norm = weight.float().norm(dim=-1).clamp(min=1e-12)  # (C,)
+        self.prototypes.copy_(weight.float() / norm[:, None])
+        self.log_scale.copy_(norm.log())
+        self.bias.copy_(bias.float())
+
+
+def linear_of(clf, num_classes: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A scikit-learn linear classifier as (C, D) weights and (C,) biases in class order (softmax form)."""
+    w = torch.zeros(num_classes, dim)
+    b = torch.zeros(num_classes)
+    coef = torch.from_numpy(np.asarray(clf.coef_)).float()
+    icpt = torch.from_numpy(np.asarray(clf.intercept_)).float()
+    classes = torch.from_numpy(np.asarray(clf.classes_))
+    if coef.shape[0] == 1:  # binary: sigmoid(w.x + b) == softmax([-w/2, w/2] . x + [-b/2, b/2])
+        w[classes[0]], w[classes[1]] = -coef[0] / 2, coef[0] / 2
+        b[classes[0]], b[classes[1]] = -icpt[0] / 2, icpt[0] / 2
+    else:
+        w[classes] = coef
+        b[classes] = icpt
+    return w, b
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
@@ -156,15 +184,15 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str = "mea
 
 
 def choose_head(requested: str, backbone: Backbone) -> tuple[str, str]:
-    """Resolve `head="auto"`: the prompt head only carries knowledge when the MLM head is pretrained."""
+    """Resolve `head="auto"`: the MLM prompt head when the backbone's MLM head is pretrained, else the
+    similarity prompt head (the prompt then lives in the embedding space)."""
     if requested != "auto":
         return requested, f"head={requested!r} was requested"
     if backbone.head_pretrained:
-        return "prompt", "the backbone's MLM head is pretrained, so the prompt head starts from its knowledge"
+        return "prompt", "head=auto chose the prompt head: the backbone's MLM head is pretrained"
     n = len(backbone.missing_head_keys)
-    return "probe", (
-        f"the backbone has no pretrained MLM head ({n} head weights were newly initialised), "
-        "so a prompt head would start from random weights; using a probe head (a linear classifier on "
-        "normalised mean-pooled features, initialised from a logistic regression on the gold examples, "
-        "self-trained on the unlabeled pool when probe_self_train > 0)"
+    return "similarity", (
+        f"head=auto chose the similarity head: the backbone has no pretrained MLM head ({n} head weights would be "
+        "newly initialised), so the prompt is read through the embedding space (cosine to each class's "
+        "verbaliser embedding) instead of an MLM head at the mask"
     )

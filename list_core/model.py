@@ -9,6 +9,7 @@ import itertools
 import weakref
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -16,8 +17,9 @@ from .adapter import Adapter, adapted_layers, count_parameters, external_name, s
 from .backbone import Backbone
 from .config import AdapterConfig
 from .data import Encoded, Row, collate, sorted_batches
-from .heads import ClassicHead, ProbeHead, PromptHead, choose_head, pool
+from .heads import ClassicHead, ProbeHead, PromptHead, SimilarityHead, choose_head, linear_of, pool
 from .prompts import Prompt, label_word_ids
+from .teacher import prompt_aware_probe
 
 _names = itertools.count(1)
 
@@ -45,8 +47,10 @@ class ListModel(nn.Module):
         self.backbone = backbone
         self.prompt = prompt
         self.max_length = max_length
-        self.label_ids = label_word_ids(prompt, backbone.tokenizer)
         self.head_kind, self.head_reason = choose_head(head, backbone)
+        # only an MLM head reads label words as vocabulary ids (one token each); the other heads take any text
+        self.label_ids = label_word_ids(prompt, backbone.tokenizer) if self.head_kind == "prompt" else []
+        self.teacher_info: dict[str, float] = {}
         self.adapter_config = adapter
         self.adapter_name: str | None = None
         self.adapters = nn.ModuleDict()
@@ -61,14 +65,16 @@ class ListModel(nn.Module):
             backbone.add_adapter(self.adapter_name, own)
             # the backbone forgets this model's adapters when the model is garbage-collected
             weakref.finalize(self, backbone.remove_adapter, self.adapter_name)
-        if self.head_kind == "prompt":
-            self.head = PromptHead(backbone, self.label_ids)
-        elif self.head_kind == "probe":
-            self.head = ProbeHead(backbone.hidden_size, len(prompt.label_words))
-        else:
-            self.head = ClassicHead(backbone.hidden_size, len(prompt.label_words), pooling)
-        self.head.to(backbone.device)
         self.pad_id = backbone.tokenizer.pad_token_id if backbone.tokenizer.pad_token_id is not None else 0
+        if self.head_kind == "prompt":
+            self.head = PromptHead(backbone, self.label_ids, [len(g) for g in prompt.words])
+        elif self.head_kind == "similarity":
+            self.head = SimilarityHead(self.verbaliser_prototypes())
+        elif self.head_kind == "probe":
+            self.head = ProbeHead(backbone.hidden_size, prompt.num_classes)
+        else:
+            self.head = ClassicHead(backbone.hidden_size, prompt.num_classes, pooling)
+        self.head.to(backbone.device)
 
     @property
     def encoder(self) -> nn.Module:
@@ -81,7 +87,7 @@ class ListModel(nn.Module):
 
     @property
     def num_classes(self) -> int:
-        return len(self.prompt.label_words)
+        return self.prompt.num_classes
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, mask_pos: torch.Tensor) -> torch.Tensor:
         """(B, T) ids, (B, T) padding mask, (B,) mask positions -> (B, C) class logits."""
@@ -138,8 +144,25 @@ class ListModel(nn.Module):
 
     # inference ---------------------------------------------------------------------------------
 
+    @property
+    def plain_input(self) -> bool:
+        """The similarity head reads the texts alone (its prompt is in the prototypes); the others the template."""
+        return self.head_kind == "similarity"
+
     def encode(self, rows: Sequence[Row]) -> Encoded:
-        return Encoded.of(self.prompt, self.backbone.tokenizer, rows, self.max_length)
+        return Encoded.of(self.prompt, self.backbone.tokenizer, rows, self.max_length, plain=self.plain_input)
+
+    def verbaliser_prototypes(self, batch_size: int = 64) -> torch.Tensor:
+        """(C, D) the backbone's own normalised embedding of each class's verbaliser: the mean of the embeddings of
+        its verbaliser sentences (one per label word, plus the description)."""
+        sentences = self.prompt.verbaliser_sentences()
+        flat = [{"text": s} for group in sentences for s in group]
+        x = self.frozen_features(Encoded.of(self.prompt, self.backbone.tokenizer, flat, self.max_length, plain=True),
+                                 batch_size)  # fmt: skip
+        sizes = torch.tensor([len(g) for g in sentences])
+        owner = torch.repeat_interleave(torch.arange(len(sentences)), sizes)  # (S,)
+        mean = torch.zeros(len(sentences), x.shape[1]).index_add_(0, owner, x) / sizes[:, None]  # (C, D)
+        return torch.nn.functional.normalize(mean, dim=-1).to(self.device)
 
     @torch.no_grad()
     def logits(self, enc: Encoded, batch_size: int = 64) -> torch.Tensor:
@@ -186,6 +209,30 @@ class ListModel(nn.Module):
             return
         pool_x = self.frozen_features(pool, batch_size) if pool is not None and self_train and len(pool) else None
         self.head.fit(self.frozen_features(gold, batch_size), torch.tensor(list(labels)), seed, pool_x, self_train)
+
+    def fit_prompt_teacher(
+        self,
+        gold: Encoded,
+        labels: Sequence[int],
+        pool: Encoded | None,
+        self_train: int,
+        prompt_weight: float,
+        verbaliser_points: int,
+        seed: int = 0,
+        batch_size: int = 64,
+    ) -> dict[str, float]:
+        """Set the similarity head to the prompt-aware probe (`teacher.prompt_aware_probe`) fitted on frozen
+        features of the gold examples and the pool; returns what it measured about the prompt."""
+        if not isinstance(self.head, SimilarityHead):
+            raise TypeError(f"the prompt-aware teacher needs the similarity head, not {self.head_kind!r}")
+        x_gold = self.frozen_features(gold, batch_size).numpy()
+        x_pool = self.frozen_features(pool, batch_size).numpy() if pool is not None and len(pool) else None
+        protos = self.head._initial["prototypes"].float().cpu().numpy()
+        clf, info = prompt_aware_probe(x_gold, np.asarray(list(labels)), x_pool, protos, prompt_weight,
+                                       verbaliser_points, self_train, seed=seed)  # fmt: skip
+        self.head.set_linear(*(t.to(self.device) for t in linear_of(clf, self.num_classes, x_gold.shape[1])))
+        self.teacher_info = info
+        return info
 
     def predict_proba(self, rows: Sequence[Row], batch_size: int = 64) -> torch.Tensor:
         """(N, C) class probabilities for raw rows."""

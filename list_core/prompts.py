@@ -21,12 +21,22 @@ class _Piece:
     space_before: bool
 
 
+LabelWords = str | tuple[str, ...] | list[str]
+
+
 @dataclass(frozen=True)
 class Prompt:
-    """A template with `{text}` (or `{text_a}` and `{text_b}`) and exactly one `{mask}`, plus one word per class."""
+    """A template with `{text}` (or `{text_a}` and `{text_b}`) and exactly one `{mask}`, plus a verbaliser per
+    class: one label word, or several (`("great", "good")`), and optionally a free-text description.
+
+    An MLM prompt head averages the logits of a class's words at the mask; the similarity head averages the
+    embeddings of the class's verbaliser sentences (the template with the text slots removed and the mask
+    filled by each word, plus the description).
+    """
 
     template: str
-    label_words: tuple[str, ...]
+    label_words: tuple[LabelWords, ...]
+    descriptions: tuple[str, ...] | None = None
     pieces: tuple[_Piece, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -43,17 +53,64 @@ class Prompt:
             )
         if any(slots.count(s) > 1 for s in texts):
             raise PromptError(f"template {t!r} uses a text slot more than once")
-        words = tuple(self.label_words)
-        if len(words) < 2:
-            raise PromptError(f"need at least two label words, got {list(words)}")
-        for w in words:
-            if not isinstance(w, str) or not w.strip():
-                raise PromptError(f"label word {w!r} is empty")
-        dup = sorted({w for w in words if words.count(w) > 1})
+        if isinstance(self.label_words, str) or len(self.label_words) < 2:
+            raise PromptError(f"need label words for at least two classes, got {self.label_words!r}")
+        words: list[LabelWords] = []
+        for c, entry in enumerate(self.label_words):
+            group = (entry,) if isinstance(entry, str) else tuple(entry)
+            if not group:
+                raise PromptError(f"class {c} has no label word")
+            for w in group:
+                if not isinstance(w, str) or not w.strip():
+                    raise PromptError(f"label word {w!r} of class {c} is empty")
+            group = tuple(w.strip() for w in group)
+            if len(set(group)) != len(group):
+                raise PromptError(f"class {c} lists a label word twice: {list(group)}")
+            words.append(group[0] if len(group) == 1 else group)
+        flat = [w for g in words for w in ((g,) if isinstance(g, str) else g)]
+        dup = sorted({w for w in flat if flat.count(w) > 1})
         if dup:
-            raise PromptError(f"duplicate label words: {dup}")
-        object.__setattr__(self, "label_words", words)
+            raise PromptError(f"duplicate label words: {dup} (a word can stand for one class only)")
+        if self.descriptions is not None:
+            desc = tuple(self.descriptions)
+            if len(desc) != len(words) or not all(isinstance(d, str) for d in desc):
+                raise PromptError(f"need one description (text, may be empty) per class, got {list(desc)}")
+            object.__setattr__(self, "descriptions", None if not any(d.strip() for d in desc) else
+                               tuple(" ".join(d.split()) for d in desc))  # fmt: skip
+        object.__setattr__(self, "label_words", tuple(words))
         object.__setattr__(self, "pieces", tuple(_split(t)))
+
+    @property
+    def words(self) -> tuple[tuple[str, ...], ...]:
+        """Every class's label words, as tuples."""
+        return tuple((g,) if isinstance(g, str) else g for g in self.label_words)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_words)
+
+    def verbaliser_sentences(self) -> list[list[str]]:
+        """Per class: the template with the text slots removed and the mask filled by each label word, then the
+        class's description if it has one ("It was great ." / "[ Topic : sports ]")."""
+        out = []
+        for c, group in enumerate(self.words):
+            sentences = [" ".join(_SLOT.sub(lambda m, w=w: w if m.group(1) == "mask" else "", self.template).split())
+                         for w in group]  # fmt: skip
+            if self.descriptions and self.descriptions[c]:
+                sentences.append(self.descriptions[c])
+            out.append(sentences)
+        return out
+
+    def to_json(self) -> dict:
+        """The prompt as JSON (what exports and the store record)."""
+        words = [g if isinstance(g, str) else list(g) for g in self.label_words]
+        return {"template": self.template, "label_words": words, "descriptions": list(self.descriptions or []) or None}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Prompt:
+        words = tuple(w if isinstance(w, str) else tuple(w) for w in data["label_words"])
+        desc = data.get("descriptions")
+        return cls(data["template"], words, tuple(desc) if desc else None)
 
     @property
     def is_pair(self) -> bool:
@@ -96,10 +153,12 @@ def mask_space_before(prompt: Prompt) -> bool:
 
 
 def label_word_ids(prompt: Prompt, tokenizer: PreTrainedTokenizerBase) -> list[int]:
-    """One vocabulary id per label word; errors name the word and show how it tokenises."""
+    """One vocabulary id per label word, all classes' words in class order (`prompt.words`); errors name the
+    word and show how it tokenises (an MLM head needs one-token words)."""
     prefix = " " if mask_space_before(prompt) else ""
     ids: list[int] = []
-    for word in prompt.label_words:
+    flat = [w for group in prompt.words for w in group]
+    for word in flat:
         toks = tokenizer(prefix + word, add_special_tokens=False)["input_ids"]
         if len(toks) != 1:
             shown = tokenizer.convert_ids_to_tokens(toks)
@@ -109,7 +168,7 @@ def label_word_ids(prompt: Prompt, tokenizer: PreTrainedTokenizerBase) -> list[i
         if toks[0] == tokenizer.unk_token_id:
             raise PromptError(f"label word {word!r} is not in the vocabulary (it tokenises to the unknown token)")
         ids.append(toks[0])
-    dup = sorted({prompt.label_words[i] for i, t in enumerate(ids) if ids.count(t) > 1})
+    dup = sorted({flat[i] for i, t in enumerate(ids) if ids.count(t) > 1})
     if dup:
         raise PromptError(f"label words {dup} map to the same token")
     return ids
@@ -180,3 +239,15 @@ def _truncate(parts: dict[str, list[int]], budget: int) -> None:
         cut = max(1, min(excess, len(parts[longest]) - runner_up))
         parts[longest] = parts[longest][: len(parts[longest]) - cut]
         excess -= cut
+
+
+def encode_plain(
+    tokenizer: PreTrainedTokenizerBase, rows: list[dict[str, str]], slots: tuple[str, ...], max_length: int
+) -> tuple[list[list[int]], list[int]]:
+    """Token ids of the texts alone (a sentence pair for `text_a`/`text_b`), as a sentence encoder reads them:
+    the input of the similarity head, whose prompt lives in the class prototypes. Mask positions are 0."""
+    if not rows:
+        return [], []
+    texts = [[str(r.get(s, "")).strip() for r in rows] for s in slots]
+    ids = tokenizer(*texts, truncation=True, max_length=max_length, verbose=False)["input_ids"]
+    return [list(x) for x in ids], [0] * len(ids)

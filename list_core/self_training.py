@@ -94,11 +94,11 @@ def run_list(
     gold = model.encode(task.gold_rows)
     pool = model.encode(task.unlabeled_rows)
     seconds: dict[str, float] = {}
-    # a probe self-trained on gold + pool is already a better teacher than one tuned on the gold alone
-    probe_teacher = model.head_kind == "probe" and cfg.probe_self_train > 0 and len(pool) > 0
-    if model.head_kind == "probe":
+    # a head fitted on frozen features of gold + pool is already a better teacher than one tuned on the gold alone
+    fitted_teacher = model.head_kind in ("probe", "similarity") and cfg.probe_self_train > 0 and len(pool) > 0
+    if model.head_kind == "probe":  # fitted up front: every student re-starts from this fit
         t0 = time.perf_counter()
-        n = len(pool) if probe_teacher else 0
+        n = len(pool) if fitted_teacher else 0
         report(
             Event("probe", message=f"fitting the probe head (self-trained {cfg.probe_self_train}x on {n} pool texts)")
         )
@@ -121,13 +121,22 @@ def run_list(
     if progress is None:
         gen = seed_everything(derive_seed(cfg.seed, "teacher"))
         model.reset_trainable(gen)
+        if model.head_kind == "similarity" and fitted_teacher:  # students re-start from the verbalisers, not this fit
+            t0 = time.perf_counter()
+            report(Event("probe", message=f"fitting the prompt-aware teacher (self-trained {cfg.probe_self_train}x "
+                                          f"on {len(pool)} pool texts)"))  # fmt: skip
+            model.fit_prompt_teacher(gold, task.gold_labels, pool, cfg.probe_self_train, cfg.prompt_weight,
+                                     cfg.verbaliser_points, cfg.seed, cfg.eval_batch_size)  # fmt: skip
+            seconds["probe"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        epochs = 0 if probe_teacher else cfg.teacher_epochs
-        if probe_teacher:
-            report(Event("teacher", message="the teacher is the self-trained probe (teacher_epochs not used)"))
+        epochs = 0 if fitted_teacher else cfg.teacher_epochs
+        if fitted_teacher:
+            report(
+                Event("teacher", message=f"the teacher is the fitted {model.head_kind} head (teacher_epochs not used)")
+            )
         loss = fit_gold(model, gold, task.gold_labels, epochs, cfg.teacher_lr, cfg, gen, report, "teacher")
         seconds["teacher"] = time.perf_counter() - t0
-        teacher = {"round": 0, "loss": loss, **metrics_of(), "seconds": seconds["teacher"]}
+        teacher = {"round": 0, "loss": loss, **metrics_of(), **model.teacher_info, "seconds": seconds["teacher"]}
         last_labels: dict[str, int] = {}
         if ckpt:
             ckpt.save_round(0, model.trainable_state(), {"metrics": teacher, "table": []}, {"last_labels": {}})

@@ -15,12 +15,12 @@ def test_loads_every_family_with_pretrained_head(tiny_dirs, family):
     assert len(adapter_targets(bb)) == 4  # two blocks, two adapters each
 
 
-def test_headless_checkpoint_is_detected_and_auto_picks_probe(tiny_headless_dir):
+def test_headless_checkpoint_is_detected_and_auto_picks_similarity(tiny_headless_dir):
     bb = load_backbone(str(tiny_headless_dir), device="cpu")
     assert not bb.head_pretrained
     assert any(k.startswith("cls.predictions") for k in bb.missing_head_keys)
     kind, why = choose_head("auto", bb)
-    assert kind == "probe" and "newly initialised" in why
+    assert kind == "similarity" and "newly initialised" in why
 
 
 def test_auto_head_prompt_when_pretrained(bert):

@@ -143,11 +143,11 @@ def test_every_method_predicts(bert, method):
     assert p.shape == (2, 2) and torch.allclose(p.sum(-1), torch.ones(2), atol=1e-5)
 
 
-def test_headless_backbone_trains_with_probe_head(tiny_headless_dir):
+def test_headless_backbone_trains_with_similarity_head(tiny_headless_dir):
     bb = load_backbone(str(tiny_headless_dir), device="cpu")
     events = []
     res = run_list(bb, PROMPT, task(), tiny_cfg(rounds=1), callback=events.append)
-    assert res.model.head_kind == "probe"
+    assert res.model.head_kind == "similarity"
     assert "newly initialised" in next(e for e in events if e.stage == "setup").message
 
 
@@ -164,12 +164,12 @@ def test_presets_and_validation():
 
 def test_headless_probe_self_trained_on_the_pool(tiny_headless_dir):
     bb = load_backbone(str(tiny_headless_dir), device="cpu")
-    plain = run_list(bb, PROMPT, task(), tiny_cfg(rounds=1, teacher_epochs=0))
+    plain = run_list(bb, PROMPT, task(), tiny_cfg(head="probe", rounds=1, teacher_epochs=0))
     events = []
-    stp = run_list(bb, PROMPT, task(), tiny_cfg(rounds=1, probe_self_train=2), callback=events.append)
+    stp = run_list(bb, PROMPT, task(), tiny_cfg(head="probe", rounds=1, probe_self_train=2), callback=events.append)
     assert "probe" in stp.stage_seconds and stp.model.head_kind == "probe"
     # the self-trained probe is the teacher: no gold-only teacher steps although teacher_epochs=2
-    assert "self-trained probe" in next(e.message for e in events if e.stage == "teacher")
+    assert "fitted probe head" in next(e.message for e in events if e.stage == "teacher")
     assert "self-trained 2x on" in next(e.message for e in events if e.stage == "probe")
     assert not [e for e in events if e.stage == "teacher" and e.total]
     # the self-trained init differs from the gold-only one (it saw the pool's frozen features)
