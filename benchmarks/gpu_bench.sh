@@ -4,14 +4,15 @@
 #
 #   bash benchmarks/gpu_bench.sh OUTDIR SECONDS CONFIGS_FILE
 #
-# CONFIGS_FILE: one line per config, `name|methods|sets|seeds|--set overrides...` (empty sets or seeds: $SETS,
-# $SEEDS); one process per (config, set, seed), started in file order. Environment: BACKBONE (a folder; if it
+# CONFIGS_FILE: one line per config, `name|methods|sets|seeds|ks|--set overrides...` (empty sets, seeds or ks:
+# $SETS, $SEEDS, $KS); one process per (config, K, seed, set), started in file order (a config's seeds first, so
+# a run cut short still has whole seeds). Environment: BACKBONE (a folder; if it
 # holds model16.safetensors, the fp32 weights are restored from it first), DATA (folder of data sets),
 # SETS, SEEDS, PARALLEL, EXTRA (more bench arguments for every process, e.g. for a smoke test).
 set -u
 OUTDIR=${1:?OUTDIR}; LIMIT=${2:-480}; CONFIGS=${3:?CONFIGS_FILE}
 BACKBONE=${BACKBONE:-.gpu/minilm}; DATA=${DATA:-.gpu/data}
-SETS=${SETS:-"bbc mr rte subj"}; SEEDS=${SEEDS:-"1 2 3 4 5"}; PARALLEL=${PARALLEL:-24}; EXTRA=${EXTRA:-}
+SETS=${SETS:-"bbc mr rte subj"}; SEEDS=${SEEDS:-"1 2 3 4 5"}; KS=${KS:-"30"}; PARALLEL=${PARALLEL:-24}; EXTRA=${EXTRA:-}
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 mkdir -p "$OUTDIR"
@@ -23,11 +24,13 @@ for s in $SETS; do [ -f "$DATA/$s/meta.json" ] || { echo "missing $DATA/$s"; exi
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 "$PY" -c "import torch, transformers, sklearn; print('torch', torch.__version__, 'transformers', transformers.__version__, 'sklearn', sklearn.__version__)"
 : > "$OUTDIR/commands.txt"
-while IFS='|' read -r name methods sets seeds overrides; do
+while IFS='|' read -r name methods sets seeds ks overrides; do
   [ -z "$name" ] && continue
-  for s in ${sets:-$SETS}; do
+  for k in ${ks:-$KS}; do
     for seed in ${seeds:-$SEEDS}; do
-      echo "$PY -m list_core.bench --data $DATA/$s --k 30 --seeds $seed --methods $methods --preset fast --backbone $BACKBONE $overrides $EXTRA --out $OUTDIR/$name-$s-s$seed.json > $OUTDIR/$name-$s-s$seed.log 2>&1" >> "$OUTDIR/commands.txt"
+      for s in ${sets:-$SETS}; do
+        echo "$PY -m list_core.bench --data $DATA/$s --k $k --seeds $seed --methods $methods --preset fast --backbone $BACKBONE $overrides $EXTRA --out $OUTDIR/$name-k$k-$s-s$seed.json > $OUTDIR/$name-k$k-$s-s$seed.log 2>&1" >> "$OUTDIR/commands.txt"
+      done
     done
   done
 done < "$CONFIGS"

@@ -16,7 +16,8 @@ _EXPORTS = {
     "resolve_backbone_path": "locate",
     "Backbone": "backbone",
     "load_backbone": "backbone",
-    "METHODS": "baselines",
+    "Method": "methods",
+    "register_method": "methods",
     "run_method": "baselines",
     "AdapterConfig": "config",
     "TrainConfig": "config",
@@ -36,7 +37,10 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
+_ALIASES = {"register_method": "register"}
+
+
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
         raise AttributeError(f"module 'list_core' has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), _ALIASES.get(name, name))

@@ -186,6 +186,8 @@ def load_backbone(name: str | None = None, device: str | torch.device | None = N
     newly initialised, and a prompt head then carries no knowledge.
     """
     path = resolve_backbone_path(name)
+    if not Path(path).is_dir() and (path.startswith((".", "~")) or os.path.isabs(path) or path.count("/") > 1):
+        raise FileNotFoundError(f"backbone folder {path} does not exist (give a local folder or a hub id)")
     dev = pick_device(device)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()

@@ -18,8 +18,6 @@ from .prompts import Prompt
 from .self_training import RunResult, TaskData, run_list
 from .teacher import logreg, median_confident, self_train_logreg, zero_shot_scores
 
-METHODS = ("zero-shot", "linear-probe", "self-train-probe", "prompt-prior-probe", "classic", "prompt", "list")
-
 
 def embed(
     backbone: Backbone,
@@ -106,6 +104,44 @@ class ZeroShot:
         return self.model.predict_proba(rows, batch_size)
 
 
+def run_list_method(backbone, prompt, task, cfg, callback=None, should_cancel=None, checkpoint_dir=None) -> RunResult:
+    return run_list(backbone, prompt, task, cfg, callback, should_cancel, checkpoint_dir)
+
+
+def run_prompt_finetuning(backbone, prompt, task, cfg, callback=None, should_cancel=None, checkpoint_dir=None):
+    """Adapters and the backbone's prompt head (the MLM head at the mask, or the similarity head for a sentence
+    encoder) tuned on the gold labels only: the paper's prompt fine-tuning baseline."""
+    head = "prompt" if backbone.head_pretrained else "similarity"
+    cfg = cfg.with_(head=head, rounds=0, probe_self_train=0)
+    return run_list(backbone, prompt, task, cfg, callback, should_cancel, checkpoint_dir)
+
+
+def run_classic_finetuning(backbone, prompt, task, cfg, callback=None, should_cancel=None, checkpoint_dir=None):
+    return run_list(
+        backbone, prompt, task, cfg.with_(head="classic", rounds=0), callback, should_cancel, checkpoint_dir
+    )
+
+
+def run_zero_shot(backbone, prompt, task, cfg, callback=None, should_cancel=None, checkpoint_dir=None) -> ZeroShot:
+    """The MLM head at the mask, or the similarity head (cosine to the verbalisers) for a sentence encoder."""
+    check_task(prompt, task.labels, task.gold_rows, task.gold_labels, [])
+    model = ListModel(backbone, prompt, head="auto", adapter=None, max_length=cfg.max_length)
+    Reporter(callback)(Event("setup", message=model.head_reason, metrics={"head": model.head_kind}))
+    return ZeroShot(model)
+
+
+def run_linear_probe(backbone, prompt, task, cfg, callback=None, should_cancel=None, checkpoint_dir=None):
+    return linear_probe(backbone, prompt, task, cfg)
+
+
+def run_self_train_probe(backbone, prompt, task, cfg, callback=None, should_cancel=None, checkpoint_dir=None):
+    return self_train_probe(backbone, prompt, task, cfg)
+
+
+def run_prompt_prior_probe(backbone, prompt, task, cfg, callback=None, should_cancel=None, checkpoint_dir=None):
+    return prompt_prior_probe(backbone, prompt, task, cfg)
+
+
 def run_method(
     method: str,
     backbone: Backbone,
@@ -116,26 +152,7 @@ def run_method(
     should_cancel: CancelCheck | None = None,
     checkpoint_dir: str | None = None,
 ) -> RunResult | LinearProbe | ZeroShot:
-    """Run one method; every result has `predict_proba(rows) -> (N, C)`."""
-    if method == "list":
-        return run_list(backbone, prompt, task, cfg, callback, should_cancel, checkpoint_dir)
-    if method == "prompt":
-        return run_list(
-            backbone, prompt, task, cfg.with_(head="prompt", rounds=0), callback, should_cancel, checkpoint_dir
-        )
-    if method == "classic":
-        return run_list(
-            backbone, prompt, task, cfg.with_(head="classic", rounds=0), callback, should_cancel, checkpoint_dir
-        )
-    if method == "zero-shot":  # the MLM head at the mask, or the similarity head for a sentence encoder
-        check_task(prompt, task.labels, task.gold_rows, task.gold_labels, [])
-        model = ListModel(backbone, prompt, head="auto", adapter=None, max_length=cfg.max_length)
-        Reporter(callback)(Event("setup", message=model.head_reason, metrics={"head": model.head_kind}))
-        return ZeroShot(model)
-    if method == "linear-probe":
-        return linear_probe(backbone, prompt, task, cfg)
-    if method == "self-train-probe":
-        return self_train_probe(backbone, prompt, task, cfg)
-    if method == "prompt-prior-probe":
-        return prompt_prior_probe(backbone, prompt, task, cfg)
-    raise ValueError(f"method={method!r}: must be one of {METHODS}")
+    """Run a registered method (`list_core.methods`); every result has `predict_proba(rows) -> (N, C)`."""
+    from .methods import get
+
+    return get(method).run(backbone, prompt, task, cfg, callback, should_cancel, checkpoint_dir)

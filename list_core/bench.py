@@ -20,11 +20,27 @@ import resource
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ALL_METHODS = ("zero-shot", "linear-probe", "self-train-probe", "classic", "prompt", "list", "setfit")
+from .methods import REGISTRY, Method, get, register
+
+# the external peer, registered beside the engine's methods (needs `pip install -r requirements-bench.txt`)
+for _name, _title in (("setfit", "SetFit (contrastive fine-tuning, plain)"),
+                      ("setfit-templated", "SetFit with label-word templated examples")):  # fmt: skip
+    if _name not in REGISTRY:
+        register(
+            Method(_name, _title, "SetFit 1.2 on the same backbone", f"list_core.bench:run_{_name.replace('-', '_')}")
+        )
+
+
+def method_order() -> tuple[str, ...]:
+    """Table order: the baselines, then the fine-tuning methods, then LiST, then the external peers."""
+    order = ("zero-shot", "linear-probe", "self-train-probe", "prompt-prior-probe", "setfit", "setfit-templated",
+             "classic", "prompt", "list")  # fmt: skip
+    return order + tuple(m for m in REGISTRY if m not in order)
 
 
 @dataclass
@@ -81,58 +97,95 @@ def make_task(data: BenchData, k: int, seed: int):
     ), u
 
 
-def _run_setfit(data: BenchData, task, backbone_path: str, seed: int) -> tuple[Any, dict[str, Any]]:
-    import numpy as np
-    from datasets import Dataset
-    from setfit import SetFitModel, Trainer, TrainingArguments
-
-    def join(row: dict[str, str]) -> str:
-        return " ".join(row[s] for s in data.slots)
-
-    iters = 10 if data.name == "bbc" else 20
-    model = SetFitModel.from_pretrained(backbone_path)
-    train = Dataset.from_dict({"text": [join(r) for r in task.gold_rows], "label": task.gold_labels})
+def _setfit(backbone, prompt, task, cfg, templated: bool):
+    """SetFit (1 epoch; 20 contrastive pair iterations, 10 for 5+ classes) on the backbone's own weights. With
+    `templated`, each class also gets 8 examples "the template with its label word" (setfit's templated
+    dataset: the same verbaliser sentences the similarity head uses)."""
     import tempfile
 
+    import numpy as np
+    import torch
+    from datasets import Dataset
+    from setfit import SetFitModel, Trainer, TrainingArguments, get_templated_dataset
+
+    from .locate import resolve_backbone_path
+
+    def join(row: dict[str, str]) -> str:
+        return " ".join(row[s] for s in prompt.text_slots)
+
+    iters = 10 if len(task.labels) >= 5 else 20
+    model = SetFitModel.from_pretrained(resolve_backbone_path(backbone.name))
+    train = Dataset.from_dict({"text": [join(r) for r in task.gold_rows], "label": task.gold_labels})
+    if templated:
+        template = prompt.verbaliser_sentences()  # per class, one sentence per word: pass the first word's form
+        words = [g[0] for g in prompt.words]
+        pattern = template[0][0].replace(words[0], "{}", 1) if words[0] in template[0][0] else "{}"
+        train = get_templated_dataset(train, candidate_labels=words, template=pattern, sample_size=8)
     out_dir = tempfile.mkdtemp(prefix="setfit-")  # SetFit writes checkpoints; keep them out of the working tree
-    args = TrainingArguments(output_dir=out_dir, num_epochs=1, num_iterations=iters, seed=seed, batch_size=16)
+    args = TrainingArguments(output_dir=out_dir, num_epochs=1, num_iterations=iters, seed=cfg.seed, batch_size=16)
     Trainer(model=model, args=args, train_dataset=train).train()
 
     class Wrapped:
-        def predict_proba(self, rows, batch_size=64):
-            import torch
+        setfit = {"num_epochs": 1, "num_iterations": iters, "templated": templated, "train_size": len(train)}
 
+        def predict_proba(self, rows, batch_size=64):
             p = model.predict_proba([join(r) for r in rows], batch_size=batch_size, as_numpy=True)
             return torch.from_numpy(np.asarray(p, dtype=np.float32))
 
-    return Wrapped(), {"setfit": {"num_epochs": 1, "num_iterations": iters}}
+    return Wrapped()
+
+
+def run_setfit(backbone, prompt, task, cfg, callback=None, should_cancel=None, checkpoint_dir=None):
+    return _setfit(backbone, prompt, task, cfg, templated=False)
+
+
+def run_setfit_templated(backbone, prompt, task, cfg, callback=None, should_cancel=None, checkpoint_dir=None):
+    return _setfit(backbone, prompt, task, cfg, templated=True)
+
+
+def _spec(method: Method) -> dict[str, Any] | None:
+    """A method's fields for a fresh process, when its runner can be imported there by name."""
+    from dataclasses import asdict
+
+    return asdict(method) if isinstance(method.runner, str) else None
 
 
 def run_one(job: dict[str, Any]) -> dict[str, Any]:
     """One (set, method, seed): train, score on test, measure time and peak RSS."""
     import torch
 
-    from .backbone import load_backbone, resolve_backbone_path
-    from .baselines import run_method
+    from .backbone import load_backbone
     from .config import preset
     from .prompts import Prompt
     from .self_training import RunResult
 
     torch.set_num_threads(job.get("threads") or torch.get_num_threads())
+    if job.get("method_spec"):  # a method registered in the parent process (a fresh process starts without it)
+        register(Method(**job["method_spec"]), replace=True)
     data = load_data(job["data"])
     task, unlabeled = make_task(data, job["k"], job["seed"])
-    cfg = preset(job["preset"], seed=job["seed"], **job.get("overrides", {}))
+    cfg = preset(job["preset"], seed=job["seed"]).with_knobs(job.get("overrides", {}))
     prompt = Prompt(data.meta["template"], tuple(data.meta["label_words"][lab] for lab in data.meta["labels"]))
     t0 = time.perf_counter()
     extra: dict[str, Any] = {}
-    if job["method"] == "setfit":
-        result, extra = _run_setfit(data, task, resolve_backbone_path(job["backbone"]), job["seed"])
-    else:
-        bb = load_backbone(job["backbone"])
-        result = run_method(job["method"], bb, prompt, task, cfg)
+    bb = load_backbone(job["backbone"])
+    traced: dict[int, float] = {}
+    test_rows, test_y = [data.row(r) for r in data.test], torch.tensor([data.label(r) for r in data.test])
+
+    def trace(e) -> None:  # analysis only: test accuracy after each round, never fed back into training
+        if job.get("trace_test") and e.stage == "round_end" and e.model is not None:
+            traced[e.round] = float((e.model.predict_proba(test_rows).argmax(-1) == test_y).float().mean())
+        if e.stage == "setup" and e.metrics and "head" in e.metrics:
+            extra["head"] = e.metrics["head"]
+
+    result = get(job["method"]).run(bb, prompt, task, cfg, callback=trace)
+    if traced:
+        extra["round_test_accuracy"] = traced
+    if hasattr(result, "setfit"):
+        extra["setfit"] = result.setfit
     train_s = time.perf_counter() - t0
-    proba = result.predict_proba([data.row(r) for r in data.test])
-    y = torch.tensor([data.label(r) for r in data.test])
+    proba = result.predict_proba(test_rows)
+    y = test_y
     out = {
         "set": data.name,
         "method": job["method"],
@@ -153,32 +206,32 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         out["adapter_bytes"] = len(save({k: v.contiguous() for k, v in state.items()}))
         out["head"] = result.model.head_kind
         out["stage_seconds"] = result.stage_seconds
-        out["teacher_test_accuracy"] = None
         truth = torch.tensor([data.label(r) for r in unlabeled])
         out["rounds"] = [_round_analysis(m, t, truth) for m, t in zip(result.rounds, result.tables)]
+        out["teacher"] = result.teacher.to_dict()
     return out
 
 
-def _round_analysis(metrics: dict[str, Any], table: list[dict[str, Any]], truth) -> dict[str, Any]:
+def _round_analysis(record, table, truth) -> dict[str, Any]:
     """Pseudo-label accuracy and how meta-weights relate to correctness (pool labels read only here)."""
     import torch
 
-    idx = torch.tensor([r["index"] for r in table])
-    lab = torch.tensor([r["label"] for r in table])
+    idx = torch.tensor([r.index for r in table])
+    lab = torch.tensor([r.label for r in table])
     correct = (lab == truth[idx]).float()
-    w = [(r["weight"], float(c)) for r, c in zip(table, correct) if r["weight"] is not None]
+    w = [(r.weight, float(c)) for r, c in zip(table, correct) if r.weight is not None]
     corr = None
     if len(w) > 2:
         wt = torch.tensor(w)
         if wt[:, 0].std() > 0 and wt[:, 1].std() > 0:
             corr = float(torch.corrcoef(wt.T)[0, 1])
     return {
-        "round": metrics["round"],
+        "round": record.round,
         "pseudo_label_accuracy": float(correct.mean()),
         "weight_correctness_corr": corr,
-        "flip_rate": metrics["flip_rate"],
-        "mean_confidence": metrics["mean_confidence"],
-        "seconds": metrics["seconds"],
+        "flip_rate": record.flip_rate,
+        "mean_confidence": record.mean_confidence,
+        "seconds": record.seconds,
     }
 
 
@@ -209,7 +262,8 @@ def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _order(method: str) -> tuple[int, str]:
     base = method.split(" (")[0].split(" [")[0]
-    return (ALL_METHODS.index(base) if base in ALL_METHODS else 99, method)
+    order = method_order()
+    return (order.index(base) if base in order else 99, method)
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -227,12 +281,47 @@ def table(rows: list[dict[str, Any]]) -> str:
         )
     sets = sorted({r["set"] for r in rows})
     methods = sorted({r["method"] for r in rows}, key=_order)
-    lines += ["", "| method | " + " | ".join(sets) + " | average |", "|---|" + "---|" * (len(sets) + 1)]
+    three = [s for s in ("bbc", "mr", "subj") if s in sets]  # the sets the prompt can help (rte: no entailment)
+    extra = f" | mean of {', '.join(three)}" if len(three) > 1 else ""
+    lines += [
+        "",
+        "| method | " + " | ".join(sets) + f" | average{extra} |",
+        "|---|" + "---|" * (len(sets) + 1 + bool(extra)),
+    ]
     for m in methods:
         accs = {r["set"]: r["acc_mean"] for r in rows if r["method"] == m}
         avg = statistics.mean(accs.values()) if len(accs) == len(sets) else float("nan")
-        lines.append(f"| {m} | " + " | ".join(f"{accs[s]:.1f}" if s in accs else "-" for s in sets) + f" | {avg:.1f} |")
+        cells = " | ".join(f"{accs[s]:.1f}" if s in accs else "-" for s in sets)
+        part = (
+            (f" | {statistics.mean(accs[s] for s in three):.1f}" if all(s in accs for s in three) else " | -")
+            if extra
+            else ""
+        )
+        lines.append(f"| {m} | {cells} | {avg:.1f}{part} |")
     return "\n".join(lines)
+
+
+def summary(files: list[dict[str, Any]]) -> dict[str, Any]:
+    """`{"K": {"set": {"method": {"mean": %, "std": %, "n": seeds}}}}` from results files. A method run with
+    overridden settings is its own entry (`list (x=y)`), so `list` is the unmodified preset; runs from several
+    machines are refused (a table compares methods on one machine)."""
+    results = []
+    for f in files:
+        results += f["results"] if "merged" in f["args"] else _tagged(f)
+    machines = {machine_name(r.get("machine")) for r in results}
+    if len(machines) > 1:
+        raise ValueError(f"results from several machines ({sorted(machines)}): summarise each machine's files apart")
+    groups: dict[tuple[str, str, str], list[float]] = {}
+    for r in results:
+        groups.setdefault((str(r["k"]), r["set"], r["method"]), []).append(100 * r["accuracy"])
+    out: dict[str, Any] = {}
+    for (k, s, m), accs in sorted(groups.items()):
+        out.setdefault(k, {}).setdefault(s, {})[m] = {
+            "mean": round(statistics.mean(accs), 2),
+            "std": round(statistics.stdev(accs), 2) if len(accs) > 1 else 0.0,
+            "n": len(accs),
+        }
+    return out
 
 
 def merge(paths: list[str], commands: list[str], tags: list[str]) -> dict[str, Any]:
@@ -322,7 +411,11 @@ def report(files: list[dict[str, Any]], paths: list[str] | None = None, note: st
                   f"at lr {cfg.student_lr}, batch {cfg.student_batch_size}, gold fine-tuning {cfg.finetune_epochs} epochs at lr "
                   f"{cfg.finetune_lr}, adapter bottleneck {cfg.adapter.bottleneck}, unlabeled pool capped at {cfg.unlabeled_limit} "
                   "per round."]  # fmt: skip
-    lines += ["", "## Accuracy (K=30, test split)", "", table(summarise(results))]
+    for k in sorted({r["k"] for r in results}):
+        for m in sorted({machine_name(r.get("machine")) for r in results}):
+            sub = [r for r in results if r["k"] == k and machine_name(r.get("machine")) == m]
+            if sub:
+                lines += ["", f"## Accuracy (K={k}, test split, {m})", "", table(summarise(sub))]
     lst = [r for r in results if r.get("rounds")]
     if lst:
         lines += ["", "## LiST rounds: pseudo-label accuracy (pool labels read after the run, for analysis only)", "",
@@ -363,6 +456,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a TrainConfig field")
     ap.add_argument("--out", default="bench_out/results.json")
     ap.add_argument(
+        "--trace-test",
+        action="store_true",
+        help="analysis: record test accuracy after every round (slower; never used in training)",
+    )
+    ap.add_argument(
         "--report", nargs="+", metavar="RESULTS_JSON", help="print BENCHMARKS.md from results files and exit"
     )
     ap.add_argument(
@@ -370,9 +468,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--note", default=None, metavar="MD", help="with --report: a markdown file placed under the title")
     ap.add_argument("--merge", nargs="+", metavar="RESULTS_JSON", help="merge results files into --out and exit")
+    ap.add_argument(
+        "--summary",
+        nargs="+",
+        metavar="RESULTS_JSON",
+        help='print {"K": {"set": {"method": {"mean", "std", "n"}}}} as JSON and exit',
+    )
     ap.add_argument("--command", action="append", default=[], help="with --merge: a command that made the files")
     ap.add_argument("--tag", action="append", default=[], metavar="REGEX=TEXT", help="with --merge: tag by file path")
     args = ap.parse_args(argv)
+    if args.summary:
+        try:
+            print(json.dumps(summary([json.loads(Path(p).read_text()) for p in args.summary]), indent=1))
+        except (ValueError, KeyError, OSError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
     if args.merge:
         merged = merge(args.merge, args.command, args.tag)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -391,17 +502,22 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data:
         ap.error("--data is required")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    bad = [m for m in methods if m not in ALL_METHODS]
+    bad = [m for m in methods if m not in REGISTRY]
     if bad:
-        ap.error(f"unknown methods {bad}; choose from {list(ALL_METHODS)}")
-    overrides = {}
-    for kv in args.set:
-        key, _, value = kv.partition("=")
-        overrides[key] = json.loads(value) if value[:1] in "0123456789-[{tfn" else value
+        ap.error(f"unknown methods {bad}; choose from {list(method_order())}")
+    from .config import parse_overrides
+
+    try:
+        overrides = parse_overrides(args.set)
+    except ValueError as e:
+        ap.error(str(e))
     for d in args.data:
         if not (Path(d) / "meta.json").exists():
             print(f"skipping {d}: not found (the benchmark data lives in ../shared/data)", file=sys.stderr)
     datas = [d for d in args.data if (Path(d) / "meta.json").exists()]
+    if not datas:
+        print("no benchmark data folder found: nothing to run", file=sys.stderr)
+        return 2
     jobs = [
         {
             "data": d,
@@ -411,6 +527,8 @@ def main(argv: list[str] | None = None) -> int:
             "preset": args.preset,
             "backbone": args.backbone,
             "overrides": overrides,
+            "trace_test": args.trace_test,
+            "method_spec": _spec(REGISTRY[m]),
         }
         for s in args.seeds  # seed-major: a run cut short still has every set and method for the first seeds
         for d in datas
@@ -425,9 +543,10 @@ def main(argv: list[str] | None = None) -> int:
     with tqdm(total=len(jobs), desc="bench", file=sys.stderr) as bar:
         for job in jobs:
             bar.set_postfix_str(f"{Path(job['data']).name} {job['method']} s{job['seed']}")
-            with ctx.Pool(1, maxtasksperchild=1) as pool:
+            # a fresh process per job (its own peak RSS); a process that dies fails its job instead of hanging
+            with ProcessPoolExecutor(1, mp_context=ctx) as pool:
                 try:
-                    results.append(pool.apply(run_one, (job,)))
+                    results.append(pool.submit(run_one, job).result())
                 except Exception as e:  # one failed job must not lose the others
                     print(
                         f"\nFAILED {job['data']} {job['method']} seed {job['seed']}: {type(e).__name__}: {e}",

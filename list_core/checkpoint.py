@@ -49,17 +49,45 @@ class RunCheckpoint:
             )
         return progress
 
-    def save_round(self, round_: int, state: dict[str, torch.Tensor], record: dict[str, Any], extra: dict) -> None:
-        """Write round `round_` (0 = teacher) completely, then point progress.json at it."""
+    def save_round(
+        self,
+        round_: int,
+        state: dict[str, torch.Tensor],
+        record: dict[str, Any],
+        extra: dict,
+        tensors: dict[str, torch.Tensor] | None = None,
+    ) -> None:
+        """Write round `round_` (0 = teacher) completely, then point progress.json at it. `tensors`: other
+        tensors the run needs to resume (kept beside the weights)."""
         final = self.dir / f"round-{round_:03d}"
         tmp = self.dir / f".round-{round_:03d}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp / "trainable.safetensors"))
         (tmp / "round.json").write_text(json.dumps(record))
+        if tensors:
+            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / "extra.safetensors"))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         _atomic_write_json(self._progress, {"fingerprint": self.fp, "completed": round_, **extra})
+
+    @classmethod
+    def read(cls, directory: str | Path) -> RunCheckpoint:
+        """A finished run's checkpoint folder, opened to read its rounds (no fingerprint check, nothing created)."""
+        if not Path(directory).is_dir():
+            raise FileNotFoundError(f"checkpoint folder {directory} does not exist")
+        ck = cls.__new__(cls)
+        ck.dir, ck.fp = Path(directory), ""
+        return ck
+
+    def completed_rounds(self) -> list[int]:
+        """The rounds saved completely (0 = the teacher), in order."""
+        return sorted(int(p.name.split("-")[1]) for p in self.dir.glob("round-[0-9][0-9][0-9]"))
+
+    def load_tensors(self, round_: int) -> dict[str, torch.Tensor]:
+        """The extra tensors saved with a round (empty if none)."""
+        path = self.dir / f"round-{round_:03d}" / "extra.safetensors"
+        return load_file(str(path)) if path.exists() else {}
 
     def load_round(self, round_: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         folder = self.dir / f"round-{round_:03d}"

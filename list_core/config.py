@@ -1,118 +1,185 @@
-"""Frozen, validated configuration for adapters and LiST training, with the `paper` and `fast` presets."""
+"""Frozen, validated configuration for adapters and LiST training, with the `paper` and `fast` presets.
+
+This module is the one source of every training setting: each field carries its type, its allowed values or
+range, a help text and the methods it applies to (`knobs()`). Validation, the Train page's form, the bench's
+`--set` parser and the stored JSON (versioned, older versions migrated on load) are all generated from it.
+Torch-free: the UI imports it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Literal
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from typing import Any
 
-HeadKind = Literal["auto", "prompt", "similarity", "classic", "probe"]
+CONFIG_VERSION = 2
 HEADS = ("auto", "prompt", "similarity", "classic", "probe")
-Pooling = Literal["mean", "cls"]
+# What a setting applies to, by the kind of work a method does (a method lists its kinds in list_core.methods):
+# "any" every method, "frozen" features of the plain backbone, "adapters" training adapters and a head,
+# "rounds" self-training rounds.
+MODES = ("any", "frozen", "adapters", "rounds")
 
 
-def _check(cond: bool, name: str, value: Any, why: str) -> None:
-    if not cond:
-        raise ValueError(f"{name}={value!r}: {why}")
+def knob(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[Any, ...] | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    optional: bool = False,
+    modes: tuple[str, ...] = ("adapters",),
+) -> Any:
+    """A dataclass field with what the form, the parser and validation need to know about it."""
+    if not set(modes) <= set(MODES):
+        raise ValueError(f"modes {modes}: must be among {MODES}")
+    meta = {"help": help, "choices": choices, "low": low, "high": high, "optional": optional, "modes": modes}
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One setting as the form and the parser see it (`adapter.bottleneck` for the nested adapter config)."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    choices: tuple[Any, ...] | None
+    low: float | None
+    high: float | None
+    optional: bool
+    modes: tuple[str, ...]
+
+    def parse(self, text: str) -> Any:
+        """A value typed as text (form field, `--set KEY=VALUE`), converted by this knob's type and validated."""
+        t = text.strip()
+        if self.optional and t.lower() in ("", "none", "null"):
+            return None
+        try:
+            if self.type is bool:
+                if t.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                value: Any = t.lower() in ("true", "1", "yes")
+            elif self.type is int:
+                value = int(t)
+            elif self.type is float:
+                value = float(t)
+            else:
+                value = t
+        except ValueError:
+            raise ValueError(f"{self.name}={text!r}: must be {self.describe()}") from None
+        self.check(value)
+        return value
+
+    def describe(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(map(str, self.choices))
+        kind = {bool: "true or false", int: "an integer", float: "a number", str: "text"}[self.type]
+        rng = f" in [{self.low}, {self.high}]" if self.low is not None and self.high is not None else (
+            f" >= {self.low}" if self.low is not None else "")  # fmt: skip
+        return kind + rng + (" or none" if self.optional else "")
+
+    def check(self, value: Any) -> None:
+        ok = value is None and self.optional
+        if not ok:
+            if self.type is float:
+                ok = isinstance(value, int | float) and not isinstance(value, bool)
+            else:
+                ok = isinstance(value, self.type) and not (self.type is int and isinstance(value, bool))
+            ok = ok and (self.choices is None or value in self.choices)
+            ok = ok and (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+        if not ok:
+            raise ValueError(f"{self.name}={value!r}: must be {self.describe()}")
+
+
+def _knobs_of(cls: type, prefix: str = "") -> list[Knob]:
+    out = []
+    for f in fields(cls):
+        if f.metadata.get("nested"):
+            out += _knobs_of(f.metadata["nested"], f"{prefix}{f.name}.")
+            continue
+        m = f.metadata
+        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        kind = {"int": int, "float": float, "bool": bool, "str": str}[str(f.type).split(" | ")[0]]
+        out.append(Knob(prefix + f.name, kind, default, m["help"], m["choices"], m["low"], m["high"], m["optional"],
+                        m["modes"]))  # fmt: skip
+    return out
+
+
+def _validate(obj: Any) -> None:
+    for k in _knobs_of(type(obj)):
+        if "." not in k.name:
+            k.check(getattr(obj, k.name))
 
 
 @dataclass(frozen=True)
 class AdapterConfig:
     """Linear bottleneck adapters `h <- h + W_up(W_down h)` after attention-output and FFN-output projections."""
 
-    bottleneck: int = 128
-    sigma: float = 0.02
+    bottleneck: int = knob(128, "adapter bottleneck width r (trainable size grows with it)", low=1, high=4096)
+    sigma: float = knob(0.02, "std of the adapters' initial weights", low=1e-6, high=1.0)
 
     def __post_init__(self) -> None:
-        _check(
-            isinstance(self.bottleneck, int) and self.bottleneck >= 1,
-            "bottleneck",
-            self.bottleneck,
-            "must be an int >= 1",
-        )
-        _check(self.sigma > 0, "sigma", self.sigma, "must be > 0")
+        _validate(self)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Every knob of a LiST run (teacher, rounds, student, gold fine-tuning). See `preset()`."""
+    """Every knob of a LiST run (teacher, rounds, student, gold fine-tuning). See `preset()` and `knobs()`."""
 
     # model
-    head: HeadKind = "auto"
-    pooling: Pooling = "mean"
-    adapter: AdapterConfig = AdapterConfig()
-    max_length: int = 128
-    # probe and similarity heads: fit the teacher on frozen features and self-train it on the pool this many
-    # times; that fitted head is then the teacher (teacher_epochs are not used: tuning it on the gold alone
-    # overfits). The similarity head's teacher also learns from the prompt (list_core.teacher).
-    probe_self_train: int = 0
-    # similarity-head teacher: a prompt that beats chance on the gold labels counts as this many labeled examples
-    prompt_weight: float = 5.0
-    # similarity-head teacher: each class's verbaliser prototype as this many labeled points
-    verbaliser_points: int = 5
+    head: str = knob("auto", "auto: the MLM prompt head when the backbone's MLM head is pretrained, else the "
+                     "similarity head (cosine to each class's verbaliser embedding)", choices=HEADS, modes=("rounds",))  # fmt: skip
+    pooling: str = knob("mean", "pooling of the classic head", choices=("mean", "cls"), modes=("adapters",))
+    adapter: AdapterConfig = field(default=AdapterConfig(), metadata={"nested": AdapterConfig})
+    max_length: int = knob(128, "tokens per example (texts are cut inside their slot)", low=8, high=512, modes=("any",))
+    probe_self_train: int = knob(0, "probe/similarity heads: fit the teacher on frozen features and self-train it on "
+                                 "the pool this many times; that fitted head is the teacher (teacher_epochs unused)",
+                                 low=0, high=20, modes=("rounds",))  # fmt: skip
+    prompt_weight: float = knob(5.0, "similarity-head teacher: how many labeled examples a prompt that beats chance "
+                                "on the gold labels is worth", low=0.0, high=1000.0, modes=("rounds",))  # fmt: skip
+    verbaliser_points: int = knob(5, "similarity-head teacher: each verbaliser prototype as this many labeled points",
+                                  low=0, high=100, modes=("rounds",))  # fmt: skip
     # teacher: prompt-tuning on the gold examples
-    teacher_epochs: int = 400
-    teacher_lr: float = 5e-6
-    gold_batch_size: int = 4
+    teacher_epochs: int = knob(400, "teacher: epochs of tuning on the gold labels", low=0, high=10_000)
+    teacher_lr: float = knob(5e-6, "teacher learning rate", low=1e-8, high=1.0)
+    gold_batch_size: int = knob(4, "batch size on gold labels", low=1, high=1024)
     # self-training rounds
-    rounds: int = 6
-    student_steps: int = 1000
-    student_lr: float = 1e-4
-    student_batch_size: int = 16
-    warmup_fraction: float = 0.6
-    tau: float = 0.8
-    kd_selection: str = "tau"  # tau: max q > tau (paper); class_median: per class, at or above its median confidence
-    meta_reweighting: bool = True
-    meta_similarity: str = "dot"  # dot: g_gold . g_i (paper); cosine: the same divided by both gradient norms
-    meta_gold_batch_size: int = 4
-    unlabeled_limit: int | None = None
+    rounds: int = knob(6, "self-training rounds (each: pseudo-label, train a fresh student, tune on gold)", low=0,
+                       high=50, modes=("rounds",))  # fmt: skip
+    student_steps: int = knob(1000, "student steps per round", low=0, high=100_000, modes=("rounds",))
+    student_lr: float = knob(1e-4, "student learning rate", low=1e-8, high=1.0, modes=("rounds",))
+    student_batch_size: int = knob(16, "student batch size", low=1, high=1024, modes=("rounds",))
+    warmup_fraction: float = knob(0.6, "share of the student steps spent on knowledge distillation before "
+                                  "meta-reweighting", low=0.0, high=1.0, modes=("rounds",))  # fmt: skip
+    tau: float = knob(0.8, "KD warm-up: keep pseudo-labels with confidence > tau (kd_selection=tau)", low=0.0,
+                      high=0.999999, modes=("rounds",))  # fmt: skip
+    kd_selection: str = knob("tau", "KD warm-up examples: confidence > tau (paper), or per class those at or above "
+                             "its median confidence (class-balanced)", choices=("tau", "class_median"), modes=("rounds",))  # fmt: skip
+    meta_reweighting: bool = knob(True, "re-weight pseudo-labels by gradient agreement with gold (else KD only)",
+                                  modes=("rounds",))  # fmt: skip
+    meta_similarity: str = knob("dot", "meta-weight: gradient dot product (paper) or cosine", choices=("dot", "cosine"),
+                                modes=("rounds",))  # fmt: skip
+    meta_gold_batch_size: int = knob(4, "gold batch size of a meta step", low=1, high=1024, modes=("rounds",))
+    ensemble_teacher: bool = knob(False, "ensemble the rounds: from round 2 on, the pseudo-labels are the mean of the "
+                                  "first teacher's and the current model's probabilities", modes=("rounds",))  # fmt: skip
+    unlabeled_limit: int | None = knob(None, "pseudo-label at most this many pool texts per round (none: all)",
+                                       low=1, high=100_000_000, optional=True, modes=("rounds",))  # fmt: skip
     # student fine-tuning on gold at the end of each round
-    finetune_epochs: int = 50
-    finetune_lr: float = 5e-6
+    finetune_epochs: int = knob(50, "epochs of gold tuning at the end of each round", low=0, high=10_000,
+                                modes=("rounds",))  # fmt: skip
+    finetune_lr: float = knob(5e-6, "learning rate of the gold tuning", low=1e-8, high=1.0, modes=("rounds",))
     # optimisation and misc
-    head_lr_scale: float = 1.0
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    eval_batch_size: int = 64
-    seed: int = 42
+    head_lr_scale: float = knob(1.0, "head learning rate as a multiple of the adapters'", low=1e-6, high=1e6)
+    weight_decay: float = knob(0.0, "AdamW weight decay", low=0.0, high=10.0)
+    max_grad_norm: float = knob(1.0, "gradient clipping norm", low=1e-6, high=1e6)
+    eval_batch_size: int = knob(64, "batch size when predicting", low=1, high=4096, modes=("any",))
+    seed: int = knob(42, "random seed", low=0, high=2**31 - 1, modes=("any",))
 
     def __post_init__(self) -> None:
-        _check(self.head in HEADS, "head", self.head, f"must be one of {', '.join(HEADS)}")
-        _check(self.pooling in ("mean", "cls"), "pooling", self.pooling, "must be mean or cls")
-        _check(isinstance(self.adapter, AdapterConfig), "adapter", self.adapter, "must be an AdapterConfig")
-        _check(self.max_length >= 8, "max_length", self.max_length, "must be >= 8")
-        _check(self.prompt_weight >= 0, "prompt_weight", self.prompt_weight, "must be >= 0")
-        for name in (
-            "teacher_epochs",
-            "finetune_epochs",
-            "rounds",
-            "student_steps",
-            "probe_self_train",
-            "verbaliser_points",
-        ):
-            v = getattr(self, name)
-            _check(isinstance(v, int) and v >= 0, name, v, "must be an int >= 0")
-        for name in ("gold_batch_size", "student_batch_size", "meta_gold_batch_size", "eval_batch_size"):
-            v = getattr(self, name)
-            _check(isinstance(v, int) and v >= 1, name, v, "must be an int >= 1")
-        for name in ("teacher_lr", "student_lr", "finetune_lr", "head_lr_scale"):
-            v = getattr(self, name)
-            _check(v > 0, name, v, "must be > 0")
-        _check(0.0 <= self.warmup_fraction <= 1.0, "warmup_fraction", self.warmup_fraction, "must be in [0, 1]")
-        _check(0.0 <= self.tau < 1.0, "tau", self.tau, "must be in [0, 1)")
-        _check(
-            self.kd_selection in ("tau", "class_median"),
-            "kd_selection",
-            self.kd_selection,
-            "must be tau or class_median",
-        )
-        _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be >= 0")
-        _check(self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm, "must be > 0")
-        _check(
-            self.unlabeled_limit is None or self.unlabeled_limit >= 1,
-            "unlabeled_limit",
-            self.unlabeled_limit,
-            "must be None or >= 1",
-        )
+        if not isinstance(self.adapter, AdapterConfig):
+            raise ValueError(f"adapter={self.adapter!r}: must be an AdapterConfig")
+        _validate(self)
 
     @property
     def warmup_steps(self) -> int:
@@ -120,24 +187,73 @@ class TrainConfig:
         return int(round(self.student_steps * self.warmup_fraction))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The stored form: every field plus `config_version`."""
+        return {**asdict(self), "config_version": CONFIG_VERSION}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """A stored config of any version (older ones are migrated); unknown keys are refused."""
+        data = migrate(dict(data))
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown TrainConfig keys: {unknown}")
-        data = dict(data)
         if isinstance(data.get("adapter"), dict):
             data["adapter"] = AdapterConfig(**data["adapter"])
         return cls(**data)
 
     def with_(self, **changes: Any) -> TrainConfig:
-        """A copy with some fields changed (validated again)."""
+        """A copy with some fields changed (validated again); `adapter` may be a dict of its fields."""
         if isinstance(changes.get("adapter"), dict):
-            changes["adapter"] = AdapterConfig(**changes["adapter"])
+            changes["adapter"] = replace(self.adapter, **changes["adapter"])
         return replace(self, **changes)
+
+    def with_knobs(self, values: dict[str, Any]) -> TrainConfig:
+        """A copy with knobs set by name (`adapter.bottleneck` included)."""
+        flat = {k: v for k, v in values.items() if not k.startswith("adapter.")}
+        nested = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("adapter.")}
+        if isinstance(flat.get("adapter"), dict):
+            nested = {**flat.pop("adapter"), **nested}
+        return self.with_(**flat, **({"adapter": nested} if nested else {}))
+
+
+def migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """Bring a stored config up to `CONFIG_VERSION`.
+
+    v1 (no `config_version`): the same fields without `prompt_weight`, `verbaliser_points` and `ensemble_teacher`
+    (off, as those runs trained); its `head="auto"`
+    on a headless backbone meant the probe head, which is kept (auto now picks the similarity head).
+    """
+    version = data.pop("config_version", 1)
+    if version > CONFIG_VERSION:
+        raise ValueError(f"config_version={version}: this LiST Studio reads versions up to {CONFIG_VERSION}")
+    if version == 1:
+        data.setdefault("prompt_weight", 5.0)
+        data.setdefault("verbaliser_points", 5)
+        data.setdefault("ensemble_teacher", False)
+    return data
+
+
+def knobs(kinds: tuple[str, ...] | None = None) -> list[Knob]:
+    """Every setting (nested adapter fields as `adapter.<name>`), or those that apply to a method doing `kinds`
+    of work (`Method.kinds`)."""
+    all_knobs = _knobs_of(TrainConfig)
+    return [k for k in all_knobs if kinds is None or "any" in k.modes or set(k.modes) & set(kinds)]
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`["rounds=3", "kd_selection=tau", "unlabeled_limit=none"]` -> typed values, each parsed by its knob's type."""
+    by_name = {k.name: k for k in knobs()}
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep:
+            raise ValueError(f"{pair!r}: expected KEY=VALUE")
+        if key not in by_name:
+            raise ValueError(f"{key!r} is not a setting; settings: {', '.join(sorted(by_name))}")
+        out[key] = by_name[key].parse(value)
+    return out
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -152,12 +268,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "student_steps": 150,
         "student_lr": 1e-3,
         "finetune_epochs": 5,
-        "finetune_lr": 1e-3,
+        "finetune_lr": 1e-4,
         "unlabeled_limit": 4000,
-        # beyond the paper, chosen from the K=30 benchmark (BENCHMARKS.md): class-balanced KD warm-up and,
-        # for backbones without an MLM head, a probe self-trained on the pool as the teacher
+        # beyond the paper, chosen from the benchmarks (BENCHMARKS.md): class-balanced KD warm-up and, for
+        # backbones without an MLM head, a head fitted on frozen features of gold + pool as the teacher
         "kd_selection": "class_median",
         "probe_self_train": 3,
+        "ensemble_teacher": True,
     },
 }
 

@@ -25,9 +25,11 @@ class Event:
     total: int = 0
     round: int | None = None
     losses: dict[str, float] = field(default_factory=dict)
-    metrics: dict[str, Any] | None = None
-    table: list[dict[str, Any]] | None = None
+    metrics: dict[str, Any] | None = None  # setup: what the model is (head, parameters)
+    record: Any = None  # round_end, done: the round's `RoundRecord`
+    table: list[Any] | None = None  # round_end: the round's `PseudoLabelRow`s
     message: str = ""
+    model: Any = field(default=None, repr=False)  # round_end: the model after that round (for observers)
 
 
 Callback = Callable[[Event], None]

@@ -37,8 +37,7 @@ def export_config(
         "backbone": bb.name,
         "backbone_family": bb.family,
         "backbone_hash": _backbone_hash(bb),
-        "template": model.prompt.template,
-        "label_words": list(model.prompt.label_words),
+        **model.prompt.to_json(),
         "labels": list(labels),
         "head": model.head_kind,
         "head_reason": model.head_reason,
@@ -76,7 +75,8 @@ def save_native(
 
 
 def model_card(cfg: dict[str, Any], n_params: int) -> str:
-    words = ", ".join(f"`{lab}` → `{w}`" for lab, w in zip(cfg["labels"], cfg["label_words"]))
+    words = ", ".join(f"`{lab}` → `{w if isinstance(w, str) else ' / '.join(w)}`"
+                      for lab, w in zip(cfg["labels"], cfg["label_words"]))  # fmt: skip
     metrics = "\n".join(f"- {k}: {v:.4f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in cfg["metrics"].items()
                         if isinstance(v, int | float | str))  # fmt: skip
     return f"""# LiST adapter
@@ -167,7 +167,7 @@ def build_classifier(
     adapter = AdapterConfig(**cfg["adapter"]) if cfg["adapter"] else None
     model = ListModel(
         bb,
-        Prompt(cfg["template"], tuple(cfg["label_words"])),
+        Prompt.from_json(cfg),
         cfg["head"],
         adapter,
         cfg["pooling"] or "mean",

@@ -51,8 +51,7 @@ def save_folded(model: ListModel, folder: str | Path, labels: list[str]) -> Path
     plain.backbone.tokenizer.save_pretrained(str(folder / "model"))
     cfg = {
         "format": "list-folded",
-        "template": model.prompt.template,
-        "label_words": list(model.prompt.label_words),
+        **model.prompt.to_json(),
         "labels": list(labels),
         "head": model.head_kind,
         "pooling": getattr(model.head, "pooling", "mean"),
@@ -73,7 +72,7 @@ def load_folded(folder: str | Path, device: str | None = None) -> Classifier:
     if cfg.get("format") != "list-folded":
         raise ExportError(f"{cfg_path}: format {cfg.get('format')!r} is not 'list-folded'")
     bb = load_backbone(str(folder / "model"), device=device)
-    prompt = Prompt(cfg["template"], tuple(cfg["label_words"]))
+    prompt = Prompt.from_json(cfg)
     model = ListModel(bb, prompt, cfg["head"], adapter=None, pooling=cfg["pooling"], max_length=cfg["max_length"])
     if cfg["head"] != "prompt":  # the other heads travel beside the model
         model.head.load_state_dict(load_file(str(folder / "head.safetensors")))

@@ -51,6 +51,7 @@ class ListModel(nn.Module):
         # only an MLM head reads label words as vocabulary ids (one token each); the other heads take any text
         self.label_ids = label_word_ids(prompt, backbone.tokenizer) if self.head_kind == "prompt" else []
         self.teacher_info: dict[str, float] = {}
+        self.teacher_pool_proba: torch.Tensor | None = None  # (N, C) set by fit_prompt_teacher
         self.adapter_config = adapter
         self.adapter_name: str | None = None
         self.adapters = nn.ModuleDict()
@@ -136,6 +137,12 @@ class ListModel(nn.Module):
         for adapter in self.adapters.values():
             adapter.reset_parameters(generator)
         self.head.reset_parameters(generator)
+
+    @torch.no_grad()
+    def identity_adapters(self) -> None:
+        """Make every adapter the identity (W_up = 0): the model then reads the plain backbone's features."""
+        for adapter in self.adapters.values():
+            adapter.up.weight.zero_()
 
     def parameter_report(self) -> dict[str, float]:
         trainable = count_parameters(self, trainable_only=True)
@@ -230,8 +237,11 @@ class ListModel(nn.Module):
         protos = self.head._initial["prototypes"].float().cpu().numpy()
         clf, info = prompt_aware_probe(x_gold, np.asarray(list(labels)), x_pool, protos, prompt_weight,
                                        verbaliser_points, self_train, seed=seed)  # fmt: skip
-        self.head.set_linear(*(t.to(self.device) for t in linear_of(clf, self.num_classes, x_gold.shape[1])))
+        w, b = linear_of(clf, self.num_classes, x_gold.shape[1])
+        self.head.set_linear(w.to(self.device), b.to(self.device))
         self.teacher_info = info
+        # the teacher's probabilities on the pool, from the features it was just fitted on (no second pass)
+        self.teacher_pool_proba = (torch.from_numpy(x_pool) @ w.T + b).softmax(-1) if x_pool is not None else None
         return info
 
     def predict_proba(self, rows: Sequence[Row], batch_size: int = 64) -> torch.Tensor:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoModelForMaskedLM
+from transformers import AutoModel, AutoModelForMaskedLM
 
 from .adapter import adapted_layers, set_submodule
 from .heads import PromptHead
@@ -31,24 +31,29 @@ def _name_of(root: nn.Module, target: nn.Module) -> str:
     raise KeyError(f"{type(target).__name__} not found in the model")
 
 
-def save_peft(model: ListModel, folder: str | Path, base_path: str | None = None) -> Path:
-    """Write `adapter_config.json` + `adapter_model.safetensors` (and `list_head.safetensors` for a classic
-    head, which an MLM model cannot hold). `base_path`: where to load a clean copy of the backbone from."""
+def save_peft(
+    model: ListModel, folder: str | Path, base_path: str | None = None, labels: list[str] | None = None
+) -> Path:
+    """Write `adapter_config.json` + `adapter_model.safetensors`. A prompt head rides in the MLM model, so the base
+    is `AutoModelForMaskedLM`; any other head (similarity, probe, classic) reads the encoder's hidden states, so
+    the base is the encoder (`AutoModel`) and the head is saved beside it as `list_head.safetensors`.
+    `base_path`: where to load a clean copy of the backbone from (default: a copy of the one in memory)."""
     from peft import LoraConfig, get_peft_model
 
     if model.adapter_config is None:
         raise ValueError("this model has no adapters to export")
     folder = Path(folder)
     bb = model.backbone
+    mlm = isinstance(model.head, PromptHead)
     if base_path is not None:
-        base = AutoModelForMaskedLM.from_pretrained(base_path)
+        base = (AutoModelForMaskedLM if mlm else AutoModel).from_pretrained(base_path)
     else:  # a clean in-memory copy of the backbone (no download, works for the bundled default too)
-        base = copy.deepcopy(bb.model)
+        base = copy.deepcopy(bb.model if mlm else bb.encoder)
         for name, layer in adapted_layers(base).items():
             set_submodule(base, name, layer.base)
-    prefix = base.base_model_prefix
+    prefix = f"{base.base_model_prefix}." if mlm else ""
     layers = {n: (model.encoder.get_submodule(n).base, a) for n, a in model.adapter_modules().items()}
-    targets = [f"{prefix}.{n}" for n in layers]
+    targets = [f"{prefix}{n}" for n in layers]
     r = model.adapter_config.bottleneck
     rank_pattern, alpha_pattern, modules_to_save = {}, {}, None
     decoder_name = None
@@ -68,7 +73,7 @@ def save_peft(model: ListModel, folder: str | Path, base_path: str | None = None
     named = dict(peft_model.base_model.model.named_modules())
     with torch.no_grad():
         for n, (dense, adapter) in layers.items():
-            lora = named[f"{prefix}.{n}"]
+            lora = named[f"{prefix}{n}"]
             W, b = dense.weight.float(), dense.bias.float()  # (out, in), (out,)
             U, D = adapter.up.weight.float(), adapter.down.weight.float()  # (out, r), (r, out)
             lora.lora_A["default"].weight.copy_(D @ W)  # (r, in)
@@ -98,7 +103,7 @@ def save_peft(model: ListModel, folder: str | Path, base_path: str | None = None
             {k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()},
             str(folder / "list_head.safetensors"),
         )
-    meta = {"template": model.prompt.template, "label_words": list(model.prompt.label_words), "label_ids": model.label_ids,
+    meta = {**model.prompt.to_json(), "label_ids": model.label_ids, "labels": list(labels or []),
             "head": model.head_kind, "note": "LiST adapters as LoRA (exact); see list_core/peft_format.py"}  # fmt: skip
     (folder / "list_peft.json").write_text(json.dumps(meta, indent=1))
     return folder

@@ -18,6 +18,7 @@ from .events import Callback, CancelCheck, Event, Reporter, derive_seed, seed_ev
 from .losses import soft_labels
 from .model import ListModel
 from .prompts import Prompt
+from .records import PseudoLabelRow, RoundRecord, WeightStats
 from .training import fit_gold, train_student
 
 
@@ -42,10 +43,14 @@ class RunResult:
     """A finished run: the final model, the teacher's and every round's record."""
 
     model: ListModel
-    teacher: dict[str, Any]
-    rounds: list[dict[str, Any]]
-    tables: list[list[dict[str, Any]]]
+    teacher: RoundRecord
+    rounds: list[RoundRecord]
+    tables: list[list[PseudoLabelRow]]
     stage_seconds: dict[str, float]
+
+    @property
+    def last(self) -> RoundRecord:
+        return self.rounds[-1] if self.rounds else self.teacher
 
     def predict_proba(self, rows: Sequence[Row], batch_size: int = 64) -> torch.Tensor:
         return self.model.predict_proba(rows, batch_size)
@@ -58,16 +63,11 @@ def accuracy(model: ListModel, enc: Encoded, labels: Sequence[int], batch_size: 
     return float((pred == torch.tensor(list(labels))).float().mean())
 
 
-def _weight_stats(w: torch.Tensor) -> dict[str, float]:
+def _weight_stats(w: torch.Tensor) -> WeightStats:
     if not len(w):
-        return {"count": 0}
-    return {
-        "count": len(w),
-        "mean": float(w.mean()),
-        "std": float(w.std()) if len(w) > 1 else 0.0,
-        "max": float(w.max()),
-        "zero_fraction": float((w == 0).float().mean()),
-    }
+        return WeightStats()
+    return WeightStats(len(w), float(w.mean()), float(w.std()) if len(w) > 1 else 0.0, float(w.max()),
+                       float((w == 0).float().mean()))  # fmt: skip
 
 
 def run_list(
@@ -118,6 +118,7 @@ def run_list(
         return m
 
     # teacher -----------------------------------------------------------------------------------
+    q0: torch.Tensor | None = None  # the first teacher's probabilities on the whole pool (ensemble_teacher)
     if progress is None:
         gen = seed_everything(derive_seed(cfg.seed, "teacher"))
         model.reset_trainable(gen)
@@ -127,6 +128,7 @@ def run_list(
                                           f"on {len(pool)} pool texts)"))  # fmt: skip
             model.fit_prompt_teacher(gold, task.gold_labels, pool, cfg.probe_self_train, cfg.prompt_weight,
                                      cfg.verbaliser_points, cfg.seed, cfg.eval_batch_size)  # fmt: skip
+            model.identity_adapters()  # the fitted teacher reads the frozen features it was fitted on
             seconds["probe"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         epochs = 0 if fitted_teacher else cfg.teacher_epochs
@@ -136,19 +138,28 @@ def run_list(
             )
         loss = fit_gold(model, gold, task.gold_labels, epochs, cfg.teacher_lr, cfg, gen, report, "teacher")
         seconds["teacher"] = time.perf_counter() - t0
-        teacher = {"round": 0, "loss": loss, **metrics_of(), **model.teacher_info, "seconds": seconds["teacher"]}
+        teacher = RoundRecord(round=0, loss=loss, **metrics_of(), **model.teacher_info,
+                              seconds={"teacher": seconds["teacher"]})  # fmt: skip
         last_labels: dict[str, int] = {}
+        if model.teacher_pool_proba is not None:  # a fitted teacher labelled the pool while fitting
+            q0 = model.teacher_pool_proba
+        elif cfg.ensemble_teacher and cfg.rounds > 1 and len(pool):  # the first teacher's view of the whole pool
+            report(Event("pseudo_label", 0, len(pool), 0, message="the first teacher labels the whole pool"))
+            q0 = soft_labels(model.logits(pool, cfg.eval_batch_size))  # (N, C)
         if ckpt:
-            ckpt.save_round(0, model.trainable_state(), {"metrics": teacher, "table": []}, {"last_labels": {}})
-        report(Event("round_end", round=0, metrics=teacher))
+            ckpt.save_round(0, model.trainable_state(), {"metrics": teacher.to_dict(), "table": []}, {"last_labels": {}},
+                            tensors={"q0": q0} if q0 is not None else None)  # fmt: skip
+        report(Event("round_end", round=0, record=teacher, model=model))
         start, rounds, tables = 1, [], []
     else:
         done = progress["completed"]
         state, _ = ckpt.load_round(done)
         model.load_trainable_state(state)
-        teacher = ckpt.load_round(0)[1]["metrics"]
-        records = [ckpt.load_round(r)[1] for r in range(1, done + 1)]
-        rounds, tables = [r["metrics"] for r in records], [r["table"] for r in records]
+        teacher = RoundRecord.from_dict(ckpt.load_round(0)[1]["metrics"])
+        q0 = ckpt.load_tensors(0).get("q0")
+        saved = [ckpt.load_round(r)[1] for r in range(1, done + 1)]
+        rounds = [RoundRecord.from_dict(r["metrics"]) for r in saved]
+        tables = [[PseudoLabelRow.from_dict(x) for x in r["table"]] for r in saved]
         last_labels = dict(progress["last_labels"])
         start = done + 1
         report(Event("resume", round=done, message=f"resuming after round {done}"))
@@ -163,12 +174,18 @@ def run_list(
             chosen = list(range(len(pool)))
         sub = pool.subset(chosen)
         report(Event("pseudo_label", 0, len(sub), r))
-        q = soft_labels(model.logits(sub, cfg.eval_batch_size))  # (N, C)
+        if r == 1 and q0 is not None:  # the model is still the first teacher: its labels are known
+            q = q0[chosen]
+        else:
+            q = soft_labels(model.logits(sub, cfg.eval_batch_size))  # (N, C)
+            if q0 is not None and cfg.ensemble_teacher:  # ensembling the rounds: the first teacher and this model
+                q = (q + q0[chosen]) / 2
         t1 = time.perf_counter()
         model.reset_trainable(gen)
         student = train_student(model, sub, q, gold, task.gold_labels, cfg, gen, report, r)
         t2 = time.perf_counter()
-        fit_gold(model, gold, task.gold_labels, cfg.finetune_epochs, cfg.finetune_lr, cfg, gen, report, "finetune", r)
+        ft_loss = fit_gold(model, gold, task.gold_labels, cfg.finetune_epochs, cfg.finetune_lr, cfg, gen, report,
+                           "finetune", r)  # fmt: skip
         t3 = time.perf_counter()
         hard = q.argmax(-1)
         table, flips, seen = [], 0, 0
@@ -180,38 +197,26 @@ def run_list(
             flips += flipped
             last_labels[key] = int(hard[j])
             w = float(student["mean_weight"][j])
-            table.append(
-                {
-                    "index": i,
-                    "id": task.unlabeled_ids[i] if task.unlabeled_ids else i,
-                    "probs": [round(float(p), 6) for p in q[j]],
-                    "label": int(hard[j]),
-                    "confidence": float(q[j].max()),
-                    "weight": None if w != w else w,
-                    "flipped": flipped,
-                }
-            )
+            table.append(PseudoLabelRow(
+                index=i, id=task.unlabeled_ids[i] if task.unlabeled_ids else i,
+                probs=[round(float(p), 6) for p in q[j]], label=int(hard[j]), confidence=float(q[j].max()),
+                weight=None if w != w else w, flipped=flipped,
+            ))  # fmt: skip
         counts = torch.bincount(hard, minlength=len(task.labels)).tolist()
-        metrics = {
-            "round": r,
-            **metrics_of(),
-            "pseudo_label_counts": dict(zip(task.labels, counts)),
-            "mean_confidence": float(q.max(-1).values.mean()),
-            "confident": student["confident"],
-            "warmup_steps": student["warmup_steps"],
-            "zero_weight_steps": student["zero_weight_steps"],
-            "weights": _weight_stats(student["weights"]),
-            "flip_rate": flips / seen if seen else 0.0,
-            "seconds": {"pseudo_label": t1 - t0, "student": t2 - t1, "finetune": t3 - t2},
-        }
-        for k, v in metrics["seconds"].items():
+        record = RoundRecord(
+            round=r, loss=ft_loss, **metrics_of(), pseudo_label_counts=dict(zip(task.labels, counts)),
+            mean_confidence=float(q.max(-1).values.mean()), confident=student["confident"],
+            warmup_steps=student["warmup_steps"], zero_weight_steps=student["zero_weight_steps"],
+            weights=_weight_stats(student["weights"]), flip_rate=flips / seen if seen else 0.0,
+            seconds={"pseudo_label": t1 - t0, "student": t2 - t1, "finetune": t3 - t2},
+        )  # fmt: skip
+        for k, v in record.seconds.items():
             seconds[k] = seconds.get(k, 0.0) + v
-        rounds.append(metrics)
+        rounds.append(record)
         tables.append(table)
         if ckpt:
-            ckpt.save_round(
-                r, model.trainable_state(), {"metrics": metrics, "table": table}, {"last_labels": last_labels}
-            )
-        report(Event("round_end", round=r, metrics=metrics, table=table))
-    report(Event("done", metrics=rounds[-1] if rounds else teacher))
+            ckpt.save_round(r, model.trainable_state(), {"metrics": record.to_dict(), "table": [x.to_dict() for x in table]},
+                            {"last_labels": last_labels})  # fmt: skip
+        report(Event("round_end", round=r, record=record, table=table, model=model))
+    report(Event("done", record=rounds[-1] if rounds else teacher))
     return RunResult(model=model, teacher=teacher, rounds=rounds, tables=tables, stage_seconds=seconds)

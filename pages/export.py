@@ -12,15 +12,13 @@ import storage
 from storage import jobs as jobq
 from storage import runs as runq
 from storage.importers import ImportFileError, read_table
-from ui.common import db, job_status_line, require_project, run_safely
+from ui.common import db, job_status_line, require_project, run_safely, trains_adapters
 
 conn = db()
 project = require_project()
 st.title("Export & predict")
 
-runs = [
-    r for r in runq.list_runs(conn, project.id) if r.status == "succeeded" and r.method in ("list", "prompt", "classic")
-]
+runs = [r for r in runq.list_runs(conn, project.id) if r.status == "succeeded" and trains_adapters(r.method)]
 run_id = st.selectbox("Run", [r.id for r in runs], key="ex_run",
                       format_func=lambda i: next(f"run {r.id} · {r.method} · {r.preset}" for r in runs if r.id == i))  # fmt: skip
 
@@ -89,10 +87,12 @@ if up is not None:
     except ImportFileError as e:
         st.error(str(e))
 if st.button("Predict", key="pr_go", disabled=not rows):
-    job = run_safely(jobq.enqueue, conn, "predict", {"run_id": run_id, "rows": rows}, project.id)
+    if source_rows is not None:  # a file: its rows travel in their own table, not in the job
+        job = run_safely(runq.enqueue_file_prediction, conn, project.id, run_id, rows)
+    else:
+        job = run_safely(jobq.enqueue, conn, "predict", {"run_id": run_id, "rows": rows}, project.id)
     if job:
         st.session_state["pr_job"] = (job.id, source_rows is not None)
-        st.session_state["pr_rows"] = rows
 
 
 @st.fragment(run_every=1)
@@ -106,17 +106,16 @@ def prediction_result() -> None:
         st.error((job.error or "").split("\n")[0])
     if job.status != "succeeded":
         return
-    probs = job.result["probs"]
-    rows = st.session_state["pr_rows"]
     if not is_file:
-        st.bar_chart({"probability": dict(zip(project.labels, probs[0]))})
+        st.bar_chart({"probability": dict(zip(project.labels, job.result["probs"][0]))})
         return
+    done = runq.file_predictions(conn, job_id)
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow([*project.slots, "prediction", *[f"p_{lab}" for lab in project.labels]])
-    for r, p in zip(rows, probs):
+    for r, p in done:
         w.writerow([*(r[s] for s in project.slots), project.labels[max(range(len(p)), key=p.__getitem__)], *p])
-    st.success(f"Predicted {len(probs):,} rows.")
+    st.success(f"Predicted {len(done):,} rows.")
     st.download_button("Download predictions.csv", buf.getvalue(), file_name="predictions.csv", key="pr_dl")
 
 

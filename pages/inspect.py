@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from list_core import methods
 from storage import labels as labq
 from storage import runs as runq
 from storage.queue import exclude, excluded_ids
@@ -11,7 +12,9 @@ conn = db()
 project = require_project()
 st.title("Inspect pseudo-labels")
 
-runs = [r for r in runq.list_runs(conn, project.id) if r.method == "list"]
+runs = [
+    r for r in runq.list_runs(conn, project.id) if r.method in methods.REGISTRY and methods.get(r.method).self_training
+]
 if not runs:
     st.info("No LiST run yet: pseudo-labels come from LiST runs.")
     st.stop()

@@ -5,7 +5,7 @@ import streamlit as st
 import storage
 from storage import jobs as jobq
 from storage.queue import STRATEGIES, has_queue, next_unlabeled
-from storage.runs import prediction
+from storage.runs import has_predictions, prediction
 from ui.common import db, md_escape, require_project, run_safely
 
 conn = db()
@@ -27,11 +27,8 @@ with right:
         st.caption("No diversity order yet.")
         if st.button("Compute a diverse order", key="lb_diversity"):
             run_safely(jobq.enqueue, conn, "diversity", {}, project.id, success="Queued: clustering the examples.")
-    if (
-        strategy == "uncertain"
-        and not conn.execute("SELECT 1 FROM predictions WHERE project_id = ? LIMIT 1", [project.id]).fetchone()
-    ):
-        st.caption("No model suggestions yet: finish a run first.")
+    if strategy == "uncertain" and not has_predictions(conn, project.id):
+        st.caption("No suggestions yet: score your prompt on the Prompt workbench (or finish a run) first.")
 
 skipped = tuple(st.session_state.setdefault("lb_skipped", []))
 ex = next_unlabeled(conn, project.id, strategy, skipped)
@@ -66,7 +63,8 @@ with left:
         )
         sug = prediction(conn, ex.id)
         if sug:
-            st.caption(f"Model suggests **{project.labels[sug['label']]}** ({sug['confidence']:.0%})")
+            who = "Model" if sug["run_id"] is not None else "Your prompt"
+            st.caption(f"{who} suggests **{md_escape(project.labels[sug['label']])}** ({sug['confidence']:.0%})")
         bcols = st.columns(len(project.labels) + 2)
         for i, lab in enumerate(project.labels):
             shortcut = str(i + 1) if i < 9 else None

@@ -1,11 +1,13 @@
-"""Prompt workbench: template and label words with a live preview and token checks; score candidates."""
+"""Prompt workbench: template and verbalisers (label words, descriptions) with a live preview and checks;
+score prompts zero-shot on the gold labels and on the pool; label-word suggestions."""
 
 import streamlit as st
 
 import storage
+from list_core.locate import has_mlm_head
 from list_core.prompts import Prompt, PromptError, encode, label_word_ids
 from storage import jobs as jobq
-from ui.common import db, job_status_line, require_project, run_safely
+from ui.common import db, job_status_line, md_escape, require_project, run_safely
 
 conn = db()
 project = require_project()
@@ -23,68 +25,104 @@ def tokenizer(backbone: str):
     return PreTrainedTokenizerFast.from_pretrained(resolve_backbone_path(backbone))
 
 
+@st.cache_data(show_spinner=False)
+def mlm_head(backbone: str) -> bool | None:
+    try:
+        return has_mlm_head(backbone)
+    except Exception:  # an unreadable folder: the tokenizer check below reports it
+        return None
+
+
+def split_words(text: str) -> list[str]:
+    return [w.strip() for w in text.split(",") if w.strip()]
+
+
 latest = storage.latest_prompt(conn, project.id)
 default_t = (
     latest.template
     if latest
     else ("{text_a} ? {mask} , {text_b}" if project.task == "pair" else "{text} It was {mask} .")
 )
+reads_mask = mlm_head(project.backbone) is not False  # False: a sentence encoder, the similarity head
+if reads_mask:
+    st.caption("This backbone has a pretrained MLM head: the prompt is read at the mask, so each label word must be "
+               "one token of its vocabulary.")  # fmt: skip
+else:
+    st.caption("This backbone is a sentence encoder (no MLM head): each class is the embedding of its verbaliser — "
+               "the template without the text, the mask filled by each label word — plus its description. Words "
+               "and short phrases both work.")  # fmt: skip
 template = st.text_input("Template — slots: " + (" {text_a} {text_b}" if project.task == "pair" else " {text}") + " and one {mask}",
                          value=default_t, key="pw_template")  # fmt: skip
 cols = st.columns(len(project.labels))
-words = []
+words: list[list[str]] = []
+descriptions: list[str] = []
 for i, lab in enumerate(project.labels):
-    value = latest.label_words[i] if latest and i < len(latest.label_words) else ""
-    words.append(cols[i].text_input(f"Label word for “{lab}”", value=value, key=f"pw_word_{i}").strip())
+    saved = latest.label_words[i] if latest and i < len(latest.label_words) else ""
+    saved = saved if isinstance(saved, str) else ", ".join(saved)
+    words.append(split_words(cols[i].text_input(f"Label words for “{lab}”", value=saved, key=f"pw_word_{i}",
+                                                help="one or several, comma-separated: great, good, excellent")))  # fmt: skip
+    saved_d = latest.descriptions[i] if latest and latest.descriptions and i < len(latest.descriptions) else ""
+    descriptions.append(cols[i].text_input(f"Description of “{lab}” (optional)", value=saved_d, key=f"pw_desc_{i}",
+                                           help="a sentence that describes the class, used with the words").strip())  # fmt: skip
 
 try:
     tok = tokenizer(project.backbone)
 except Exception as e:  # a missing or unreadable backbone folder
-    st.error(f"Cannot load the tokenizer of backbone {project.backbone!r}: {e}")
+    st.error(f"Cannot load the tokenizer of backbone {md_escape(project.backbone)}: {md_escape(str(e))}")
     st.stop()
 
 prompt, problems = None, []
-try:
-    prompt = Prompt(template, tuple(words))
-    label_word_ids(prompt, tok)
-except PromptError as e:
-    problems.append(str(e))
-for w in words:  # show each word's tokenisation as it is typed
-    if w:
-        pieces = tok.tokenize((" " if " {mask}" in template else "") + w)
-        if len(pieces) != 1:
-            st.warning(f"“{w}” is {len(pieces)} tokens: {pieces} — label words must be one token.")
+missing = [lab for lab, w in zip(project.labels, words) if not w]
+if missing:
+    st.info("Type at least one label word for " + ", ".join(f"“{md_escape(m)}”" for m in missing) + ".")
+else:
+    try:
+        prompt = Prompt(template, tuple(w[0] if len(w) == 1 else tuple(w) for w in words), tuple(descriptions))
+        if reads_mask:
+            label_word_ids(prompt, tok)
+    except PromptError as e:
+        problems.append(str(e))
 for p in problems:
-    st.error(p)
+    st.error(md_escape(p))
 
-st.subheader("Preview on real rows")
+st.subheader("Preview")
 rows = storage.page_examples(conn, project.id, limit=3)
-if prompt is not None and rows:
+if prompt is not None and reads_mask and rows:
     ids, _ = encode(prompt, tok, [r.row() for r in rows], 128)
     for i in ids:
         st.code(tok.decode(i), language=None)
+elif prompt is not None and not reads_mask:
+    for lab, sentences in zip(project.labels, prompt.verbaliser_sentences()):
+        st.code(f"{lab}: " + " | ".join(sentences), language=None)
+    if rows:
+        st.caption("Each text is compared with these verbalisers as it is (without the template).")
 elif not rows:
     st.caption("Import data to see a preview.")
 
-if st.button("Save prompt", key="pw_save", type="primary", disabled=bool(problems)):
-    v = run_safely(storage.save_prompt, conn, project.id, template, words)
+if st.button("Save prompt", key="pw_save", type="primary", disabled=prompt is None or bool(problems)):
+    v = run_safely(storage.save_prompt, conn, project.id, template,
+                   [w[0] if len(w) == 1 else w for w in words], descriptions)  # fmt: skip
     if v:
         st.success(f"Saved as version {v.version}.")
 
 st.divider()
-st.subheader("Score prompts (zero-shot, on your gold labels)")
-st.caption("One candidate per line: `template | word1, word2, …`. The current prompt is always included.")
+st.subheader("Score prompts (zero-shot)")
+st.caption("Accuracy on your gold labels, and the share of each class the prompt predicts on your data — useful "
+           "before labeling anything. One extra candidate per line: `template | words of class 1, words of class 2, …` "
+           "with several words of a class joined by `/` (`bad/awful, good/great`). The current prompt is always "
+           "included; before the first run, its predictions become the Label page's suggestions.")  # fmt: skip
 extra = st.text_area("Candidates", key="pw_candidates", height=100,
-                     placeholder="{text} All in all, it was {mask} . | bad, good")  # fmt: skip
-suggest = st.checkbox("Also suggest label words from the backbone's predictions", value=True, key="pw_suggest")
-if st.button("Score prompts", key="pw_score"):
-    cands = [{"template": template, "label_words": words}]
+                     placeholder="{text} All in all, it was {mask} . | bad/awful, good/great")  # fmt: skip
+suggest = st.checkbox("Also suggest label words (needs gold labels)", value=True, key="pw_suggest")
+if st.button("Score prompts", key="pw_score", disabled=prompt is None):
+    cands = [prompt.to_json()]
     for line in extra.splitlines():
         if "|" in line:
             t, ws = line.split("|", 1)
-            cands.append({"template": t.strip(), "label_words": [w.strip() for w in ws.split(",")]})
+            groups = [[w.strip() for w in g.split("/") if w.strip()] for g in ws.split(",")]
+            cands.append({"template": t.strip(), "label_words": [g[0] if len(g) == 1 else g for g in groups]})
         elif line.strip():
-            st.error(f"Cannot read candidate line {line!r}: expected `template | word1, word2`")
+            st.error(f"Cannot read candidate line {md_escape(line)}: expected `template | word1, word2`")
             st.stop()
     run_safely(jobq.enqueue, conn, "prompt_eval", {"candidates": cands, "suggest": suggest}, project.id,
                success="Scoring queued; results appear below.")  # fmt: skip
@@ -98,17 +136,26 @@ def leaderboard() -> None:
     job = jobs[0]
     st.caption(job_status_line(job))
     if job.status == "failed":
-        st.error((job.error or "").split("\n")[0])
-    if job.result:
-        if job.result.get("note"):
-            st.warning(job.result["note"])
-        board = [{"template": e["template"], "label words": ", ".join(e["label_words"]),
-                  "accuracy": e.get("accuracy"), "loss": e.get("loss"), "problem": e.get("error", "")}
-                 for e in job.result["leaderboard"]]  # fmt: skip
-        st.dataframe(board, key="pw_board")
-        if job.result.get("suggestions"):
-            st.write("Suggested label words:")
-            st.json(job.result["suggestions"])
+        st.error(md_escape((job.error or "").split("\n")[0]))
+    if not job.result:
+        return
+    words_of = lambda ws: ", ".join(w if isinstance(w, str) else "/".join(w) for w in ws)  # noqa: E731
+    board = [{"template": e["template"], "label words": words_of(e["label_words"]),
+              "gold accuracy": e.get("accuracy"), "loss": e.get("loss"),
+              **{f"predicts {lab}": (e.get("pool_distribution") or {}).get(lab) for lab in project.labels},
+              "problem": e.get("error", "")} for e in job.result["leaderboard"]]  # fmt: skip
+    st.dataframe(board, key="pw_board", hide_index=True,
+                 column_config={f"predicts {lab}": st.column_config.ProgressColumn(f"predicts {lab}", min_value=0.0,
+                                max_value=1.0, format="percent") for lab in project.labels})  # fmt: skip
+    if not job.result.get("gold"):
+        st.caption("No gold labels yet: the class shares above show what the prompt does with your data.")
+    if job.result.get("suggestions"):
+        st.write("Suggested label words (from your gold examples):")
+        st.dataframe([{"class": c, "words": ", ".join(ws)} for c, ws in job.result["suggestions"].items()],
+                     key="pw_suggestions", hide_index=True)  # fmt: skip
+    if job.result.get("prompt_suggestions"):
+        st.caption(f"The prompt's predictions for {job.result['prompt_suggestions']:,} examples are now the Label "
+                   "page's suggestions (until a run replaces them).")  # fmt: skip
 
 
 leaderboard()

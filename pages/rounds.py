@@ -5,13 +5,13 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from storage import runs as runq
-from ui.common import db, require_project
+from ui.common import db, require_project, trains_adapters
 
 conn = db()
 project = require_project()
 st.title("Rounds")
 
-runs = [r for r in runq.list_runs(conn, project.id) if r.method in ("list", "prompt", "classic")]
+runs = [r for r in runq.list_runs(conn, project.id) if trains_adapters(r.method)]
 if not runs:
     st.info("No adapter run yet: start one on the Train page.")
     st.stop()

@@ -5,19 +5,12 @@ import json
 import streamlit as st
 
 import storage
+from list_core import methods
 from list_core.config import TrainConfig, preset
 from storage import jobs as jobq
 from storage import runs as runq
+from ui import actions
 from ui.common import db, fmt_seconds, job_status_line, require_project, run_safely
-
-METHODS = {
-    "list": "LiST (self-training with meta-reweighting)",
-    "prompt": "Prompt fine-tuning (adapters, no self-training)",
-    "classic": "Classic fine-tuning (adapters, linear head)",
-    "self-train-probe": "Self-trained linear probe (baseline)",
-    "linear-probe": "Linear probe on frozen features (baseline)",
-    "zero-shot": "Zero-shot prompt (no training)",
-}
 
 conn = db()
 project = require_project()
@@ -26,51 +19,42 @@ st.title("Train")
 c1, c2, c3 = st.columns(3)
 preset_name = c1.selectbox("Preset", ["fast", "paper", "custom"], key="tr_preset",
                            help="fast: scaled for a CPU; paper: the LiST paper's settings; custom: edit below")  # fmt: skip
-method = c2.selectbox("Method", list(METHODS), format_func=METHODS.get, key="tr_method")
+method_name = c2.selectbox("Method", list(methods.REGISTRY), key="tr_method",
+                           format_func=lambda m: methods.REGISTRY[m].title)  # fmt: skip
+method = methods.get(method_name)
 seed = c3.number_input("Seed", 0, 2**31 - 1, 42, key="tr_seed")
+st.caption(method.help)
 
+# the form is generated from list_core.config: every setting that applies to this method, with its help text
 overrides: dict = {}
 base = preset("fast" if preset_name == "custom" else preset_name)
-with st.expander("Settings", expanded=preset_name == "custom"):
+locked = preset_name != "custom"  # settings are read-only unless the preset is custom
+with st.expander("Settings", expanded=not locked):
     cols = st.columns(4)
-    fields = [("rounds", int), ("student_steps", int), ("teacher_epochs", int), ("finetune_epochs", int),
-              ("teacher_lr", float), ("student_lr", float), ("finetune_lr", float), ("tau", float),
-              ("warmup_fraction", float), ("unlabeled_limit", int), ("max_length", int),
-              ("probe_self_train", int)]  # fmt: skip
-    for i, (name, kind) in enumerate(fields):
-        value = getattr(base, name)
-        shown = cols[i % 4].text_input(name, value="" if value is None else str(value), key=f"tr_{name}",
-                                       disabled=preset_name != "custom")  # fmt: skip
-        if preset_name == "custom":
-            try:
-                parsed = None if shown.strip() in ("", "None") else kind(shown)
-            except ValueError:
-                st.error(f"{name}: {shown!r} is not a number")
-                st.stop()
-            if parsed != value:
-                overrides[name] = parsed
-    locked = preset_name != "custom"  # settings are read-only unless the preset is custom
-    choices = {
-        "head": (["auto", "prompt", "classic", "probe"], "auto: prompt head with a pretrained MLM head, else probe"),
-        "kd_selection": (["tau", "class_median"], "KD warm-up examples: confidence > tau (paper), or per class "
-                         "at or above its median confidence (class-balanced)"),
-        "meta_similarity": (["dot", "cosine"], "meta-weight: gradient dot product (paper) or cosine"),
-    }  # fmt: skip
-    for i, (name, (options, why)) in enumerate(choices.items()):
-        value = getattr(base, name)
-        picked = cols[i].selectbox(name, options, index=options.index(value), key=f"tr_{name}", help=why,
+    for i, k in enumerate(kn for kn in method.knobs() if kn.name != "seed"):
+        value = getattr(base.adapter, k.name.split(".")[1]) if k.name.startswith("adapter.") else getattr(base, k.name)
+        col, key = cols[i % 4], f"tr_{k.name}"
+        if k.choices:
+            picked = col.selectbox(k.name, list(k.choices), index=list(k.choices).index(value), key=key, help=k.help,
                                    disabled=locked)  # fmt: skip
+        elif k.type is bool:
+            picked = col.checkbox(k.name, value=value, key=key, help=k.help, disabled=locked)
+        else:
+            shown = col.text_input(k.name, value="" if value is None else str(value), key=key, help=k.help,
+                                   disabled=locked)  # fmt: skip
+            try:
+                picked = k.parse(shown) if not locked else value
+            except ValueError as e:
+                col.error(str(e))
+                picked = value
+                overrides["__invalid__"] = True
         if not locked and picked != value:
-            overrides[name] = picked
-    bottleneck = cols[3].number_input("adapter bottleneck", 1, 4096, base.adapter.bottleneck, key="tr_bottleneck",
-                                      disabled=locked)  # fmt: skip
-    if not locked and bottleneck != base.adapter.bottleneck:
-        overrides["adapter"] = {"bottleneck": int(bottleneck)}
+            overrides[k.name] = picked
 
 counts = storage.class_counts(conn, project.id)
 st.caption(f"Gold labels: {', '.join(f'{lab} {n}' for lab, n in zip(project.labels, counts))}")
-if st.button("Start run", key="tr_start", type="primary"):
-    out = run_safely(runq.start_run, conn, project.id, method, preset_name, int(seed), overrides)
+if st.button("Start run", key="tr_start", type="primary", disabled=bool(overrides.pop("__invalid__", False))):
+    out = run_safely(actions.start_run, conn, project.id, method_name, preset_name, int(seed), overrides)
     if out:
         st.success(f"Run {out[0].id} queued.")
 
@@ -114,6 +98,16 @@ if failed:
     with st.expander(f"Why run {failed[0].id} failed"):
         st.code(jobq.get_job(conn, failed[0].job_id).error or "", language=None)
 
+
+def _inputs(r) -> dict:
+    """What the run saw, fixed when it was started."""
+    if r.inputs is None:
+        return {"gold labels": len(r.gold_snapshot), "note": "started before input snapshots were kept"}
+    return {"gold labels": len(r.gold_snapshot), "unlabeled examples": len(r.inputs["unlabeled"]),
+            "evaluation examples": len(r.inputs["eval"]), "rejected examples": len(r.inputs["rejected"]),
+            "inputs sha256": r.inputs["sha256"][:16]}  # fmt: skip
+
+
 st.subheader("Compare two runs")
 ids = [r.id for r in runs]
 a, b = st.columns(2)
@@ -126,4 +120,4 @@ for col, rid in ((a, ra), (b, rb)):
     col.write(f"**Run {r.id}** · {r.method} · {r.preset} · {r.status}")
     col.json({"metrics": {k: v for k, v in (r.metrics or {}).items() if not isinstance(v, dict | list)},
               "settings (differences from paper)": json.loads(json.dumps(diff)),
-              "gold snapshot": f"{len(r.gold_snapshot)} labels"}, expanded=False)  # fmt: skip
+              "trained on": _inputs(r)}, expanded=False)  # fmt: skip

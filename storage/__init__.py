@@ -2,7 +2,16 @@
 runs, rounds, pseudo-labels, predictions and artifacts. No torch here: the UI imports it."""
 
 from .db import connect, db_path, write
-from .examples import ImportReport, add_examples, all_examples, count_examples, get_example, import_file, page_examples
+from .examples import (
+    ImportReport,
+    add_examples,
+    all_examples,
+    count_examples,
+    examples_by_ids,
+    get_example,
+    import_file,
+    page_examples,
+)
 from .exports import export_data, labeled_rows
 from .importers import ImportFileError, read_table
 from .labels import class_counts, gold_labels, history, set_label, undo_last
@@ -29,6 +38,7 @@ __all__ = [
     "create_project",
     "db_path",
     "delete_project",
+    "examples_by_ids",
     "export_data",
     "get_example",
     "get_project",

@@ -202,3 +202,13 @@ def all_examples(db: sqlite_utils.Database, project_id: int, split: str = "pool"
         Example.of(r)
         for r in db.query(_SELECT + " WHERE e.project_id = ? AND e.split = ? ORDER BY e.id", [project_id, split])
     ]
+
+
+def examples_by_ids(db: sqlite_utils.Database, ids: list[int]) -> list[Example]:
+    """The examples with these ids, in the order given (ids no longer in the store are left out)."""
+    found: dict[int, Example] = {}
+    for s in range(0, len(ids), 900):  # SQLite's limit on bound parameters
+        chunk = ids[s : s + 900]
+        rows = db.query(_SELECT + f" WHERE e.id IN ({','.join('?' * len(chunk))})", chunk)
+        found.update((r["id"], Example.of(r)) for r in rows)
+    return [found[i] for i in ids if i in found]

@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
 
 def _json(value: str | None, default: Any = None) -> Any:
     return json.loads(value) if value else default
+
+
+def _of(cls: type, r: dict, decode: dict[str, Any] | None = None, **computed: Any) -> Any:
+    """A record from a row by column name: JSON columns in `decode` (name -> default when NULL), missing optional
+    columns (an older schema) take their field default."""
+    decode = decode or {}
+    kw: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name in computed:
+            kw[f.name] = computed[f.name]
+        elif f.name in r:
+            kw[f.name] = _json(r[f.name], decode[f.name]) if f.name in decode else r[f.name]
+        elif f.default is MISSING and f.default_factory is MISSING:  # type: ignore[misc]
+            raise KeyError(f"{cls.__name__}: the row has no column {f.name!r}")
+    return cls(**kw)
 
 
 @dataclass(frozen=True)
@@ -23,9 +38,7 @@ class Project:
 
     @classmethod
     def of(cls, r: dict) -> Project:
-        return cls(
-            r["id"], r["name"], r["task"], _json(r["labels"], []), r["backbone"], r["target_gold"], r["created_at"]
-        )
+        return _of(cls, r, {"labels": []})
 
     @property
     def slots(self) -> tuple[str, ...]:
@@ -43,11 +56,11 @@ class Example:
     split: str
     gold: int | None = None  # current gold label, if any
 
+    eval_label: int | None = None  # the label of an evaluation-split example
+
     @classmethod
     def of(cls, r: dict) -> Example:
-        return cls(
-            r["id"], r["project_id"], r["text"], r["text_a"], r["text_b"], r["source"], r["split"], r.get("gold")
-        )
+        return _of(cls, r)
 
     def row(self) -> dict[str, str]:
         """The texts as list_core expects them."""
@@ -71,7 +84,7 @@ class LabelEvent:
 
     @classmethod
     def of(cls, r: dict) -> LabelEvent:
-        return cls(r["id"], r["example_id"], r["old_label"], r["new_label"], r["at"], r["by"], r["reason"])
+        return _of(cls, r)
 
 
 @dataclass(frozen=True)
@@ -80,12 +93,13 @@ class PromptVersion:
     project_id: int
     version: int
     template: str
-    label_words: list[str]
+    label_words: list[str | list[str]]  # per class: a word, or several
     created_at: str
+    descriptions: list[str] | None = None  # per class, optional
 
     @classmethod
     def of(cls, r: dict) -> PromptVersion:
-        return cls(r["id"], r["project_id"], r["version"], r["template"], _json(r["label_words"], []), r["created_at"])
+        return _of(cls, r, {"label_words": [], "descriptions": None})
 
 
 @dataclass(frozen=True)
@@ -113,12 +127,7 @@ class Job:
 
     @classmethod
     def of(cls, r: dict) -> Job:
-        return cls(
-            r["id"], r["project_id"], r["kind"], _json(r["payload"], {}), r["status"], r["created_at"],
-            r["started_at"], r["finished_at"], r["heartbeat_at"], r["worker_id"], r["attempts"],
-            bool(r["cancel_requested"]), r["stage"], r["step"], r["total"], r["eta_seconds"], r["message"],
-            r["error"], _json(r["result"]), r.get("run_eta_seconds"),
-        )  # fmt: skip
+        return _of(cls, r, {"payload": {}, "result": None}, cancel_requested=bool(r["cancel_requested"]))
 
     @property
     def done(self) -> bool:
@@ -145,13 +154,11 @@ class Run:
     created_at: str
     finished_at: str | None
 
+    inputs: dict[str, Any] | None = None  # what the run trains on, fixed at enqueue (None: runs made before)
+
     @classmethod
     def of(cls, r: dict) -> Run:
-        return cls(
-            r["id"], r["project_id"], r["job_id"], r["method"], r["preset"], _json(r["config"], {}), r["seed"],
-            r["status"], r["backbone"], r["backbone_hash"], r["head"], r["prompt_id"], _json(r["gold_snapshot"], []),
-            _json(r["metrics"]), r["checkpoint_dir"], r["created_at"], r["finished_at"],
-        )  # fmt: skip
+        return _of(cls, r, {"config": {}, "gold_snapshot": [], "metrics": None, "inputs": None})
 
 
 @dataclass(frozen=True)
@@ -170,10 +177,7 @@ class PseudoLabel:
     @classmethod
     def of(cls, r: dict) -> PseudoLabel:
         text = r.get("text") if r.get("text") is not None else f"{r.get('text_a') or ''} || {r.get('text_b') or ''}"
-        return cls(
-            r["run_id"], r["round"], r["example_id"], _json(r["probs"], []), r["label"], r["confidence"],
-            r["weight"], bool(r["flipped"]), text, r.get("gold"),
-        )  # fmt: skip
+        return _of(cls, r, {"probs": []}, flipped=bool(r["flipped"]), text=text)
 
 
 @dataclass(frozen=True)
@@ -189,4 +193,4 @@ class Artifact:
 
     @classmethod
     def of(cls, r: dict) -> Artifact:
-        return cls(r["id"], r["project_id"], r["run_id"], r["kind"], r["path"], r["size"], r["sha256"], r["created_at"])
+        return _of(cls, r)

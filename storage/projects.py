@@ -60,16 +60,26 @@ def delete_project(db: sqlite_utils.Database, project_id: int) -> None:
         db.execute("DELETE FROM projects WHERE id = ?", [project_id])
 
 
-def save_prompt(db: sqlite_utils.Database, project_id: int, template: str, label_words: list[str]) -> PromptVersion:
-    """Store a new prompt version (unchanged prompts are not duplicated)."""
+def save_prompt(
+    db: sqlite_utils.Database,
+    project_id: int,
+    template: str,
+    label_words: list[str | list[str]],
+    descriptions: list[str] | None = None,
+) -> PromptVersion:
+    """Store a new prompt version (unchanged prompts are not duplicated). Per class: one label word or a list of
+    them, and optionally a description."""
+    words = [w if isinstance(w, str) else list(w) for w in label_words]
+    desc = list(descriptions) if descriptions and any(d.strip() for d in descriptions) else None
     latest = latest_prompt(db, project_id)
-    if latest and latest.template == template and latest.label_words == list(label_words):
+    if latest and latest.template == template and latest.label_words == words and latest.descriptions == desc:
         return latest
     with write(db):
         version = (latest.version if latest else 0) + 1
         cur = db.execute(
-            "INSERT INTO prompts (project_id, version, template, label_words, created_at) VALUES (?, ?, ?, ?, ?)",
-            [project_id, version, template, json.dumps(list(label_words)), now()],
+            "INSERT INTO prompts (project_id, version, template, label_words, descriptions, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [project_id, version, template, json.dumps(words), json.dumps(desc) if desc else None, now()],
         )
     return get_prompt(db, cur.lastrowid)
 

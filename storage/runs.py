@@ -26,26 +26,29 @@ def create_run(
     prompt_id: int | None,
     job_id: int | None = None,
 ) -> Run:
-    """A run, with a snapshot of the gold labels it will use."""
-    snapshot = [list(x) for x in gold_labels(db, project_id)]
+    """A run with a snapshot of everything it trains on (gold labels, unlabeled, evaluation and rejected
+    example ids), taken in the same transaction as the insert."""
     with write(db):
+        snapshot = [list(x) for x in gold_labels(db, project_id)]
+        inputs = _inputs(db, project_id, snapshot, prompt_id)
         cur = db.execute(
-            "INSERT INTO runs (project_id, job_id, method, preset, config, seed, backbone, prompt_id, gold_snapshot, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                project_id,
-                job_id,
-                method,
-                preset,
-                json.dumps(config),
-                seed,
-                backbone,
-                prompt_id,
-                json.dumps(snapshot),
-                now(),
-            ],
-        )
+            "INSERT INTO runs (project_id, job_id, method, preset, config, seed, backbone, prompt_id, gold_snapshot, "
+            "inputs, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [project_id, job_id, method, preset, json.dumps(config), seed, backbone, prompt_id, json.dumps(snapshot),
+             json.dumps(inputs), now()],
+        )  # fmt: skip
     return get_run(db, cur.lastrowid)
+
+
+def _inputs(db: sqlite_utils.Database, project_id: int, gold: list[list[int]], prompt_id: int | None) -> dict[str, Any]:
+    ids = lambda sql: [r[0] for r in db.execute(sql, [project_id])]  # noqa: E731
+    rejected = ids("SELECT example_id FROM excluded WHERE project_id = ? ORDER BY example_id")
+    gold_ids, skip = {g for g, _ in gold}, set(rejected)
+    unlabeled = [i for i in ids("SELECT id FROM examples WHERE project_id = ? AND split = 'pool' ORDER BY id")
+                 if i not in gold_ids and i not in skip]  # fmt: skip
+    evals = ids("SELECT id FROM examples WHERE project_id = ? AND split = 'eval' ORDER BY id")
+    h = hashlib.sha256(json.dumps([gold, unlabeled, evals, rejected, prompt_id]).encode()).hexdigest()
+    return {"unlabeled": unlabeled, "eval": evals, "rejected": rejected, "sha256": h}
 
 
 def get_run(db: sqlite_utils.Database, run_id: int) -> Run:
@@ -221,30 +224,72 @@ def artifacts(db: sqlite_utils.Database, project_id: int) -> list[Artifact]:
 def start_run(
     db: sqlite_utils.Database,
     project_id: int,
-    method: str = "list",
-    preset: str = "fast",
-    seed: int = 42,
-    overrides: dict[str, Any] | None = None,
+    method: str,
+    preset: str,
+    config: dict[str, Any],
+    seed: int,
 ) -> tuple[Run, Job]:
-    """Validate the config, snapshot the gold labels, create the run and enqueue its job (torch-free)."""
-    from list_core.config import preset as make_preset
-
+    """Check the project is ready, then create the run with its input snapshot and enqueue its job, all in one
+    transaction (a crash leaves both or neither). `config` is an already validated TrainConfig dict: storage
+    does not import the engine (the app validates with list_core.config, see ui.actions)."""
     from .jobs import enqueue
     from .labels import class_counts
     from .projects import get_project, latest_prompt
 
     project = get_project(db, project_id)
-    prompt = latest_prompt(db, project_id)
-    if prompt is None:
-        raise StoreError("write a prompt (template and label words) before training")
-    missing = [lab for lab, n in zip(project.labels, class_counts(db, project_id)) if n == 0]
-    if missing:
-        raise StoreError(f"no gold example for {missing}: label at least one example of each class")
-    try:  # "custom" is the fast preset with the user's overrides
-        cfg = make_preset("fast" if preset == "custom" else preset, seed=seed, **(overrides or {}))
-    except (TypeError, ValueError) as e:
-        raise StoreError(f"invalid training settings: {e}") from None
-    run = create_run(db, project_id, method, preset, cfg.to_dict(), seed, project.backbone, prompt.id)
-    job = enqueue(db, "list_run", {"run_id": run.id}, project_id=project_id)
-    update_run(db, run.id, job_id=job.id)
+    with write(db):
+        prompt = latest_prompt(db, project_id)
+        if prompt is None:
+            raise StoreError("write a prompt (template and label words) before training")
+        missing = [lab for lab, n in zip(project.labels, class_counts(db, project_id)) if n == 0]
+        if missing:
+            raise StoreError(f"no gold example for {missing}: label at least one example of each class")
+        run = create_run(db, project_id, method, preset, config, seed, project.backbone, prompt.id)
+        job = enqueue(db, "list_run", {"run_id": run.id}, project_id=project_id)
+        db.execute("UPDATE runs SET job_id = ? WHERE id = ?", [job.id, run.id])
     return get_run(db, run.id), job
+
+
+def enqueue_file_prediction(db: sqlite_utils.Database, project_id: int, run_id: int, rows: list[dict]) -> Job:
+    """A prediction job for many rows: the rows go to their own table (`file_predictions`), not the job row."""
+    from .jobs import enqueue
+
+    with write(db):
+        job = enqueue(db, "predict", {"run_id": run_id, "file_rows": len(rows)}, project_id=project_id)
+        db.conn.executemany(
+            "INSERT INTO file_predictions (job_id, row, input) VALUES (?, ?, ?)",
+            [(job.id, i, json.dumps(r, ensure_ascii=False)) for i, r in enumerate(rows)],
+        )
+    return job
+
+
+def file_prediction_inputs(db: sqlite_utils.Database, job_id: int) -> list[dict]:
+    return [
+        json.loads(r[0])
+        for r in db.execute("SELECT input FROM file_predictions WHERE job_id = ? ORDER BY row", [job_id])
+    ]
+
+
+def save_file_predictions(db: sqlite_utils.Database, job_id: int, probs: list[list[float]]) -> None:
+    with write(db):
+        db.conn.executemany(
+            "UPDATE file_predictions SET probs = ? WHERE job_id = ? AND row = ?",
+            [(json.dumps(p), job_id, i) for i, p in enumerate(probs)],
+        )
+
+
+def file_predictions(db: sqlite_utils.Database, job_id: int) -> list[tuple[dict, list[float] | None]]:
+    """(input row, probabilities or None) of a file prediction job, in row order."""
+    return [(json.loads(a), json.loads(b) if b else None) for a, b in
+            db.execute("SELECT input, probs FROM file_predictions WHERE job_id = ? ORDER BY row", [job_id])]  # fmt: skip
+
+
+def has_predictions(db: sqlite_utils.Database, project_id: int) -> bool:
+    """Whether the project has model suggestions (from a run, or from the prompt alone)."""
+    return db.execute("SELECT 1 FROM predictions WHERE project_id = ? LIMIT 1", [project_id]).fetchone() is not None
+
+
+def has_run_predictions(db: sqlite_utils.Database, project_id: int) -> bool:
+    """Whether a trained run's suggestions exist (then the prompt's own suggestions must not replace them)."""
+    row = db.execute("SELECT 1 FROM predictions WHERE project_id = ? AND run_id IS NOT NULL LIMIT 1", [project_id])
+    return row.fetchone() is not None

@@ -189,3 +189,32 @@ CREATE TABLE excluded (
     by TEXT NOT NULL
 );
 """
+
+
+@migrations()
+def m004_run_inputs_file_predictions_verbalisers(db) -> None:
+    for statement in RUN_INPUTS:  # one by one: trigger bodies hold semicolons
+        db.execute(statement)
+
+
+RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+_STATUSES = ", ".join(f"'{s}'" for s in RUN_STATUSES)
+_ABORT = f"SELECT RAISE(ABORT, 'runs.status must be one of {'/'.join(RUN_STATUSES)}')"
+RUN_INPUTS = [
+    # what a run trains on, fixed at enqueue: JSON {"unlabeled": [ids], "eval": [ids], "rejected": [ids], "sha256"}
+    "ALTER TABLE runs ADD COLUMN inputs TEXT",
+    f"UPDATE runs SET status = 'failed' WHERE status NOT IN ({_STATUSES})",
+    # SQLite cannot add a CHECK to an existing table without rebuilding it (and cascading deletes): triggers
+    f"CREATE TRIGGER runs_status_insert BEFORE INSERT ON runs WHEN NEW.status NOT IN ({_STATUSES}) BEGIN {_ABORT}; END",
+    f"CREATE TRIGGER runs_status_update BEFORE UPDATE OF status ON runs WHEN NEW.status NOT IN ({_STATUSES}) "
+    f"BEGIN {_ABORT}; END",
+    # richer verbalisers: label_words entries may be lists; an optional description per class (JSON list)
+    "ALTER TABLE prompts ADD COLUMN descriptions TEXT",
+    """CREATE TABLE file_predictions (
+        job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        row INTEGER NOT NULL,
+        input TEXT NOT NULL,                 -- JSON {"text": ...} or {"text_a": ..., "text_b": ...}
+        probs TEXT,                          -- JSON list, written by the worker
+        PRIMARY KEY (job_id, row)
+    )""",
+]

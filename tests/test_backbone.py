@@ -37,5 +37,5 @@ def test_default_backbone_resolves_offline(monkeypatch):
 
 def test_missing_local_folder_fails_clearly(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(OSError):
+    with pytest.raises(FileNotFoundError, match=r"backbone folder .*nope does not exist"):
         load_backbone(str(tmp_path / "nope"), device="cpu")

@@ -26,9 +26,12 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 ARTIFACTS = Path(os.environ.get("LIST_TEST_ARTIFACTS", ROOT / "test-artifacts"))
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
-)
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
+    ),
+]
 
 
 def _free_port() -> int:
@@ -114,9 +117,9 @@ def test_whole_loop_in_a_real_browser(server, tmp_path, tiny_dirs):
         # Prompt workbench
         page.goto(url + "/prompt")
         expect(page.get_by_role("heading", name="Prompt workbench", exact=True)).to_be_visible()
-        page.get_by_role("textbox", name="Label word for “negative”", exact=True).fill("bad")
-        page.get_by_role("textbox", name="Label word for “positive”", exact=True).fill("great")
-        page.get_by_role("textbox", name="Label word for “positive”", exact=True).press("Enter")
+        page.get_by_role("textbox", name="Label words for “negative”", exact=True).fill("bad")
+        page.get_by_role("textbox", name="Label words for “positive”", exact=True).fill("great")
+        page.get_by_role("textbox", name="Label words for “positive”", exact=True).press("Enter")
         page.get_by_role("button", name="Save prompt").click()
         expect(page.get_by_text("Saved as version 1")).to_be_visible()
         shot("2-prompt")

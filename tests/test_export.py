@@ -35,7 +35,7 @@ def trained(path, head="prompt", bottleneck=4, seed=0) -> ListModel:
     return m
 
 
-@pytest.mark.parametrize("head", ["prompt", "classic"])
+@pytest.mark.parametrize("head", ["prompt", "classic", "similarity", "probe"])
 def test_native_round_trip(tiny_dirs, tmp_path, head):
     m = trained(tiny_dirs["bert"], head)
     before = m.logits(m.encode(ROWS))
@@ -86,7 +86,7 @@ def test_peft_round_trip_reproduces_mask_logits(tiny_dirs, tmp_path, family):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("head", ["prompt", "classic"])
+@pytest.mark.parametrize("head", ["prompt", "classic", "similarity"])
 def test_folded_round_trip(tiny_dirs, tmp_path, family, head):
     m = trained(tiny_dirs[family], head)
     before = m.logits(m.encode(ROWS))
@@ -106,7 +106,7 @@ def test_folded_round_trip(tiny_dirs, tmp_path, family, head):
 
 def test_serving_many_adapters_on_one_backbone(tiny_dirs, tmp_path):
     expected = {}
-    for i, (head, r) in enumerate([("prompt", 4), ("classic", 4), ("prompt", 6)]):
+    for i, (head, r) in enumerate([("prompt", 4), ("classic", 4), ("prompt", 6), ("similarity", 4)]):
         m = trained(tiny_dirs["bert"], head, bottleneck=r, seed=i)
         expected[f"t{i}"] = m.logits(m.encode(ROWS)).softmax(-1)
         save_native(m, tmp_path / f"t{i}", labels=["neg", "pos"])
@@ -117,6 +117,29 @@ def test_serving_many_adapters_on_one_backbone(tiny_dirs, tmp_path):
         assert (server.predict_proba(name, ROWS) - expected[name]).abs().max() <= 1e-5
     with pytest.raises(KeyError, match="no task 'nope'"):
         server.predict_proba("nope", ROWS)
+
+
+def test_peft_round_trip_of_the_similarity_head(tiny_headless_dir, tmp_path):
+    """A sentence encoder's export: the encoder with the adapters as LoRA, the similarity head beside it."""
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    from transformers import AutoModel
+
+    from list_core.heads import SimilarityHead
+
+    m = trained(tiny_headless_dir, "similarity")
+    assert m.head_kind == "similarity"
+    save_peft(m, tmp_path / "peft", labels=["neg", "pos"])
+    enc = m.encode(ROWS)
+    b = collate(enc, list(range(len(ROWS))), m.pad_id, m.device)
+    pm = PeftModel.from_pretrained(AutoModel.from_pretrained(str(tiny_headless_dir)), str(tmp_path / "peft")).eval()
+    head = SimilarityHead(torch.zeros(2, 32))
+    head.load_state_dict(load_file(str(tmp_path / "peft" / "list_head.safetensors")))
+    with torch.no_grad():
+        hidden = pm(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).last_hidden_state
+        theirs = head(hidden, b["attention_mask"], None)
+        ours = m(**b)
+    assert (ours - theirs).abs().max() <= 1e-4
 
 
 def test_predict_cli_reports_bad_rows_and_predicts_the_rest(tiny_dirs, tmp_path):

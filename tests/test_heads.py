@@ -68,3 +68,35 @@ def test_self_trained_probe_follows_the_median_rule_by_hand():
         torch.from_numpy(pool_x)[:, None, :], torch.ones(len(pool_x), 1), torch.zeros(len(pool_x), dtype=torch.long)
     )
     assert np.abs(logits.softmax(-1).detach().numpy() - ref.predict_proba(pool_x)).max() < 1e-4
+
+
+def test_similarity_head_starts_as_the_zero_shot_cosine_classifier():
+    from list_core.heads import SimilarityHead
+
+    g = torch.Generator().manual_seed(0)
+    protos = torch.randn(3, 8, generator=g)
+    head = SimilarityHead(protos, scale=20.0)
+    hidden = torch.randn(4, 5, 8, generator=g)  # (B, T, D)
+    am = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0], [1, 1, 0, 0, 0]])
+    x = torch.nn.functional.normalize((hidden * am[..., None]).sum(1) / am.sum(1, keepdim=True), dim=-1)
+    cos = x @ torch.nn.functional.normalize(protos, dim=-1).T  # the zero-shot scores, by hand
+    logits = head(hidden, am, torch.zeros(4, dtype=torch.long))
+    assert torch.allclose(logits, 20.0 * cos, atol=1e-5)
+    # any linear classifier of normalised features is held exactly (a teacher fitted on frozen features) ...
+    w, b = torch.randn(3, 8, generator=g), torch.randn(3, generator=g)
+    head.set_linear(w, b)
+    assert torch.allclose(head(hidden, am, None), x @ w.T + b, atol=1e-5)
+    # ... and a fresh student re-starts from the verbaliser prototypes
+    head.reset_parameters()
+    assert torch.allclose(head(hidden, am, None), 20.0 * cos, atol=1e-5)
+
+
+def test_linear_of_binary_and_multiclass_match_predict_proba():
+    from list_core.heads import linear_of
+
+    for classes in (2, 3):
+        x, y = _features(30, 6, classes, seed=3)
+        clf = LogisticRegression(C=10.0, max_iter=5000).fit(x.numpy(), y.numpy())
+        w, b = linear_of(clf, classes, 6)
+        ours = (x @ w.T + b).softmax(-1).numpy()
+        assert np.abs(ours - clf.predict_proba(x.numpy())).max() < 1e-5

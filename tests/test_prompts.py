@@ -89,3 +89,74 @@ def test_max_length_too_small_for_template(bert):
     p = Prompt("{text} this is a rather long template with many words {mask} .", ("bad", "great"))
     with pytest.raises(PromptError, match="leaves no room"):
         encode(p, bert.tokenizer, [{"text": "x"}], max_length=8)
+
+
+def test_verbalisers_with_several_words_and_descriptions():
+    p = Prompt("{text} It was {mask} .", (("terrible", "bad"), "great"), ("a negative review", ""))
+    assert p.words == (("terrible", "bad"), ("great",)) and p.num_classes == 2
+    assert p.verbaliser_sentences() == [["It was terrible .", "It was bad .", "a negative review"], ["It was great ."]]
+    assert Prompt.from_json(p.to_json()) == p
+    topic = Prompt("[ Topic : {mask} ] {text}", ("sports", "politics"))
+    assert topic.verbaliser_sentences() == [["[ Topic : sports ]"], ["[ Topic : politics ]"]]
+    assert Prompt("{text} {mask}", ("a", "b"), ("", "  ")).descriptions is None  # all empty: none
+
+
+@pytest.mark.parametrize(
+    "words, descriptions, match",
+    [
+        ((("good", "great"), ("bad", "great")), None, r"duplicate label words: \['great'\]"),
+        ((("good", "good"), "bad"), None, "lists a label word twice"),
+        (((), "bad"), None, "class 0 has no label word"),
+        ((("good", " "), "bad"), None, "of class 0 is empty"),
+        (("good", "bad"), ("only one",), "one description"),
+        ("good", None, "at least two classes"),
+    ],
+)
+def test_bad_verbalisers_name_the_problem(words, descriptions, match):
+    with pytest.raises(PromptError, match=match):
+        Prompt("{text} It was {mask} .", words, descriptions)
+
+
+def test_mlm_head_averages_the_words_logits(bert):
+    import torch
+
+    from list_core.config import AdapterConfig
+    from list_core.data import collate
+    from list_core.model import ListModel
+
+    prompt = Prompt("{text} It was {mask} .", (("bad", "terrible"), ("great", "good", "fine")))
+    m = ListModel(bert, prompt, head="prompt", adapter=AdapterConfig(bottleneck=2)).eval()
+    rows = [{"text": "a fine film"}, {"text": "bad acting"}]
+    enc = m.encode(rows)
+    b = collate(enc, [0, 1], m.pad_id, m.device)
+    ids = label_word_ids(prompt, bert.tokenizer)
+    assert len(ids) == 5
+    with torch.no_grad():
+        ours = m(**b)
+    # the untrained head is the MLM head itself: the MLM's own logits of the five words, with the model's adapters
+    with torch.no_grad(), bert.activate(m.adapter_name):
+        adapted = bert.model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+    words = adapted[torch.arange(2), b["mask_pos"]][:, ids]
+    expected = torch.stack([words[:, :2].mean(-1), words[:, 2:].mean(-1)], -1)
+    assert torch.allclose(ours, expected, atol=1e-4)
+
+
+def test_similarity_prototypes_average_the_verbaliser_embeddings(tiny_headless_dir):
+    import torch
+
+    from list_core.backbone import load_backbone
+    from list_core.data import Encoded
+    from list_core.model import ListModel
+
+    bb = load_backbone(str(tiny_headless_dir), device="cpu")
+    prompt = Prompt("{text} It was {mask} .", (("bad", "awful"), "great"), ("", "a positive review"))
+    m = ListModel(bb, prompt, head="auto", adapter=None)
+    assert m.head_kind == "similarity" and m.plain_input
+    sentences = [{"text": s} for s in ("It was bad .", "It was awful .", "It was great .", "a positive review")]
+    x = m.frozen_features(Encoded.of(prompt, bb.tokenizer, sentences, 128, plain=True))
+    expected = torch.nn.functional.normalize(torch.stack([x[:2].mean(0), x[2:].mean(0)]), dim=-1)
+    assert torch.allclose(m.head.prototypes.detach(), expected, atol=1e-5)
+    # zero-shot = argmax of the cosine between the text alone and each prototype
+    rows = [{"text": "great stuff"}, {"text": "bad stuff"}]
+    feats = m.frozen_features(m.encode(rows))
+    assert torch.allclose(m.logits(m.encode(rows)), m.head.log_scale.exp() * (feats @ expected.T), atol=1e-4)

@@ -53,14 +53,14 @@ def test_end_to_end_all_stages(bert):
     assert {"setup", "teacher", "pseudo_label", "kd_warmup", "meta", "finetune", "round_end", "done"} <= stages
     assert len(res.rounds) == 2 and len(res.tables) == 2
     for m in res.rounds:
-        assert sum(m["pseudo_label_counts"].values()) == len(POOL)
-        assert 0 <= m["eval_accuracy"] <= 1 and m["weights"]["count"] == 2 * 4  # 2 meta steps x batch 4
-        assert m["warmup_steps"] == 4
+        assert sum(m.pseudo_label_counts.values()) == len(POOL)
+        assert 0 <= m.eval_accuracy <= 1 and m.weights.count == 2 * 4  # 2 meta steps x batch 4
+        assert m.warmup_steps == 4
     row = res.tables[1][0]
-    assert set(row) == {"index", "id", "probs", "label", "confidence", "weight", "flipped"}
-    assert abs(sum(row["probs"]) - 1) < 1e-4 and row["id"] == "u0"
-    assert not any(r["flipped"] for r in res.tables[0])  # nothing to flip from in round 1
-    weights = [r["weight"] for r in res.tables[1] if r["weight"] is not None]
+    assert set(row.to_dict()) == {"index", "id", "probs", "label", "confidence", "weight", "flipped"}
+    assert abs(sum(row.probs) - 1) < 1e-4 and row.id == "u0"
+    assert not any(r.flipped for r in res.tables[0])  # nothing to flip from in round 1
+    weights = [r.weight for r in res.tables[1] if r.weight is not None]
     assert weights and all(w >= 0 for w in weights)
     probs = res.predict_proba([{"text": "great"}])
     assert probs.shape == (1, 2)

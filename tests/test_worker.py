@@ -13,6 +13,7 @@ import storage as st
 from list_core.export import load_classifier
 from storage import jobs as jobq
 from storage import runs as runq
+from ui import actions
 from worker.runner import Worker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,14 +49,15 @@ def project(tmp_path, tiny_dirs):
 
 def test_list_run_end_to_end(project):
     db, p, path = project
-    run, job = runq.start_run(db, p.id, "list", "fast", seed=3, overrides=TINY)
+    run, job = actions.start_run(db, p.id, "list", "fast", seed=3, overrides=TINY)
     done = Worker(path, poll_s=0.1).run_once()
     assert done.id == job.id and done.status == "succeeded", done.error
     run = runq.get_run(db, run.id)
     assert run.status == "succeeded" and run.head == "prompt" and run.backbone_hash
     assert len(run.gold_snapshot) == 8
     assert [m.get("round") for m in runq.rounds(db, run.id)] == [0, 1, 2]
-    assert "eval_accuracy" in run.metrics and "pseudo_label_counts" in run.metrics
+    assert run.metrics["eval_accuracy"] is not None and run.metrics["chosen_round"] == 2 and run.metrics["rounds"] == 2
+    assert run.inputs["unlabeled"] and len(run.inputs["unlabeled"]) == len(POOL) - 8 and len(run.inputs["eval"]) == 2
     pls = runq.pseudo_labels(db, run.id, 2, limit=100)
     assert len(pls) == len(POOL) - 8 and all(abs(sum(pl.probs) - 1) < 1e-3 for pl in pls)
     assert any(pl.weight is not None for pl in pls)
@@ -84,7 +86,7 @@ def test_prompt_eval_job(project):
     assert done.status == "succeeded", done.error
     board = done.result["leaderboard"]
     assert "accuracy" in board[0] and "loss" in board[0]
-    assert "is 5 tokens" in board[1]["error"] or "tokens" in board[1]["error"]
+    assert "'unfathomableness' is 5 tokens" in board[1]["error"]
     assert set(done.result["suggestions"]) == {"negative", "positive"}
     assert job.id == done.id
 
@@ -92,7 +94,7 @@ def test_prompt_eval_job(project):
 def test_failed_job_keeps_the_traceback(project):
     db, p, path = project
     st.save_prompt(db, p.id, "{text} It was {mask} .", ["bad", "unfathomableness"])
-    run, _ = runq.start_run(db, p.id, "list", "fast", overrides=TINY)
+    run, _ = actions.start_run(db, p.id, "list", "fast", overrides=TINY)
     done = Worker(path).run_once()
     assert done.status == "failed" and "unfathomableness" in done.error and "Traceback" in done.error
     assert runq.get_run(db, run.id).status == "failed"
@@ -101,13 +103,13 @@ def test_failed_job_keeps_the_traceback(project):
 def test_start_run_checks_before_enqueueing(project):
     db, p, _ = project
     with pytest.raises(st.StoreError, match="invalid training settings: tau=2"):
-        runq.start_run(db, p.id, overrides={"tau": 2})
+        actions.start_run(db, p.id, overrides={"tau": 2})
     p2 = st.create_project(db, "empty", "single", ["a", "b"], "x")
     with pytest.raises(st.StoreError, match="write a prompt"):
-        runq.start_run(db, p2.id)
+        actions.start_run(db, p2.id)
     st.save_prompt(db, p2.id, "{text} {mask}", ["a", "b"])
     with pytest.raises(st.StoreError, match=r"no gold example for \['a', 'b'\]"):
-        runq.start_run(db, p2.id)
+        actions.start_run(db, p2.id)
 
 
 def _spawn_worker(path: Path, *extra: str) -> subprocess.Popen:
@@ -134,7 +136,7 @@ SLOW = {**TINY, "rounds": 3, "student_steps": 120}
 
 def test_cancel_reaches_a_running_job(project):
     db, p, path = project
-    run, job = runq.start_run(db, p.id, overrides={**SLOW, "rounds": 50})
+    run, job = actions.start_run(db, p.id, overrides={**SLOW, "rounds": 50})
     proc = _spawn_worker(path)
     try:
         _wait(lambda: jobq.get_job(db, job.id).stage, 120, "the job to start")
@@ -150,7 +152,7 @@ def test_cancel_reaches_a_running_job(project):
 
 def test_sigkilled_worker_job_resumes_from_checkpoint(project):
     db, p, path = project
-    run, job = runq.start_run(db, p.id, overrides=SLOW)
+    run, job = actions.start_run(db, p.id, overrides=SLOW)
     first = _spawn_worker(path, "--stale", "2")
     try:
         _wait(lambda: len(runq.rounds(db, run.id)) >= 2, 180, "round 1 to be saved")
@@ -176,14 +178,12 @@ def test_sigkilled_worker_job_resumes_from_checkpoint(project):
 
 
 def test_worker_keeps_only_the_most_recently_used_backbones(tmp_path, tiny_dirs, monkeypatch):
-    from worker.handlers import backbone
-
     monkeypatch.setenv("LIST_BACKBONE_CACHE", "1")
-    w = Worker(str(tmp_path / "w.db"))
-    first = backbone(w, str(tiny_dirs["bert"]))
-    assert backbone(w, str(tiny_dirs["bert"])) is first  # loaded once
-    backbone(w, str(tiny_dirs["roberta"]))
-    assert list(w.backbones) == [str(tiny_dirs["roberta"])]  # the older one was freed
+    ctx = Worker(str(tmp_path / "w.db")).context
+    first = ctx.backbone(str(tiny_dirs["bert"]))
+    assert ctx.backbone(str(tiny_dirs["bert"])) is first  # loaded once
+    ctx.backbone(str(tiny_dirs["roberta"]))
+    assert list(ctx.backbones) == [str(tiny_dirs["roberta"])]  # the older one was freed
 
 
 def test_run_eta_from_the_measured_round_time(project):
@@ -192,15 +192,15 @@ def test_run_eta_from_the_measured_round_time(project):
     from storage import jobs as jobq
 
     db, p, path = project
-    run, job = runq.start_run(db, p.id, "list", "fast", overrides={**TINY, "rounds": 3})
+    run, job = actions.start_run(db, p.id, "list", "fast", overrides={**TINY, "rounds": 3})
     job = jobq.claim(db, "w1")
     w = Worker(path)
     clock = iter([0.0, 1.0, 10.0, 12.0, 30.0])
-    pw = handlers.ProgressWriter(w, job, run, clock=lambda: next(clock))
-    pw(Event("round_end", round=0, metrics={}))  # t=0: teacher done, round 1 starts
+    pw = handlers.ProgressWriter(w.context, job, run, clock=lambda: next(clock))
+    pw(Event("round_end", round=0))  # t=0: teacher done, round 1 starts
     pw(Event("meta", 1, 10, round=1))  # t=1: no round timed yet
     assert jobq.get_job(db, job.id).run_eta_seconds is None
-    pw(Event("round_end", round=1, metrics={}))  # t=10: a round takes 10 s
+    pw(Event("round_end", round=1))  # t=10: a round takes 10 s
     pw(Event("meta", 2, 10, round=2))  # t=12: 8 s left in round 2, then round 3
     assert jobq.get_job(db, job.id).run_eta_seconds == 18.0
     pw(Event("done"))  # t=30

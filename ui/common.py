@@ -12,6 +12,7 @@ from pathlib import Path
 import streamlit as st
 
 import storage as st_store
+from list_core import methods
 from storage import jobs as jobq
 from storage.db import db_path
 from storage.models import Project
@@ -105,6 +106,11 @@ def job_status_line(job) -> str:
 def fmt_seconds(s: float) -> str:
     s = int(s)
     return f"{s // 60}m {s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def trains_adapters(method: str) -> bool:
+    """Whether runs of `method` have adapter checkpoints (rounds to chart, a model to export and predict with)."""
+    return method in methods.REGISTRY and methods.get(method).trains_adapters
 
 
 def md_escape(text: str) -> str:

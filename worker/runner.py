@@ -9,12 +9,13 @@ import threading
 import time
 import traceback
 import uuid
-from collections import OrderedDict
 from pathlib import Path
 
 from storage import connect, db_path
 from storage import jobs as jobq
 from storage.models import Job
+
+from .context import JobContext
 
 log = logging.getLogger("worker")
 
@@ -38,7 +39,7 @@ class Worker:
         self.heartbeat_s = heartbeat_s
         self.stale_after_s = stale_after_s
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.backbones: OrderedDict[str, object] = OrderedDict()  # shared by this worker's jobs, LRU (handlers)
+        self.context = JobContext(self.db, self.runs_dir, self.id)  # shared by this worker's jobs (backbone cache)
         jobq.register_worker(self.db, self.id, os.getpid(), socket.gethostname())
 
     def run_forever(self, stop: threading.Event, exit_when_idle: bool = False) -> None:
@@ -69,7 +70,7 @@ class Worker:
         from .handlers import HANDLERS
 
         try:
-            result = HANDLERS[job.kind](self, job, cancel)
+            result = HANDLERS[job.kind](self.context, job, cancel)
             jobq.finish(self.db, job.id, self.id, "succeeded", result=result)
         except Cancelled:
             jobq.finish(self.db, job.id, self.id, "cancelled", error="cancelled by the user")

@@ -1,0 +1,102 @@
+"""The one registry of training methods: LiST, its baselines and whatever else is registered (the bench adds
+its external peers). The worker, the pages and the bench all read it, so adding a method touches one place.
+
+Torch-free: a method's code is named as `"module:function"` and imported only when the method runs, so the
+UI can list methods and their settings without importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .config import MODES, Knob, knobs
+
+
+@dataclass(frozen=True)
+class Method:
+    """A way to train a classifier from a prompt, gold labels and an unlabeled pool.
+
+    `runner(backbone, prompt, task, cfg, callback, should_cancel, checkpoint_dir)` returns an object with
+    `predict_proba(rows) -> (N, C)`; methods that train adapters return a `RunResult` (rounds, checkpoints).
+    """
+
+    name: str
+    title: str
+    help: str
+    runner: str | Callable[..., Any]  # "module:function" (imported when run) or a callable
+    kinds: tuple[str, ...] = ("frozen",)  # which settings apply (config.MODES)
+    trains_adapters: bool = False  # checkpoints per round; export, predict and Rounds read them
+    self_training: bool = False  # rounds of pseudo-labels that the Inspect page shows
+    uses_pool: bool = False  # reads the unlabeled pool
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"method name {self.name!r}: letters, digits, '-' and '_' only")
+        bad = set(self.kinds) - set(MODES)
+        if bad:
+            raise ValueError(f"method {self.name!r}: kinds {sorted(bad)} are not among {MODES}")
+
+    def knobs(self) -> list[Knob]:
+        """The settings that apply to this method (for the Train page's form)."""
+        return knobs(self.kinds)
+
+    def run(self, backbone, prompt, task, cfg, callback=None, should_cancel=None, checkpoint_dir=None) -> Any:
+        fn = self.runner
+        if isinstance(fn, str):
+            module, _, attr = fn.partition(":")
+            fn = getattr(importlib.import_module(module), attr)
+        return fn(backbone, prompt, task, cfg, callback, should_cancel, checkpoint_dir)
+
+
+REGISTRY: dict[str, Method] = {}
+
+
+def register(method: Method, replace: bool = False) -> Method:
+    """Add a method (an existing name is refused unless `replace`)."""
+    if method.name in REGISTRY and not replace:
+        raise ValueError(f"a method named {method.name!r} is already registered")
+    REGISTRY[method.name] = method
+    return method
+
+
+def unregister(name: str) -> None:
+    REGISTRY.pop(name, None)
+
+
+def get(name: str) -> Method:
+    if name not in REGISTRY:
+        raise ValueError(f"method={name!r}: must be one of {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def names() -> tuple[str, ...]:
+    return tuple(REGISTRY)
+
+
+_B = "list_core.baselines"
+for _m in (
+    Method("list", "LiST (self-training with meta-reweighting)",
+           "prompt-based teacher, then rounds of pseudo-labels, a meta-reweighted student and gold tuning",
+           f"{_B}:run_list_method", ("adapters", "rounds"), trains_adapters=True, self_training=True, uses_pool=True),
+    Method("prompt", "Prompt fine-tuning (adapters, no self-training)",
+           "adapters and the prompt head (MLM head at the mask, or the similarity head) tuned on the gold labels",
+           f"{_B}:run_prompt_finetuning", ("adapters",), trains_adapters=True),
+    Method("classic", "Classic fine-tuning (adapters, linear head)",
+           "adapters and a linear head on pooled features tuned on the gold labels", f"{_B}:run_classic_finetuning",
+           ("adapters",), trains_adapters=True),
+    Method("prompt-prior-probe", "Prompt-prior probe (baseline)",
+           "the zero-shot prompt labels the pool; a logistic regression on gold + those, self-trained",
+           f"{_B}:run_prompt_prior_probe", uses_pool=True),
+    Method("self-train-probe", "Self-trained linear probe (baseline)",
+           "a logistic regression on gold, self-trained on the pool's frozen features", f"{_B}:run_self_train_probe",
+           uses_pool=True),
+    Method("linear-probe", "Linear probe on frozen features (baseline)",
+           "a logistic regression on the gold examples' frozen features", f"{_B}:run_linear_probe"),
+    Method("zero-shot", "Zero-shot prompt (no training)",
+           "the prompt alone: the MLM head at the mask, or cosine to the verbaliser embeddings",
+           f"{_B}:run_zero_shot"),
+):  # fmt: skip
+    register(_m)

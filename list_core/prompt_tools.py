@@ -1,0 +1,240 @@
+"""Judging a prompt before any training: zero-shot scores on the gold labels, the class distribution it
+predicts on the pool, label-word suggestions, and a labeling order that covers the data.
+
+Every function works for both kinds of backbone: with a pretrained MLM head the prompt is read at the mask;
+for a sentence encoder (no MLM head) through the similarity head (cosine to the verbaliser embeddings).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from .backbone import Backbone
+from .data import Encoded, Row, collate
+from .model import ListModel
+from .prompts import Prompt, PromptError
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]{2,24}")
+_STOP = set(
+    [
+        "the",
+        "and",
+        "for",
+        "that",
+        "this",
+        "with",
+        "was",
+        "are",
+        "but",
+        "not",
+        "you",
+        "all",
+        "any",
+        "can",
+        "had",
+        "her",
+        "his",
+        "one",
+        "our",
+        "out",
+        "has",
+        "him",
+        "how",
+        "its",
+        "may",
+        "new",
+        "now",
+        "who",
+        "why",
+        "did",
+        "get",
+        "got",
+        "let",
+        "she",
+        "too",
+        "use",
+        "way",
+        "from",
+        "have",
+        "they",
+        "will",
+        "what",
+        "when",
+        "your",
+        "there",
+        "their",
+        "then",
+        "than",
+        "them",
+        "been",
+        "were",
+        "which",
+        "would",
+        "about",
+        "could",
+        "into",
+        "more",
+        "some",
+        "such",
+        "only",
+        "also",
+        "just",
+        "like",
+        "over",
+        "very",
+        "even",
+        "most",
+        "much",
+        "many",
+        "well",
+        "here",
+        "these",
+        "those",
+        "being",
+        "after",
+        "before",
+        "where",
+        "while",
+        "because",
+        "through",
+        "movie",
+        "film",
+        "story",
+    ]
+)
+
+
+def zero_shot_model(backbone: Backbone, prompt: Prompt, max_length: int = 128) -> ListModel:
+    """The prompt alone as a classifier: the MLM head at the mask, or the similarity head."""
+    return ListModel(backbone, prompt, head="auto", adapter=None, max_length=max_length)
+
+
+def score_prompts(
+    backbone: Backbone,
+    candidates: Sequence[dict[str, Any]],
+    gold_rows: Sequence[Row],
+    gold_y: Sequence[int],
+    pool_rows: Sequence[Row],
+    labels: Sequence[str],
+    max_length: int = 128,
+    progress=None,
+) -> list[dict[str, Any]]:
+    """Each candidate (`{"template", "label_words", "descriptions"?}`) zero-shot: accuracy and loss on the gold
+    labels (when there are any) and the share of each class it predicts on `pool_rows`. Best first; a bad
+    candidate gets an `error` instead."""
+    y = torch.tensor(list(gold_y), dtype=torch.long)
+    board = []
+    for k, cand in enumerate(candidates):
+        if progress is not None:
+            progress(k, len(candidates))
+        entry: dict[str, Any] = {"template": cand["template"], "label_words": cand["label_words"]}
+        try:
+            prompt = Prompt.from_json(cand)
+            if prompt.num_classes != len(labels):
+                raise PromptError(f"{prompt.num_classes} label words for {len(labels)} labels")
+            model = zero_shot_model(backbone, prompt, max_length)
+            entry["head"] = model.head_kind
+            if len(gold_rows):
+                logits = model.logits(model.encode(gold_rows))
+                entry["accuracy"] = float((logits.argmax(-1) == y).float().mean())
+                entry["loss"] = float(torch.nn.functional.cross_entropy(logits, y))
+            if len(pool_rows):
+                pred = model.logits(model.encode(pool_rows)).argmax(-1)
+                counts = torch.bincount(pred, minlength=len(labels)).tolist()
+                entry["pool_distribution"] = {lab: n / len(pool_rows) for lab, n in zip(labels, counts)}
+        except PromptError as e:
+            entry["error"] = str(e)
+        board.append(entry)
+    board.sort(key=lambda e: (-(e.get("accuracy") if e.get("accuracy") is not None else -1), e.get("loss", 1e9)))
+    return board
+
+
+def suggest_label_words(
+    backbone: Backbone,
+    prompt: Prompt,
+    rows: Sequence[Row],
+    y: Sequence[int],
+    labels: Sequence[str],
+    pool_rows: Sequence[Row] = (),
+    k: int = 5,
+    max_length: int = 128,
+) -> dict[str, list[str]]:
+    """Per class with gold examples, `k` label words that separate it from the others: with an MLM head, the
+    words the head favours at the mask for that class's gold examples; for a sentence encoder, the words from
+    the data whose verbaliser sentence ("It was <word> .") lies nearest the class's gold examples and farthest
+    from the other classes' (a difference of mean cosines)."""
+    yt = torch.tensor(list(y), dtype=torch.long)
+    if backbone.head_pretrained:
+        return _mlm_suggestions(backbone, prompt, rows, yt, labels, k, max_length)
+    model = zero_shot_model(backbone, Prompt(prompt.template, ("a", "b")), max_length)
+    x = model.frozen_features(model.encode(rows))  # (N, D)
+    words = candidate_words(list(rows) + list(pool_rows))
+    if not words:
+        return {}
+    sentences = [{"text": " ".join(re.sub(r"\{(text|text_a|text_b)\}", "", prompt.template).replace("{mask}", w).split())}
+                 for w in words]  # fmt: skip
+    v = model.frozen_features(Encoded.of(prompt, backbone.tokenizer, sentences, max_length, plain=True))  # (W, D)
+    sim = x @ v.T  # (N, W)
+    out = {}
+    for c, name in enumerate(labels):
+        if not (yt == c).any():
+            continue
+        score = sim[yt == c].mean(0) - (sim[yt != c].mean(0) if (yt != c).any() else 0)
+        out[name] = [words[i] for i in score.topk(min(k, len(words))).indices.tolist()]
+    return out
+
+
+def candidate_words(rows: Sequence[Row], limit: int = 1500) -> list[str]:
+    """The most frequent content words of some rows (lower case, alphabetic, no stop words)."""
+    counts: Counter[str] = Counter()
+    for r in rows[:5000]:
+        for text in r.values():
+            counts.update(w.lower() for w in _WORD.findall(str(text)))
+    return [w for w, _ in counts.most_common(limit + len(_STOP)) if w not in _STOP][:limit]
+
+
+@torch.no_grad()
+def _mlm_suggestions(backbone, prompt, rows, y, labels, k, max_length) -> dict[str, list[str]]:
+    enc = Encoded.of(Prompt(prompt.template, ("a", "b")), backbone.tokenizer, rows, max_length)
+    logp = []
+    with backbone.activate(None):
+        for s in range(0, len(enc), 32):
+            idx = list(range(s, min(s + 32, len(enc))))
+            b = collate(enc, idx, backbone.tokenizer.pad_token_id or 0, backbone.device)
+            out = backbone.model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits  # (B, T, V)
+            logp.append(out[torch.arange(len(idx)), b["mask_pos"]].log_softmax(-1).float().cpu())
+    lp = torch.cat(logp)  # (N, V)
+    vocab = backbone.tokenizer.convert_ids_to_tokens(list(range(lp.shape[1])))
+    ok = torch.tensor([t is not None and t.lstrip("Ġ▁").isalpha() and not t.startswith("##") for t in vocab])
+    out = {}
+    for c, name in enumerate(labels):
+        if not (y == c).any():
+            continue
+        score = lp[y == c].mean(0) - lp[y != c].mean(0) if (y != c).any() else lp[y == c].mean(0)
+        score[~ok] = -float("inf")
+        out[name] = [vocab[i].lstrip("Ġ▁") for i in score.topk(k).indices.tolist()]
+    return out
+
+
+def diverse_order(features: np.ndarray, k: int, seed: int = 0) -> list[int]:
+    """A labeling order that covers the data: k-means on (N, D) features, the example nearest each centre first
+    (largest clusters first), then the rest round-robin by cluster, nearest first. Returns row indices."""
+    from sklearn.cluster import KMeans
+
+    k = max(1, min(k, len(features)))
+    km = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(features)
+    dist = np.linalg.norm(features - km.cluster_centers_[km.labels_], axis=1)
+    clusters = sorted(range(k), key=lambda c: -(km.labels_ == c).sum())
+    members = {c: sorted(np.flatnonzero(km.labels_ == c), key=lambda i: dist[i]) for c in clusters}
+    order: list[int] = []
+    while any(members.values()):
+        for c in clusters:
+            if members[c]:
+                order.append(int(members[c].pop(0)))
+    return order

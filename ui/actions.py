@@ -1,0 +1,32 @@
+"""What the pages ask for, checked before it reaches the store: starting a run (its method and settings
+validated by list_core's config and method registry, both torch-free), a file to predict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlite_utils
+
+from list_core.config import preset
+from list_core.methods import get as get_method
+from storage import StoreError
+from storage import runs as runq
+from storage.models import Job, Run
+
+
+def start_run(
+    db: sqlite_utils.Database,
+    project_id: int,
+    method: str = "list",
+    preset_name: str = "fast",
+    seed: int = 42,
+    overrides: dict[str, Any] | None = None,
+) -> tuple[Run, Job]:
+    """Validate the method and settings (a preset, or `custom`: the fast preset with `overrides` by knob name),
+    then snapshot the run's inputs and enqueue its job in one transaction."""
+    try:
+        get_method(method)
+        cfg = preset("fast" if preset_name == "custom" else preset_name, seed=int(seed)).with_knobs(overrides or {})
+    except (TypeError, ValueError) as e:
+        raise StoreError(f"invalid training settings: {e}") from None
+    return runq.start_run(db, project_id, method, preset_name, cfg.to_dict(), cfg.seed)

@@ -1,0 +1,40 @@
+"""What a job handler gets from the worker: the database, where files go, and the worker's backbone cache.
+
+Kept apart from the worker loop (`runner`) so handlers never import the loop that imports them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+
+@dataclass
+class JobContext:
+    db: sqlite_utils.Database
+    runs_dir: Path
+    worker_id: str
+    backbones: OrderedDict[str, Any] = field(default_factory=OrderedDict)  # name -> Backbone, least recent first
+
+    def backbone(self, name: str):
+        """Load a backbone once per worker, keeping the `LIST_BACKBONE_CACHE` (default 2) most recently used.
+        Models on a cached backbone own their adapters by name, so jobs sharing it never disturb each other."""
+        import torch
+
+        from list_core.backbone import load_backbone
+
+        if name in self.backbones:
+            self.backbones.move_to_end(name)
+            return self.backbones[name]
+        keep = max(1, int(os.environ.get("LIST_BACKBONE_CACHE", "2")))
+        while len(self.backbones) >= keep:  # free the least recently used before loading another
+            self.backbones.popitem(last=False)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        self.backbones[name] = load_backbone(name)
+        return self.backbones[name]
