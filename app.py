@@ -3,7 +3,7 @@
 import streamlit as st
 
 import storage
-from ui.common import current_project, db, ensure_worker
+from ui.common import GOTO, current_project, db, ensure_worker
 
 st.set_page_config(page_title="LiST Studio", page_icon=":material/label:", layout="wide")
 
@@ -21,10 +21,15 @@ nav = st.navigation(pages)
 with st.sidebar:
     projects = storage.list_projects(db())
     if projects:
-        ids = [p.id for p in projects]
-        if st.session_state.get("project_id") not in ids:
-            st.session_state["project_id"] = ids[-1]
-        st.selectbox("Project", ids, format_func={p.id: p.name for p in projects}.get, key="project_id")
+        ids = [p.id for p in reversed(projects)]  # newest first: the default for a new session
+        goto = st.session_state.pop(GOTO, None)  # set by a page (Open, Create) before this widget exists
+        if goto in ids:
+            st.session_state["project"] = goto
+        elif st.session_state.get("project") not in ids:
+            st.session_state.pop("project", None)
+        # bound to the URL (?project=NAME; names are unique): a reload or a second tab keeps the project
+        st.selectbox("Project", ids, format_func={p.id: p.name for p in projects}.get,
+                     key="project", bind="query-params")  # fmt: skip
         p = current_project()
         if p is not None:
             counts = storage.class_counts(db(), p.id)

@@ -68,10 +68,10 @@ with left:
         bcols = st.columns(len(project.labels) + 2)
         for i, lab in enumerate(project.labels):
             shortcut = str(i + 1) if i < 9 else None
-            bcols[i].button(f"{lab}" + (f"  [{shortcut}]" if shortcut else ""), key=f"lb_label_{i}", on_click=give,
+            bcols[i].button(lab, key=f"lb_label_{i}", on_click=give,
                             args=(i, ex.id), shortcut=shortcut, type="primary", width="stretch")  # fmt: skip
-        bcols[-2].button("Skip [s]", key="lb_skip", on_click=skip, args=(ex.id,), shortcut="s", width="stretch")
-        bcols[-1].button("Undo [u]", key="lb_undo", on_click=undo, shortcut="u", width="stretch")
+        bcols[-2].button("Skip", key="lb_skip", on_click=skip, args=(ex.id,), shortcut="s", width="stretch")
+        bcols[-1].button("Undo", key="lb_undo", on_click=undo, shortcut="u", width="stretch")
 
 st.divider()
 st.subheader("Find and fix labels")

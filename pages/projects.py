@@ -7,7 +7,7 @@ import streamlit as st
 
 import storage
 from storage.importers import ImportFileError, read_table
-from ui.common import db, run_safely
+from ui.common import current_project, db, open_project, run_safely
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "ui" / "example_reviews.jsonl"
 
@@ -30,8 +30,7 @@ with left:
             p = run_safely(storage.create_project, conn, name, task, [x for x in labels.split(",")], backbone.strip(),
                            int(target), success="Project created.")  # fmt: skip
             if p:
-                st.session_state["project_id"] = p.id
-                st.rerun()
+                open_project(p.id)
 
 with right:
     st.subheader("Try the example")
@@ -44,8 +43,7 @@ with right:
         if p:
             storage.import_file(conn, p.id, EXAMPLE, {"text": "text"}, label_column="label")
             storage.save_prompt(conn, p.id, "{text} It was {mask} .", ["terrible", "great"])
-            st.session_state["project_id"] = p.id
-            st.rerun()
+            open_project(p.id)
 
 st.divider()
 st.subheader("Your projects")
@@ -56,9 +54,8 @@ for p in projects:
     n = storage.count_examples(conn, p.id)
     cols[0].write(f"**{p.name}** · {p.task} · labels: {', '.join(p.labels)}")
     cols[1].write(f"{n:,} examples · {sum(storage.class_counts(conn, p.id))} gold")
-    if cols[2].button("Open", key=f"open_{p.id}", disabled=st.session_state.get("project_id") == p.id):
-        st.session_state["project_id"] = p.id
-        st.rerun()
+    if cols[2].button("Open", key=f"open_{p.id}", disabled=st.session_state.get("project") == p.id):
+        open_project(p.id)
     with cols[3].popover("Delete", help="delete this project, its examples, labels and runs"):
         st.warning(f"This deletes “{p.name}” with its {n:,} examples, labels, history and runs. It cannot be undone.")
         typed = st.text_input("Type the project's name to confirm", key=f"del_name_{p.id}")
@@ -68,11 +65,9 @@ for p in projects:
             except storage.StoreError as e:
                 st.error(str(e))
             else:
-                if st.session_state.get("project_id") == p.id:
-                    del st.session_state["project_id"]
                 st.rerun()
 
-project = storage.get_project(conn, st.session_state["project_id"]) if st.session_state.get("project_id") else None
+project = current_project()
 if project is None:
     st.stop()
 

@@ -26,7 +26,7 @@ def app(page: str | None = None, project_id: int | None = None) -> AppTest:
     """The whole app (navigation and sidebar), or one page script run directly with a chosen project."""
     at = AppTest.from_file(str(ROOT / (page or "app.py")), default_timeout=TIMEOUT)
     if project_id is not None:
-        at.session_state["project_id"] = project_id
+        at.session_state["project"] = project_id
     at.run()
     assert not at.exception, at.exception
     return at
@@ -35,7 +35,7 @@ def app(page: str | None = None, project_id: int | None = None) -> AppTest:
 def switch(at: AppTest, page: str) -> AppTest:
     """Another page with the same session (project, database handle)."""
     nxt = AppTest.from_file(str(ROOT / page), default_timeout=TIMEOUT)
-    nxt.session_state["project_id"] = at.session_state["project_id"]
+    nxt.session_state["project"] = at.session_state["project"]
     nxt.run()
     assert not nxt.exception, (page, nxt.exception)
     return nxt
@@ -116,12 +116,45 @@ def test_prompt_page_flags_bad_templates_and_words(env):
     assert jobq.list_jobs(db)[0].kind == "prompt_eval"
 
 
+def test_workbench_on_a_sentence_encoder_before_any_label(env, tiny_headless_dir):
+    """No MLM head: phrases and descriptions are accepted, the preview shows the verbalisers, scoring with 0 gold
+    labels shows the pool's predicted class shares, and the prompt's predictions become the Label page's
+    suggestions."""
+    db, tmp, _ = env
+    p = make_project(db, str(tiny_headless_dir), with_prompt=False)
+    at = app("pages/prompt.py", p.id)
+    assert any("sentence encoder" in c.value for c in at.caption)
+    at.text_input(key="pw_word_0").input("bad, really awful")  # several words, one a phrase
+    at.text_input(key="pw_word_1").input("great")
+    at.text_input(key="pw_desc_1").input("a review that praises the film").run()
+    assert not at.error, [e.value for e in at.error]
+    preview = [c.value for c in at.code]
+    assert preview[0] == "negative: It was bad . | It was really awful ."
+    assert preview[1] == "positive: It was great . | a review that praises the film"
+    at.button(key="pw_save").click().run()
+    saved = st_store.latest_prompt(db, p.id)
+    assert saved.label_words == [["bad", "really awful"], "great"] and saved.descriptions[1].startswith("a review")
+    at.button(key="pw_score").click().run()
+    assert Worker(str(tmp / "app.db")).run_once().status == "succeeded"
+    at.run()
+    assert not at.exception, at.exception
+    board = at.dataframe[0].value  # the leaderboard
+    shares = board[["predicts negative", "predicts positive"]].iloc[0]
+    assert abs(shares.sum() - 1.0) < 1e-6  # the class shares on the pool (20 texts, no gold labels)
+    assert board["gold accuracy"].isna().all()
+    assert any("No gold labels yet" in c.value for c in at.caption)
+    label = switch(at, "pages/label.py")
+    assert any(c.value.startswith("Your prompt suggests") for c in label.caption)
+
+
 def test_label_page_labels_skips_undoes_and_fixes(env):
     db, _, dirs = env
     p = make_project(db, str(dirs["bert"]))
     at = app("pages/label.py", p.id)
     shown = lambda: at.markdown[0].value  # noqa: E731  (the example on screen)
     first = shown()
+    # the shortcut is shown by Streamlit beside the label, once (issue 12.9: it was "negative [1] 1")
+    assert at.button(key="lb_label_0").label == "negative" and at.button(key="lb_skip").label == "Skip"
     at.button(key="lb_label_1").click().run()  # shortcut "2"
     assert st_store.class_counts(db, p.id) == [0, 1]
     second = shown()
@@ -208,6 +241,27 @@ def test_app_navigation_and_sidebar(env):
     assert any("0 / 8 gold labels" in c.value for c in at.sidebar.caption)
 
 
+def test_open_and_create_switch_project_through_the_next_run(env):
+    """Issue 12.1: Open and Create never write the sidebar's widget state after it exists (that raised
+    StreamlitWidgetAlreadyInstantiatedError); they leave the switch for app.py's next run (the real-browser test
+    checks the whole journey: sidebar, URL, reload, second tab)."""
+    from ui.common import GOTO
+
+    db, _, dirs = env
+    first = make_project(db, str(dirs["bert"]))
+    second = st_store.create_project(db, "news", "single", ["a", "b"], str(dirs["bert"]))
+    at = app("pages/projects.py", second.id)
+    at.button(key=f"open_{first.id}").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state[GOTO] == first.id and at.session_state["project"] == second.id
+    at.text_input(key="np_name").input("third")
+    at.text_input(key="np_labels").input("x, y")
+    at.text_input(key="np_backbone").input(str(dirs["bert"]))
+    at.button(key="np_create").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state[GOTO] == next(p.id for p in st_store.list_projects(db) if p.name == "third")
+
+
 def test_pages_never_import_torch(env):
     """The UI must stay light: run every page in a fresh interpreter and check torch was not imported."""
     import subprocess
@@ -220,7 +274,7 @@ def test_pages_never_import_torch(env):
         "from streamlit.testing.v1 import AppTest\n"
         f"for page in {[p.name for p in sorted((ROOT / 'pages').glob('*.py')) if p.name != '__init__.py']}:\n"
         f"    at = AppTest.from_file({str(ROOT)!r} + '/pages/' + page, default_timeout=60)\n"
-        "    at.session_state['project_id'] = 1\n"
+        "    at.session_state['project'] = 1\n"
         "    at.run()\n"
         "    assert not at.exception, (page, at.exception)\n"
         f"at = AppTest.from_file({str(ROOT)!r} + '/app.py', default_timeout=60)\n"

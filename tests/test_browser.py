@@ -170,4 +170,24 @@ def test_whole_loop_in_a_real_browser(server, tmp_path, tiny_dirs):
         dl.value.save_as(target)
         assert target.stat().st_size > 1000
         shot("8-export")
+
+        # A second project: Create switches to it, Open switches back; the project rides in the URL, so a reload,
+        # another page and a second tab keep it
+        page.goto(url)
+        page.get_by_role("textbox", name="Name", exact=True).fill("second project")
+        page.get_by_role("textbox", name="Labels, in order, comma-separated", exact=True).fill("a, b")
+        page.get_by_role("textbox", name="Backbone (local folder or hub id)", exact=True).fill(str(tiny_dirs["bert"]))
+        page.get_by_role("button", name="Create project").click()
+        expect(page.get_by_text("Import data into “second project”")).to_be_visible()
+        page.locator('[data-testid="stBaseButton-secondary"]:not([disabled])', has_text="Open").click()  # the first
+        expect(page.get_by_text("Import data into “browser reviews”")).to_be_visible()
+        _until(lambda: "project=browser" in page.url, 20, "the project in the URL")
+        page.reload()
+        expect(page.get_by_text("Import data into “browser reviews”")).to_be_visible()
+        page.get_by_role("link", name="Label").click()
+        expect(page.get_by_text("8 / 30 gold labels", exact=False)).to_be_visible()
+        second_tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        second_tab.goto(page.url)
+        expect(second_tab.get_by_text("8 / 30 gold labels", exact=False)).to_be_visible()
+        shot("9-second-project")
         browser.close()

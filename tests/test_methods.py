@@ -69,7 +69,7 @@ def test_a_method_added_to_the_registry_alone_reaches_page_worker_and_bench(toy,
     # the Train page offers it, with the settings of its kind of work
     monkeypatch.setenv("LIST_DB", str(tmp_path / "t.db"))
     at = AppTest.from_file(str(ROOT / "pages" / "train.py"), default_timeout=60)
-    at.session_state["project_id"] = p.id
+    at.session_state["project"] = p.id
     at.run()
     assert "Toy: the majority class" in at.selectbox(key="tr_method").options
     at.selectbox(key="tr_method").select("toy").run()

@@ -27,16 +27,25 @@ def db():
     return st.session_state.db
 
 
+GOTO = "goto_project"  # a page's request to switch project, applied by app.py before the sidebar's widget exists
+
+
 def current_project() -> Project | None:
-    """The project chosen in the sidebar, or None (with a hint) when there is none."""
-    pid = st.session_state.get("project_id")
+    """The project chosen in the sidebar (session state "project", bound to the URL), or None."""
+    pid = st.session_state.get("project")
     if pid is None:
         return None
     try:
         return st_store.get_project(db(), pid)
     except st_store.StoreError:
-        st.session_state.pop("project_id", None)
         return None
+
+
+def open_project(project_id: int) -> None:
+    """Switch to a project from a page: the sidebar's widget already exists in this run, so the switch is applied
+    at the top of the next run (app.py), which this starts."""
+    st.session_state[GOTO] = project_id
+    st.rerun()
 
 
 def require_project() -> Project:

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The issue-10 benchmark on this 2-core CPU machine when no GPU is lent: one `list_core.bench` process per
+# (method group, K, seed, set), two at a time (one thread each), in priority order (seed-major, LiST and the
+# probes first, the fine-tuning peers last), so a run cut short by LIMIT still has whole seeds.
+#
+#   bash benchmarks/cpu_k10k30.sh OUTDIR SECONDS [DATA_DIR]
+set -u
+OUTDIR=${1:?OUTDIR}; LIMIT=${2:-3600}; DATA=${3:-../shared/data}
+export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+mkdir -p "$OUTDIR"; : > "$OUTDIR/commands.txt"
+line() {  # name methods k seed set
+  echo "python -m list_core.bench --data $DATA/$5 --k $3 --seeds $4 --methods $2 --preset fast --out $OUTDIR/$1-k$3-$5-s$4.json > $OUTDIR/$1-k$3-$5-s$4.log 2>&1" >> "$OUTDIR/commands.txt"
+}
+for seed in 1 2 3 4 5; do
+  for k in 30 10; do
+    for s in subj bbc mr; do line list list $k $seed $s; done
+    for s in subj bbc mr rte; do line probes zero-shot,linear-probe,self-train-probe,prompt-prior-probe $k $seed $s; done
+  done
+done
+for seed in 1 2 3; do for k in 30 10; do for s in subj bbc mr; do line finetune prompt,classic $k $seed $s; done; done; done
+echo "$(wc -l < "$OUTDIR/commands.txt") processes, 2 at a time, limit ${LIMIT}s"
+start=$(date +%s)
+timeout "$LIMIT" xargs -P 2 -I{} bash -c {} < "$OUTDIR/commands.txt"
+echo "finished after $(( $(date +%s) - start ))s (rc $?)"
