@@ -53,8 +53,10 @@ with st.expander("Settings", expanded=not locked):
 
 counts = storage.class_counts(conn, project.id)
 st.caption(f"Gold labels: {', '.join(f'{lab} {n}' for lab, n in zip(project.labels, counts))}")
+alongside = st.checkbox("Allow this run alongside an active one", key="tr_alongside",
+                        help="by default a project has one queued or running run at a time")  # fmt: skip
 if st.button("Start run", key="tr_start", type="primary", disabled=bool(overrides.pop("__invalid__", False))):
-    out = run_safely(actions.start_run, conn, project.id, method_name, preset_name, int(seed), overrides)
+    out = run_safely(actions.start_run, conn, project.id, method_name, preset_name, int(seed), overrides, alongside)
     if out:
         st.success(f"Run {out[0].id} queued.")
 
@@ -71,7 +73,7 @@ def live() -> None:
             st.progress(min(1.0, (job.step or 0) / job.total))
         if job.message:
             st.caption(job.message)
-        if job.status == "running" and st.button("Cancel", key=f"tr_cancel_{job.id}"):
+        if st.button("Cancel", key=f"tr_cancel_{job.id}"):  # a queued job is cancelled at once
             jobq.request_cancel(conn, job.id)
             st.toast(f"Cancelling job {job.id}…")
 

@@ -112,6 +112,11 @@ def request_cancel(db: sqlite_utils.Database, job_id: int) -> Job:
         db.execute(
             "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE id = ? AND status = 'queued'", [now(), job_id]
         )
+        # a queued training job's run is cancelled with it (no worker will ever touch it)
+        db.execute(
+            "UPDATE runs SET status = 'cancelled', finished_at = ? WHERE job_id = ? AND status = 'queued'",
+            [now(), job_id],
+        )
         db.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND status = 'running'", [job_id])
     return get_job(db, job_id)
 

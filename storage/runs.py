@@ -228,10 +228,12 @@ def start_run(
     preset: str,
     config: dict[str, Any],
     seed: int,
+    alongside: bool = False,
 ) -> tuple[Run, Job]:
     """Check the project is ready, then create the run with its input snapshot and enqueue its job, all in one
-    transaction (a crash leaves both or neither). `config` is an already validated TrainConfig dict: storage
-    does not import the engine (the app validates with list_core.config, see ui.actions)."""
+    transaction (a crash leaves both or neither). One active run per project unless `alongside` (a double click
+    must not queue a duplicate). `config` is an already validated TrainConfig dict: storage does not import the
+    engine (the app validates with list_core.config, see ui.actions)."""
     from .jobs import enqueue
     from .labels import class_counts
     from .projects import get_project, latest_prompt
@@ -244,6 +246,13 @@ def start_run(
         missing = [lab for lab, n in zip(project.labels, class_counts(db, project_id)) if n == 0]
         if missing:
             raise StoreError(f"no gold example for {missing}: label at least one example of each class")
+        active = db.execute(
+            "SELECT id, status FROM runs WHERE project_id = ? AND status IN ('queued', 'running') ORDER BY id LIMIT 1",
+            [project_id],
+        ).fetchone()
+        if active and not alongside:
+            raise StoreError(f"run {active[0]} is already {active[1]} in this project: wait for it, cancel it, or "
+                             "ask for a run alongside it")  # fmt: skip
         run = create_run(db, project_id, method, preset, config, seed, project.backbone, prompt.id)
         job = enqueue(db, "list_run", {"run_id": run.id}, project_id=project_id)
         db.execute("UPDATE runs SET job_id = ? WHERE id = ?", [job.id, run.id])

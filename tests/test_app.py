@@ -67,10 +67,15 @@ def test_projects_page_creates_project_and_shows_errors(env):
 
 def test_example_project_and_import_by_path(env):
     db, tmp, _ = env
-    at = app()
+    from ui.common import GOTO
+
+    at = app("pages/projects.py")
     at.button(key="example_create").click().run()
     assert not at.exception
     p = st_store.list_projects(db)[0]
+    assert at.session_state[GOTO] == p.id
+    at.session_state["project"] = p.id  # what app.py does with GOTO on the next run (AppTest reruns pages only)
+    at.run()
     assert st_store.count_examples(db, p.id) == 60 and sum(st_store.class_counts(db, p.id)) == 10
     good = tmp / "more.csv"
     good.write_text("review,label\nfresh text one,\nfresh text two,positive\n")
@@ -294,3 +299,6 @@ def test_job_status_line_shows_stage_and_run_eta():
                           eta_seconds=42, run_eta_seconds=125)  # fmt: skip
     line = job_status_line(job)
     assert "5/10" in line and "ETA 42s for this stage" in line and "about 2m 05s left in the run" in line
+    assert "training" in line and "student: meta-reweighted training (round 2)" in line  # words, not identifiers
+    done = SimpleNamespace(**{**vars(job), "status": "succeeded"})
+    assert job_status_line(done) == "job 3 · training · **succeeded**"  # no stale "5/10" once finished

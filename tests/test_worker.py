@@ -112,6 +112,19 @@ def test_start_run_checks_before_enqueueing(project):
         actions.start_run(db, p2.id)
 
 
+def test_one_active_run_per_project_unless_asked_and_a_queued_run_cancels(project):
+    """Issue 12.2: a second click on Start run does not queue a duplicate; a queued run can be cancelled, and its
+    run row says so at once (no worker needed)."""
+    db, p, _ = project
+    run, job = actions.start_run(db, p.id, overrides=TINY)
+    with pytest.raises(st.StoreError, match=f"run {run.id} is already queued"):
+        actions.start_run(db, p.id, overrides=TINY)
+    second, _ = actions.start_run(db, p.id, overrides=TINY, alongside=True)  # asked for: allowed
+    jobq.request_cancel(db, job.id)
+    assert jobq.get_job(db, job.id).status == "cancelled" and runq.get_run(db, run.id).status == "cancelled"
+    assert runq.get_run(db, second.id).status == "queued"
+
+
 def _spawn_worker(path: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("LIST_DB", None)

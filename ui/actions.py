@@ -21,6 +21,7 @@ def start_run(
     preset_name: str = "fast",
     seed: int = 42,
     overrides: dict[str, Any] | None = None,
+    alongside: bool = False,
 ) -> tuple[Run, Job]:
     """Validate the method and settings (a preset, or `custom`: the fast preset with `overrides` by knob name),
     then snapshot the run's inputs and enqueue its job in one transaction."""
@@ -29,4 +30,4 @@ def start_run(
         cfg = preset("fast" if preset_name == "custom" else preset_name, seed=int(seed)).with_knobs(overrides or {})
     except (TypeError, ValueError) as e:
         raise StoreError(f"invalid training settings: {e}") from None
-    return runq.start_run(db, project_id, method, preset_name, cfg.to_dict(), cfg.seed)
+    return runq.start_run(db, project_id, method, preset_name, cfg.to_dict(), cfg.seed, alongside=alongside)

@@ -97,12 +97,33 @@ def run_safely(fn, *args, success: str | None = None, **kwargs):
     return out
 
 
+STAGES = {
+    "setup": "setting up",
+    "probe": "fitting the teacher on frozen features",
+    "teacher": "tuning the teacher",
+    "pseudo_label": "pseudo-labeling the pool",
+    "kd_warmup": "student: distillation warm-up",
+    "meta": "student: meta-reweighted training",
+    "finetune": "tuning on the gold labels",
+    "round_end": "round finished",
+    "resume": "resuming",
+    "warning": "warning",
+    "done": "done",
+}
+KINDS = {"list_run": "training", "prompt_eval": "prompt scoring", "predict": "prediction", "diversity": "diverse order",
+         "export": "export"}  # fmt: skip
+
+
 def job_status_line(job) -> str:
+    """One line about a job: what, its status and, while it runs, its stage in words, progress and ETAs."""
     if job is None:
         return ""
-    parts = [f"job {job.id} · {job.kind} · **{job.status}**"]
+    parts = [f"job {job.id} · {KINDS.get(job.kind, job.kind)} · **{job.status}**"]
+    if job.status in ("succeeded", "failed", "cancelled"):
+        return " · ".join(parts)  # a finished job's last stage and step counts are history, not progress
     if job.stage:
-        parts.append(job.stage)
+        base, paren, rest = job.stage.partition(" (")  # e.g. "meta (round 2)"
+        parts.append(STAGES.get(base, base.replace("_", " ")) + paren + rest)
     if job.total:
         parts.append(f"{job.step}/{job.total}")
     if job.eta_seconds is not None and job.status == "running":
