@@ -4,8 +4,15 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from list_core.records import RoundRecord
 from storage import runs as runq
 from ui.common import db, require_project, trains_adapters
+
+
+def whole_rounds(fig):
+    """Rounds are whole numbers: one tick per round, never 1.5."""
+    return fig.update_xaxes(tickmode="linear", dtick=1)
+
 
 conn = db()
 project = require_project()
@@ -17,34 +24,35 @@ if not runs:
     st.stop()
 run_id = st.selectbox("Run", [r.id for r in runs], key="rd_run",
                       format_func=lambda i: next(f"run {r.id} · {r.method} · {r.status}" for r in runs if r.id == i))  # fmt: skip
-rounds = runq.rounds(conn, run_id)
+rounds = [RoundRecord.from_dict(m) for m in runq.rounds(conn, run_id)]  # the engine's typed record
 if not rounds:
     st.info("This run has no completed round yet.")
     st.stop()
 
-xs = [m.get("round", i) for i, m in enumerate(rounds)]
+xs = [m.round for m in rounds]
 fig = go.Figure()
 for key, name in (("gold_accuracy", "gold (training labels)"), ("eval_accuracy", "evaluation split")):
-    ys = [m.get(key) for m in rounds]
+    ys = [getattr(m, key) for m in rounds]
     if any(y is not None for y in ys):
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=name))
 fig.update_layout(
     title="Accuracy per round (0 = teacher)", xaxis_title="round", yaxis_title="accuracy", yaxis_range=[0, 1]
 )
-st.plotly_chart(fig, key="rd_acc")
+st.plotly_chart(whole_rounds(fig), key="rd_acc")
 
-later = [m for m in rounds if m.get("round", 0) >= 1]
+later = [m for m in rounds if m.round >= 1]
 if not later:
     st.caption("No self-training round in this run.")
     st.stop()
-dist = [{"round": m["round"], "class": c, "count": n} for m in later for c, n in m["pseudo_label_counts"].items()]
+dist = [{"round": m.round, "class": c, "count": n} for m in later for c, n in m.pseudo_label_counts.items()]
 c1, c2 = st.columns(2)
-c1.plotly_chart(px.bar(dist, x="round", y="count", color="class", title="Pseudo-label classes"), key="rd_dist")
-c2.plotly_chart(px.line(x=[m["round"] for m in later], y=[m["flip_rate"] for m in later], markers=True,
-                        labels={"x": "round", "y": "share flipped"}, title="Pseudo-labels that flipped since the last round"),
-                key="rd_flips")  # fmt: skip
+c1.plotly_chart(whole_rounds(px.bar(dist, x="round", y="count", color="class", title="Pseudo-label classes")),
+                key="rd_dist")  # fmt: skip
+c2.plotly_chart(whole_rounds(px.line(x=[m.round for m in later], y=[m.flip_rate for m in later], markers=True,
+                                     labels={"x": "round", "y": "share flipped"},
+                                     title="Pseudo-labels that flipped since the last round")), key="rd_flips")  # fmt: skip
 
-rnd = st.select_slider("Round", [m["round"] for m in later], value=later[-1]["round"], key="rd_round")
+rnd = st.select_slider("Round", [m.round for m in later], value=later[-1].round, key="rd_round")
 pls = runq.pseudo_labels(conn, run_id, rnd, limit=5000)
 weighted = [p for p in pls if p.weight is not None]
 c3, c4 = st.columns(2)
@@ -57,5 +65,5 @@ if weighted:
                                title="Weight against teacher confidence"), key="rd_scatter")  # fmt: skip
 else:
     st.caption("No meta-weights in this round (meta-reweighting was off or had no steps).")
-m = next(m for m in later if m["round"] == rnd)
-st.json({k: v for k, v in m.items() if k != "pseudo_label_counts"}, expanded=False)
+m = next(m for m in later if m.round == rnd)
+st.json({k: v for k, v in m.to_dict().items() if k != "pseudo_label_counts"}, expanded=False)

@@ -1,5 +1,6 @@
 """Every page through streamlit.testing.v1.AppTest against a temporary database (no worker started)."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -211,6 +212,8 @@ def test_train_rounds_inspect_export_pages_after_a_run(env):
     assert not at.exception
     for page in ("pages/rounds.py", "pages/inspect.py", "pages/export.py"):
         switch(at, page)
+    charts = [json.loads(c.proto.spec) for c in switch(at, "pages/rounds.py").get("plotly_chart")]
+    assert charts and all(c["layout"]["xaxis"]["dtick"] == 1 for c in charts[:3])  # whole rounds (issue 12.9)
     at = switch(at, "pages/inspect.py")
     pls = runq.pseudo_labels(db, run.id, 1, sort="weight")
     at.button(key=f"in_acc_{run.id}_1_{pls[0].example_id}").click().run()
