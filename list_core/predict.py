@@ -20,10 +20,15 @@ from typing import Any
 from .data import Row
 
 
+class ColumnError(ValueError):
+    """A text column that no row of the file has: one message for the file, not one per row."""
+
+
 def read_rows(
     path: Path, text_column: str, text_b_column: str | None
 ) -> tuple[list[dict[str, Any]], list[Row], list[str]]:
-    """(records kept, their texts as rows, problems) — one problem per unreadable line."""
+    """(records kept, their texts as rows, problems) — one problem per unreadable line. Raises ColumnError when
+    the header (CSV/TSV) or every JSON object lacks a text column."""
     fmt = (
         "jsonl"
         if path.suffix.lower() in (".jsonl", ".ndjson", ".json")
@@ -67,6 +72,10 @@ def read_rows(
             header = next(reader)
         except StopIteration:
             return [], [], problems + ["the file has no readable header"]
+        absent = [c for c in (text_column, text_b_column) if c and c not in header]
+        if absent:
+            raise ColumnError(f"no column {absent[0]!r} in {path.name} (columns: {', '.join(header)}); choose one "
+                              "with --text-column")  # fmt: skip
         while True:
             try:
                 fields = next(reader)
@@ -83,6 +92,10 @@ def read_rows(
             records.append((where[0], dict(zip(header, fields))))
     kept, rows = [], []
     cols = [text_column] + ([text_b_column] if text_b_column else [])
+    if fmt == "jsonl" and records and not any(all(c in rec for c in cols) for _, rec in records):
+        seen = sorted({k for _, rec in records for k in rec})
+        raise ColumnError(f"no object in {path.name} has the column(s) {cols} (keys seen: {', '.join(seen)}); "
+                          "choose one with --text-column")  # fmt: skip
     for i, rec in records:
         missing = [c for c in cols if c not in rec]
         if missing:
@@ -120,6 +133,17 @@ def main(argv: list[str] | None = None) -> int:
     if not args.input.exists():
         print(f"error: {args.input} does not exist", file=sys.stderr)
         return 2
+    try:  # the file first: a wrong column is reported before the model is loaded
+        kept, rows, problems = read_rows(args.input, args.text_column, args.text_b_column)
+    except ColumnError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for p in problems:
+        print(f"skipped {args.input}: {p}", file=sys.stderr)
+    if not rows:
+        print(f"error: nothing to predict in {args.input} ({len(problems)} rows skipped); no output written",
+              file=sys.stderr)  # fmt: skip
+        return 1
     try:
         if (Path(args.adapter) / "model").is_dir():
             clf = load_folded(args.adapter)
@@ -130,9 +154,6 @@ def main(argv: list[str] | None = None) -> int:
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    kept, rows, problems = read_rows(args.input, args.text_column, args.text_b_column)
-    for p in problems:
-        print(f"skipped {args.input}: {p}", file=sys.stderr)
     model = clf.model
     enc = model.encode(rows)
     probs = torch.zeros((len(rows), model.num_classes))

@@ -142,6 +142,26 @@ def test_peft_round_trip_of_the_similarity_head(tiny_headless_dir, tmp_path):
     assert (ours - theirs).abs().max() <= 1e-4
 
 
+def test_predict_cli_fails_once_and_non_zero_on_a_wrong_column_or_nothing_to_predict(tiny_dirs, tmp_path):
+    """Issue 12.7: a wrong --text-column was one error per row, exit 0 and a header-only output file."""
+    save_native(trained(tiny_dirs["bert"]), tmp_path / "a", labels=["neg", "pos"])
+    data = tmp_path / "in.csv"
+    data.write_text("id,review\n1,great movie\n2,bad film\n3,fine\n")
+    out = tmp_path / "out.csv"
+
+    def cli(*args):
+        cmd = [sys.executable, "-m", "list_core.predict", "--adapter", str(tmp_path / "a"), "--output", str(out)]
+        return subprocess.run([*cmd, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+    res = cli("--input", str(data))  # the default --text-column is "text"
+    assert res.returncode == 2 and not out.exists()
+    assert res.stderr.count("no column 'text'") == 1 and "columns: id, review" in res.stderr
+    empty = tmp_path / "empty.csv"
+    empty.write_text("id,text\n1,\n2,\n")
+    res = cli("--input", str(empty))
+    assert res.returncode == 1 and not out.exists() and "nothing to predict" in res.stderr
+
+
 def test_predict_cli_reports_bad_rows_and_predicts_the_rest(tiny_dirs, tmp_path):
     save_native(trained(tiny_dirs["bert"]), tmp_path / "a", labels=["neg", "pos"])
     data = tmp_path / "in.csv"
