@@ -13,6 +13,12 @@ from typing import Any
 
 CONFIG_VERSION = 2
 HEADS = ("auto", "prompt", "similarity", "classic", "probe")
+# how a trained adapter can be exported (list_core.trained.export_model), with what each format is for
+EXPORT_FORMATS = {
+    "native": "adapters and head only (megabytes), loaded onto the shared backbone by list_core",
+    "peft": "a PEFT LoRA adapter: peft.PeftModel.from_pretrained(base, folder)",
+    "folded": "one plain transformers model with the adapters folded into its weights",
+}
 # What a setting applies to, by the kind of work a method does (a method lists its kinds in list_core.methods):
 # "any" every method, "frozen" features of the plain backbone, "adapters" training adapters and a head,
 # "rounds" self-training rounds.

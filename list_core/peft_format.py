@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -95,7 +96,11 @@ def save_peft(
             for src, name in ((head.dense, modules_to_save[0]), (head.norm, modules_to_save[1])):
                 wrapper = named[name]
                 wrapper.modules_to_save["default"].load_state_dict({k: v.cpu() for k, v in src.state_dict().items()})
-    peft_model.save_pretrained(str(folder))
+    with warnings.catch_warnings():
+        # PEFT's ZeRO-3/FSDP shard check flags every 1-D lora_B tensor; ours are the LoRA biases (`lora_bias=True`,
+        # how an adapter's up-projection bias is carried), complete by construction, so the warning is false
+        warnings.filterwarnings("ignore", message=r".*LoRA tensor\(s\) have invalid shape", category=UserWarning)
+        peft_model.save_pretrained(str(folder))
     if not isinstance(model.head, PromptHead):
         from safetensors.torch import save_file
 

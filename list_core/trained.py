@@ -8,12 +8,10 @@ from typing import Any
 
 from .backbone import Backbone
 from .checkpoint import RunCheckpoint
-from .config import TrainConfig
+from .config import EXPORT_FORMATS, TrainConfig
 from .model import ListModel
 from .prompts import Prompt
 from .records import RunMetrics
-
-EXPORT_FORMATS = ("native", "peft", "folded")
 
 
 def load_trained(

@@ -9,10 +9,11 @@ from pathlib import Path
 import streamlit as st
 
 import storage
+from list_core.config import EXPORT_FORMATS
 from storage import jobs as jobq
 from storage import runs as runq
 from storage.importers import ImportFileError, read_table
-from ui.common import db, job_status_line, require_project, run_safely, trains_adapters
+from ui.common import db, job_status_line, md_escape, require_project, run_safely, trains_adapters
 
 conn = db()
 project = require_project()
@@ -26,12 +27,37 @@ st.subheader("Adapter")
 if run_id is None:
     st.info("No finished adapter run yet.")
 else:
+    fmt = st.radio("Format", list(EXPORT_FORMATS), key="ex_format", horizontal=True,
+                   format_func={"native": "native", "peft": "PEFT LoRA", "folded": "folded"}.get)  # fmt: skip
+    st.caption(EXPORT_FORMATS[fmt])
     if st.button("Export adapter", key="ex_adapter"):
-        run_safely(
-            jobq.enqueue, conn, "export", {"run_id": run_id, "format": "native"}, project.id, success="Export queued."
+        job = run_safely(
+            jobq.enqueue, conn, "export", {"run_id": run_id, "format": fmt}, project.id, success="Export queued."
         )
+        if job:
+            st.session_state.setdefault("ex_watch", set()).add(job.id)
+
+    @st.fragment(run_every=1)
+    def export_jobs() -> None:
+        """Shows queued exports; when one ends, the whole page reruns so its download appears at once."""
+        watch: set[int] = st.session_state.setdefault("ex_watch", set())
+        jobs = [j for j in jobq.list_jobs(conn, project.id, limit=20) if j.kind == "export" and j.id in watch]
+        for j in jobs:
+            if j.done:
+                watch.discard(j.id)
+                if j.status == "failed":
+                    st.session_state["ex_failed"] = (j.error or "").strip().split("\n")[-1]
+                st.rerun(scope="app")
+            st.caption(job_status_line(j))
+
+    export_jobs()
+    if failed := st.session_state.pop("ex_failed", None):
+        st.error(f"The export failed: {md_escape(failed)}")
     arts = [a for a in runq.artifacts(conn, project.id) if a.run_id == run_id]
-    for a in arts[:3]:
+    latest = {}
+    for a in arts:  # the newest export of each format
+        latest.setdefault(a.kind, a)
+    for a in latest.values():
         p = Path(a.path)
         if not p.exists():
             st.warning(f"{a.path} is gone from disk")
@@ -43,7 +69,7 @@ else:
         st.download_button(f"Download adapter · {a.kind} ({a.size / 1024:,.0f} KB, sha256 {a.sha256[:10]}…)", buf.getvalue(),
                            file_name=f"{project.name}-run{run_id}-{a.kind}.zip", key=f"ex_dl_{a.id}")  # fmt: skip
         if (p / "README.md").exists():
-            with st.expander("Model card"):
+            with st.expander(f"Model card ({a.kind})"):
                 st.markdown((p / "README.md").read_text())
 
 st.subheader("Labeled data")

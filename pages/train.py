@@ -59,11 +59,30 @@ if st.button("Start run", key="tr_start", type="primary", disabled=bool(override
     out = run_safely(actions.start_run, conn, project.id, method_name, preset_name, int(seed), overrides, alongside)
     if out:
         st.success(f"Run {out[0].id} queued.")
+        st.session_state.setdefault("tr_watch", set()).add(out[1].id)
+
+for note in st.session_state.pop("tr_notices", []):  # runs that ended since the last full rerun
+    {"succeeded": st.success, "failed": st.error}.get(note["status"], st.warning)(note["text"])
 
 
 @st.fragment(run_every=2)
 def live() -> None:
-    jobs = [j for j in jobq.list_jobs(conn, project.id, limit=10) if j.kind == "list_run" and not j.done]
+    """Running jobs with progress; when a watched job ends, announce it and refresh the whole page (history)."""
+    watch: set[int] = st.session_state.setdefault("tr_watch", set())
+    recent = [j for j in jobq.list_jobs(conn, project.id, limit=20) if j.kind == "list_run"]
+    ended = [j for j in recent if j.done and j.id in watch]
+    if ended:
+        for j in ended:
+            watch.discard(j.id)
+            run = next((r for r in runq.list_runs(conn, project.id) if r.job_id == j.id), None)
+            acc = (run.metrics or {}).get("eval_accuracy") if run else None
+            text = f"Run {run.id if run else '?'} finished: {j.status}" + (
+                f" · evaluation accuracy {acc:.1%}" if acc is not None else ""
+            )
+            st.session_state.setdefault("tr_notices", []).append({"status": j.status, "text": text})
+        st.rerun(scope="app")
+    jobs = [j for j in recent if not j.done]
+    watch |= {j.id for j in jobs}
     if not jobs:
         return
     st.subheader("Running")

@@ -210,6 +210,9 @@ def test_train_rounds_inspect_export_pages_after_a_run(env):
     run = runq.list_runs(db, p.id)[0]
     at.run()
     assert not at.exception
+    # the end of the run is announced, and the history is fresh (issue 12.4: it said "queued" after the run)
+    assert any(f"Run {run.id} finished: succeeded" in s.value for s in at.success)
+    assert at.dataframe[0].value["status"].tolist() == ["succeeded"]
     for page in ("pages/rounds.py", "pages/inspect.py", "pages/export.py"):
         switch(at, page)
     charts = [json.loads(c.proto.spec) for c in switch(at, "pages/rounds.py").get("plotly_chart")]
@@ -222,8 +225,10 @@ def test_train_rounds_inspect_export_pages_after_a_run(env):
     at.button(key=f"in_rej_{run.id}_1_{pls[1].example_id}").click().run()
     assert st_store.history(db, p.id)[0].reason == "reject_pseudo"
     at = switch(at, "pages/export.py")
-    at.button(key="ex_adapter").click().run()
-    assert jobq.list_jobs(db)[0].kind == "export"
+    for fmt in ("native", "peft", "folded"):  # all three formats from the page (issue 12.5)
+        at.radio(key="ex_format").set_value(fmt).run()
+        at.button(key="ex_adapter").click().run()
+        assert jobq.list_jobs(db)[0].kind == "export" and jobq.list_jobs(db)[0].payload["format"] == fmt
     at.button(key="ex_data").click().run()
     assert not at.exception
     at.text_area(key="pr_text").input("great").run()
@@ -232,11 +237,12 @@ def test_train_rounds_inspect_export_pages_after_a_run(env):
     worker = Worker(db.conn.execute("PRAGMA database_list").fetchone()[2])
     while worker.run_once() is not None:  # the export and predict jobs
         pass
-    at.run()
+    at.run()  # one rerun, as the page's own timer does: the downloads are there without a reload
     assert not at.exception, at.exception
     assert any("succeeded" in c.value for c in at.caption)
-    at.run()
-    assert any(b.proto.label.startswith("Download adapter") for b in at.get("download_button"))
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert {k for k in ("native", "peft", "folded") if any(f"adapter-{k}" in x for x in labels)} == {
+        "native", "peft", "folded"}, labels  # fmt: skip
 
 
 def test_app_navigation_and_sidebar(env):

@@ -1,5 +1,6 @@
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -68,14 +69,18 @@ def test_native_rejects_damage_and_wrong_backbone(tiny_dirs, tmp_path):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_peft_round_trip_reproduces_mask_logits(tiny_dirs, tmp_path, family):
-    from peft import PeftModel
+    from peft import PeftModel, PeftWarning
 
     m = trained(tiny_dirs[family])
-    save_peft(m, tmp_path / "peft")
-    assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in (tmp_path / "peft").iterdir()}
-    pm = PeftModel.from_pretrained(
-        AutoModelForMaskedLM.from_pretrained(str(tiny_dirs[family])), str(tmp_path / "peft")
-    ).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter(
+            "error", PeftWarning
+        )  # no PEFT warning: an export that looks broken is a bug (issue 12.5)
+        save_peft(m, tmp_path / "peft")
+        assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in (tmp_path / "peft").iterdir()}
+        pm = PeftModel.from_pretrained(
+            AutoModelForMaskedLM.from_pretrained(str(tiny_dirs[family])), str(tmp_path / "peft")
+        ).eval()
     enc = m.encode(ROWS)
     b = collate(enc, list(range(len(ROWS))), m.pad_id, m.device)
     with torch.no_grad():
