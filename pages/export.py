@@ -13,7 +13,7 @@ from list_core.config import EXPORT_FORMATS
 from storage import jobs as jobq
 from storage import runs as runq
 from storage.importers import ImportFileError, read_table
-from ui.common import db, job_status_line, md_escape, require_project, run_safely, trains_adapters
+from ui.common import db, job_status_line, md_escape, require_project, run_safely, text_column_guess, trains_adapters
 
 conn = db()
 project = require_project()
@@ -107,9 +107,17 @@ source_rows = None
 if up is not None:
     try:
         table = read_table(up.getvalue(), name=up.name)
-        cols = [st.selectbox(f"Column for {s}", table.columns, key=f"pr_col_{s}") for s in project.slots]
+        guess = text_column_guess(table.columns, table.records)
+        cols = [st.selectbox(f"Column for {s}", table.columns, key=f"pr_col_{s}",
+                             index=table.columns.index(s if s in table.columns else guess)) for s in project.slots]  # fmt: skip
         source_rows = table.records
-        rows = [{s: str(r.get(c) or "") for s, c in zip(project.slots, cols)} for r in table.records]
+        # each row keeps its other columns (they come back in the output); rows with an empty text are not sent
+        rows = [{**{s: str(r.get(c) or "").strip() for s, c in zip(project.slots, cols)}, "source": r}
+                for r in table.records]  # fmt: skip
+        empty = sum(not all(r[s] for s in project.slots) for r in rows)
+        rows = [r for r in rows if all(r[s] for s in project.slots)]
+        if empty:
+            st.caption(f"{empty:,} rows with an empty text are skipped.")
     except ImportFileError as e:
         st.error(str(e))
 if st.button("Predict", key="pr_go", disabled=not rows):
@@ -136,11 +144,14 @@ def prediction_result() -> None:
         st.bar_chart({"probability": dict(zip(project.labels, job.result["probs"][0]))})
         return
     done = runq.file_predictions(conn, job_id)
+    columns = list(done[0][0].get("source") or {s: "" for s in project.slots}) if done else list(project.slots)
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow([*project.slots, "prediction", *[f"p_{lab}" for lab in project.labels]])
-    for r, p in done:
-        w.writerow([*(r[s] for s in project.slots), project.labels[max(range(len(p)), key=p.__getitem__)], *p])
+    w.writerow([*columns, "prediction", *[f"p_{lab}" for lab in project.labels]])
+    for r, p in done:  # the input's own columns, then the prediction
+        src = r.get("source") or r
+        w.writerow([*(src.get(c, "") for c in columns), project.labels[max(range(len(p)), key=p.__getitem__)], *p])
+    st.session_state["pr_last_csv"] = buf.getvalue()
     st.success(f"Predicted {len(done):,} rows.")
     st.download_button("Download predictions.csv", buf.getvalue(), file_name="predictions.csv", key="pr_dl")
 

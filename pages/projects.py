@@ -7,7 +7,7 @@ import streamlit as st
 
 import storage
 from storage.importers import ImportFileError, read_table
-from ui.common import current_project, db, open_project, run_safely
+from ui.common import current_project, db, open_project, run_safely, text_column_guess
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "ui" / "example_reviews.jsonl"
 
@@ -90,12 +90,15 @@ if source is not None:
         st.stop()
     st.caption(f"{len(table.records):,} rows · columns: {', '.join(table.columns)}")
     st.dataframe(table.records[:5], key="import_preview")
+    if st.session_state.get("import_source") != (name, len(table.records), table.columns):
+        # another file: forget the column choices made for the previous one
+        for key in [k for k in st.session_state if str(k).startswith("map_")]:
+            del st.session_state[key]
+        st.session_state["import_source"] = (name, len(table.records), table.columns)
     mapping = {}
     cols = st.columns(len(project.slots) + 2)
     for i, slot in enumerate(project.slots):
-        guess = (
-            slot if slot in table.columns else next((c for c in table.columns if "text" in c.lower()), table.columns[0])
-        )
+        guess = slot if slot in table.columns else text_column_guess(table.columns, table.records)
         mapping[slot] = cols[i].selectbox(
             f"Column for {slot}", table.columns, index=table.columns.index(guess), key=f"map_{slot}"
         )
@@ -111,8 +114,12 @@ if source is not None:
             rep = import_table(
                 conn, project.id, table, mapping, None if label_col == none else label_col, source=name, split=split
             )
-            st.success(
-                f"Imported {rep.added:,} examples ({rep.duplicates:,} duplicates skipped, {rep.labeled:,} with labels)."
-            )
         except (storage.StoreError, ValueError) as e:
             st.error(str(e))
+        else:  # rerun so the project list above shows the new counts; the notice survives the rerun
+            st.session_state["import_notice"] = (
+                f"Imported {rep.added:,} examples ({rep.duplicates:,} duplicates skipped, {rep.labeled:,} with labels)."
+            )
+            st.rerun()
+if notice := st.session_state.pop("import_notice", None):
+    st.success(notice)

@@ -112,6 +112,12 @@ def import_table(
                 [(project_id, i, lab, at, source) for i, lab in pairs],
             )
             labeled = len(pairs)
+        elif split == "eval":  # labels of an evaluation split live on the example (eval_label)
+            labeled = db.execute(
+                "SELECT COUNT(*) FROM examples WHERE project_id = ? AND created_at = ? AND source = ? "
+                "AND eval_label IS NOT NULL",
+                [project_id, at, source],
+            ).fetchone()[0]
     dup = len(rows) - added
     return ImportReport(added=added, duplicates=dup, labeled=labeled, rows=len(rows))
 

@@ -79,11 +79,18 @@ def test_example_project_and_import_by_path(env):
     at.run()
     assert st_store.count_examples(db, p.id) == 60 and sum(st_store.class_counts(db, p.id)) == 10
     good = tmp / "more.csv"
-    good.write_text("review,label\nfresh text one,\nfresh text two,positive\n")
+    good.write_text("id,body,label\n17,fresh text one,\n18,fresh text two,positive\n")
     at.text_input(key="import_path").input(str(good)).run()
-    at.selectbox(key="map_text").select("review")
+    assert at.selectbox(key="map_text").value == "body"  # the text, not the first (id) column (issue 12.7)
+    assert at.selectbox(key="map_label").value == "label"
     at.button(key="import_go").click().run()
-    assert any("Imported 2 examples" in s.value for s in at.success)
+    assert any("Imported 2 examples" in s.value and "1 with labels" in s.value for s in at.success)
+    assert any("62 examples" in m.value for m in at.markdown)  # the list is fresh at once (issue 12.4)
+    second = tmp / "second.csv"
+    second.write_text("text,label\nyet another,negative\n")
+    at.selectbox(key="map_label").select("(none)").run()
+    at.text_input(key="import_path").input(str(second)).run()
+    assert at.selectbox(key="map_label").value == "label"  # a new file: no stale choice from the last one
     bad = tmp / "bad.csv"
     bad.write_text("review\nok\nnot,ok\n")
     at.text_input(key="import_path").input(str(bad)).run()
@@ -237,6 +244,23 @@ def test_train_rounds_inspect_export_pages_after_a_run(env):
     worker = Worker(db.conn.execute("PRAGMA database_list").fetchone()[2])
     while worker.run_once() is not None:  # the export and predict jobs
         pass
+    # a file: the text column is guessed (not the id column), empty rows are skipped, the other columns come back
+    at.text_area(key="pr_text").input("").run()
+    at.file_uploader(key="pr_file").upload(
+        "in.csv", b"id,review,shop\n7,great movie,A\n8,,B\n9,bad film,C\n", "text/csv"
+    )
+    at.run()
+    assert at.selectbox(key="pr_col_text").value == "review"
+    assert any("1 rows with an empty text are skipped" in c.value for c in at.caption)
+    at.button(key="pr_go").click().run()
+    while worker.run_once() is not None:
+        pass
+    at.run()
+    assert any(b.proto.label == "Download predictions.csv" for b in at.get("download_button"))
+    header, *lines = at.session_state["pr_last_csv"].splitlines()  # what that button downloads
+    assert header.startswith("id,review,shop,prediction,p_negative") and [x.split(",")[0] for x in lines] == ["7", "9"]
+    at.file_uploader(key="pr_file").clear()
+    at.text_area(key="pr_text").input("great").run()
     at.run()  # one rerun, as the page's own timer does: the downloads are there without a reload
     assert not at.exception, at.exception
     assert any("succeeded" in c.value for c in at.caption)

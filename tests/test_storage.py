@@ -195,3 +195,13 @@ def test_export_gold_and_pseudo(db, project, tmp_path):
 
     ds = load_from_disk(str(tmp_path / "ds"))
     assert ds.features["label"].names == ["negative", "positive"] and len(ds) == 2
+
+
+def test_an_evaluation_import_reports_its_labels(db, project):
+    """Issue 12.9: an evaluation import said "0 with labels"."""
+    rep = st.import_file(db, project.id, b"text,label\ngreat one,positive\nbad one,negative\n", {"text": "text"},
+                         name="eval.csv", label_column="label", split="eval")  # fmt: skip
+    assert (rep.added, rep.labeled) == (2, 2)
+    again = st.import_file(db, project.id, b"text,label\ngreat one,positive\nnew one,negative\n", {"text": "text"},
+                           name="eval2.csv", label_column="label", split="eval")  # fmt: skip
+    assert (again.added, again.duplicates, again.labeled) == (1, 1, 1)

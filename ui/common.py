@@ -114,6 +114,15 @@ KINDS = {"list_run": "training", "prompt_eval": "prompt scoring", "predict": "pr
          "export": "export"}  # fmt: skip
 
 
+def text_column_guess(columns: list[str], records: list[dict]) -> str:
+    """The column that holds the text: one named like it, else the one with the longest values (not an id)."""
+    named = [c for c in columns if "text" in c.lower() or c.lower() in ("review", "sentence", "document", "content")]
+    if named:
+        return named[0]
+    sample = records[:200]
+    return max(columns, key=lambda c: sum(len(str(r.get(c) or "")) for r in sample))
+
+
 def job_status_line(job) -> str:
     """One line about a job: what, its status and, while it runs, its stage in words, progress and ETAs."""
     if job is None:

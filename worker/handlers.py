@@ -162,7 +162,8 @@ def predict(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any
     if "rows" in job.payload:
         return {"probs": model.predict_proba(job.payload["rows"]).tolist()}
     if "file_rows" in job.payload:
-        rows = runq.file_prediction_inputs(ctx.db, job.id)
+        # the texts only: "source" holds the file's other columns, for the page to write back
+        rows = [{k: v for k, v in r.items() if k != "source"} for r in runq.file_prediction_inputs(ctx.db, job.id)]
         jobq.progress(ctx.db, job.id, "predicting", 0, len(rows))
         runq.save_file_predictions(ctx.db, job.id, model.predict_proba(rows).tolist())
         return {"predicted": len(rows)}
