@@ -1,5 +1,6 @@
 """The worker end to end: enqueue, run, results in the database; cancel; SIGKILL and resume."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -218,3 +219,31 @@ def test_run_eta_from_the_measured_round_time(project):
     assert jobq.get_job(db, job.id).run_eta_seconds == 18.0
     pw(Event("done"))  # t=30
     assert jobq.get_job(db, job.id).run_eta_seconds == 0.0
+
+
+def test_a_worker_started_by_the_app_stops_with_it(tmp_path):
+    """Issue 12.8: Ctrl-C on the app left its worker running (about 800 MB). A worker with --parent-pid exits
+    when that process is gone; one started by hand (no --parent-pid) keeps running."""
+    import signal
+
+    path = tmp_path / "p.db"
+    st.connect(path)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "import os, subprocess, sys, time\n"
+         f"w = subprocess.Popen([sys.executable, '-m', 'worker', '--db', {str(path)!r}, '--poll', '0.2', "
+         "'--parent-pid', str(os.getpid())], cwd=sys.argv[1])\nprint(w.pid, flush=True)\ntime.sleep(600)\n", str(ROOT)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    worker_pid = int(parent.stdout.readline())
+    by_hand = _spawn_worker(path)
+    try:
+        _wait(lambda: len(jobq.alive_workers(st.connect(path))) == 2, 60, "both workers to register")
+        parent.send_signal(signal.SIGKILL)  # the app dies without any clean-up
+        parent.wait(10)
+        _wait(lambda: not Path(f"/proc/{worker_pid}").exists() or "Z" in Path(f"/proc/{worker_pid}/stat").read_text().split()[2], 30, "the app's worker to exit")  # fmt: skip
+        assert by_hand.poll() is None  # the hand-started worker runs on
+    finally:
+        by_hand.terminate()
+        by_hand.wait(30)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker_pid, signal.SIGKILL)

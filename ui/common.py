@@ -77,7 +77,7 @@ def ensure_worker() -> str:
             f.flush()
             with open(path.parent / "worker.log", "ab") as log:  # the child keeps its own copy of the handle
                 subprocess.Popen(
-                    [sys.executable, "-m", "worker", "--db", str(path)],
+                    [sys.executable, "-m", "worker", "--db", str(path), "--parent-pid", str(os.getpid())],
                     cwd=ROOT, stdout=log, stderr=log, start_new_session=True,
                     env={**os.environ, "LIST_DB": str(path)},
                 )  # fmt: skip

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import threading
+import time
 
 from .runner import Worker
 
@@ -18,17 +20,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stale", type=float, default=60.0, help="reclaim running jobs whose heartbeat is older than this")
     ap.add_argument("--once", action="store_true", help="run at most one job, then exit")
     ap.add_argument("--exit-when-idle", action="store_true", help="exit when the queue is empty")
+    ap.add_argument("--parent-pid", type=int, default=None,
+                    help="exit when this process (the app that started the worker) is gone; a worker started by "
+                         "hand has none and runs until stopped")  # fmt: skip
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    if args.parent_pid:
+        threading.Thread(target=_exit_with_parent, args=(args.parent_pid, stop), daemon=True).start()
     w = Worker(args.db, runs_dir=args.runs_dir, poll_s=args.poll, stale_after_s=args.stale)
     if args.once:
         w.run_once()
     else:
         w.run_forever(stop, exit_when_idle=args.exit_when_idle)
     return 0
+
+
+def _exit_with_parent(parent_pid: int, stop: threading.Event, grace_s: float = 10.0) -> None:
+    """When the app that started this worker stops (Ctrl-C), stop too: at once when idle; a job still running after
+    `grace_s` is left to be reclaimed, and a later worker resumes it from its last checkpoint."""
+    while os.getppid() == parent_pid:
+        time.sleep(1.0)
+    logging.getLogger("worker").info("the app that started this worker (pid %d) has stopped: exiting", parent_pid)
+    stop.set()
+    time.sleep(grace_s)
+    os._exit(0)
 
 
 if __name__ == "__main__":
