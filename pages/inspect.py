@@ -5,7 +5,7 @@ import streamlit as st
 from list_core import methods
 from storage import labels as labq
 from storage import runs as runq
-from storage.queue import exclude, excluded_ids
+from storage.queue import exclude, excluded_ids, include
 from ui.common import db, md_escape, require_project
 
 conn = db()
@@ -41,6 +41,17 @@ pls = runq.pseudo_labels(
 )  # fmt: skip
 st.caption(f"{runq.count_pseudo_labels(conn, run_id, rnd):,} pseudo-labels in this round; showing {len(pls)}")
 rejected = excluded_ids(conn, project.id)
+
+
+def correct(example_id: int, key: str) -> None:
+    """Label once, when the choice is made (a callback: reruns never re-apply it), then reset the widget."""
+    choice = st.session_state[key]
+    if choice != "—":
+        labq.set_label(conn, example_id, project.labels.index(choice), reason="correct_pseudo")
+        st.toast(f"Example {example_id} labeled {choice}")
+        st.session_state[key] = "—"
+
+
 for p in pls:
     with st.container(border=True):
         a, b = st.columns([5, 3])
@@ -53,10 +64,12 @@ for p in pls:
         if b.button("Accept as gold", key=f"in_acc_{k}"):
             labq.set_label(conn, p.example_id, p.label, reason="accept_pseudo")
             st.rerun()
-        fix = b.selectbox("Correct to", ["—", *project.labels], key=f"in_fix_{k}", label_visibility="collapsed")
-        if fix != "—":
-            labq.set_label(conn, p.example_id, project.labels.index(fix), reason="correct_pseudo")
-            st.toast(f"Example {p.example_id} labeled {fix}")
-        if b.button("Reject", key=f"in_rej_{k}", help="leave this example out of the next runs' unlabeled pool"):
+        b.selectbox("Correct to", ["—", *project.labels], key=f"in_fix_{k}", label_visibility="collapsed",
+                    on_change=correct, args=(p.example_id, f"in_fix_{k}"))  # fmt: skip
+        if p.example_id in rejected:
+            if b.button("Restore", key=f"in_rej_{k}", help="put this example back into the next runs' unlabeled pool"):
+                include(conn, p.example_id)
+                st.rerun()
+        elif b.button("Reject", key=f"in_rej_{k}", help="leave this example out of the next runs' unlabeled pool"):
             exclude(conn, p.example_id, project.id)
             st.rerun()

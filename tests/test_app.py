@@ -231,6 +231,21 @@ def test_train_rounds_inspect_export_pages_after_a_run(env):
     assert st_store.history(db, p.id)[0].reason == "accept_pseudo"
     at.button(key=f"in_rej_{run.id}_1_{pls[1].example_id}").click().run()
     assert st_store.history(db, p.id)[0].reason == "reject_pseudo"
+    restore = at.button(key=f"in_rej_{run.id}_1_{pls[1].example_id}")
+    assert restore.label == "Restore"  # a rejection can be undone (issue 12.9)
+    restore.click().run()
+    from storage.queue import excluded_ids
+
+    assert pls[1].example_id not in excluded_ids(db, p.id)
+    # "Correct to" labels once: later reruns do not apply it again
+    target = pls[2].example_id
+    labels = st_store.get_project(db, p.id).labels
+    at.selectbox(key=f"in_fix_{run.id}_1_{target}").select(labels[1 - pls[2].label]).run()
+    n = len(st_store.history(db, p.id))
+    assert st_store.get_example(db, target).gold == 1 - pls[2].label
+    at.run()
+    at.run()
+    assert len(st_store.history(db, p.id)) == n and at.selectbox(key=f"in_fix_{run.id}_1_{target}").value == "—"
     at = switch(at, "pages/export.py")
     for fmt in ("native", "peft", "folded"):  # all three formats from the page (issue 12.5)
         at.radio(key="ex_format").set_value(fmt).run()
