@@ -9,6 +9,7 @@ from typing import Any
 from .backbone import Backbone
 from .checkpoint import RunCheckpoint
 from .config import EXPORT_FORMATS, TrainConfig
+from .heads import choose_head
 from .model import ListModel
 from .prompts import Prompt
 from .records import RunMetrics
@@ -32,6 +33,10 @@ def load_trained(
     if r not in done:
         raise ValueError(f"round {r} is not in {checkpoint_dir} (completed: {done})")
     model = ListModel(backbone, prompt, head, cfg.adapter, cfg.pooling, cfg.max_length)
+    if cfg.head == "auto":  # the run resolved `auto` to `head`: keep that reason (model cards show it)
+        kind, reason = choose_head("auto", backbone)
+        if kind == head:
+            model.head_reason = reason
     model.load_trainable_state(ckpt.load_round(r)[0])
     return model.eval()
 

@@ -194,3 +194,14 @@ def test_a_trained_model_survives_every_other_method_on_its_backbone(bert):
     fold_adapters(first.model)
     assert torch.equal(first.predict_proba(rows), before)
     assert not torch.equal(others[-1].predict_proba(rows), before)  # the other LiST run is a different model
+
+
+def test_a_reloaded_run_keeps_why_its_head_was_chosen(bert, tmp_path):
+    """Issue 12.9: the model card of an exported head="auto" run said "head='prompt' was requested"."""
+    from list_core.trained import load_trained
+
+    cfg = tiny_cfg(rounds=1)
+    assert cfg.head == "auto"
+    res = run_list(bert, PROMPT, task(), cfg, checkpoint_dir=tmp_path)
+    again = load_trained(bert, PROMPT, res.model.head_kind, cfg, tmp_path)
+    assert again.head_reason == res.model.head_reason and again.head_reason.startswith("head=auto chose")
