@@ -22,4 +22,5 @@ for seed in 1 2 3; do for k in 30 10; do for s in subj bbc mr; do line finetune 
 echo "$(wc -l < "$OUTDIR/commands.txt") processes, 2 at a time, limit ${LIMIT}s"
 start=$(date +%s)
 timeout "$LIMIT" xargs -P 2 -I{} bash -c {} < "$OUTDIR/commands.txt"
-echo "finished after $(( $(date +%s) - start ))s (rc $?)"
+rc=$?
+echo "finished after $(( $(date +%s) - start ))s (rc $rc)"

@@ -13,6 +13,7 @@ Each (set, method, seed) runs in a fresh process so its peak RSS is its own.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -290,14 +291,14 @@ def table(rows: list[dict[str, Any]]) -> str:
     ]
     for m in methods:
         accs = {r["set"]: r["acc_mean"] for r in rows if r["method"] == m}
-        avg = statistics.mean(accs.values()) if len(accs) == len(sets) else float("nan")
+        avg = f"{statistics.mean(accs.values()):.1f}" if len(accs) == len(sets) else "-"
         cells = " | ".join(f"{accs[s]:.1f}" if s in accs else "-" for s in sets)
         part = (
             (f" | {statistics.mean(accs[s] for s in three):.1f}" if all(s in accs for s in three) else " | -")
             if extra
             else ""
         )
-        lines.append(f"| {m} | {cells} | {avg:.1f}{part} |")
+        lines.append(f"| {m} | {cells} | {avg}{part} |")
     return "\n".join(lines)
 
 
@@ -419,28 +420,47 @@ def report(files: list[dict[str, Any]], paths: list[str] | None = None, note: st
     lst = [r for r in results if r.get("rounds")]
     if lst:
         lines += ["", "## LiST rounds: pseudo-label accuracy (pool labels read after the run, for analysis only)", "",
-                  "| set | method | round | pseudo-label acc % | weight-correctness corr | flip rate | mean confidence |", "|---|---|---|---|---|---|---|"]  # fmt: skip
-        groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+                  "| K | set | method | round | pseudo-label acc % | weight-correctness corr | flip rate | mean confidence |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        groups: dict[tuple[int, str, str, int], list[dict[str, Any]]] = {}
         for r in lst:
             for rd in r["rounds"]:
-                groups.setdefault((r["set"], r["method"], rd["round"]), []).append(rd)
-        for (s, m, rd), xs in sorted(groups.items(), key=lambda kv: (kv[0][0], _order(kv[0][1]), kv[0][2])):
+                groups.setdefault((r["k"], r["set"], r["method"], rd["round"]), []).append(rd)
+        for (k, s, m, rd), xs in sorted(
+            groups.items(), key=lambda kv: (kv[0][0], kv[0][1], _order(kv[0][2]), kv[0][3])
+        ):
             corr = [x["weight_correctness_corr"] for x in xs if x["weight_correctness_corr"] is not None]
-            lines.append(f"| {s} | {m} | {rd} | {100 * statistics.mean(x['pseudo_label_accuracy'] for x in xs):.1f} | "
+            lines.append(f"| {k} | {s} | {m} | {rd} | {100 * statistics.mean(x['pseudo_label_accuracy'] for x in xs):.1f} | "
                          f"{statistics.mean(corr) if corr else float('nan'):.3f} | {statistics.mean(x['flip_rate'] for x in xs):.3f} | "
                          f"{statistics.mean(x['mean_confidence'] for x in xs):.3f} |")  # fmt: skip
         lines += ["", "Time per stage (seconds, mean over seeds):", "",
-                  "| set | method | probe | teacher | pseudo-label | student | gold fine-tune |", "|---|---|---|---|---|---|---|"]  # fmt: skip
-        by_run: dict[tuple[str, str], list[dict[str, float]]] = {}
+                  "| K | set | method | probe | teacher | pseudo-label | student | gold fine-tune |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        by_run: dict[tuple[int, str, str], list[dict[str, float]]] = {}
         for r in lst:
-            by_run.setdefault((r["set"], r["method"]), []).append(r["stage_seconds"])
-        for (s, m), xs in sorted(by_run.items(), key=lambda kv: (kv[0][0], _order(kv[0][1]))):
+            by_run.setdefault((r["k"], r["set"], r["method"]), []).append(r["stage_seconds"])
+        for (k, s, m), xs in sorted(by_run.items(), key=lambda kv: (kv[0][0], kv[0][1], _order(kv[0][2]))):
             cells = " | ".join(
-                f"{statistics.mean(x.get(k, 0) for x in xs):.0f}"
-                for k in ("probe", "teacher", "pseudo_label", "student", "finetune")
+                f"{statistics.mean(x.get(stage, 0) for x in xs):.0f}"
+                for stage in ("probe", "teacher", "pseudo_label", "student", "finetune")
             )
-            lines.append(f"| {s} | {m} | {cells} |")
+            lines.append(f"| {k} | {s} | {m} | {cells} |")
     return "\n".join(lines) + "\n"
+
+
+@contextlib.contextmanager
+def _children_skip_main_script():
+    """A spawned child re-runs the parent's `__main__` script when that is a file (multiprocessing's spawn). The
+    bench's children need only `list_core.bench` (run_one and the job's method spec), so when the bench is called
+    from another program (a test runner, a notebook, an app) that program must not run again in every child."""
+    main_mod = sys.modules.get("__main__")
+    path = getattr(main_mod, "__file__", None)
+    if main_mod is None or path is None or getattr(main_mod, "__spec__", None) is not None:
+        yield  # `python -m list_core.bench` (a module spec: children import it by name) or no script at all
+        return
+    del main_mod.__file__
+    try:
+        yield
+    finally:
+        main_mod.__file__ = path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -540,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
     ctx = mp.get_context("spawn")
-    with tqdm(total=len(jobs), desc="bench", file=sys.stderr) as bar:
+    with tqdm(total=len(jobs), desc="bench", file=sys.stderr) as bar, _children_skip_main_script():
         for job in jobs:
             bar.set_postfix_str(f"{Path(job['data']).name} {job['method']} s{job['seed']}")
             # a fresh process per job (its own peak RSS); a process that dies fails its job instead of hanging
