@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +16,9 @@ from .models import Job
 from .projects import StoreError
 
 KINDS = ("list_run", "prompt_eval", "predict", "export", "diversity")
+# A worker runs a training lane and a light lane side by side, so a prediction, a prompt score, an export or the
+# diversity order never waits behind a training run that takes minutes to hours.
+LANES: dict[str, tuple[str, ...]] = {"train": ("list_run",), "light": ("prompt_eval", "predict", "export", "diversity")}
 STALE_AFTER_S = 60.0
 MAX_ATTEMPTS = 3
 
@@ -47,16 +53,47 @@ def list_jobs(db: sqlite_utils.Database, project_id: int | None = None, limit: i
     return [Job.of(r) for r in db.query(sql, params)]
 
 
+def _pid_alive(pid: int) -> bool:
+    """Whether a process of this host is alive (a zombie, i.e. a killed child not yet reaped, is dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def dead_workers(db: sqlite_utils.Database) -> list[str]:
+    """Registered workers of this host whose process is gone (killed): their jobs need not wait to go stale."""
+    host = socket.gethostname()
+    return [r["id"] for r in db.query("SELECT id, pid FROM workers WHERE host = ?", [host]) if not _pid_alive(r["pid"])]
+
+
 def claim(
     db: sqlite_utils.Database,
     worker_id: str,
     stale_after_s: float = STALE_AFTER_S,
     max_attempts: int = MAX_ATTEMPTS,
+    kinds: Sequence[str] | None = None,
 ) -> Job | None:
-    """Take the oldest queued job, or a running one whose worker stopped heartbeating; one statement in a
-    write transaction, so two workers never get the same job."""
+    """Take a running job whose worker died (stopped heartbeating, or its process is gone from this host) first,
+    else the oldest queued one; only jobs of `kinds` (a lane) when given. One statement in a write transaction, so
+    two workers never get the same job."""
+    kinds = tuple(KINDS if kinds is None else kinds)
+    if bad := [k for k in kinds if k not in KINDS]:
+        raise StoreError(f"job kind {bad[0]!r} is not one of {KINDS}")
     cutoff = _ago(stale_after_s)
+    dead = dead_workers(db)
     with write(db):
+        if dead:  # their heartbeat is as good as stale: let every check below see it so
+            marks = ",".join("?" * len(dead))
+            db.execute(f"UPDATE jobs SET heartbeat_at = '' WHERE status = 'running' AND worker_id IN ({marks})", dead)
+            db.execute(f"DELETE FROM workers WHERE id IN ({marks})", dead)
         db.execute(  # a dead worker's job that the user asked to cancel is cancelled, not run again
             "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE status = 'running' AND heartbeat_at < ? AND cancel_requested = 1",
             [now(), cutoff],
@@ -71,9 +108,10 @@ def claim(
         row = db.execute(
             "UPDATE jobs SET status = 'running', worker_id = ?, started_at = coalesce(started_at, ?), "
             "heartbeat_at = ?, attempts = attempts + 1, message = NULL "
-            "WHERE id = (SELECT id FROM jobs WHERE (status = 'queued' AND cancel_requested = 0) "
-            "OR (status = 'running' AND heartbeat_at < ?) ORDER BY id LIMIT 1) RETURNING id",
-            [worker_id, t, t, cutoff],
+            f"WHERE id = (SELECT id FROM jobs WHERE kind IN ({','.join('?' * len(kinds))}) AND ("
+            "(status = 'queued' AND cancel_requested = 0) OR (status = 'running' AND heartbeat_at < ?)) "
+            "ORDER BY status = 'running' DESC, id LIMIT 1) RETURNING id",
+            [worker_id, t, t, *kinds, cutoff],
         ).fetchone()
     return get_job(db, row[0]) if row else None
 

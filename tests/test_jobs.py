@@ -130,3 +130,36 @@ def test_ui_and_worker_writing_together_never_lock(dbfile):
     assert errors.empty(), errors.get()
     assert db.execute("SELECT count(*) FROM label_history").fetchone()[0] >= 199
     assert db.execute("SELECT count(*) FROM rounds").fetchone()[0] == 200
+
+
+def test_lanes_keep_light_jobs_apart_from_training(dbfile):
+    """Issue 12.2: a prediction queued behind a training run waited 21 minutes. A lane claims only its kinds."""
+    db = st.connect(dbfile)
+    train = jobq.enqueue(db, "list_run", {"run_id": 1})
+    light = jobq.enqueue(db, "predict", {"run_id": 1})
+    assert jobq.claim(db, "light", kinds=jobq.LANES["light"]).id == light.id
+    assert jobq.claim(db, "light", kinds=jobq.LANES["light"]) is None  # never a training job
+    assert jobq.claim(db, "train", kinds=jobq.LANES["train"]).id == train.id
+    assert set(jobq.LANES["train"]) | set(jobq.LANES["light"]) == set(jobq.KINDS)
+    with pytest.raises(st.StoreError, match="'nope'"):
+        jobq.claim(db, "x", kinds=("nope",))
+
+
+def test_a_dead_workers_job_is_taken_back_before_newer_queued_jobs(dbfile):
+    """Issue 12.2: after a kill, the next worker took the next queued run while the killed one showed a frozen
+    'running' for as long as that run took. A job whose worker is gone (no longer registered, or its process dead
+    on this host) is resumed at once and first, without waiting for its heartbeat to go stale."""
+    import os
+    import socket
+
+    db = st.connect(dbfile)
+    orphan = jobq.enqueue(db, "list_run", {"run_id": 1})
+    assert jobq.claim(db, "dead").id == orphan.id
+    jobq.register_worker(db, "dead", 2**22 + 12345, socket.gethostname())  # no such pid: it was killed
+    newer = jobq.enqueue(db, "list_run", {"run_id": 2})
+    jobq.register_worker(db, "alive", os.getpid(), socket.gethostname())
+    assert jobq.claim(db, "next", stale_after_s=60).id == orphan.id  # heartbeat fresh, but its worker is dead
+    assert jobq.get_job(db, orphan.id).attempts == 2
+    assert jobq.claim(db, "next2", stale_after_s=60).id == newer.id
+    # a job of a live worker on this host is left alone
+    assert jobq.claim(db, "other", stale_after_s=60) is None

@@ -237,7 +237,8 @@ def test_a_worker_started_by_the_app_stops_with_it(tmp_path):
     worker_pid = int(parent.stdout.readline())
     by_hand = _spawn_worker(path)
     try:
-        _wait(lambda: len(jobq.alive_workers(st.connect(path))) == 2, 60, "both workers to register")
+        pids = lambda: {w["pid"] for w in jobq.alive_workers(st.connect(path))}  # noqa: E731 (two lanes each)
+        _wait(lambda: pids() == {worker_pid, by_hand.pid}, 60, "both workers to register")
         parent.send_signal(signal.SIGKILL)  # the app dies without any clean-up
         parent.wait(10)
         _wait(lambda: not Path(f"/proc/{worker_pid}").exists() or "Z" in Path(f"/proc/{worker_pid}/stat").read_text().split()[2], 30, "the app's worker to exit")  # fmt: skip
@@ -247,3 +248,32 @@ def test_a_worker_started_by_the_app_stops_with_it(tmp_path):
         by_hand.wait(30)
         with contextlib.suppress(ProcessLookupError):
             os.kill(worker_pid, signal.SIGKILL)
+
+
+def test_a_prediction_does_not_wait_behind_a_training_run(project, monkeypatch):
+    """Issue 12.2: with one first-in-first-out lane, a one-sentence prediction queued during training waited for
+    the whole run. The training handler here holds its lane until the prediction has finished (or 20 s pass)."""
+    import threading
+
+    import worker.handlers as handlers
+
+    db, p, path = project
+    run, train = actions.start_run(db, p.id, "list", "fast", seed=3, overrides=TINY)
+    prompt = {"template": "{text} It was {mask} .", "label_words": ["bad", "great"]}
+    light = jobq.enqueue(db, "prompt_eval", {"candidates": [prompt]}, p.id)
+    real = handlers.HANDLERS["list_run"]
+
+    def slow_training(ctx, job, cancel):
+        end = time.monotonic() + 20
+        while jobq.get_job(ctx.db, light.id).status != "succeeded" and time.monotonic() < end:
+            time.sleep(0.1)
+        return real(ctx, job, cancel)
+
+    monkeypatch.setitem(handlers.HANDLERS, "list_run", slow_training)
+    from worker.runner import run_lanes
+
+    run_lanes(["train", "light"], threading.Event(), exit_when_idle=True, db=path, poll_s=0.1)
+    t, l = jobq.get_job(db, train.id), jobq.get_job(db, light.id)
+    assert t.status == "succeeded" and l.status == "succeeded", (t.error, l.error)
+    assert l.finished_at < t.finished_at  # one first-in-first-out lane would finish the training first
+    assert runq.get_run(db, run.id).status == "succeeded"

@@ -59,8 +59,9 @@ def require_project() -> Project:
 def ensure_worker() -> str:
     """Start a background worker when none is alive (unless LIST_NO_WORKER is set); returns a status line."""
     alive = jobq.alive_workers(db())
-    if alive:
-        return f"worker running ({len(alive)})"
+    if alive:  # one process runs a training lane and a light lane: count processes, not lanes
+        n = len({(w["host"], w["pid"]) for w in alive})
+        return "worker running" + (f" ({n} processes)" if n > 1 else "")
     if os.environ.get("LIST_NO_WORKER"):
         return "no worker (LIST_NO_WORKER is set): start one with `python -m worker`"
     path = db_path()

@@ -1,4 +1,7 @@
-"""`python -m worker --db data/list_studio.db`: run jobs until stopped (Ctrl-C or SIGTERM)."""
+"""`python -m worker --db data/list_studio.db`: run jobs until stopped (Ctrl-C or SIGTERM).
+
+By default two lanes run side by side, each one job at a time: training runs, and the light jobs (prediction, prompt
+scoring, export, diversity order) that must not wait behind a training run."""
 
 from __future__ import annotations
 
@@ -9,7 +12,9 @@ import signal
 import threading
 import time
 
-from .runner import Worker
+from storage import jobs as jobq
+
+from .runner import Worker, run_lanes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,7 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs-dir", default=None, help="checkpoints and exports (default: next to the database)")
     ap.add_argument("--poll", type=float, default=1.0, help="seconds between queue polls when idle")
     ap.add_argument("--stale", type=float, default=60.0, help="reclaim running jobs whose heartbeat is older than this")
-    ap.add_argument("--once", action="store_true", help="run at most one job, then exit")
+    ap.add_argument("--lane", choices=["both", "all", *jobq.LANES], default="both",
+                    help="both: a training lane and a light lane side by side (default); all: one lane for every "
+                         "kind, first in first out; train or light: only that lane")  # fmt: skip
+    ap.add_argument("--once", action="store_true", help="run at most one job (of any kind), then exit")
     ap.add_argument("--exit-when-idle", action="store_true", help="exit when the queue is empty")
     ap.add_argument("--parent-pid", type=int, default=None,
                     help="exit when this process (the app that started the worker) is gone; a worker started by "
@@ -30,11 +38,12 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     if args.parent_pid:
         threading.Thread(target=_exit_with_parent, args=(args.parent_pid, stop), daemon=True).start()
-    w = Worker(args.db, runs_dir=args.runs_dir, poll_s=args.poll, stale_after_s=args.stale)
     if args.once:
-        w.run_once()
-    else:
-        w.run_forever(stop, exit_when_idle=args.exit_when_idle)
+        Worker(args.db, runs_dir=args.runs_dir, poll_s=args.poll, stale_after_s=args.stale).run_once()
+        return 0
+    lanes = list(jobq.LANES) if args.lane == "both" else [args.lane]
+    run_lanes(lanes, stop, args.exit_when_idle, db=args.db, runs_dir=args.runs_dir, poll_s=args.poll,
+              stale_after_s=args.stale)  # fmt: skip
     return 0
 
 

@@ -21,7 +21,8 @@ log = logging.getLogger("worker")
 
 
 class Worker:
-    """One job at a time. Many workers may share one database."""
+    """One job at a time, of one lane's kinds (`jobq.LANES`; "all": every kind). Many workers may share one
+    database; `python -m worker` runs a training lane and a light lane side by side."""
 
     def __init__(
         self,
@@ -31,19 +32,24 @@ class Worker:
         heartbeat_s: float = 2.0,
         stale_after_s: float = jobq.STALE_AFTER_S,
         worker_id: str | None = None,
+        lane: str = "all",
     ) -> None:
+        if lane != "all" and lane not in jobq.LANES:
+            raise ValueError(f"lane {lane!r} is not 'all' or one of {sorted(jobq.LANES)}")
+        self.lane = lane
+        self.kinds = jobq.KINDS if lane == "all" else jobq.LANES[lane]
         self.db_file = db_path(db)
         self.db = connect(self.db_file)
         self.runs_dir = Path(runs_dir) if runs_dir else self.db_file.parent / "runs"
         self.poll_s = poll_s
         self.heartbeat_s = heartbeat_s
         self.stale_after_s = stale_after_s
-        self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{lane}-{uuid.uuid4().hex[:6]}"
         self.context = JobContext(self.db, self.runs_dir, self.id)  # shared by this worker's jobs (backbone cache)
         jobq.register_worker(self.db, self.id, os.getpid(), socket.gethostname())
 
     def run_forever(self, stop: threading.Event, exit_when_idle: bool = False) -> None:
-        log.info("worker %s on %s", self.id, self.db_file)
+        log.info("worker %s (%s jobs) on %s", self.id, ", ".join(self.kinds), self.db_file)
         try:
             while not stop.is_set():
                 jobq.worker_heartbeat(self.db, self.id)
@@ -57,7 +63,7 @@ class Worker:
 
     def run_once(self) -> Job | None:
         """Claim and run one job; None when the queue is empty."""
-        job = jobq.claim(self.db, self.id, stale_after_s=self.stale_after_s)
+        job = jobq.claim(self.db, self.id, stale_after_s=self.stale_after_s, kinds=self.kinds)
         if job is None:
             return None
         log.info("job %s (%s) attempt %s", job.id, job.kind, job.attempts)
@@ -100,3 +106,18 @@ class Worker:
             except Exception:  # a locked or busy moment must not kill the heartbeat
                 log.warning("heartbeat failed", exc_info=True)
         db.close()
+
+
+def run_lanes(lanes: list[str], stop: threading.Event, exit_when_idle: bool = False, **worker_kwargs) -> None:
+    """Run one `Worker` per lane in its own thread until `stop` (or, with `exit_when_idle`, until each lane's
+    queue is empty). Each lane owns its SQLite connection and backbone cache, so the lanes share nothing."""
+
+    def loop(lane: str) -> None:
+        Worker(lane=lane, **worker_kwargs).run_forever(stop, exit_when_idle=exit_when_idle)
+
+    threads = [threading.Thread(target=loop, args=(lane,), name=f"lane-{lane}", daemon=True) for lane in lanes]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):  # joined with a timeout so the main thread still handles signals
+        for t in threads:
+            t.join(timeout=0.5)
