@@ -6,7 +6,7 @@ from list_core import methods
 from storage import labels as labq
 from storage import runs as runq
 from storage.queue import exclude, excluded_ids, include
-from ui.common import db, md_escape, require_project
+from ui.common import db, labeler, md_escape, require_project
 
 conn = db()
 project = require_project()
@@ -47,7 +47,7 @@ def correct(example_id: int, key: str) -> None:
     """Label once, when the choice is made (a callback: reruns never re-apply it), then reset the widget."""
     choice = st.session_state[key]
     if choice != "—":
-        labq.set_label(conn, example_id, project.labels.index(choice), reason="correct_pseudo")
+        labq.set_label(conn, example_id, project.labels.index(choice), by=labeler(), reason="correct_pseudo")
         st.toast(f"Example {example_id} labeled {choice}")
         st.session_state[key] = "—"
 
@@ -62,7 +62,7 @@ for p in pls:
                   f"{' · rejected' if p.example_id in rejected else ''}")  # fmt: skip
         k = f"{run_id}_{rnd}_{p.example_id}"
         if b.button("Accept as gold", key=f"in_acc_{k}"):
-            labq.set_label(conn, p.example_id, p.label, reason="accept_pseudo")
+            labq.set_label(conn, p.example_id, p.label, by=labeler(), reason="accept_pseudo")
             st.rerun()
         b.selectbox("Correct to", ["—", *project.labels], key=f"in_fix_{k}", label_visibility="collapsed",
                     on_change=correct, args=(p.example_id, f"in_fix_{k}"))  # fmt: skip

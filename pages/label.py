@@ -6,7 +6,7 @@ import storage
 from storage import jobs as jobq
 from storage.queue import STRATEGIES, has_queue, next_unlabeled
 from storage.runs import has_predictions, prediction
-from ui.common import db, md_escape, require_project, run_safely
+from ui.common import db, labeler, md_escape, require_project, run_safely
 
 conn = db()
 project = require_project()
@@ -35,7 +35,7 @@ ex = next_unlabeled(conn, project.id, strategy, skipped)
 
 
 def give(label: int, example_id: int) -> None:
-    storage.set_label(conn, example_id, label)  # written at once: nothing is lost on leaving the page
+    storage.set_label(conn, example_id, label, by=labeler())  # written at once: nothing is lost on leaving the page
     st.session_state["lb_last"] = example_id
 
 
@@ -43,9 +43,15 @@ def skip(example_id: int) -> None:
     st.session_state["lb_skipped"].append(example_id)
 
 
-def undo() -> None:
-    ev = storage.undo_last(conn, project.id)
-    if ev is not None and ev.example_id in st.session_state["lb_skipped"]:
+def undo() -> None:  # this session's own last label, never another user's
+    try:
+        ev = storage.undo_last(conn, project.id, by=labeler())
+    except storage.StoreError as e:
+        st.toast(str(e))
+        return
+    if ev is None:
+        st.toast("Nothing of yours to undo in this project.")
+    elif ev.example_id and ev.example_id in st.session_state["lb_skipped"]:
         st.session_state["lb_skipped"].remove(ev.example_id)
 
 
@@ -89,15 +95,20 @@ none = "—"
 table = [
     {"id": r.id, "text": r.display(), "label": project.labels[r.gold] if r.gold is not None else none} for r in rows
 ]
+# An edit is applied once, then the editor starts afresh under a new key: the old editor's state would otherwise
+# re-apply the edit on every rerun (redoing an Undo, overwriting another session's newer label).
+version = st.session_state.setdefault("lb_table_version", 0)
 edited = st.data_editor(
-    table, key=f"lb_table_{page}_{q}_{only}", disabled=["id", "text"], hide_index=True, width="stretch",
+    table, key=f"lb_table_{page}_{q}_{only}_{version}", disabled=["id", "text"], hide_index=True, width="stretch",
     column_config={"label": st.column_config.SelectboxColumn("label", options=[none, *project.labels])},
 )  # fmt: skip
-for before, after in zip(table, edited):
-    if before["label"] != after["label"]:
-        new = None if after["label"] == none else project.labels.index(after["label"])
-        storage.set_label(conn, before["id"], new, reason="table")
-        st.toast(f"Example {before['id']}: {before['label']} → {after['label']}")
+changed = [(before, after) for before, after in zip(table, edited) if before["label"] != after["label"]]
+for before, after in changed:
+    new = None if after["label"] == none else project.labels.index(after["label"])
+    storage.set_label(conn, before["id"], new, by=labeler(), reason="table")
+    st.toast(f"Example {before['id']}: {before['label']} → {after['label']}")
+if changed:
+    st.session_state["lb_table_version"] = version + 1
 
 with st.expander("Label history"):
     hist = storage.history(conn, project.id, limit=50)

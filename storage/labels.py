@@ -51,12 +51,13 @@ def set_label(
 
 
 def undo_last(db: sqlite_utils.Database, project_id: int, by: str = "user") -> LabelEvent | None:
-    """Revert the most recent label change of the project that was not itself undone."""
+    """Revert `by`'s most recent label change in the project that was not itself undone (never another user's).
+    A label that someone else changed since is left alone: StoreError says so, and that undo is used up."""
     rows = list(
         db.query(
-            "SELECT * FROM label_history h WHERE project_id = ? AND undoes IS NULL "
+            "SELECT * FROM label_history h WHERE project_id = ? AND by = ? AND undoes IS NULL "
             "AND NOT EXISTS (SELECT 1 FROM label_history u WHERE u.undoes = h.id) ORDER BY id DESC LIMIT 1",
-            [project_id],
+            [project_id, by],
         )
     )
     if not rows:
@@ -64,14 +65,26 @@ def undo_last(db: sqlite_utils.Database, project_id: int, by: str = "user") -> L
     ev = LabelEvent.of(rows[0])
     with write(db):
         current = db.execute("SELECT label FROM gold WHERE example_id = ?", [ev.example_id]).fetchone()
-        if (current[0] if current else None) == ev.old_label:  # already back where it was: mark it undone
-            db.execute(
-                "INSERT INTO label_history (project_id, example_id, old_label, new_label, at, by, reason, undoes) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'undo', ?)",
-                [project_id, ev.example_id, ev.old_label, ev.old_label, now(), by, ev.id],
-            )
-            return None
-        return set_label(db, ev.example_id, ev.old_label, by=by, reason="undo", undoes=ev.id)
+        current = current[0] if current else None
+        if current == ev.new_label:
+            return set_label(db, ev.example_id, ev.old_label, by=by, reason="undo", undoes=ev.id)
+        # already back where it was (nothing to do), or changed since by someone else: mark it undone, change nothing
+        db.execute(
+            "INSERT INTO label_history (project_id, example_id, old_label, new_label, at, by, reason, undoes) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'undo', ?)",
+            [project_id, ev.example_id, current, current, now(), by, ev.id],
+        )
+        who = db.execute(
+            "SELECT by FROM label_history WHERE example_id = ? AND id > ? AND by != ? AND reason != 'undo' "
+            "ORDER BY id DESC LIMIT 1",
+            [ev.example_id, ev.id, by],
+        ).fetchone()
+    if current != ev.old_label:
+        raise StoreError(
+            f"not undone: the label of example {ev.example_id} was changed since"
+            + (f" by {who[0]}" if who else "") + "; it stays as it is"
+        )  # fmt: skip
+    return None
 
 
 def history(

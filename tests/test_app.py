@@ -185,6 +185,32 @@ def test_label_page_labels_skips_undoes_and_fixes(env):
     assert not at.exception
 
 
+def test_a_table_edit_is_applied_once_and_undo_is_per_session(env):
+    """Issue 13.3: the find-and-fix table re-applied its last edit on every rerun, so Undo was redone at once and
+    another session's later label was overwritten. Issue 13.4: Undo reverted another session's label."""
+    db, _, dirs = env
+    p = make_project(db, str(dirs["bert"]))
+    at = AppTest.from_file(str(ROOT / "pages/label.py"), default_timeout=TIMEOUT)
+    at.session_state["project"] = p.id
+    at.session_state["lb_show"] = "all"
+    at.run()
+    key = at.data_editor[0].key
+    first = int(at.data_editor[0].value["id"][0])
+    at.session_state[key] = {"edited_rows": {0: {"label": "positive"}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    assert not at.exception and st_store.get_example(db, first).gold == 1
+    other = [e.id for e in st_store.page_examples(db, p.id, limit=100) if e.id != first][0]
+    st_store.set_label(db, other, 0, by="another session")  # someone else labels meanwhile
+    at.button(key="lb_undo").click().run()  # this session's undo: its table edit, not the other session's label
+    assert st_store.get_example(db, first).gold is None and st_store.get_example(db, other).gold == 0
+    st_store.set_label(db, first, 0, by="another session")
+    at.radio(key="lb_show").set_value("labeled").run()  # any click: the old edit is never applied again
+    at.run()
+    assert not at.exception and st_store.get_example(db, first).gold == 0
+    table_edits = [h for h in st_store.history(db, p.id, example_id=first) if h.reason == "table"]
+    assert len(table_edits) == 1
+
+
 def test_train_rounds_inspect_export_pages_after_a_run(env):
     db, _, dirs = env
     p = make_project(db, str(dirs["bert"]))

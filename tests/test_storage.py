@@ -205,3 +205,20 @@ def test_an_evaluation_import_reports_its_labels(db, project):
     again = st.import_file(db, project.id, b"text,label\ngreat one,positive\nnew one,negative\n", {"text": "text"},
                            name="eval2.csv", label_column="label", split="eval")  # fmt: skip
     assert (again.added, again.duplicates, again.labeled) == (1, 1, 1)
+
+
+def test_undo_reverts_only_the_callers_own_labels(db, project):
+    """Issue 13.4: Undo reverted the project's most recent label, which could be another user's."""
+    st.add_examples(db, project.id, [{"text": "good film"}, {"text": "bad film"}])
+    e1, e2 = (e.id for e in st.page_examples(db, project.id))
+    st.set_label(db, e1, 1, by="ann")
+    st.set_label(db, e2, 0, by="bob")
+    assert st.undo_last(db, project.id, by="ann").example_id == e1  # ann's label, though bob's is newer
+    assert st.get_example(db, e1).gold is None and st.get_example(db, e2).gold == 0
+    assert st.undo_last(db, project.id, by="ann") is None  # nothing more of ann's
+    # bob's label is changed by ann afterwards: bob's undo must not overwrite ann's newer label
+    st.set_label(db, e2, 1, by="ann")
+    with pytest.raises(st.StoreError, match="changed since"):
+        st.undo_last(db, project.id, by="bob")
+    assert st.get_example(db, e2).gold == 1
+    assert st.undo_last(db, project.id, by="bob") is None  # that undo is used up, not retried forever

@@ -273,7 +273,7 @@ def test_a_prediction_does_not_wait_behind_a_training_run(project, monkeypatch):
     from worker.runner import run_lanes
 
     run_lanes(["train", "light"], threading.Event(), exit_when_idle=True, db=path, poll_s=0.1)
-    t, l = jobq.get_job(db, train.id), jobq.get_job(db, light.id)
-    assert t.status == "succeeded" and l.status == "succeeded", (t.error, l.error)
-    assert l.finished_at < t.finished_at  # one first-in-first-out lane would finish the training first
+    t, lt = jobq.get_job(db, train.id), jobq.get_job(db, light.id)
+    assert t.status == "succeeded" and lt.status == "succeeded", (t.error, lt.error)
+    assert lt.finished_at < t.finished_at  # one first-in-first-out lane would finish the training first
     assert runq.get_run(db, run.id).status == "succeeded"

@@ -48,6 +48,15 @@ def open_project(project_id: int) -> None:
     st.rerun()
 
 
+def labeler() -> str:
+    """Who labels in this browser session (label history's "by"): Undo reverts this session's labels only."""
+    if "labeler" not in st.session_state:
+        import uuid
+
+        st.session_state["labeler"] = f"session {uuid.uuid4().hex[:6]}"
+    return st.session_state["labeler"]
+
+
 def require_project() -> Project:
     project = current_project()
     if project is None:
