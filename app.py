@@ -3,7 +3,7 @@
 import streamlit as st
 
 import storage
-from ui.common import GOTO, current_project, db, ensure_worker
+from ui.common import GOTO, access_granted, current_project, db, ensure_worker, md_escape
 
 st.set_page_config(page_title="LiST Studio", page_icon=":material/label:", layout="wide")
 
@@ -17,6 +17,8 @@ pages = [
     st.Page("pages/export.py", title="Export & predict", icon=":material/download:"),
 ]
 nav = st.navigation(pages)
+if not access_granted():  # opened to a network: nothing is shown before the secret
+    st.stop()
 
 with st.sidebar:
     projects = storage.list_projects(db())
@@ -33,7 +35,7 @@ with st.sidebar:
         p = current_project()
         if p is not None:
             counts = storage.class_counts(db(), p.id)
-            st.caption(f"{sum(counts)} / {p.target_gold} gold labels · {p.backbone}")
+            st.caption(md_escape(f"{sum(counts)} / {p.target_gold} gold labels · {p.backbone}"))
     st.caption(ensure_worker())
 
 nav.run()

@@ -48,7 +48,7 @@ def correct(example_id: int, key: str) -> None:
     choice = st.session_state[key]
     if choice != "—":
         labq.set_label(conn, example_id, project.labels.index(choice), by=labeler(), reason="correct_pseudo")
-        st.toast(f"Example {example_id} labeled {choice}")
+        st.toast(md_escape(f"Example {example_id} labeled {choice}"))
         st.session_state[key] = "—"
 
 
@@ -56,8 +56,8 @@ for p in pls:
     with st.container(border=True):
         a, b = st.columns([5, 3])
         a.markdown(md_escape(p.text))
-        gold = f" · gold: **{project.labels[p.gold]}**" if p.gold is not None else ""
-        a.caption(f"pseudo-label **{project.labels[p.label]}** · confidence {p.confidence:.2f} · "
+        gold = f" · gold: **{md_escape(project.labels[p.gold])}**" if p.gold is not None else ""
+        a.caption(f"pseudo-label **{md_escape(project.labels[p.label])}** · confidence {p.confidence:.2f} · "
                   f"weight {'—' if p.weight is None else f'{p.weight:.4f}'}{' · flipped' if p.flipped else ''}{gold}"
                   f"{' · rejected' if p.example_id in rejected else ''}")  # fmt: skip
         k = f"{run_id}_{rnd}_{p.example_id}"

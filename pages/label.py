@@ -17,7 +17,7 @@ per_class = max(1, project.target_gold // len(project.labels))
 cols = st.columns(len(project.labels) + 1)
 cols[0].metric("Gold labels", f"{sum(counts)} / {project.target_gold}")
 for i, (lab, n) in enumerate(zip(project.labels, counts)):
-    cols[i + 1].progress(min(1.0, n / per_class), text=f"{lab}: {n} / {per_class}")
+    cols[i + 1].progress(min(1.0, n / per_class), text=f"{md_escape(lab)}: {n} / {per_class}")
 
 left, right = st.columns([3, 1])
 with right:
@@ -74,7 +74,7 @@ with left:
         bcols = st.columns(len(project.labels) + 2)
         for i, lab in enumerate(project.labels):
             shortcut = str(i + 1) if i < 9 else None
-            bcols[i].button(lab, key=f"lb_label_{i}", on_click=give,
+            bcols[i].button(md_escape(lab), key=f"lb_label_{i}", on_click=give,
                             args=(i, ex.id), shortcut=shortcut, type="primary", width="stretch")  # fmt: skip
         bcols[-2].button("Skip", key="lb_skip", on_click=skip, args=(ex.id,), shortcut="s", width="stretch")
         bcols[-1].button("Undo", key="lb_undo", on_click=undo, shortcut="u", width="stretch")
@@ -106,7 +106,7 @@ changed = [(before, after) for before, after in zip(table, edited) if before["la
 for before, after in changed:
     new = None if after["label"] == none else project.labels.index(after["label"])
     storage.set_label(conn, before["id"], new, by=labeler(), reason="table")
-    st.toast(f"Example {before['id']}: {before['label']} → {after['label']}")
+    st.toast(md_escape(f"Example {before['id']}: {before['label']} → {after['label']}"))
 if changed:
     st.session_state["lb_table_version"] = version + 1
 

@@ -7,7 +7,16 @@ import streamlit as st
 
 import storage
 from storage.importers import ImportFileError, read_table
-from ui.common import current_project, db, open_project, run_safely, text_column_guess
+from ui.common import (
+    current_project,
+    db,
+    import_dir,
+    import_path,
+    md_escape,
+    open_project,
+    run_safely,
+    text_column_guess,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "ui" / "example_reviews.jsonl"
 
@@ -52,12 +61,14 @@ if not projects:
 for p in projects:
     cols = st.columns([4, 2, 2, 1])
     n = storage.count_examples(conn, p.id)
-    cols[0].write(f"**{p.name}** · {p.task} · labels: {', '.join(p.labels)}")
+    cols[0].write(f"**{md_escape(p.name)}** · {p.task} · labels: {md_escape(', '.join(p.labels))}")
     cols[1].write(f"{n:,} examples · {sum(storage.class_counts(conn, p.id))} gold")
     if cols[2].button("Open", key=f"open_{p.id}", disabled=st.session_state.get("project") == p.id):
         open_project(p.id)
     with cols[3].popover("Delete", help="delete this project, its examples, labels and runs"):
-        st.warning(f"This deletes “{p.name}” with its {n:,} examples, labels, history and runs. It cannot be undone.")
+        st.warning(
+            f"This deletes “{md_escape(p.name)}” with its {n:,} examples, labels, history and runs. It cannot be undone."
+        )
         typed = st.text_input("Type the project's name to confirm", key=f"del_name_{p.id}")
         if st.button("Delete for good", key=f"del_{p.id}", disabled=typed != p.name, type="primary"):
             try:
@@ -72,23 +83,29 @@ if project is None:
     st.stop()
 
 st.divider()
-st.subheader(f"Import data into “{project.name}”")
+st.subheader(f"Import data into “{md_escape(project.name)}”")
 up = st.file_uploader("CSV, TSV, JSONL or parquet", type=["csv", "tsv", "jsonl", "json", "parquet"], key="import_file")
 path = st.text_input(
-    "…or a path on the server (a file, or a folder saved with datasets.save_to_disk)", key="import_path"
-)
+    "…or a file or folder in the server's import folder (a folder saved with datasets.save_to_disk works too)",
+    key="import_path", help=f"Only paths under {import_dir()} are read (LIST_IMPORT_DIR)",
+)  # fmt: skip
 source, name = None, None
 if up is not None:
     source, name = up.getvalue(), up.name
 elif path.strip():
-    source, name = path.strip(), Path(path.strip()).name
+    try:
+        source = import_path(path.strip())
+    except ValueError as e:
+        st.error(str(e))
+        st.stop()
+    name = source.name
 if source is not None:
     try:
         table = read_table(source, name=name)
     except ImportFileError as e:
         st.error(str(e))
         st.stop()
-    st.caption(f"{len(table.records):,} rows · columns: {', '.join(table.columns)}")
+    st.caption(f"{len(table.records):,} rows · columns: {md_escape(', '.join(table.columns))}")
     st.dataframe(table.records[:5], key="import_preview")
     if st.session_state.get("import_source") != (name, len(table.records), table.columns):
         # another file: forget the column choices made for the previous one

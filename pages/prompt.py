@@ -59,10 +59,10 @@ descriptions: list[str] = []
 for i, lab in enumerate(project.labels):
     saved = latest.label_words[i] if latest and i < len(latest.label_words) else ""
     saved = saved if isinstance(saved, str) else ", ".join(saved)
-    words.append(split_words(cols[i].text_input(f"Label words for “{lab}”", value=saved, key=f"pw_word_{i}",
+    words.append(split_words(cols[i].text_input(f"Label words for “{md_escape(lab)}”", value=saved, key=f"pw_word_{i}",
                                                 help="one or several, comma-separated: great, good, excellent")))  # fmt: skip
     saved_d = latest.descriptions[i] if latest and latest.descriptions and i < len(latest.descriptions) else ""
-    descriptions.append(cols[i].text_input(f"Description of “{lab}” (optional)", value=saved_d, key=f"pw_desc_{i}",
+    descriptions.append(cols[i].text_input(f"Description of “{md_escape(lab)}” (optional)", value=saved_d, key=f"pw_desc_{i}",
                                            help="a sentence that describes the class, used with the words").strip())  # fmt: skip
 
 try:

@@ -10,7 +10,7 @@ from list_core.config import TrainConfig, preset
 from storage import jobs as jobq
 from storage import runs as runq
 from ui import actions
-from ui.common import db, fmt_seconds, job_status_line, require_project, run_safely
+from ui.common import db, fmt_seconds, job_status_line, md_escape, require_project, run_safely
 
 conn = db()
 project = require_project()
@@ -52,7 +52,7 @@ with st.expander("Settings", expanded=not locked):
             overrides[k.name] = picked
 
 counts = storage.class_counts(conn, project.id)
-st.caption(f"Gold labels: {', '.join(f'{lab} {n}' for lab, n in zip(project.labels, counts))}")
+st.caption(md_escape(f"Gold labels: {', '.join(f'{lab} {n}' for lab, n in zip(project.labels, counts))}"))
 alongside = st.checkbox("Allow this run alongside an active one", key="tr_alongside",
                         help="by default a project has one queued or running run at a time")  # fmt: skip
 if st.button("Start run", key="tr_start", type="primary", disabled=bool(overrides.pop("__invalid__", False))):

@@ -78,20 +78,26 @@ def test_example_project_and_import_by_path(env):
     at.session_state["project"] = p.id  # what app.py does with GOTO on the next run (AppTest reruns pages only)
     at.run()
     assert st_store.count_examples(db, p.id) == 60 and sum(st_store.class_counts(db, p.id)) == 10
-    good = tmp / "more.csv"
+    (tmp / "imports").mkdir()
+    secret = tmp / "credentials.json"  # outside the import folder: never read, never previewed (issue 13.1)
+    secret.write_text('{"text": "the server\'s secret"}\n')
+    for typed in (str(secret), "../credentials.json"):
+        at.text_input(key="import_path").input(typed).run()
+        assert any("Only files under" in e.value for e in at.error) and not at.dataframe
+    good = tmp / "imports" / "more.csv"
     good.write_text("id,body,label\n17,fresh text one,\n18,fresh text two,positive\n")
-    at.text_input(key="import_path").input(str(good)).run()
+    at.text_input(key="import_path").input("more.csv").run()
     assert at.selectbox(key="map_text").value == "body"  # the text, not the first (id) column (issue 12.7)
     assert at.selectbox(key="map_label").value == "label"
     at.button(key="import_go").click().run()
     assert any("Imported 2 examples" in s.value and "1 with labels" in s.value for s in at.success)
     assert any("62 examples" in m.value for m in at.markdown)  # the list is fresh at once (issue 12.4)
-    second = tmp / "second.csv"
+    second = tmp / "imports" / "second.csv"
     second.write_text("text,label\nyet another,negative\n")
     at.selectbox(key="map_label").select("(none)").run()
     at.text_input(key="import_path").input(str(second)).run()
     assert at.selectbox(key="map_label").value == "label"  # a new file: no stale choice from the last one
-    bad = tmp / "bad.csv"
+    bad = tmp / "imports" / "bad.csv"
     bad.write_text("review\nok\nnot,ok\n")
     at.text_input(key="import_path").input(str(bad)).run()
     assert any("line 3 has 2 fields" in e.value for e in at.error)
@@ -107,6 +113,41 @@ def test_example_project_and_import_by_path(env):
     at.button(key=f"del_{p.id}").click().run()
     assert not at.exception and not st_store.list_projects(db)
     assert st_store.count_examples(db, p.id) == 0
+
+
+def _gated_page():
+    import streamlit as st
+
+    from ui.common import access_granted
+
+    if access_granted():
+        st.title("inside")
+
+
+def test_opened_to_a_network_the_app_needs_the_secret(env, monkeypatch):
+    """Issue 13.1: listening on every interface with no authentication, anyone on the network could read the
+    server's files and delete projects. Localhost is the default; opened to a network, a secret is required."""
+    from streamlit import config
+
+    assert config.get_option("server.address") == "localhost"  # .streamlit/config.toml
+    config.set_option("server.address", "0.0.0.0")  # as `streamlit run app.py --server.address 0.0.0.0`
+    try:
+        monkeypatch.delenv("LIST_SECRET", raising=False)
+        at = app()
+        assert any("no secret is set" in e.value for e in at.error) and not at.title  # no page at all
+        monkeypatch.setenv("LIST_SECRET", "s3cret")
+        assert not app().title and not app().error  # asks for the secret, shows nothing else
+        # the gate alone (AppTest's reruns of a multipage app run only the page, not app.py)
+        at = AppTest.from_function(_gated_page, default_timeout=TIMEOUT).run()
+        assert not at.title
+        at.text_input(key="access_secret").input("guess").run()
+        assert any("Wrong secret" in e.value for e in at.error) and not at.title
+        at.text_input(key="access_secret").input("s3cret").run()
+        assert [t.value for t in at.title] == ["inside"] and not at.error and not at.text_input
+        at.run()
+        assert [t.value for t in at.title] == ["inside"]  # once per browser session
+    finally:
+        config.set_option("server.address", "localhost")
 
 
 def test_prompt_page_flags_bad_templates_and_words(env):
@@ -376,3 +417,49 @@ def test_job_status_line_shows_stage_and_run_eta():
     assert "training" in line and "student: meta-reweighted training (round 2)" in line  # words, not identifiers
     done = SimpleNamespace(**{**vars(job), "status": "succeeded"})
     assert job_status_line(done) == "job 3 · training · **succeeded**"  # no stale "5/10" once finished
+
+
+EVIL = "![x](http://evil.example/t.png)"
+
+
+def _rendered_markdown(at: AppTest) -> str:
+    """Every element's protobuf text except what is never markdown (table cells, select box options)."""
+    out, stack = [], list(at._tree.children.values())
+    while stack:
+        node = stack.pop()
+        stack.extend(getattr(node, "children", {}).values())
+        proto = getattr(node, "proto", None)
+        if proto is None or node.type in ("arrow_data_frame", "dataframe"):
+            continue
+        if node.type in ("selectbox", "multiselect"):  # their options are plain text, never markdown
+            proto = type(proto).FromString(proto.SerializeToString())
+            del proto.options[:]
+        out.append(str(proto))
+    return "\n".join(out)
+
+
+def test_untrusted_text_never_reaches_markdown_unescaped(env):
+    """Issue 13.2: an imported file's header, example texts and label names reached markdown unescaped, and
+    opening a page made the browser fetch an image from a host named in the data."""
+    db, tmp, dirs = env
+    p = st_store.create_project(db, f"p {EVIL}", "single", [f"neg {EVIL}", f"pos {EVIL}"], str(dirs["bert"]))
+    st_store.add_examples(db, p.id, [{"text": f"text {i} {EVIL}"} for i in range(6)])
+    st_store.save_prompt(db, p.id, "{text} It was {mask} .", ["bad", "great"])
+    for i, e in enumerate(st_store.page_examples(db, p.id, limit=4)):
+        st_store.set_label(db, e.id, i % 2)
+    from ui import actions
+
+    tiny = dict(rounds=1, student_steps=2, teacher_epochs=1, finetune_epochs=1, max_length=16, tau=0.0)
+    actions.start_run(db, p.id, "list", "fast", overrides={**tiny, "adapter": {"bottleneck": 4}})
+    assert Worker(str(tmp / "app.db")).run_once().status == "succeeded"  # rounds and pseudo-labels to show
+    (tmp / "imports").mkdir()
+    (tmp / "imports" / "h.csv").write_text(f'"{EVIL}",label\nsome text,x\n')
+    for page in ("pages/projects.py", "pages/prompt.py", "pages/label.py", "pages/train.py", "pages/rounds.py",
+                 "pages/inspect.py", "pages/export.py", "app.py"):  # fmt: skip
+        at = app(page, p.id)
+        if page == "pages/projects.py":
+            at.text_input(key="import_path").input("h.csv").run()
+            assert not at.exception
+        assert "](http://evil.example" not in _rendered_markdown(at), page
+        if page == "pages/inspect.py":  # the pseudo-labels (label names in markdown) were on screen
+            assert any("pseudo-label **neg" in c.value or "pseudo-label **pos" in c.value for c in at.caption)

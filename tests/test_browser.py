@@ -128,6 +128,10 @@ def test_whole_loop_in_a_real_browser(server, tmp_path, tiny_dirs):
         page.goto(url + "/label")
         expect(page.get_by_role("heading", name="Label", exact=True)).to_be_visible()
         for i in range(8):
+            # a shortcut pressed while the page is still rerunning can be lost: wait until its buttons are there
+            # and the script has finished (Streamlit shows its status widget while a run is in progress)
+            expect(page.get_by_role("button", name="positive Shortcut 2", exact=True)).to_be_enabled()
+            expect(page.get_by_test_id("stStatusWidget")).to_have_count(0)
             page.get_by_role("heading", name="Label", exact=True).click()  # focus the page, not an input
             page.keyboard.press("2" if i % 2 == 0 else "1")
             _until(lambda n=i + 1: sum(st_store.class_counts(db, pid)) >= n, 20, f"label {i + 1} to be saved")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import hmac
 import os
 import subprocess
 import sys
@@ -46,6 +47,50 @@ def open_project(project_id: int) -> None:
     at the top of the next run (app.py), which this starts."""
     st.session_state[GOTO] = project_id
     st.rerun()
+
+
+LOCAL_ADDRESSES = ("localhost", "127.0.0.1", "::1")
+
+
+def access_granted() -> bool:
+    """The app listens on localhost by default (.streamlit/config.toml). Opened to a network (`--server.address`),
+    it asks every browser session for the secret in `LIST_SECRET`, and refuses to run without one."""
+    address = st.get_option("server.address") or "0.0.0.0"  # unset: Streamlit listens on every interface
+    if address in LOCAL_ADDRESSES or st.session_state.get("access_granted"):
+        return True
+    secret = os.environ.get("LIST_SECRET", "")
+    if not secret:
+        st.error(f"LiST Studio is listening on {address}, open to the network, but no secret is set: anyone who "
+                 "can reach it could read and delete your projects. Set `LIST_SECRET` and restart it, or run it on "
+                 "localhost (the default).")  # fmt: skip
+        return False
+    typed = st.text_input("Secret (LIST_SECRET)", type="password", key="access_secret")
+    if typed and hmac.compare_digest(typed.encode(), secret.encode()):
+        st.session_state["access_granted"] = True
+        st.session_state.pop("access_secret", None)
+        st.rerun()
+    if typed:
+        st.error("Wrong secret.")
+    return False
+
+
+def import_dir() -> Path:
+    """The only folder the import-by-path field reads (`LIST_IMPORT_DIR`; default `imports/` beside the database):
+    a browser must not be able to read any file the server can."""
+    return Path(os.environ.get("LIST_IMPORT_DIR") or db_path().parent / "imports").expanduser().resolve()
+
+
+def import_path(typed: str) -> Path:
+    """A path typed in the browser, as a file or folder inside `import_dir()` (symbolic links resolved first)."""
+    base = import_dir()
+    path = Path(typed).expanduser()
+    path = (path if path.is_absolute() else base / path).resolve()
+    if not path.is_relative_to(base):
+        raise ValueError(f"Only files under {base} can be imported by path (set LIST_IMPORT_DIR to change it); "
+                         "upload any other file.")  # fmt: skip
+    if not path.exists():
+        raise ValueError(f"No file or folder {path}.")
+    return path
 
 
 def labeler() -> str:
