@@ -28,13 +28,18 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def connect(path: str | os.PathLike | None = None) -> sqlite_utils.Database:
-    """Open (creating if needed) the database and bring its schema up to date."""
+def connect(
+    path: str | os.PathLike | None = None, busy_timeout_ms: int = BUSY_TIMEOUT_MS, write_wait_s: float = 0.0
+) -> sqlite_utils.Database:
+    """Open (creating if needed) the database and bring its schema up to date. A write waits `busy_timeout_ms`
+    for the lock, then fails ("database is locked"); with `write_wait_s` (the worker's connections) it keeps
+    trying that long, so a long import in the UI delays a training job instead of killing it."""
     p = db_path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(p), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn = sqlite3.connect(str(p), timeout=busy_timeout_ms / 1000, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     db = sqlite_utils.Database(conn)
+    db.write_wait_s = write_wait_s
     if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
         for _ in range(50):  # another process may be switching it at the same moment
             try:
@@ -70,7 +75,15 @@ def write(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
         with db.atomic():
             yield db
         return
-    db.conn.execute("BEGIN IMMEDIATE")
+    deadline = time.monotonic() + getattr(db, "write_wait_s", 0.0)
+    while True:
+        try:
+            db.conn.execute("BEGIN IMMEDIATE")  # waits the busy timeout for the lock, then raises
+            break
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
     try:
         yield db
     except BaseException:

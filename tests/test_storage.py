@@ -222,3 +222,29 @@ def test_undo_reverts_only_the_callers_own_labels(db, project):
         st.undo_last(db, project.id, by="bob")
     assert st.get_example(db, e2).gold == 1
     assert st.undo_last(db, project.id, by="bob") is None  # that undo is used up, not retried forever
+
+
+def test_a_worker_write_waits_out_a_long_import_instead_of_failing(tmp_path):
+    """Issue 13.5: an import holding the write lock longer than the busy timeout made the running job fail. A
+    connection opened with `write_wait_s` (the worker's) keeps waiting for the lock; the UI's fails fast."""
+    import sqlite3
+    import threading
+    import time
+
+    from storage import jobs as jobq
+
+    path = tmp_path / "lock.db"
+    ui = st.connect(path, busy_timeout_ms=100)
+    job = jobq.enqueue(ui, "list_run", {"run_id": 1})
+    worker = st.connect(path, busy_timeout_ms=100, write_wait_s=30)
+    assert jobq.claim(worker, "w").id == job.id
+    blocker = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")  # a long import in another process holds the write lock
+    release = threading.Timer(1.5, lambda: blocker.execute("COMMIT"))
+    release.start()
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        jobq.enqueue(ui, "predict", {})  # the UI is told at once
+    t0 = time.monotonic()
+    jobq.progress(worker, job.id, "meta", 3, 10)  # the worker waits for the lock instead of failing the job
+    assert time.monotonic() - t0 >= 1.0 and jobq.get_job(worker, job.id).step == 3
+    release.join()

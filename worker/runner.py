@@ -18,6 +18,8 @@ from storage.models import Job
 from .context import JobContext
 
 log = logging.getLogger("worker")
+# A worker's write waits this long for the lock (an import in the UI may hold it for a while) before its job fails.
+WRITE_WAIT_S = float(os.environ.get("LIST_WORKER_WRITE_WAIT", "900"))
 
 
 class Worker:
@@ -39,7 +41,7 @@ class Worker:
         self.lane = lane
         self.kinds = jobq.KINDS if lane == "all" else jobq.LANES[lane]
         self.db_file = db_path(db)
-        self.db = connect(self.db_file)
+        self.db = connect(self.db_file, write_wait_s=WRITE_WAIT_S)
         self.runs_dir = Path(runs_dir) if runs_dir else self.db_file.parent / "runs"
         self.poll_s = poll_s
         self.heartbeat_s = heartbeat_s
@@ -92,7 +94,7 @@ class Worker:
 
     def _heartbeat(self, job_id: int, cancel: threading.Event, done: threading.Event) -> None:
         """Own connection: keeps the job alive and turns a cancel request into an event within a second."""
-        db = connect(self.db_file)
+        db = connect(self.db_file, write_wait_s=WRITE_WAIT_S)
         last = 0.0
         while not done.wait(0.5):
             try:
