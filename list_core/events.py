@@ -20,14 +20,14 @@ class Cancelled(RuntimeError):
 class Event:
     """One progress report: a stage, a step out of a total, and whatever the stage measured."""
 
-    stage: str  # probe, teacher, pseudo_label, kd_warmup, meta, finetune, round_end, done, warning
+    stage: str  # probe, teacher, pseudo_label, kd_warmup, meta, finetune, round_end, round_restored, done, warning
     step: int = 0
     total: int = 0
     round: int | None = None
     losses: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, Any] | None = None  # setup: what the model is (head, parameters)
-    record: Any = None  # round_end, done: the round's `RoundRecord`
-    table: list[Any] | None = None  # round_end: the round's `PseudoLabelRow`s
+    record: Any = None  # round_end, round_restored (a resumed run's finished rounds), done: the `RoundRecord`
+    table: list[Any] | None = None  # round_end, round_restored: the round's `PseudoLabelRow`s
     message: str = ""
     model: Any = field(default=None, repr=False)  # round_end: the model after that round (for observers)
 

@@ -162,6 +162,10 @@ def run_list(
         tables = [[PseudoLabelRow.from_dict(x) for x in r["table"]] for r in saved]
         last_labels = dict(progress["last_labels"])
         start = done + 1
+        # the process may have died after a round's checkpoint but before an observer stored it: offer them again
+        report(Event("round_restored", round=0, record=teacher, table=[]))
+        for r, (record, table) in enumerate(zip(rounds, tables), start=1):
+            report(Event("round_restored", round=r, record=record, table=table))
         report(Event("resume", round=done, message=f"resuming after round {done}"))
 
     # rounds --------------------------------------------------------------------------------------

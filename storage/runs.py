@@ -107,6 +107,11 @@ def save_round(
         )
 
 
+def round_numbers(db: sqlite_utils.Database, run_id: int) -> set[int]:
+    """The rounds of a run stored so far (0 = the teacher)."""
+    return {r[0] for r in db.execute("SELECT round FROM rounds WHERE run_id = ?", [run_id])}
+
+
 def rounds(db: sqlite_utils.Database, run_id: int) -> list[dict[str, Any]]:
     """Per-round metrics, in order (round 0 is the teacher)."""
     return [

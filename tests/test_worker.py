@@ -277,3 +277,26 @@ def test_a_prediction_does_not_wait_behind_a_training_run(project, monkeypatch):
     assert t.status == "succeeded" and lt.status == "succeeded", (t.error, lt.error)
     assert lt.finished_at < t.finished_at  # one first-in-first-out lane would finish the training first
     assert runq.get_run(db, run.id).status == "succeeded"
+
+
+def test_a_round_checkpointed_just_before_a_kill_still_reaches_the_database(project, monkeypatch):
+    """Issue 13.6: a kill after a round's checkpoint was on disk but before its rows were in the database left
+    the database without that round, and the resumed run skipped it."""
+    db, p, path = project
+    run, job = actions.start_run(db, p.id, "list", "fast", seed=3, overrides=TINY)
+    real = runq.save_round
+
+    def killed_at_round_1(conn, run_id, round_, *args, **kwargs):
+        if round_ == 1:
+            raise KeyboardInterrupt  # stands in for SIGKILL between the checkpoint and the database rows
+        return real(conn, run_id, round_, *args, **kwargs)
+
+    monkeypatch.setattr(runq, "save_round", killed_at_round_1)
+    with pytest.raises(KeyboardInterrupt):
+        Worker(path).run_once()
+    assert [m["round"] for m in runq.rounds(db, run.id)] == [0]
+    monkeypatch.setattr(runq, "save_round", real)
+    done = Worker(path, stale_after_s=0.01).run_once()
+    assert done.id == job.id and done.status == "succeeded", done.error
+    assert [m["round"] for m in runq.rounds(db, run.id)] == [0, 1, 2]
+    assert runq.count_pseudo_labels(db, run.id, 1) == runq.count_pseudo_labels(db, run.id, 2) > 0

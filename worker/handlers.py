@@ -39,6 +39,11 @@ class ProgressWriter:
         self.done_rounds = 0
 
     def __call__(self, e: Event) -> None:
+        if e.stage == "round_restored":  # a resumed run's finished round: store it if a kill came first
+            if self.run is not None and e.round not in runq.round_numbers(self.ctx.db, self.run.id):
+                table = [{**row.to_dict(), "example_id": row.id} for row in (e.table or [])]
+                runq.save_round(self.ctx.db, self.run.id, e.round or 0, e.record.to_dict(), table)
+            return
         t = self.clock()
         if e.stage == "resume":
             self.resumed_from = e.round
