@@ -104,6 +104,7 @@ def claim(
             "WHERE status = 'running' AND heartbeat_at < ? AND attempts >= ?",
             [now(), cutoff, max_attempts],
         )
+        _end_runs_of_ended_jobs(db)
         t = now()
         row = db.execute(
             "UPDATE jobs SET status = 'running', worker_id = ?, started_at = coalesce(started_at, ?), "
@@ -114,6 +115,15 @@ def claim(
             [worker_id, t, t, *kinds, cutoff],
         ).fetchone()
     return get_job(db, row[0]) if row else None
+
+
+def _end_runs_of_ended_jobs(db: sqlite_utils.Database) -> None:
+    """A run whose job was given up or cancelled without a live worker ends with it (never 'running' forever)."""
+    db.execute(
+        "UPDATE runs SET status = (SELECT status FROM jobs WHERE jobs.id = runs.job_id), finished_at = ? "
+        "WHERE status IN ('queued', 'running') AND job_id IN (SELECT id FROM jobs WHERE status IN ('failed', 'cancelled'))",
+        [now()],
+    )
 
 
 def heartbeat(db: sqlite_utils.Database, job_id: int, worker_id: str) -> bool:
@@ -135,13 +145,21 @@ def progress(
     eta_seconds: float | None = None,
     message: str | None = None,
     run_eta_seconds: float | None = None,
+    worker_id: str | None = None,
 ) -> None:
+    """Record a running job's stage and progress (only while `worker_id`, when given, still owns it)."""
     with write(db):
         db.execute(
             "UPDATE jobs SET stage = ?, step = ?, total = ?, eta_seconds = ?, message = coalesce(?, message), "
-            "run_eta_seconds = ?, heartbeat_at = ? WHERE id = ? AND status = 'running'",
-            [stage, step, total, eta_seconds, message, run_eta_seconds, now(), job_id],
+            "run_eta_seconds = ?, heartbeat_at = ? WHERE id = ? AND status = 'running' AND worker_id = coalesce(?, worker_id)",
+            [stage, step, total, eta_seconds, message, run_eta_seconds, now(), job_id, worker_id],
         )
+
+
+def owns(db: sqlite_utils.Database, job_id: int, worker_id: str) -> bool:
+    """Whether `worker_id` still runs the job (another worker may have taken it over while this one was frozen)."""
+    row = db.execute("SELECT worker_id, status FROM jobs WHERE id = ?", [job_id]).fetchone()
+    return bool(row) and row[0] == worker_id and row[1] == "running"
 
 
 def request_cancel(db: sqlite_utils.Database, job_id: int) -> Job:
@@ -156,6 +174,16 @@ def request_cancel(db: sqlite_utils.Database, job_id: int) -> Job:
             [now(), job_id],
         )
         db.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND status = 'running'", [job_id])
+    dead = dead_workers(db)
+    if dead:  # its worker was killed: nobody will notice the request, so cancel it here
+        with write(db):
+            marks = ",".join("?" * len(dead))
+            db.execute(
+                f"UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE id = ? AND status = 'running' "
+                f"AND worker_id IN ({marks})",
+                [now(), job_id, *dead],
+            )
+            _end_runs_of_ended_jobs(db)
     return get_job(db, job_id)
 
 
@@ -179,6 +207,19 @@ def finish(
         cur = db.execute(
             "UPDATE jobs SET status = ?, finished_at = ?, result = ?, error = ? WHERE id = ? AND worker_id = ? AND status = 'running'",
             [status, now(), json.dumps(result) if result is not None else None, error, job_id, worker_id],
+        )
+    return cur.rowcount == 1
+
+
+def release(db: sqlite_utils.Database, job_id: int, worker_id: str) -> bool:
+    """Put a job its worker interrupted (the worker is stopping) back in the queue, as if never claimed by it;
+    a training run then resumes from its last finished round. False if the worker no longer owned it."""
+    with write(db):
+        cur = db.execute(
+            "UPDATE jobs SET status = 'queued', worker_id = NULL, heartbeat_at = NULL, attempts = max(0, attempts - 1), "
+            "message = 'interrupted: its worker stopped; resumes when a worker takes it' "
+            "WHERE id = ? AND worker_id = ? AND status = 'running'",
+            [job_id, worker_id],
         )
     return cur.rowcount == 1
 

@@ -65,7 +65,9 @@ def list_runs(db: sqlite_utils.Database, project_id: int, limit: int = 100) -> l
     ]
 
 
-def update_run(db: sqlite_utils.Database, run_id: int, **fields: Any) -> None:
+def update_run(db: sqlite_utils.Database, run_id: int, owner: tuple[int, str] | None = None, **fields: Any) -> bool:
+    """Set a run's fields; with `owner` (job id, worker id) only while that worker still runs the job. False when
+    nothing was written."""
     allowed = {"status", "backbone_hash", "head", "metrics", "checkpoint_dir", "finished_at", "job_id"}
     bad = set(fields) - allowed
     if bad:
@@ -74,15 +76,32 @@ def update_run(db: sqlite_utils.Database, run_id: int, **fields: Any) -> None:
         fields["metrics"] = json.dumps(fields["metrics"])
     sets = ", ".join(f"{k} = ?" for k in fields)
     with write(db):
+        if owner is not None and not _owns(db, owner):
+            return False
         db.execute(f"UPDATE runs SET {sets} WHERE id = ?", [*fields.values(), run_id])
+    return True
+
+
+def _owns(db: sqlite_utils.Database, owner: tuple[int, str]) -> bool:
+    job_id, worker_id = owner
+    row = db.execute("SELECT 1 FROM jobs WHERE id = ? AND worker_id = ? AND status = 'running'", [job_id, worker_id])
+    return row.fetchone() is not None
 
 
 def save_round(
-    db: sqlite_utils.Database, run_id: int, round_: int, metrics: dict[str, Any], table: list[dict[str, Any]]
-) -> None:
+    db: sqlite_utils.Database,
+    run_id: int,
+    round_: int,
+    metrics: dict[str, Any],
+    table: list[dict[str, Any]],
+    owner: tuple[int, str] | None = None,
+) -> bool:
     """A round's metrics and its pseudo-label table (`example_id`, `probs`, `label`, `confidence`, `weight`,
-    `flipped`), replacing any earlier copy of that round (a resumed run writes it again)."""
+    `flipped`), replacing any earlier copy of that round (a resumed run writes it again); with `owner` (job id,
+    worker id) only while that worker still runs the job. False when nothing was written."""
     with write(db):
+        if owner is not None and not _owns(db, owner):
+            return False
         db.execute("DELETE FROM pseudo_labels WHERE run_id = ? AND round = ?", [run_id, round_])
         db.execute(
             "INSERT OR REPLACE INTO rounds (run_id, round, metrics) VALUES (?, ?, ?)",
@@ -105,6 +124,7 @@ def save_round(
                 for r in table
             ],
         )
+    return True
 
 
 def round_numbers(db: sqlite_utils.Database, run_id: int) -> set[int]:

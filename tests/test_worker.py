@@ -207,8 +207,8 @@ def test_run_eta_from_the_measured_round_time(project):
 
     db, p, path = project
     run, job = actions.start_run(db, p.id, "list", "fast", overrides={**TINY, "rounds": 3})
-    job = jobq.claim(db, "w1")
     w = Worker(path)
+    job = jobq.claim(db, w.id)
     clock = iter([0.0, 1.0, 10.0, 12.0, 30.0])
     pw = handlers.ProgressWriter(w.context, job, run, clock=lambda: next(clock))
     pw(Event("round_end", round=0))  # t=0: teacher done, round 1 starts
@@ -300,3 +300,95 @@ def test_a_round_checkpointed_just_before_a_kill_still_reaches_the_database(proj
     assert done.id == job.id and done.status == "succeeded", done.error
     assert [m["round"] for m in runq.rounds(db, run.id)] == [0, 1, 2]
     assert runq.count_pseudo_labels(db, run.id, 1) == runq.count_pseudo_labels(db, run.id, 2) > 0
+
+
+def test_a_run_resumes_on_the_data_it_started_with(project, monkeypatch):
+    """Issue 13.7: kill the worker, import or reject examples, start a worker: the resumed job failed instead of
+    resuming on the data it started with."""
+    from storage.queue import exclude
+
+    db, p, path = project
+    run, job = actions.start_run(db, p.id, "list", "fast", seed=3, overrides=TINY)
+    real = runq.save_round
+
+    def killed_after_round_1(conn, run_id, round_, *args, **kwargs):
+        real(conn, run_id, round_, *args, **kwargs)
+        if round_ == 1:
+            raise KeyboardInterrupt  # stands in for SIGKILL
+
+    monkeypatch.setattr(runq, "save_round", killed_after_round_1)
+    with pytest.raises(KeyboardInterrupt):
+        Worker(path).run_once()
+    monkeypatch.setattr(runq, "save_round", real)
+    st.add_examples(db, p.id, [{"text": f"new text {i}"} for i in range(5)])  # meanwhile: an import,
+    pool = [e for e in st.page_examples(db, p.id, limit=100) if e.gold is None]
+    exclude(db, pool[0].id, p.id)  # a rejected pseudo-label,
+    st.set_label(db, pool[1].id, 1)  # and a new gold label
+    done = Worker(path, stale_after_s=0.01).run_once()
+    assert done.id == job.id and done.status == "succeeded", done.error
+    assert [m["round"] for m in runq.rounds(db, run.id)] == [0, 1, 2]
+    assert len(runq.get_run(db, run.id).gold_snapshot) == 8  # the gold labels it started with
+
+
+def test_a_thawed_worker_cannot_touch_a_run_another_worker_finished(project):
+    """Issue 13.8: a worker frozen (SIGSTOP) while a second one reclaimed and finished its job, then thawed, flipped
+    the finished run to 'cancelled'. Run status, progress and rounds are written only by the job's owner."""
+    import threading
+
+    import worker.handlers as handlers
+    from worker.context import JobContext
+
+    db, p, path = project
+    run, job = actions.start_run(db, p.id, "list", "fast", seed=3, overrides=TINY)
+    frozen = jobq.claim(db, "frozen")  # took the job, then stopped heartbeating
+    time.sleep(0.05)
+    assert Worker(path, stale_after_s=0.01).run_once().status == "succeeded"  # another worker finished it
+    before = (runq.get_run(db, run.id), runq.rounds(db, run.id))
+    stopped = threading.Event()
+    stopped.set()  # thawed: it notices it lost the job (a failed heartbeat cancels) and stops
+    with contextlib.suppress(Exception):  # resumes from the finished checkpoint, or stops at a cancel check
+        handlers.list_run(JobContext(db, path.parent / "runs", "frozen"), frozen, stopped)
+    assert (runq.get_run(db, run.id), runq.rounds(db, run.id)) == before
+    assert runq.get_run(db, run.id).status == "succeeded"
+    jobq.progress(db, job.id, "meta", 1, 2, worker_id="frozen")
+    assert jobq.get_job(db, job.id).stage != "meta"
+
+
+def test_a_run_ends_with_its_job_when_no_worker_will_ever_run_it(project):
+    """Issue 13.8: a run stayed 'running' forever after the three-kill give-up, or after Cancel while no worker
+    was alive."""
+    import socket
+
+    db, p, path = project
+    run, job = actions.start_run(db, p.id, "list", "fast", overrides=TINY)
+    for w in ("a", "b", "c"):  # killed three times
+        assert jobq.claim(db, w, stale_after_s=0.01).id == job.id
+        time.sleep(0.05)
+    assert jobq.claim(db, "d", stale_after_s=0.01) is None
+    assert jobq.get_job(db, job.id).status == "failed" and runq.get_run(db, run.id).status == "failed"
+    run2, job2 = actions.start_run(db, p.id, "list", "fast", overrides=TINY)
+    assert jobq.claim(db, "gone").id == job2.id
+    jobq.register_worker(db, "gone", 2**22 + 54321, socket.gethostname())  # killed: no such process
+    jobq.request_cancel(db, job2.id)  # no live worker will ever notice: cancelled at once
+    assert jobq.get_job(db, job2.id).status == "cancelled" and runq.get_run(db, run2.id).status == "cancelled"
+
+
+def test_sigterm_interrupts_a_running_job_and_the_next_worker_resumes_it(project):
+    """Issue 13.8: SIGTERM let a busy worker run its whole job first (88 s). Now the job stops at its next check,
+    goes back to the queue, and the next worker resumes it from its last round."""
+    db, p, path = project
+    run, job = actions.start_run(db, p.id, overrides={**SLOW, "rounds": 30})
+    first = _spawn_worker(path)
+    try:
+        _wait(lambda: len(runq.rounds(db, run.id)) >= 2, 180, "round 1 to be saved")
+        t = time.monotonic()
+        first.send_signal(signal.SIGTERM)
+        first.wait(30)
+        assert time.monotonic() - t < 15
+    finally:
+        if first.poll() is None:
+            first.kill()
+    j = jobq.get_job(db, job.id)
+    assert j.status == "queued" and runq.get_run(db, run.id).status == "queued"
+    jobq.request_cancel(db, job.id)  # no need to run 30 rounds: a queued job cancels at once
+    assert runq.get_run(db, run.id).status == "cancelled"

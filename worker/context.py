@@ -6,6 +6,7 @@ Kept apart from the worker loop (`runner`) so handlers never import the loop tha
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ class JobContext:
     runs_dir: Path
     worker_id: str
     backbones: OrderedDict[str, Any] = field(default_factory=OrderedDict)  # name -> Backbone, least recent first
+    shutting_down: threading.Event = field(default_factory=threading.Event)  # set: a stop is an interruption
 
     def backbone(self, name: str):
         """Load a backbone once per worker, keeping the `LIST_BACKBONE_CACHE` (default 2) most recently used.

@@ -29,6 +29,7 @@ class ProgressWriter:
 
     def __init__(self, ctx: JobContext, job: Job, run: Run | None, clock=time.monotonic) -> None:
         self.ctx, self.job, self.run, self.clock = ctx, job, run, clock
+        self.owner = (job.id, ctx.worker_id)  # writes only while this worker still runs the job
         self.stage: str | None = None
         self.stage_start = (0.0, 0)
         self.last_write = 0.0
@@ -42,7 +43,7 @@ class ProgressWriter:
         if e.stage == "round_restored":  # a resumed run's finished round: store it if a kill came first
             if self.run is not None and e.round not in runq.round_numbers(self.ctx.db, self.run.id):
                 table = [{**row.to_dict(), "example_id": row.id} for row in (e.table or [])]
-                runq.save_round(self.ctx.db, self.run.id, e.round or 0, e.record.to_dict(), table)
+                runq.save_round(self.ctx.db, self.run.id, e.round or 0, e.record.to_dict(), table, owner=self.owner)
             return
         t = self.clock()
         if e.stage == "resume":
@@ -55,7 +56,7 @@ class ProgressWriter:
             self.round_t0, self.done_rounds = t, e.round or 0
         if e.stage == "round_end" and self.run is not None and e.record is not None:
             table = [{**row.to_dict(), "example_id": row.id} for row in (e.table or [])]
-            runq.save_round(self.ctx.db, self.run.id, e.round or 0, e.record.to_dict(), table)
+            runq.save_round(self.ctx.db, self.run.id, e.round or 0, e.record.to_dict(), table, owner=self.owner)
         eta = None
         t0, s0 = self.stage_start
         if e.total and e.step > s0 and t > t0:
@@ -63,7 +64,8 @@ class ProgressWriter:
         if e.message or t - self.last_write >= 0.5 or e.stage in ("round_end", "done", "resume"):
             label = e.stage if e.round is None else f"{e.stage} (round {e.round})"
             run_eta = self.run_eta(t) if e.stage != "done" else 0.0
-            jobq.progress(self.ctx.db, self.job.id, label, e.step, e.total, eta, e.message or None, run_eta)
+            jobq.progress(self.ctx.db, self.job.id, label, e.step, e.total, eta, e.message or None, run_eta,
+                          worker_id=self.ctx.worker_id)  # fmt: skip
             self.last_write = t
 
     def run_eta(self, t: float) -> float | None:
@@ -120,24 +122,29 @@ def list_run(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, An
     task = task_of(ctx, run)
     bb = ctx.backbone(run.backbone)
     ckpt = checkpoint_dir(ctx, run)
-    runq.update_run(ctx.db, run.id, status="running", backbone_hash=_hash(bb), checkpoint_dir=str(ckpt))
+    owner = (job.id, ctx.worker_id)  # a worker that lost the job (frozen, then thawed) changes nothing
+    runq.update_run(ctx.db, run.id, owner, status="running", backbone_hash=_hash(bb), checkpoint_dir=str(ckpt))
     progress = ProgressWriter(ctx, job, run)
     try:
         result = method.run(
             bb, prompt, task, cfg, progress, cancel.is_set, str(ckpt) if method.trains_adapters else None
         )
-        jobq.progress(ctx.db, job.id, "predicting", message="scoring every example for suggestions")
+        jobq.progress(ctx.db, job.id, "predicting", message="scoring every example for suggestions",
+                      worker_id=ctx.worker_id)  # fmt: skip
         pool = all_examples(ctx.db, run.project_id, "pool")
         probs = result.predict_proba([e.row() for e in pool], cfg.eval_batch_size)
         runq.save_predictions(ctx.db, run.project_id, run.id,
                               [{"example_id": e.id, "probs": p.tolist()} for e, p in zip(pool, probs)])  # fmt: skip
         metrics: RunMetrics = run_metrics(method.name, result, task, cfg.eval_batch_size)
-        runq.update_run(ctx.db, run.id, status="succeeded", metrics=metrics.to_dict(), head=metrics.head,
+        runq.update_run(ctx.db, run.id, owner, status="succeeded", metrics=metrics.to_dict(), head=metrics.head,
                         finished_at=now())  # fmt: skip
         return {"run_id": run.id, "metrics": metrics.to_dict(), "resumed_from": progress.resumed_from}
     except BaseException as e:
-        status = "cancelled" if type(e).__name__ == "Cancelled" else "failed"
-        runq.update_run(ctx.db, run.id, status=status, finished_at=now())
+        if type(e).__name__ == "Cancelled" and ctx.shutting_down.is_set():
+            runq.update_run(ctx.db, run.id, owner, status="queued")  # the worker stops: the run waits to resume
+        else:
+            status = "cancelled" if type(e).__name__ == "Cancelled" else "failed"
+            runq.update_run(ctx.db, run.id, owner, status=status, finished_at=now())
         raise
 
 

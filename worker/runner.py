@@ -47,10 +47,12 @@ class Worker:
         self.heartbeat_s = heartbeat_s
         self.stale_after_s = stale_after_s
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{lane}-{uuid.uuid4().hex[:6]}"
-        self.context = JobContext(self.db, self.runs_dir, self.id)  # shared by this worker's jobs (backbone cache)
+        self.context = JobContext(self.db, self.runs_dir, self.id)
+        self.stop = threading.Event()  # set by run_forever's caller (SIGTERM, Ctrl-C, the app gone)  # shared by this worker's jobs (backbone cache)
         jobq.register_worker(self.db, self.id, os.getpid(), socket.gethostname())
 
     def run_forever(self, stop: threading.Event, exit_when_idle: bool = False) -> None:
+        self.stop = stop
         log.info("worker %s (%s jobs) on %s", self.id, ", ".join(self.kinds), self.db_file)
         try:
             while not stop.is_set():
@@ -81,7 +83,11 @@ class Worker:
             result = HANDLERS[job.kind](self.context, job, cancel)
             jobq.finish(self.db, job.id, self.id, "succeeded", result=result)
         except Cancelled:
-            jobq.finish(self.db, job.id, self.id, "cancelled", error="cancelled by the user")
+            if self.context.shutting_down.is_set():  # the worker stops: the job waits for the next worker
+                jobq.release(self.db, job.id, self.id)
+                log.info("job %s interrupted by the worker's stop; back in the queue", job.id)
+            else:
+                jobq.finish(self.db, job.id, self.id, "cancelled", error="cancelled by the user")
         except Exception as e:
             log.exception("job %s failed", job.id)
             jobq.finish(
@@ -99,6 +105,9 @@ class Worker:
         while not done.wait(0.5):
             try:
                 if jobq.cancel_requested(db, job_id):
+                    cancel.set()
+                if self.stop.is_set():  # SIGTERM or Ctrl-C: interrupt at the job's next check, resume later
+                    self.context.shutting_down.set()
                     cancel.set()
                 if time.monotonic() - last >= self.heartbeat_s:
                     if not jobq.heartbeat(db, job_id, self.id):
