@@ -124,12 +124,24 @@ if source is not None:
                                    index=(table.columns.index("label") + 1) if "label" in table.columns else 0, key="map_label")  # fmt: skip
     split = cols[-1].selectbox("Use as", ["pool", "eval"], key="map_split",
                                format_func={"pool": "data to label / train on", "eval": "evaluation split (labeled)"}.get)  # fmt: skip
+    label_values = "names"
+    if label_col != none and any(str(r.get(label_col, "")).strip().lstrip("-").isdigit() for r in table.records[:200]):
+        positions = ", ".join(f"{i} = {md_escape(lab)}" for i, lab in enumerate(project.labels))
+        if st.checkbox(f"The label column holds class positions ({positions})", key="map_indices"):
+            label_values = "indices"
     if st.button("Import", key="import_go", type="primary"):
         try:
             from storage.examples import import_table
 
             rep = import_table(
-                conn, project.id, table, mapping, None if label_col == none else label_col, source=name, split=split
+                conn,
+                project.id,
+                table,
+                mapping,
+                None if label_col == none else label_col,
+                source=name,
+                split=split,
+                label_values=label_values,
             )
         except (storage.StoreError, ValueError) as e:
             st.error(str(e))

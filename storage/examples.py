@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,8 @@ from typing import Any
 import sqlite_utils
 
 from .db import now, write
-from .importers import ImportFileError, Table, read_table
+from .importers import ImportFileError, Table, max_text_chars, read_table
+from .labels import set_label
 from .models import Example
 from .projects import get_project
 
@@ -30,18 +32,41 @@ class ImportReport:
     rows: int
 
 
-def _label_index(value: Any, labels: list[str], line: int, column: str) -> int | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
+def _label_index(value: Any, labels: list[str], line: int, column: str, indices: bool) -> int | None:
+    """A label cell as a class index: a label name, or with `indices` a class position (0 = the first label)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     if isinstance(value, str):
         v = value.strip()
+        if not v:
+            return None
         if v in labels:
             return labels.index(v)
-        if v.lstrip("-").isdigit():
+        if indices and v.lstrip("-").isdigit():
             value = int(v)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < len(labels):
-        raise ImportFileError(f"line {line}: {column!r} is {value!r}, which is not one of the labels {labels}")
-    return value
+    if indices and isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(labels):
+        return value
+    hint = ""
+    if not indices and (isinstance(value, int) or (isinstance(value, str) and value.strip().lstrip("-").isdigit())):
+        hint = " (if the numbers are class positions, 0 = the first label, import with them as class positions)"
+    raise ImportFileError(f"line {line}: {column!r} is {value!r}, which is not one of the labels {labels}{hint}")
+
+
+def _text(value: Any, line: int, column: str) -> str:
+    """A text cell as text; missing and NaN are empty; objects, NUL bytes and over-long texts are refused."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, dict | list):
+        kind = "a JSON object" if isinstance(value, dict) else "a list"
+        raise ImportFileError(f"line {line}: {column!r} is {kind}, not text")
+    text = str(value).strip()
+    if "\x00" in text:
+        raise ImportFileError(f"line {line}: {column!r} contains a NUL byte; is this a text file?")
+    if len(text) > (limit := max_text_chars()):
+        raise ImportFileError(f"line {line}: {column!r} has {len(text):,} characters, over the {limit:,}-character "
+                              "limit for one text (LIST_MAX_TEXT_CHARS); models read only the first few hundred "
+                              "tokens of it anyway")  # fmt: skip
+    return text
 
 
 def import_table(
@@ -52,11 +77,17 @@ def import_table(
     label_column: str | None = None,
     source: str = "import",
     split: str = "pool",
+    label_values: str = "names",
 ) -> ImportReport:
     """Add the table's rows; `mapping` maps the project's slots (`text` or `text_a`/`text_b`) to columns.
+    `label_values`: "names" (label cells are label names) or "indices" (class positions, 0 = the first label).
 
-    Validates everything first, then writes in one transaction: a bad file adds nothing.
+    Validates everything first, then writes in one transaction: a bad file adds nothing, and nothing in it is
+    dropped or changed without an error naming its line (conflicting labels, NaN, objects, NUL bytes...).
+    A label for a text already in the project labels that example when it has no gold label yet.
     """
+    if label_values not in ("names", "indices"):
+        raise ImportFileError(f"label_values={label_values!r}: use 'names' or 'indices'")
     project = get_project(db, project_id)
     missing_slots = [s for s in project.slots if s not in mapping]
     if missing_slots:
@@ -68,34 +99,47 @@ def import_table(
     if split == "eval" and not label_column:
         raise ImportFileError("an evaluation split needs a label column")
     rows, empty = [], []
+    indices = label_values == "indices"
     for rec, line in zip(table.records, table.lines):
-        texts = {s: "" if rec.get(mapping[s]) is None else str(rec.get(mapping[s])).strip() for s in project.slots}
+        texts = {s: _text(rec.get(mapping[s]), line, mapping[s]) for s in project.slots}
         blank = [mapping[s] for s, t in texts.items() if not t]
         if blank:
             empty.append(f"line {line} ({', '.join(blank)})")
             continue
-        label = _label_index(rec.get(label_column), project.labels, line, label_column) if label_column else None
-        rows.append((texts, label))
+        label = (
+            _label_index(rec.get(label_column), project.labels, line, label_column, indices) if label_column else None
+        )
+        rows.append((texts, label, line))
     if empty:
         more = f" and {len(empty) - 5} more" if len(empty) > 5 else ""
         raise ImportFileError(f"empty text on {', '.join(empty[:5])}{more}; remove or fill these rows")
     if not rows:
         raise ImportFileError("the file has no rows")
     at = now()
-    unique: dict[str, tuple[dict[str, str], int | None]] = {}
-    for texts, label in rows:
-        unique.setdefault(content_hash(texts), (texts, label))
+    unique: dict[str, tuple[dict[str, str], int | None, int]] = {}
+    for texts, label, line in rows:
+        h = content_hash(texts)
+        first = unique.setdefault(h, (texts, label, line))
+        if label is not None and first[1] is None:
+            unique[h] = (first[0], label, line)
+        elif label is not None and first[1] != label:
+            names = project.labels
+            raise ImportFileError(f"lines {first[2]} and {line} have the same text with different labels "
+                                  f"({names[first[1]]!r} and {names[label]!r}); keep one of them")  # fmt: skip
     with write(db):
+        relabel = _labels_for_existing(db, project_id, project.labels, unique, split)
         before = db.conn.total_changes
         db.conn.executemany(  # rows already in the project are skipped by UNIQUE (project_id, hash)
             "INSERT OR IGNORE INTO examples (project_id, text, text_a, text_b, source, split, eval_label, hash, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(project_id, t.get("text"), t.get("text_a"), t.get("text_b"), source, split,
-              label if split == "eval" else None, h, at) for h, (t, label) in unique.items()],
+              label if split == "eval" else None, h, at) for h, (t, label, _) in unique.items()],
         )  # fmt: skip
         added = db.conn.total_changes - before
-        labeled = 0
-        gold = {h: label for h, (_, label) in unique.items() if label is not None and split == "pool"}
+        gold = {h: label for h, (_, label, _) in unique.items() if label is not None and split == "pool"}
+        for example_id, label in relabel:  # texts already in the project, without a gold label so far
+            set_label(db, example_id, label, by=source, reason="import")
+        labeled = len(relabel)
         if gold:
             new_ids = db.execute(
                 "SELECT id, hash FROM examples WHERE project_id = ? AND created_at = ? AND source = ?",
@@ -111,7 +155,7 @@ def import_table(
                 "VALUES (?, ?, NULL, ?, ?, ?, 'import')",
                 [(project_id, i, lab, at, source) for i, lab in pairs],
             )
-            labeled = len(pairs)
+            labeled += len(pairs)
         elif split == "eval":  # labels of an evaluation split live on the example (eval_label)
             labeled = db.execute(
                 "SELECT COUNT(*) FROM examples WHERE project_id = ? AND created_at = ? AND source = ? "
@@ -120,6 +164,31 @@ def import_table(
             ).fetchone()[0]
     dup = len(rows) - added
     return ImportReport(added=added, duplicates=dup, labeled=labeled, rows=len(rows))
+
+
+def _labels_for_existing(
+    db: sqlite_utils.Database, project_id: int, labels: list[str], unique: dict, split: str
+) -> list[tuple[int, int]]:
+    """(example id, label) for labeled rows whose text the project already has without a gold label; a different
+    gold label already there is an error (an import never overwrites one)."""
+    if split != "pool":
+        return []
+    wanted = {h: (label, line) for h, (_, label, line) in unique.items() if label is not None}
+    out = []
+    for chunk in (list(wanted)[i : i + 500] for i in range(0, len(wanted), 500)):
+        marks = ",".join("?" * len(chunk))
+        for example_id, h, gold, ex_split in db.execute(
+            f"SELECT e.id, e.hash, g.label, e.split FROM examples e LEFT JOIN gold g ON g.example_id = e.id "
+            f"WHERE e.project_id = ? AND e.hash IN ({marks})", [project_id, *chunk]
+        ):  # fmt: skip
+            label, line = wanted[h]
+            if ex_split != "pool" or gold == label:
+                continue
+            if gold is not None:
+                raise ImportFileError(f"line {line}: this text is already labeled {labels[gold]!r} in the project, "
+                                      f"not {labels[label]!r}; change it on the Label page if the file is right")  # fmt: skip
+            out.append((example_id, label))
+    return out
 
 
 def import_file(
@@ -131,11 +200,14 @@ def import_file(
     label_column: str | None = None,
     fmt: str | None = None,
     split: str = "pool",
+    label_values: str = "names",
 ) -> ImportReport:
     """Read a file (or `datasets` folder) and import it; see `import_table`."""
     table = read_table(source, name=name, fmt=fmt)
     src = name or (Path(source).name if isinstance(source, str | Path) else "upload")
-    return import_table(db, project_id, table, mapping, label_column, source=src, split=split)
+    return import_table(
+        db, project_id, table, mapping, label_column, source=src, split=split, label_values=label_values
+    )
 
 
 def add_examples(

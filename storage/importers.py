@@ -24,6 +24,16 @@ def max_import_bytes() -> int:
     return int(float(os.environ.get("LIST_MAX_IMPORT_MB", "50")) * 2**20)
 
 
+def max_import_rows() -> int:
+    """Rows per import: the byte limit alone lets a small compressed file hold millions of rows."""
+    return int(os.environ.get("LIST_MAX_IMPORT_ROWS", "1000000"))
+
+
+def max_text_chars() -> int:
+    """Characters in one text, for every format alike (a 10 MB text costs seconds and a GB per tokenization)."""
+    return int(os.environ.get("LIST_MAX_TEXT_CHARS", "100000"))
+
+
 @dataclass
 class Table:
     """Records of a file, with the line (or row) number each came from."""
@@ -63,6 +73,8 @@ def _decode(data: bytes, name: str) -> str:
 
 
 def _delimited(text: str, name: str, delimiter: str) -> Table:
+    # the parser's own field limit (131,072) must not be the rule: over-long texts get the one message for all formats
+    csv.field_size_limit(max(csv.field_size_limit(), max_text_chars() + 1, 1 << 20))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = next(reader)
@@ -148,7 +160,7 @@ def read_table(
 ) -> Table:
     """Parse a file (path or bytes) or a `datasets` folder into a `Table`."""
     if isinstance(source, str | Path) and Path(source).is_dir():
-        return _datasets_folder(Path(source), split)
+        return _row_limit(_datasets_folder(Path(source), split), Path(source).name)
     if isinstance(source, str | Path):
         path = Path(source)
         name = name or path.name
@@ -165,15 +177,22 @@ def read_table(
             raise _too_big(name, len(data))
     fmt = fmt or guess_format(name)
     if fmt == "parquet":
-        return _parquet(data, name)
+        return _row_limit(_parquet(data, name), name)
     text = _decode(data, name)
     if fmt == "csv":
-        return _delimited(text, name, ",")
+        return _row_limit(_delimited(text, name, ","), name)
     if fmt == "tsv":
-        return _delimited(text, name, "\t")
+        return _row_limit(_delimited(text, name, "\t"), name)
     if fmt == "jsonl":
-        return _jsonl(text, name)
+        return _row_limit(_jsonl(text, name), name)
     raise ImportFileError(f"format {fmt!r} is not one of {FORMATS}")
+
+
+def _row_limit(table: Table, name: str) -> Table:
+    if len(table.records) > (limit := max_import_rows()):
+        raise ImportFileError(f"{name} has {len(table.records):,} rows, over the {limit:,}-row import limit "
+                              "(LIST_MAX_IMPORT_ROWS); split the file")  # fmt: skip
+    return table
 
 
 def _too_big(name: str, size: int) -> ImportFileError:

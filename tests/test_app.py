@@ -97,6 +97,14 @@ def test_example_project_and_import_by_path(env):
     at.selectbox(key="map_label").select("(none)").run()
     at.text_input(key="import_path").input(str(second)).run()
     assert at.selectbox(key="map_label").value == "label"  # a new file: no stale choice from the last one
+    numbers = tmp / "imports" / "numbers.csv"  # class positions, said so by the user (issue 13.9)
+    numbers.write_text("text,label\nnumbered one,1\nnumbered two,0\n")
+    at.text_input(key="import_path").input("numbers.csv").run()
+    at.button(key="import_go").click().run()
+    assert any("class positions" in e.value for e in at.error)
+    at.checkbox(key="map_indices").check().run()
+    at.button(key="import_go").click().run()
+    assert any("Imported 2 examples" in s.value and "2 with labels" in s.value for s in at.success)
     bad = tmp / "imports" / "bad.csv"
     bad.write_text("review\nok\nnot,ok\n")
     at.text_input(key="import_path").input(str(bad)).run()

@@ -90,8 +90,12 @@ def test_import_datasets_folder(db, project, tmp_path):
     DatasetDict({"train": Dataset.from_dict({"sentence": ["a", "b"], "label": [0, 1]})}).save_to_disk(
         str(tmp_path / "ds")
     )
-    rep = st.import_file(db, project.id, tmp_path / "ds", {"text": "sentence"}, label_column="label")
+    with pytest.raises(ImportFileError, match=r"line 1: 'label' is 0.*class positions"):
+        st.import_file(db, project.id, tmp_path / "ds", {"text": "sentence"}, label_column="label")
+    rep = st.import_file(db, project.id, tmp_path / "ds", {"text": "sentence"}, label_column="label",
+                         label_values="indices")  # fmt: skip
     assert (rep.added, rep.labeled) == (2, 2)
+    assert [e.gold for e in st.page_examples(db, project.id)] == [0, 1]
 
 
 def test_pair_project_import(db):
@@ -248,3 +252,49 @@ def test_a_worker_write_waits_out_a_long_import_instead_of_failing(tmp_path):
     jobq.progress(worker, job.id, "meta", 3, 10)  # the worker waits for the lock instead of failing the job
     assert time.monotonic() - t0 >= 1.0 and jobq.get_job(worker, job.id).step == 3
     release.join()
+
+
+def test_imports_never_lose_data_silently(db, project, tmp_path, monkeypatch):
+    """Issue 13.9: 11 of 41 malformed files were accepted, 6 of them lossy. Each case now either imports exactly
+    what the file says or refuses the whole file with the line that needs fixing."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def imp(data, name, **kw):
+        return st.import_file(db, project.id, data, {"text": "text"}, name=name, **kw)
+
+    # the same text twice with different labels: which one is right is the user's call
+    with pytest.raises(ImportFileError, match=r"lines 2 and 4 have the same text with different labels"):
+        imp(b"text,label\ngood film,positive\nbad film,negative\ngood  film,negative\n", "a.csv", label_column="label")
+    assert st.count_examples(db, project.id) == 0
+    # a label for a text already in the project: given to it when it has none, never overwriting a different one
+    imp(b"text\ngood film\nbad film\n", "b.csv")
+    rep = imp(b"text,label\ngood film,positive\nnew film,negative\n", "c.csv", label_column="label")
+    assert (rep.added, rep.duplicates, rep.labeled) == (1, 1, 2)
+    assert sum(st.class_counts(db, project.id)) == 2
+    with pytest.raises(ImportFileError, match=r"line 2: .*already labeled 'positive'"):
+        imp(b"text,label\ngood film,negative\n", "d.csv", label_column="label")
+    # numbers in a label column are not label names unless the user says they are class positions
+    with pytest.raises(ImportFileError, match=r"line 2: 'label' is '1'.*class positions"):
+        imp(b"text,label\nthird film,1\n", "e.csv", label_column="label")
+    # NaN, NUL bytes, JSON objects: refused with their line, never stored as "nan" or as mangled text
+    pq.write_table(pa.table({"text": [1.5, float("nan")]}), tmp_path / "n.parquet")  # a float column
+    with pytest.raises(ImportFileError, match=r"empty text on line 2"):
+        imp(tmp_path / "n.parquet", "n.parquet")
+    with pytest.raises(ImportFileError, match=r"line 3: 'text' contains a NUL byte"):
+        imp(b"text\nfine\nbad\x00text\n", "f.csv")
+    with pytest.raises(ImportFileError, match=r"line 2: 'text' is a JSON object, not text"):
+        imp(b'{"text": "ok"}\n{"text": {"a": 1}}\n', "g.jsonl")
+    # one limit on a text's length for every format (CSV's parser limit is not the rule)
+    monkeypatch.setenv("LIST_MAX_TEXT_CHARS", "1000")
+    for data, name in ((b"text\n" + b"x" * 1001 + b"\n", "h.csv"), (b'{"text": "' + b"x" * 1001 + b'"}\n', "h.jsonl")):
+        with pytest.raises(ImportFileError, match=r"line \d: 'text' has 1,001 characters, over the 1,000"):
+            imp(data, name)
+    monkeypatch.setenv("LIST_MAX_TEXT_CHARS", "200000")
+    assert imp(b"text\n" + b"y" * 150_000 + b"\n", "big.csv").added == 1  # over CSV's default field limit
+    # rows, not only bytes: a small parquet file can hold millions of rows
+    monkeypatch.setenv("LIST_MAX_IMPORT_ROWS", "3")
+    pq.write_table(pa.table({"text": [f"t{i}" for i in range(4)]}), tmp_path / "r.parquet")
+    with pytest.raises(ImportFileError, match=r"4 rows, over the 3-row import limit"):
+        imp(tmp_path / "r.parquet", "r.parquet")
+    assert st.count_examples(db, project.id) == 4
