@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from .events import raise_if_cancelled
 from .prompts import Prompt, encode, encode_plain
 
 Row = dict[str, str]
@@ -93,9 +94,10 @@ def collate(enc: Encoded, index: Sequence[int], pad_id: int, device: torch.devic
 
 
 def sorted_batches(enc: Encoded, batch_size: int) -> Iterator[list[int]]:
-    """Index batches in order of length, so padding is minimal."""
+    """Index batches in order of length, so padding is minimal; a cancel (`events.cancellable`) stops between two."""
     order = sorted(range(len(enc)), key=lambda i: len(enc.ids[i]))
     for s in range(0, len(order), batch_size):
+        raise_if_cancelled()
         yield order[s : s + batch_size]
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +36,28 @@ class Event:
 
 Callback = Callable[[Event], None]
 CancelCheck = Callable[[], bool]
+
+
+_cancel_check: ContextVar[CancelCheck | None] = ContextVar("list_cancel_check", default=None)
+
+
+@contextlib.contextmanager
+def cancellable(check: CancelCheck | None) -> Iterator[None]:
+    """Inside this block every batched forward pass (`data.sorted_batches`) calls `check` between batches and raises
+    `Cancelled` when it says so: long stages (pseudo-labeling a large pool, prediction, feature extraction for a
+    probe fit) stop within a batch, not at their end."""
+    token = _cancel_check.set(check)
+    try:
+        yield
+    finally:
+        _cancel_check.reset(token)
+
+
+def raise_if_cancelled() -> None:
+    """Raise `Cancelled` if the enclosing `cancellable` block's check says to stop."""
+    check = _cancel_check.get()
+    if check is not None and check():
+        raise Cancelled("cancelled")
 
 
 class Reporter:

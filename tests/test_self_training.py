@@ -205,3 +205,23 @@ def test_a_reloaded_run_keeps_why_its_head_was_chosen(bert, tmp_path):
     res = run_list(bert, PROMPT, task(), cfg, checkpoint_dir=tmp_path)
     again = load_trained(bert, PROMPT, res.model.head_kind, cfg, tmp_path)
     assert again.head_reason == res.model.head_reason and again.head_reason.startswith("head=auto chose")
+
+
+def test_cancel_stops_a_long_forward_pass_between_batches(bert):
+    """Issue 13.8: cancel was not noticed inside pseudo-labeling or prediction (97 s on a 3,000-text pool). Inside
+    `cancellable`, every batched forward pass checks between batches."""
+    from list_core.events import cancellable
+    from list_core.model import ListModel
+
+    model = ListModel(bert, PROMPT, tiny_cfg())
+    enc = model.encode([{"text": t} for t in POOL])  # 20 texts: 10 batches of 2
+    asked = {"n": 0}
+
+    def stop_after_three_batches() -> bool:
+        asked["n"] += 1
+        return asked["n"] > 3
+
+    with cancellable(stop_after_three_batches), pytest.raises(Cancelled):
+        model.logits(enc, batch_size=2)
+    assert asked["n"] == 4  # stopped at the 4th batch, not after all 10
+    assert model.logits(enc, batch_size=2).shape == (20, 2)  # outside the block nothing is checked

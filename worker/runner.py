@@ -75,12 +75,13 @@ class Worker:
         done = threading.Event()
         beat = threading.Thread(target=self._heartbeat, args=(job.id, cancel, done), daemon=True)
         beat.start()
-        from list_core.events import Cancelled  # torch is imported only once a job runs
+        from list_core.events import Cancelled, cancellable  # torch is imported only once a job runs
 
         from .handlers import HANDLERS
 
         try:
-            result = HANDLERS[job.kind](self.context, job, cancel)
+            with cancellable(cancel.is_set):  # checked between batches of every forward pass, not only between steps
+                result = HANDLERS[job.kind](self.context, job, cancel)
             jobq.finish(self.db, job.id, self.id, "succeeded", result=result)
         except Cancelled:
             if self.context.shutting_down.is_set():  # the worker stops: the job waits for the next worker
