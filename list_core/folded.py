@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .backbone import load_backbone
-from .export import Classifier, ExportError
+from .export import Classifier, ExportError, check_config
 from .heads import PromptHead
 from .model import ListModel
 from .prompts import Prompt
@@ -68,12 +69,22 @@ def load_folded(folder: str | Path, device: str | None = None) -> Classifier:
     cfg_path = folder / "list_config.json"
     if not cfg_path.exists() or not (folder / "model").is_dir():
         raise ExportError(f"{folder} is not a folded LiST export (needs list_config.json and model/)")
-    cfg = json.loads(cfg_path.read_text())
-    if cfg.get("format") != "list-folded":
-        raise ExportError(f"{cfg_path}: format {cfg.get('format')!r} is not 'list-folded'")
-    bb = load_backbone(str(folder / "model"), device=device)
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ExportError(f"{cfg_path} is not valid JSON: {e}") from None
+    if not isinstance(cfg, dict) or cfg.get("format") != "list-folded":
+        raise ExportError(f"{cfg_path}: not a folded LiST export config (format 'list-folded')")
+    check_config({**cfg, "backbone": "model", "backbone_hash": "-"}, str(cfg_path))  # same fields as native
+    try:
+        bb = load_backbone(str(folder / "model"), device=device)
+    except (OSError, ValueError) as e:
+        raise ExportError(f"{folder / 'model'} cannot be loaded as a model: {e}") from None
     prompt = Prompt.from_json(cfg)
     model = ListModel(bb, prompt, cfg["head"], adapter=None, pooling=cfg["pooling"], max_length=cfg["max_length"])
     if cfg["head"] != "prompt":  # the other heads travel beside the model
-        model.head.load_state_dict(load_file(str(folder / "head.safetensors")))
+        try:
+            model.head.load_state_dict(load_file(str(folder / "head.safetensors")))
+        except (OSError, ValueError, RuntimeError, SafetensorError) as e:
+            raise ExportError(f"{folder / 'head.safetensors'} is missing, damaged or does not fit: {e}") from None
     return Classifier(model, list(cfg["labels"]), cfg)

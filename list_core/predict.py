@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             clf = load_classifier(
                 args.adapter, backbone=args.backbone, allow_backbone_mismatch=args.allow_backbone_mismatch
             )
-    except ExportError as e:
+    except (ExportError, OSError) as e:  # a bad adapter folder, or a --backbone that cannot be loaded
         print(f"error: {e}", file=sys.stderr)
         return 2
     model = clf.model

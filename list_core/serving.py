@@ -28,8 +28,9 @@ class AdapterServer:
         if name in self.tasks:
             raise ValueError(f"a task named {name!r} is already loaded; remove it first")
         try:
+            cfg = read_config(folder)
             self.tasks[name] = build_classifier(
-                read_config(folder), read_weights(folder), self.backbone, folder, allow_backbone_mismatch, name
+                cfg, read_weights(folder, cfg), self.backbone, folder, allow_backbone_mismatch, name
             )
         except ExportError as e:
             raise ExportError(f"adapter {name!r}: {e}") from None

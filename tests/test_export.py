@@ -198,3 +198,109 @@ def test_predict_cli_reports_bad_rows_and_predicts_the_rest(tiny_dirs, tmp_path)
         and "line 4: no column 'text'" in res.stderr
     )
     assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 2
+
+
+def _tamper_cases():
+    """(name, change to the folder) pairs: each must give one ExportError before anything is loaded wrongly."""
+    import json as _json
+
+    from safetensors.torch import load_file, save_file
+
+    def cfg_edit(fn):
+        def apply(folder):
+            path = folder / "list_config.json"
+            cfg = _json.loads(path.read_text())
+            fn(cfg)
+            path.write_text(_json.dumps(cfg))
+
+        return apply
+
+    def weights_edit(fn, keep_metadata=True):
+        def apply(folder):
+            path = folder / "adapter.safetensors"
+            from safetensors import safe_open
+
+            with safe_open(str(path), "pt") as f:
+                meta = f.metadata()
+            state = load_file(str(path))
+            fn(state)
+            save_file(state, str(path), metadata=meta if keep_metadata else None)
+
+        return apply
+
+    def first(state):
+        return sorted(state)[0]
+
+    return [
+        ("config truncated", lambda f: (f / "list_config.json").write_text('{"format": "list-ad')),
+        ("config a list", lambda f: (f / "list_config.json").write_text("[1, 2]")),
+        ("config missing", lambda f: (f / "list_config.json").unlink()),
+        ("weights missing", lambda f: (f / "adapter.safetensors").unlink()),
+        ("weights empty", lambda f: (f / "adapter.safetensors").write_bytes(b"")),
+        ("format version from the future", cfg_edit(lambda c: c.update(format_version=99))),
+        ("labels missing", cfg_edit(lambda c: c.pop("labels"))),
+        ("labels not a list", cfg_edit(lambda c: c.update(labels="neg,pos"))),
+        ("one label", cfg_edit(lambda c: c.update(labels=["neg"]))),
+        ("duplicate labels", cfg_edit(lambda c: c.update(labels=["neg", "neg"]))),
+        ("labels swapped", cfg_edit(lambda c: c.update(labels=["pos", "neg"]))),
+        ("label words swapped", cfg_edit(lambda c: c.update(label_words=["great", "bad"]))),
+        ("a third label", cfg_edit(lambda c: c.update(labels=["neg", "pos", "mid"]))),
+        ("unknown head", cfg_edit(lambda c: c.update(head="evil"))),
+        ("unknown pooling", cfg_edit(lambda c: c.update(pooling="max"))),
+        ("template without mask", cfg_edit(lambda c: c.update(template="{text} It was ."))),
+        ("adapter key unknown", cfg_edit(lambda c: c["adapter"].update(evil=1))),
+        ("adapter bottleneck negative", cfg_edit(lambda c: c["adapter"].update(bottleneck=-4))),
+        ("max_length not a number", cfg_edit(lambda c: c.update(max_length="long"))),
+        ("backbone hash not text", cfg_edit(lambda c: c.update(backbone_hash=12))),
+        ("weights values changed", weights_edit(lambda s: s[first(s)].add_(1.0))),
+        ("a tensor reshaped", weights_edit(lambda s: s.update({first(s): s[first(s)].flatten()[:3].clone()}))),
+        ("a tensor removed, no metadata", weights_edit(lambda s: s.pop(first(s)), keep_metadata=False)),
+    ]
+
+
+def test_tampered_adapter_folders_give_one_clear_error(tiny_dirs, tmp_path):
+    """Issue 13.10: of 23 tampered adapter folders, 8 gave a clean error, 10 an uncaught exception and 3 loaded
+    silently wrong. Every one now gives an ExportError naming the problem."""
+    import shutil
+
+    bb = load_backbone(str(tiny_dirs["bert"]), device="cpu")
+    save_native(trained(tiny_dirs["bert"]), tmp_path / "good", labels=["neg", "pos"])
+    assert load_classifier(tmp_path / "good", backbone=bb).predict(["great"])
+    cases = _tamper_cases()
+    assert len(cases) == 23
+    for name, tamper in cases:
+        folder = tmp_path / name.replace(" ", "_")
+        shutil.copytree(tmp_path / "good", folder)
+        tamper(folder)
+        with pytest.raises(ExportError):
+            load_classifier(folder, backbone=bb)
+            pytest.fail(f"{name}: loaded")
+
+
+def test_an_adapter_never_loads_a_backbone_it_names_before_its_checks(tiny_dirs, tmp_path, monkeypatch):
+    """Issue 13.10: an adapter's `backbone` field was loaded before the hash check: a hub id (or a folder that is
+    not a model) in a tampered config must be refused before anything is loaded."""
+    import json as _json
+
+    from safetensors.torch import load_file, save_file
+
+    import list_core.export as export
+
+    save_native(trained(tiny_dirs["bert"]), tmp_path / "a", labels=["neg", "pos"])
+    cfg = _json.loads((tmp_path / "a" / "list_config.json").read_text())
+    cfg["backbone"] = "evil-org/backdoored-model"
+    (tmp_path / "a" / "list_config.json").write_text(_json.dumps(cfg))
+    with pytest.raises(ExportError, match="changed after export"):  # the recorded hashes catch it first
+        load_classifier(tmp_path / "a")
+    # an export without recorded hashes (or a consistent forgery) still meets the allow-list
+    weights = tmp_path / "a" / "adapter.safetensors"
+    save_file(load_file(str(weights)), str(weights))
+    cfg.pop("weights_sha256")
+    loaded = []
+    monkeypatch.setattr(export, "load_backbone", lambda *a, **k: loaded.append(a) or pytest.fail("loaded"))
+    for named in ("evil-org/backdoored-model", str(tmp_path / "no-such-folder")):
+        cfg["backbone"] = named
+        (tmp_path / "a" / "list_config.json").write_text(_json.dumps(cfg))
+        with pytest.raises(ExportError, match="LIST_BACKBONES|not a folder"):
+            load_classifier(tmp_path / "a")
+    assert loaded == []
