@@ -100,15 +100,15 @@ def claim(
         )
         db.execute(
             "UPDATE jobs SET status = 'failed', finished_at = ?, "
-            "error = coalesce(error, '') || 'its worker stopped ' || attempts || ' times; giving up' "
-            "WHERE status = 'running' AND heartbeat_at < ? AND attempts >= ?",
+            "error = coalesce(error, '') || 'its worker stopped ' || stalls || ' times in a row without progress; "
+            "giving up' WHERE status = 'running' AND heartbeat_at < ? AND stalls >= ?",
             [now(), cutoff, max_attempts],
         )
         _end_runs_of_ended_jobs(db)
         t = now()
         row = db.execute(
             "UPDATE jobs SET status = 'running', worker_id = ?, started_at = coalesce(started_at, ?), "
-            "heartbeat_at = ?, attempts = attempts + 1, message = NULL "
+            "heartbeat_at = ?, attempts = attempts + 1, stalls = stalls + 1, message = NULL "
             f"WHERE id = (SELECT id FROM jobs WHERE kind IN ({','.join('?' * len(kinds))}) AND ("
             "(status = 'queued' AND cancel_requested = 0) OR (status = 'running' AND heartbeat_at < ?)) "
             "ORDER BY status = 'running' DESC, id LIMIT 1) RETURNING id",
@@ -154,6 +154,13 @@ def progress(
             "run_eta_seconds = ?, heartbeat_at = ? WHERE id = ? AND status = 'running' AND worker_id = coalesce(?, worker_id)",
             [stage, step, total, eta_seconds, message, run_eta_seconds, now(), job_id, worker_id],
         )
+
+
+def made_progress(db: sqlite_utils.Database, job_id: int, worker_id: str) -> None:
+    """The job finished a step worth keeping (a round): its worker's death so far is not a crash loop."""
+    with write(db):
+        db.execute("UPDATE jobs SET stalls = 0 WHERE id = ? AND worker_id = ? AND status = 'running'",
+                   [job_id, worker_id])  # fmt: skip
 
 
 def owns(db: sqlite_utils.Database, job_id: int, worker_id: str) -> bool:
@@ -217,6 +224,7 @@ def release(db: sqlite_utils.Database, job_id: int, worker_id: str) -> bool:
     with write(db):
         cur = db.execute(
             "UPDATE jobs SET status = 'queued', worker_id = NULL, heartbeat_at = NULL, attempts = max(0, attempts - 1), "
+            "stalls = max(0, stalls - 1), "
             "message = 'interrupted: its worker stopped; resumes when a worker takes it' "
             "WHERE id = ? AND worker_id = ? AND status = 'running'",
             [job_id, worker_id],

@@ -124,6 +124,7 @@ class Job:
     error: str | None
     result: dict[str, Any] | None
     run_eta_seconds: float | None = None  # the whole run, once one round has been timed
+    stalls: int = 0  # attempts that died before finishing a round (the give-up rule counts these)
 
     @classmethod
     def of(cls, r: dict) -> Job:

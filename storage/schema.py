@@ -218,3 +218,10 @@ RUN_INPUTS = [
         PRIMARY KEY (job_id, row)
     )""",
 ]
+
+
+@migrations()
+def m005_job_stalls(db) -> None:
+    # attempts that died without finishing a round since the last one that did: the give-up rule counts these, so
+    # a run killed many times while it keeps making progress is never given up (a crash loop still is)
+    _execute(db, "ALTER TABLE jobs ADD COLUMN stalls INTEGER NOT NULL DEFAULT 0")

@@ -163,3 +163,16 @@ def test_a_dead_workers_job_is_taken_back_before_newer_queued_jobs(dbfile):
     assert jobq.claim(db, "next2", stale_after_s=60).id == newer.id
     # a job of a live worker on this host is left alone
     assert jobq.claim(db, "other", stale_after_s=60) is None
+
+
+def test_a_job_that_keeps_making_progress_is_never_given_up(dbfile):
+    """Only deaths in a row without a finished round count towards the give-up (a crash loop); a long run killed
+    many times while it moves forward is resumed every time."""
+    db = st.connect(dbfile)
+    job = jobq.enqueue(db, "list_run", {"run_id": 1})
+    for i in range(6):
+        w = f"w{i}"
+        assert jobq.claim(db, w, stale_after_s=0.01, max_attempts=3).id == job.id
+        jobq.made_progress(db, job.id, w)  # a round finished before this worker died
+        time.sleep(0.05)
+    assert jobq.get_job(db, job.id).attempts == 6 and jobq.get_job(db, job.id).status == "running"

@@ -27,7 +27,9 @@ def _fill_v1(db: sqlite_utils.Database) -> None:
     db.execute("INSERT INTO label_history (project_id, example_id, old_label, new_label, at, by, reason) "
                "VALUES (1, 1, NULL, 1, ?, 'user', 'label')", [t])  # fmt: skip
     db.execute(
-        "INSERT INTO prompts VALUES (1, 1, 1, '{text} It was {mask} .', ?, ?)", [json.dumps(["bad", "great"]), t]
+        "INSERT INTO prompts (id, project_id, version, template, label_words, created_at) "
+        "VALUES (1, 1, 1, '{text} It was {mask} .', ?, ?)",
+        [json.dumps(["bad", "great"]), t],
     )
     v1_config = {k: v for k, v in preset("fast").to_dict().items()
                  if k not in ("config_version", "prompt_weight", "verbaliser_points")}  # fmt: skip

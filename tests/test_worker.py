@@ -392,3 +392,52 @@ def test_sigterm_interrupts_a_running_job_and_the_next_worker_resumes_it(project
     assert j.status == "queued" and runq.get_run(db, run.id).status == "queued"
     jobq.request_cancel(db, job.id)  # no need to run 30 rounds: a queued job cancels at once
     assert runq.get_run(db, run.id).status == "cancelled"
+
+
+def test_ten_random_kills_lose_nothing(project):
+    """Issue 13 reliability: kill -9 the worker at 10 random moments of a run (each after the attempt finished a
+    round, so anywhere inside a round, between a checkpoint and its rows included). Every time the next worker
+    resumes it; at the end the run has succeeded, labels are intact and the database's rounds match the
+    checkpoints."""
+    import random
+
+    db, p, path = project
+    gold_before = st.gold_labels(db, p.id)
+    history_before = len(st.history(db, p.id))
+    rounds = 16
+    run, job = actions.start_run(db, p.id, overrides={**TINY, "rounds": rounds, "student_steps": 40})
+    rng = random.Random(13)
+    kills = 0
+    while kills < 10:
+        done_before = len(runq.rounds(db, run.id))
+        proc = _spawn_worker(path)
+        try:
+            if done_before > rounds:
+                break  # nothing left to kill: the run is complete
+            _wait(lambda n=done_before: len(runq.rounds(db, run.id)) > n or jobq.get_job(db, job.id).done, 120,
+                  "this attempt to finish a round")  # fmt: skip
+            if jobq.get_job(db, job.id).done:
+                break
+            time.sleep(rng.uniform(0.0, 0.8))  # a random moment inside a later round
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            kills += 1
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    last = _spawn_worker(path)
+    try:
+        j = _wait(lambda: (j := jobq.get_job(db, job.id)).done and j, 240, "the run to finish")
+    finally:
+        last.terminate()
+        last.wait(30)
+    assert kills == 10, f"the run finished after {kills} kills: make it longer"
+    assert j.status == "succeeded", j.error
+    assert runq.get_run(db, run.id).status == "succeeded"
+    assert [m["round"] for m in runq.rounds(db, run.id)] == list(range(rounds + 1))
+    ckpt = Path(runq.get_run(db, run.id).checkpoint_dir)
+    assert sorted(int(d.name.split("-")[1]) for d in ckpt.glob("round-[0-9][0-9][0-9]")) == list(range(rounds + 1))
+    pool = len(POOL) - len(gold_before)
+    assert all(runq.count_pseudo_labels(db, run.id, r) == pool for r in range(1, rounds + 1))
+    assert st.gold_labels(db, p.id) == gold_before and len(st.history(db, p.id)) == history_before

@@ -56,7 +56,8 @@ class ProgressWriter:
             self.round_t0, self.done_rounds = t, e.round or 0
         if e.stage == "round_end" and self.run is not None and e.record is not None:
             table = [{**row.to_dict(), "example_id": row.id} for row in (e.table or [])]
-            runq.save_round(self.ctx.db, self.run.id, e.round or 0, e.record.to_dict(), table, owner=self.owner)
+            if runq.save_round(self.ctx.db, self.run.id, e.round or 0, e.record.to_dict(), table, owner=self.owner):
+                jobq.made_progress(self.ctx.db, self.job.id, self.ctx.worker_id)
         eta = None
         t0, s0 = self.stage_start
         if e.total and e.step > s0 and t > t0:
