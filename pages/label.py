@@ -35,7 +35,11 @@ ex = next_unlabeled(conn, project.id, strategy, skipped)
 
 
 def give(label: int, example_id: int) -> None:
-    storage.set_label(conn, example_id, label, by=labeler())  # written at once: nothing is lost on leaving the page
+    try:  # written at once (nothing is lost on leaving the page), unless another session labeled it meanwhile
+        storage.set_label(conn, example_id, label, by=labeler(), expect=None)
+    except storage.LabelConflict as e:
+        st.toast(str(e))
+        return
     st.session_state["lb_last"] = example_id
 
 
@@ -105,7 +109,12 @@ edited = st.data_editor(
 changed = [(before, after) for before, after in zip(table, edited) if before["label"] != after["label"]]
 for before, after in changed:
     new = None if after["label"] == none else project.labels.index(after["label"])
-    storage.set_label(conn, before["id"], new, by=labeler(), reason="table")
+    seen = None if before["label"] == none else project.labels.index(before["label"])
+    try:
+        storage.set_label(conn, before["id"], new, by=labeler(), reason="table", expect=seen)
+    except storage.LabelConflict as e:
+        st.toast(str(e))
+        continue
     st.toast(md_escape(f"Example {before['id']}: {before['label']} → {after['label']}"))
 if changed:
     st.session_state["lb_table_version"] = version + 1

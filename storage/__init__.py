@@ -14,7 +14,7 @@ from .examples import (
 )
 from .exports import export_data, labeled_rows
 from .importers import ImportFileError, read_table
-from .labels import class_counts, gold_labels, history, set_label, undo_last
+from .labels import LabelConflict, class_counts, gold_labels, history, set_label, undo_last
 from .projects import (
     StoreError,
     create_project,
@@ -53,6 +53,7 @@ __all__ = [
     "read_table",
     "save_prompt",
     "set_label",
+    "LabelConflict",
     "undo_last",
     "write",
 ]

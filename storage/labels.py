@@ -9,6 +9,10 @@ from .models import LabelEvent
 from .projects import StoreError, get_project
 
 
+class LabelConflict(StoreError):
+    """The label changed since the caller saw it (another session labeled the example meanwhile)."""
+
+
 def set_label(
     db: sqlite_utils.Database,
     example_id: int,
@@ -16,8 +20,11 @@ def set_label(
     by: str = "user",
     reason: str = "label",
     undoes: int | None = None,
+    expect: int | None | object = ...,
 ) -> LabelEvent | None:
-    """Give (or with `None`, remove) an example's gold label, recording the change. No-op if unchanged."""
+    """Give (or with `None`, remove) an example's gold label, recording the change. No-op if unchanged.
+    `expect`: the label the caller saw (None: unlabeled); if someone changed it since, `LabelConflict` is raised
+    and nothing is written, so a label is never silently written over another user's newer one."""
     with write(db):
         row = db.execute("SELECT project_id, split FROM examples WHERE id = ?", [example_id]).fetchone()
         if row is None:
@@ -33,6 +40,11 @@ def set_label(
         old_label = old[0] if old else None
         if old_label == label:
             return None
+        if expect is not ... and old_label != expect:
+            who = db.execute("SELECT by FROM label_history WHERE example_id = ? ORDER BY id DESC LIMIT 1",
+                             [example_id]).fetchone()  # fmt: skip
+            raise LabelConflict(f"example {example_id} was labeled meanwhile" + (f" by {who[0]}" if who else "")
+                                + "; its label was left as it is")  # fmt: skip
         at = now()
         if label is None:
             db.execute("DELETE FROM gold WHERE example_id = ?", [example_id])

@@ -298,3 +298,14 @@ def test_imports_never_lose_data_silently(db, project, tmp_path, monkeypatch):
     with pytest.raises(ImportFileError, match=r"4 rows, over the 3-row import limit"):
         imp(tmp_path / "r.parquet", "r.parquet")
     assert st.count_examples(db, project.id) == 4
+
+
+def test_a_label_is_never_written_over_a_newer_one_unseen(db, project):
+    """Issue 13.3: a label written over someone else's newer label is refused as a conflict, never silent."""
+    st.add_examples(db, project.id, [{"text": "good film"}])
+    (e,) = st.page_examples(db, project.id)
+    st.set_label(db, e.id, 1, by="bob")  # bob labels while ann still sees the example unlabeled
+    with pytest.raises(st.LabelConflict, match="labeled meanwhile by bob"):
+        st.set_label(db, e.id, 0, by="ann", expect=None)
+    assert st.get_example(db, e.id).gold == 1
+    assert st.set_label(db, e.id, 0, by="ann", expect=1).new_label == 0  # she saw bob's label: her change stands
