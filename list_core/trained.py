@@ -12,7 +12,7 @@ from .config import EXPORT_FORMATS, TrainConfig
 from .heads import choose_head
 from .model import ListModel
 from .prompts import Prompt
-from .records import RunMetrics
+from .records import RoundRecord, RunMetrics
 
 
 def load_trained(
@@ -63,6 +63,24 @@ def export_model(
     raise ValueError(f"export format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
 
 
+def choose_round(rounds: Sequence[RoundRecord]) -> tuple[int, str]:
+    """The round a run keeps (exported, predicted with) and why: the best on the project's evaluation split when it
+    has one (ties: the later round), else the last round. Choosing on the evaluation split makes its accuracy a
+    little optimistic; the reason says so."""
+    if not rounds:
+        raise ValueError("a run without rounds keeps nothing")
+    last = rounds[-1]
+    scored = [r for r in rounds if r.eval_accuracy is not None]
+    if not scored:
+        return last.round, "the last round (no evaluation split to choose by)"
+    best = max(scored, key=lambda r: (r.eval_accuracy, r.round))
+    if best.round == last.round:
+        return best.round, f"the last round, also the best on the evaluation split ({best.eval_accuracy:.1%})"
+    last_acc = f"{last.eval_accuracy:.1%}" if last.eval_accuracy is not None else "not scored"
+    return best.round, (f"best on the evaluation split: {best.eval_accuracy:.1%} against {last_acc} for the last "
+                        f"round {last.round} (so that accuracy is a little optimistic)")  # fmt: skip
+
+
 def run_metrics(method: str, result: Any, task: Any, batch_size: int = 64) -> RunMetrics:
     """A finished run's summary, the same for every method: a LiST-style result reports its last round (the round
     it keeps); any other result is scored here on the gold labels and the evaluation split."""
@@ -71,11 +89,12 @@ def run_metrics(method: str, result: Any, task: Any, batch_size: int = 64) -> Ru
     from .self_training import RunResult
 
     if isinstance(result, RunResult):
-        last = result.last
+        chosen, because = choose_round(result.rounds or [result.teacher])
+        kept = next(r for r in [result.teacher, *result.rounds] if r.round == chosen)
         return RunMetrics(
-            method=method, head=result.model.head_kind, gold_accuracy=last.gold_accuracy,
-            eval_accuracy=last.eval_accuracy, eval_ece=last.eval_ece, rounds=len(result.rounds),
-            chosen_round=last.round, chosen_because="the last round", stage_seconds=dict(result.stage_seconds),
+            method=method, head=result.model.head_kind, gold_accuracy=kept.gold_accuracy,
+            eval_accuracy=kept.eval_accuracy, eval_ece=kept.eval_ece, rounds=len(result.rounds),
+            chosen_round=chosen, chosen_because=because, stage_seconds=dict(result.stage_seconds),
             parameters=result.model.parameter_report(),
         )  # fmt: skip
 

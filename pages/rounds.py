@@ -6,7 +6,7 @@ import streamlit as st
 
 from list_core.records import RoundRecord
 from storage import runs as runq
-from ui.common import db, require_project, trains_adapters
+from ui.common import db, require_project, run_safely, trains_adapters
 
 
 def whole_rounds(fig):
@@ -39,6 +39,12 @@ fig.update_layout(
     title="Accuracy per round (0 = teacher)", xaxis_title="round", yaxis_title="accuracy", yaxis_range=[0, 1]
 )
 st.plotly_chart(whole_rounds(fig), key="rd_acc")
+run = next(r for r in runs if r.id == run_id)
+kept = (run.metrics or {}).get("chosen_round")
+if kept is not None:
+    st.caption(
+        f"This run keeps round {kept} for export and prediction: {(run.metrics or {}).get('chosen_because', '')}."
+    )
 
 later = [m for m in rounds if m.round >= 1]
 if not later:
@@ -66,4 +72,7 @@ if weighted:
 else:
     st.caption("No meta-weights in this round (meta-reweighting was off or had no steps).")
 m = next(m for m in later if m.round == rnd)
+keep_label = f"Keep round {rnd} instead (exports and predictions use it)"
+if run.status == "succeeded" and kept is not None and rnd != kept and st.button(keep_label, key="rd_keep"):
+    run_safely(runq.keep_round, conn, run_id, rnd, success=f"Run {run_id} now keeps round {rnd}.")
 st.json({k: v for k, v in m.to_dict().items() if k != "pseudo_label_counts"}, expanded=False)

@@ -127,6 +127,22 @@ def save_round(
     return True
 
 
+def keep_round(db: sqlite_utils.Database, run_id: int, round_: int) -> None:
+    """The user's choice of the round a finished run keeps (exports and predictions use it from now on)."""
+    with write(db):
+        row = db.execute("SELECT metrics FROM runs WHERE id = ? AND status = 'succeeded'", [run_id]).fetchone()
+        if row is None:
+            raise StoreError(f"run {run_id} has not succeeded: it keeps no round yet")
+        rec = db.execute("SELECT metrics FROM rounds WHERE run_id = ? AND round = ?", [run_id, round_]).fetchone()
+        if rec is None:
+            raise StoreError(f"run {run_id} has no round {round_}")
+        metrics, chosen = json.loads(row[0] or "{}"), json.loads(rec[0])
+        metrics.update(chosen_round=round_, chosen_because="chosen by you on the Rounds page",
+                       gold_accuracy=chosen.get("gold_accuracy"), eval_accuracy=chosen.get("eval_accuracy"),
+                       eval_ece=chosen.get("eval_ece"))  # fmt: skip
+        db.execute("UPDATE runs SET metrics = ? WHERE id = ?", [json.dumps(metrics), run_id])
+
+
 def round_numbers(db: sqlite_utils.Database, run_id: int) -> set[int]:
     """The rounds of a run stored so far (0 = the teacher)."""
     return {r[0] for r in db.execute("SELECT round FROM rounds WHERE run_id = ?", [run_id])}

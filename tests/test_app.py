@@ -471,3 +471,28 @@ def test_untrusted_text_never_reaches_markdown_unescaped(env):
         assert "](http://evil.example" not in _rendered_markdown(at), page
         if page == "pages/inspect.py":  # the pseudo-labels (label names in markdown) were on screen
             assert any("pseudo-label **neg" in c.value or "pseudo-label **pos" in c.value for c in at.caption)
+
+
+def test_rounds_page_says_which_round_is_kept_and_can_keep_another(env):
+    """Issue 12.6: the exported adapter was the last round and nothing said so; the user can keep another."""
+    from ui import actions
+
+    db, tmp, dirs = env
+    p = make_project(db, str(dirs["bert"]))
+    for e in st_store.page_examples(db, p.id, limit=100)[:6]:
+        st_store.set_label(db, e.id, 1 if e.text.startswith(("great", "good")) else 0)
+    tiny = dict(rounds=2, student_steps=2, teacher_epochs=1, finetune_epochs=1, max_length=16, tau=0.0)
+    run, _ = actions.start_run(db, p.id, "list", "fast", overrides={**tiny, "adapter": {"bottleneck": 4}})
+    assert Worker(str(tmp / "app.db")).run_once().status == "succeeded"
+    at = app("pages/rounds.py", p.id)
+    assert any("keeps round 2 for export and prediction: the last round (no evaluation" in c.value for c in at.caption)
+    at.select_slider(key="rd_round").set_value(1).run()
+    at.button(key="rd_keep").click().run()
+    assert not at.exception and any("now keeps round 1" in s.value for s in at.success)
+    kept = runq.get_run(db, run.id).metrics
+    assert kept["chosen_round"] == 1 and "chosen by you" in kept["chosen_because"]
+    at = switch(at, "pages/export.py")
+    assert any("Exports round 1: chosen by you" in c.value for c in at.caption)
+    job = jobq.enqueue(db, "export", {"run_id": run.id, "format": "native"}, p.id)
+    done = Worker(str(tmp / "app.db")).run_once()
+    assert done.id == job.id and done.status == "succeeded" and done.result["round"] == 1, done.error

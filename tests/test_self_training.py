@@ -225,3 +225,19 @@ def test_cancel_stops_a_long_forward_pass_between_batches(bert):
         model.logits(enc, batch_size=2)
     assert asked["n"] == 4  # stopped at the 4th batch, not after all 10
     assert model.logits(enc, batch_size=2).shape == (20, 2)  # outside the block nothing is checked
+
+
+def test_a_run_keeps_its_best_round_on_the_evaluation_split():
+    """Issue 12.6: the export was the last round even when an earlier one scored better on the evaluation split,
+    and nothing said so."""
+    from list_core.records import RoundRecord
+    from list_core.trained import choose_round
+
+    rounds = [RoundRecord(round=1, eval_accuracy=0.80), RoundRecord(round=2, eval_accuracy=0.84),
+              RoundRecord(round=3, eval_accuracy=0.82)]  # fmt: skip
+    r, why = choose_round(rounds)
+    assert r == 2 and "84.0% against 82.0% for the last round 3" in why and "optimistic" in why
+    tie = [RoundRecord(round=1, eval_accuracy=0.9), RoundRecord(round=2, eval_accuracy=0.9)]
+    assert choose_round(tie)[0] == 2 and "also the best" in choose_round(tie)[1]
+    assert choose_round([RoundRecord(round=1), RoundRecord(round=2)]) == (
+        2, "the last round (no evaluation split to choose by)")  # fmt: skip

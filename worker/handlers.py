@@ -130,13 +130,18 @@ def list_run(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, An
         result = method.run(
             bb, prompt, task, cfg, progress, cancel.is_set, str(ckpt) if method.trains_adapters else None
         )
+        metrics: RunMetrics = run_metrics(method.name, result, task, cfg.eval_batch_size)
+        keeper = result  # the model of the round the run keeps: suggestions come from it, as exports do
+        if metrics.chosen_round is not None and metrics.chosen_round != result.last.round:
+            from list_core.trained import load_trained
+
+            keeper = load_trained(bb, prompt, metrics.head, cfg, str(ckpt), metrics.chosen_round)
         jobq.progress(ctx.db, job.id, "predicting", message="scoring every example for suggestions",
                       worker_id=ctx.worker_id)  # fmt: skip
         pool = all_examples(ctx.db, run.project_id, "pool")
-        probs = result.predict_proba([e.row() for e in pool], cfg.eval_batch_size)
+        probs = keeper.predict_proba([e.row() for e in pool], cfg.eval_batch_size)
         runq.save_predictions(ctx.db, run.project_id, run.id,
                               [{"example_id": e.id, "probs": p.tolist()} for e, p in zip(pool, probs)])  # fmt: skip
-        metrics: RunMetrics = run_metrics(method.name, result, task, cfg.eval_batch_size)
         runq.update_run(ctx.db, run.id, owner, status="succeeded", metrics=metrics.to_dict(), head=metrics.head,
                         finished_at=now())  # fmt: skip
         return {"run_id": run.id, "metrics": metrics.to_dict(), "resumed_from": progress.resumed_from}
@@ -240,7 +245,7 @@ def export(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any]
                "round": (run.metrics or {}).get("chosen_round")}  # fmt: skip
     export_model(model, fmt, out, labels, run.metrics or {}, summary)
     art = runq.add_artifact(ctx.db, run.project_id, run.id, f"adapter-{fmt}", out)
-    return {"artifact_id": art.id, "path": art.path, "size": art.size, "sha256": art.sha256}
+    return {"artifact_id": art.id, "path": art.path, "size": art.size, "sha256": art.sha256, "round": summary["round"]}
 
 
 def diversity(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any]:
