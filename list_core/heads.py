@@ -114,6 +114,16 @@ class ProbeHead(nn.Module):
         else:
             self.load_state_dict(self._initial)
 
+    def initial_state(self) -> dict[str, torch.Tensor]:
+        """The fitted state every reset returns to (empty before `fit`)."""
+        return {k: v.clone() for k, v in (self._initial or {}).items()}
+
+    @torch.no_grad()
+    def set_initial(self, state: dict[str, torch.Tensor]) -> None:
+        """Take a fit made earlier (a resumed run's checkpoint) as the reset state, and reset to it."""
+        self.load_state_dict(state)
+        self._initial = {k: v.detach().clone() for k, v in self.state_dict().items()}
+
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, mask_pos: torch.Tensor) -> torch.Tensor:
         x = nn.functional.normalize(pool(hidden, attention_mask, "mean"), dim=-1)  # (B, D)
         return self.linear(x)  # (B, C)

@@ -96,20 +96,28 @@ def run_list(
     seconds: dict[str, float] = {}
     # a head fitted on frozen features of gold + pool is already a better teacher than one tuned on the gold alone
     fitted_teacher = model.head_kind in ("probe", "similarity") and cfg.probe_self_train > 0 and len(pool) > 0
-    if model.head_kind == "probe":  # fitted up front: every student re-starts from this fit
-        t0 = time.perf_counter()
-        n = len(pool) if fitted_teacher else 0
-        report(
-            Event("probe", message=f"fitting the probe head (self-trained {cfg.probe_self_train}x on {n} pool texts)")
-        )
-        model.prepare_head(gold, task.gold_labels, cfg.seed, pool, cfg.probe_self_train, cfg.eval_batch_size)
-        seconds["probe"] = time.perf_counter() - t0
     evalset = model.encode(task.eval_rows) if task.eval_rows else None
     ckpt = None
     if checkpoint_dir is not None:
         fp = fingerprint(cfg.to_dict(), task.fingerprint(), prompt.template, prompt.label_words, backbone.family)
         ckpt = RunCheckpoint(checkpoint_dir, fp)
     progress = ckpt.load_progress() if ckpt else None
+    probe_init: dict[str, torch.Tensor] = {}  # the probe head's fit, kept with round 0 so a resume need not redo it
+    if model.head_kind == "probe":  # fitted up front: every student re-starts from this fit
+        t0 = time.perf_counter()
+        saved = ckpt.load_tensors(0) if progress is not None else {}
+        if "probe_init.linear.weight" in saved:
+            model.head.set_initial(
+                {k.removeprefix("probe_init."): v for k, v in saved.items() if k.startswith("probe_init.")}
+            )
+            report(Event("probe", message="the probe head as fitted before the interruption (from the checkpoint)"))
+        else:
+            n = len(pool) if fitted_teacher else 0
+            report(Event("probe", message=f"fitting the probe head (self-trained {cfg.probe_self_train}x on {n} pool "
+                                          "texts)"))  # fmt: skip
+            model.prepare_head(gold, task.gold_labels, cfg.seed, pool, cfg.probe_self_train, cfg.eval_batch_size)
+        probe_init = {f"probe_init.{k}": v for k, v in model.head.initial_state().items()}
+        seconds["probe"] = time.perf_counter() - t0
 
     def metrics_of() -> dict[str, Any]:
         m = {"gold_accuracy": accuracy(model, gold, task.gold_labels, cfg.eval_batch_size)}
@@ -148,7 +156,7 @@ def run_list(
             q0 = soft_labels(model.logits(pool, cfg.eval_batch_size))  # (N, C)
         if ckpt:
             ckpt.save_round(0, model.trainable_state(), {"metrics": teacher.to_dict(), "table": []}, {"last_labels": {}},
-                            tensors={"q0": q0} if q0 is not None else None)  # fmt: skip
+                            tensors={**({"q0": q0} if q0 is not None else {}), **probe_init} or None)  # fmt: skip
         report(Event("round_end", round=0, record=teacher, model=model))
         start, rounds, tables = 1, [], []
     else:

@@ -241,3 +241,27 @@ def test_a_run_keeps_its_best_round_on_the_evaluation_split():
     assert choose_round(tie)[0] == 2 and "also the best" in choose_round(tie)[1]
     assert choose_round([RoundRecord(round=1), RoundRecord(round=2)]) == (
         2, "the last round (no evaluation split to choose by)")  # fmt: skip
+
+
+def test_a_resumed_probe_run_reuses_the_probe_fit(bert, tmp_path, monkeypatch):
+    """Issue 13.8: every resume repeated the full-pool probe fit. The fit is kept with round 0 and reused; the
+    resumed run ends exactly where the uninterrupted one does."""
+    from list_core.heads import ProbeHead
+
+    cfg = tiny_cfg(rounds=2, head="probe", probe_self_train=2)
+    full = run_list(bert, PROMPT, task(), cfg).model.trainable_state()
+
+    def kill_in_round_2(e):
+        if e.round == 2 and e.stage == "meta":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_list(bert, PROMPT, task(), cfg, callback=kill_in_round_2, checkpoint_dir=tmp_path)
+    fits = []
+    real_fit = ProbeHead.fit
+    monkeypatch.setattr(ProbeHead, "fit", lambda self, *a, **k: fits.append(1) or real_fit(self, *a, **k))
+    events = []
+    resumed = run_list(bert, PROMPT, task(), cfg, callback=events.append, checkpoint_dir=tmp_path)
+    assert fits == [] and any(e.stage == "probe" and "from the checkpoint" in e.message for e in events)
+    state = resumed.model.trainable_state()
+    assert all(torch.equal(state[k], full[k]) for k in full)
