@@ -441,3 +441,63 @@ def test_ten_random_kills_lose_nothing(project):
     pool = len(POOL) - len(gold_before)
     assert all(runq.count_pseudo_labels(db, run.id, r) == pool for r in range(1, rounds + 1))
     assert st.gold_labels(db, p.id) == gold_before and len(st.history(db, p.id)) == history_before
+
+
+def _labeler(path: str, name: str, ids: list[int], seconds: float, out) -> None:
+    """A labeling session: labels (and relabels) examples as fast as it can, with the label it last saw."""
+    import random
+
+    db = st.connect(path)
+    rng = random.Random(name)
+    done = conflicts = 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        e = rng.choice(ids)
+        seen = st.get_example(db, e).gold
+        try:
+            if st.set_label(db, e, rng.randrange(2), by=name, expect=seen) is not None:
+                done += 1
+        except st.LabelConflict:
+            conflicts += 1
+    out.put((name, done, conflicts))
+
+
+def test_three_workers_and_three_labelers_lose_and_repeat_nothing(project):
+    """Issue 13 reliability: 3 workers and 3 labeling sessions on one database at once (bounded to ~20 s): every
+    label written is in the history exactly once and the gold table equals the history's last word per example;
+    every job ran exactly once."""
+    import multiprocessing as mp
+
+    db, p, path = project
+    ids = [e.id for e in st.page_examples(db, p.id, limit=100)]
+    prompt = {"template": "{text} It was {mask} .", "label_words": ["bad", "great"]}
+    jobs = [jobq.enqueue(db, "prompt_eval", {"candidates": [prompt]}, p.id) for _ in range(12)]
+    history_before = len(st.history(db, p.id, limit=10_000))
+    workers = [_spawn_worker(path, "--lane", "light") for _ in range(3)]
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    labelers = [ctx.Process(target=_labeler, args=(str(path), f"labeler-{i}", ids, 20.0, out)) for i in range(3)]
+    try:
+        for lp in labelers:
+            lp.start()
+        for lp in labelers:
+            lp.join(60)
+        _wait(lambda: all(jobq.get_job(db, j.id).done for j in jobs), 120, "every job")
+    finally:
+        for w in workers:
+            w.terminate()
+            w.wait(30)
+    results = [out.get(timeout=5) for _ in labelers]
+    written = sum(n for _, n, _ in results)
+    assert written > 50, results
+    hist = [h for h in st.history(db, p.id, limit=100_000) if h.by.startswith("labeler-")]
+    assert len(st.history(db, p.id, limit=100_000)) - history_before == written == len(hist)
+    last = {}
+    for h in reversed(st.history(db, p.id, limit=100_000)):  # oldest first: each change starts where the last ended
+        assert h.old_label == last.get(h.example_id, h.old_label), f"a lost update on example {h.example_id}"
+        last[h.example_id] = h.new_label
+    gold = dict(st.gold_labels(db, p.id))
+    assert all(gold.get(e) == lab for e, lab in last.items())
+    for j in jobs:
+        j = jobq.get_job(db, j.id)
+        assert j.status == "succeeded" and j.attempts == 1, (j.status, j.attempts, j.error)
