@@ -49,20 +49,21 @@ def _until(pred, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture()
-def server(tmp_path):
+@contextlib.contextmanager
+def _serve(tmp_path: Path, address: str = "127.0.0.1", **env_extra: str):
     port = _free_port()
     db = tmp_path / "ui.db"
-    env = {**os.environ, "LIST_DB": str(db), "PYTHONUNBUFFERED": "1"}
-    env.pop("LIST_NO_WORKER", None)
+    env = {**os.environ, "LIST_DB": str(db), "PYTHONUNBUFFERED": "1", **env_extra}
+    if "LIST_NO_WORKER" not in env_extra:
+        env.pop("LIST_NO_WORKER", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+         "--server.address", address, "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:
-        _until(lambda: _port_open(port), 60, "streamlit to listen")
-        yield f"http://127.0.0.1:{port}", db
+        _until(lambda: _port_open(port, address), 60, "streamlit to listen")
+        yield f"http://{address}:{port}", db
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(20)
@@ -72,9 +73,15 @@ def server(tmp_path):
                     os.kill(pid, signal.SIGTERM)
 
 
-def _port_open(port: int) -> bool:
+@pytest.fixture()
+def server(tmp_path):
+    with _serve(tmp_path) as served:
+        yield served
+
+
+def _port_open(port: int, address: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        return s.connect_ex((address, port)) == 0
 
 
 def test_whole_loop_in_a_real_browser(server, tmp_path, tiny_dirs):
@@ -194,4 +201,33 @@ def test_whole_loop_in_a_real_browser(server, tmp_path, tiny_dirs):
         second_tab.goto(page.url)
         expect(second_tab.get_by_text("8 / 30 gold labels", exact=False)).to_be_visible()
         shot("9-second-project")
+        browser.close()
+
+
+def test_opened_to_a_network_nothing_shows_before_the_secret(tmp_path):
+    """Issue 13.1, in network mode for real: the app bound to another address (127.0.0.2, not localhost) shows no
+    page and starts no worker until the browser gives LIST_SECRET."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with (
+        _serve(tmp_path, "127.0.0.2", LIST_SECRET="s3cret", LIST_NO_WORKER="1") as (url, dbfile),
+        sync_playwright() as pw,
+    ):
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        page = browser.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(url)
+        secret = page.get_by_label("Secret (LIST_SECRET)")
+        expect(secret).to_be_visible()
+        expect(page.get_by_role("heading", name="Projects", exact=True)).to_have_count(0)
+        secret.fill("guess")
+        secret.press("Enter")
+        expect(page.get_by_text("Wrong secret.")).to_be_visible()
+        expect(page.get_by_role("heading", name="Projects", exact=True)).to_have_count(0)
+        page.goto(url + "/label")  # another page: still nothing
+        expect(page.get_by_label("Secret (LIST_SECRET)")).to_be_visible()
+        expect(page.get_by_text("Create or choose a project")).to_have_count(0)
+        page.get_by_label("Secret (LIST_SECRET)").fill("s3cret")
+        page.get_by_label("Secret (LIST_SECRET)").press("Enter")
+        expect(page.get_by_text("Create or choose a project")).to_be_visible()  # the Label page itself
         browser.close()
