@@ -63,6 +63,20 @@ def accuracy(model: ListModel, enc: Encoded, labels: Sequence[int], batch_size: 
     return float((pred == torch.tensor(list(labels))).float().mean())
 
 
+def expected_calibration_error(probs: torch.Tensor, labels: Sequence[int], bins: int = 10) -> float:
+    """ECE: over equal-width confidence bins, the example-weighted mean |accuracy - mean confidence| (0 = the
+    confidence means what it says)."""
+    conf, pred = probs.max(-1)  # (N,), (N,)
+    right = (pred == torch.tensor(list(labels))).float()  # (N,)
+    edges = torch.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (conf > lo) & (conf <= hi) if lo > 0 else (conf >= lo) & (conf <= hi)
+        if inside.any():
+            ece += float(inside.float().mean() * (right[inside].mean() - conf[inside].mean()).abs())
+    return ece
+
+
 def _weight_stats(w: torch.Tensor) -> WeightStats:
     if not len(w):
         return WeightStats()
@@ -121,8 +135,10 @@ def run_list(
 
     def metrics_of() -> dict[str, Any]:
         m = {"gold_accuracy": accuracy(model, gold, task.gold_labels, cfg.eval_batch_size)}
-        if evalset is not None:
-            m["eval_accuracy"] = accuracy(model, evalset, task.eval_labels, cfg.eval_batch_size)
+        if evalset is not None and len(evalset):
+            probs = model.logits(evalset, cfg.eval_batch_size).softmax(-1)  # (E, C)
+            m["eval_accuracy"] = float((probs.argmax(-1) == torch.tensor(list(task.eval_labels))).float().mean())
+            m["eval_ece"] = expected_calibration_error(probs, task.eval_labels)
         return m
 
     # teacher -----------------------------------------------------------------------------------

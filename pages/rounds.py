@@ -31,12 +31,19 @@ if not rounds:
 
 xs = [m.round for m in rounds]
 fig = go.Figure()
-for key, name in (("gold_accuracy", "gold (training labels)"), ("eval_accuracy", "evaluation split")):
+for key, name in (
+    ("gold_accuracy", "gold (training labels)"),
+    ("eval_accuracy", "evaluation split"),
+    ("eval_ece", "calibration error (evaluation split; 0 = confidence means what it says)"),
+):
     ys = [getattr(m, key) for m in rounds]
     if any(y is not None for y in ys):
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=name))
 fig.update_layout(
-    title="Accuracy per round (0 = teacher)", xaxis_title="round", yaxis_title="accuracy", yaxis_range=[0, 1]
+    title="Accuracy and calibration per round (0 = teacher)",
+    xaxis_title="round",
+    yaxis_title="share",
+    yaxis_range=[0, 1],
 )
 st.plotly_chart(whole_rounds(fig), key="rd_acc")
 run = next(r for r in runs if r.id == run_id)
