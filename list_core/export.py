@@ -47,6 +47,7 @@ def export_config(
         "pooling": getattr(model.head, "pooling", None),
         "adapter": None if model.adapter_config is None else vars(model.adapter_config).copy(),
         "max_length": model.max_length,
+        "temperature": model.temperature,  # calibration: divide the logits by it (1: not calibrated)
         "parameters": model.parameter_report(),
         "training": summary or {},
         "metrics": metrics or {},
@@ -186,6 +187,9 @@ def check_config(cfg: dict[str, Any], where: str) -> None:
         raise bad(f"the prompt cannot be read: {e}") from None
     if len(prompt.label_words) != len(labels):
         raise bad(f"{len(labels)} labels but {len(prompt.label_words)} label words")
+    t = cfg.get("temperature", 1.0)
+    if not isinstance(t, int | float) or isinstance(t, bool) or not 0.01 <= t <= 100:
+        raise bad(f"'temperature' must be a number in 0.01..100, not {t!r}")
 
 
 def read_weights(folder: str | Path, cfg: dict[str, Any] | None = None) -> dict[str, torch.Tensor]:
@@ -274,4 +278,5 @@ def build_classifier(
         model.load_trainable_state(state)
     except (KeyError, ValueError, RuntimeError) as e:
         raise ExportError(f"{folder}: weights do not fit this backbone: {e}") from None
+    model.temperature = float(cfg.get("temperature", 1.0))
     return Classifier(model.eval(), list(cfg["labels"]), cfg)

@@ -58,6 +58,7 @@ def save_folded(model: ListModel, folder: str | Path, labels: list[str]) -> Path
         "pooling": getattr(model.head, "pooling", "mean"),
         "max_length": model.max_length,
         "source_backbone": model.backbone.name,
+        "temperature": model.temperature,  # divide the logits by it for calibrated probabilities
     }
     (folder / "list_config.json").write_text(json.dumps(cfg, indent=1))
     return folder
@@ -87,4 +88,5 @@ def load_folded(folder: str | Path, device: str | None = None) -> Classifier:
             model.head.load_state_dict(load_file(str(folder / "head.safetensors")))
         except (OSError, ValueError, RuntimeError, SafetensorError) as e:
             raise ExportError(f"{folder / 'head.safetensors'} is missing, damaged or does not fit: {e}") from None
+    model.temperature = float(cfg.get("temperature", 1.0))
     return Classifier(model, list(cfg["labels"]), cfg)

@@ -47,6 +47,7 @@ class ListModel(nn.Module):
         self.backbone = backbone
         self.prompt = prompt
         self.max_length = max_length
+        self.temperature = 1.0  # set by calibration (`calibration.fit_temperature`); scales logits in predict_proba
         self.head_kind, self.head_reason = choose_head(head, backbone)
         # only an MLM head reads label words as vocabulary ids (one token each); the other heads take any text
         self.label_ids = label_word_ids(prompt, backbone.tokenizer) if self.head_kind == "prompt" else []
@@ -245,8 +246,8 @@ class ListModel(nn.Module):
         return info
 
     def predict_proba(self, rows: Sequence[Row], batch_size: int = 64) -> torch.Tensor:
-        """(N, C) class probabilities for raw rows."""
-        return self.logits(self.encode(rows), batch_size).softmax(-1)
+        """(N, C) class probabilities for raw rows (logits divided by `temperature`, 1 unless calibrated)."""
+        return (self.logits(self.encode(rows), batch_size) / self.temperature).softmax(-1)
 
     def folded_copy(self) -> ListModel:
         """This model on a copy of the backbone with its adapters folded into the dense weights: the same

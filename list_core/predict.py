@@ -163,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         model.eval()
         for idx in sorted_batches(enc, args.batch_size):
             with autocast(model.device):
-                probs[idx] = model(**collate(enc, idx, model.pad_id, model.device)).float().softmax(-1).cpu()
+                logits = model(**collate(enc, idx, model.pad_id, model.device)).float()
+                probs[idx] = (logits / model.temperature).softmax(-1).cpu()
             bar.update(len(idx))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     out_rows = []

@@ -97,5 +97,7 @@ class RunMetrics(_Record):
     rounds: int = 0
     chosen_round: int | None = None  # the round whose model the run keeps (exported, predicted with)
     chosen_because: str = ""
+    temperature: float = 1.0  # fitted on the evaluation split (1: no split to calibrate on)
+    eval_ece_calibrated: float | None = None  # ECE after temperature scaling, cross-fitted on the evaluation split
     stage_seconds: dict[str, float] = field(default_factory=dict)
     parameters: dict[str, float] = field(default_factory=dict)

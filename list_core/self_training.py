@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from .backbone import Backbone
+from .calibration import expected_calibration_error
 from .checkpoint import RunCheckpoint, fingerprint
 from .config import TrainConfig
 from .data import Encoded, Row, check_task
@@ -61,20 +62,6 @@ def accuracy(model: ListModel, enc: Encoded, labels: Sequence[int], batch_size: 
         return float("nan")
     pred = model.logits(enc, batch_size).argmax(-1)
     return float((pred == torch.tensor(list(labels))).float().mean())
-
-
-def expected_calibration_error(probs: torch.Tensor, labels: Sequence[int], bins: int = 10) -> float:
-    """ECE: over equal-width confidence bins, the example-weighted mean |accuracy - mean confidence| (0 = the
-    confidence means what it says)."""
-    conf, pred = probs.max(-1)  # (N,), (N,)
-    right = (pred == torch.tensor(list(labels))).float()  # (N,)
-    edges = torch.linspace(0, 1, bins + 1)
-    ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        inside = (conf > lo) & (conf <= hi) if lo > 0 else (conf >= lo) & (conf <= hi)
-        if inside.any():
-            ece += float(inside.float().mean() * (right[inside].mean() - conf[inside].mean()).abs())
-    return ece
 
 
 def _weight_stats(w: torch.Tensor) -> WeightStats:

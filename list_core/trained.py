@@ -63,6 +63,22 @@ def export_model(
     raise ValueError(f"export format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
 
 
+def calibrate(
+    model: ListModel, eval_rows: Sequence[Any] | None, eval_labels: Sequence[int] | None, batch_size: int = 64
+) -> dict[str, float | None]:
+    """Temperature scaling on the evaluation split (labels the model never trained on): sets `model.temperature`
+    and returns it with the split's ECE before and after (after: cross-fitted, never scored on its own fit).
+    Without an evaluation split the model stays uncalibrated (temperature 1)."""
+    from .calibration import cross_fitted_ece, expected_calibration_error, fit_temperature
+
+    if not eval_rows or not eval_labels:
+        return {"temperature": 1.0, "eval_ece_calibrated": None}
+    logits = model.logits(model.encode(eval_rows), batch_size).float()  # (E, C)
+    model.temperature = fit_temperature(logits, eval_labels)
+    return {"temperature": model.temperature, "eval_ece": expected_calibration_error(logits.softmax(-1), eval_labels),
+            "eval_ece_calibrated": cross_fitted_ece(logits, eval_labels)}  # fmt: skip
+
+
 def choose_round(rounds: Sequence[RoundRecord]) -> tuple[int, str]:
     """The round a run keeps (exported, predicted with) and why: the best on the project's evaluation split when it
     has one (ties: the later round), else the last round. Choosing on the evaluation split makes its accuracy a

@@ -48,10 +48,16 @@ fig.update_layout(
 st.plotly_chart(whole_rounds(fig), key="rd_acc")
 run = next(r for r in runs if r.id == run_id)
 kept = (run.metrics or {}).get("chosen_round")
+metrics = run.metrics or {}
 if kept is not None:
-    st.caption(
-        f"This run keeps round {kept} for export and prediction: {(run.metrics or {}).get('chosen_because', '')}."
-    )
+    st.caption(f"This run keeps round {kept} for export and prediction: {metrics.get('chosen_because', '')}.")
+    if metrics.get("eval_ece_calibrated") is not None:
+        st.caption(f"Its confidence is calibrated on the evaluation split (temperature {metrics['temperature']:.2f}): "
+                   f"expected calibration error {metrics.get('eval_ece') or 0:.3f} before, "
+                   f"{metrics['eval_ece_calibrated']:.3f} after (each half scored with the other half's fit).")  # fmt: skip
+    else:
+        st.caption("Its confidence is not calibrated: import an evaluation split (labeled data it does not train on) "
+                   "for that.")  # fmt: skip
 
 later = [m for m in rounds if m.round >= 1]
 if not later:

@@ -137,9 +137,10 @@ def keep_round(db: sqlite_utils.Database, run_id: int, round_: int) -> None:
         if rec is None:
             raise StoreError(f"run {run_id} has no round {round_}")
         metrics, chosen = json.loads(row[0] or "{}"), json.loads(rec[0])
+        # the temperature was fitted for the round kept before: this one starts uncalibrated
         metrics.update(chosen_round=round_, chosen_because="chosen by you on the Rounds page",
                        gold_accuracy=chosen.get("gold_accuracy"), eval_accuracy=chosen.get("eval_accuracy"),
-                       eval_ece=chosen.get("eval_ece"))  # fmt: skip
+                       eval_ece=chosen.get("eval_ece"), temperature=1.0, eval_ece_calibrated=None)  # fmt: skip
         db.execute("UPDATE runs SET metrics = ? WHERE id = ?", [json.dumps(metrics), run_id])
 
 

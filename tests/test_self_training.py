@@ -270,7 +270,7 @@ def test_a_resumed_probe_run_reuses_the_probe_fit(bert, tmp_path, monkeypatch):
 def test_expected_calibration_error_by_hand():
     """Issue 12.6: ECE per round on the evaluation split. Two bins here: confidence 0.9 (2 examples, 1 right: gap
     0.4) and 0.6 (2 examples, both right: gap 0.4); ECE = 0.5 * 0.4 + 0.5 * 0.4 = 0.4."""
-    from list_core.self_training import expected_calibration_error
+    from list_core.calibration import expected_calibration_error
 
     probs = torch.tensor([[0.9, 0.1], [0.9, 0.1], [0.4, 0.6], [0.4, 0.6]])
     assert expected_calibration_error(probs, [0, 1, 1, 1]) == pytest.approx(0.4)

@@ -501,3 +501,22 @@ def test_three_workers_and_three_labelers_lose_and_repeat_nothing(project):
     for j in jobs:
         j = jobq.get_job(db, j.id)
         assert j.status == "succeeded" and j.attempts == 1, (j.status, j.attempts, j.error)
+
+
+def test_a_run_is_calibrated_on_the_evaluation_split_and_exports_carry_it(project, tmp_path):
+    """Issue 12.6: confidence was saturated. A run with an evaluation split fits a temperature on it, reports the
+    split's ECE before and after (cross-fitted), predicts with it, and a native export carries it."""
+    db, p, path = project
+    evals = "".join(f"{w} {x},{lab}\n" for w, lab in (("superb", "positive"), ("terrible", "negative"))
+                    for x in ("show", "plot", "cast", "score"))  # fmt: skip
+    st.import_file(db, p.id, ("text,label\n" + evals).encode(), {"text": "text"}, name="more-eval.csv",
+                   label_column="label", split="eval")  # fmt: skip
+    run, _ = actions.start_run(db, p.id, "list", "fast", seed=3, overrides=TINY)
+    assert Worker(path).run_once().status == "succeeded"
+    m = runq.get_run(db, run.id).metrics
+    assert m["temperature"] != 1.0 and 0.0 <= m["eval_ece"] <= 1.0 and m["eval_ece_calibrated"] is not None
+    job = jobq.enqueue(db, "export", {"run_id": run.id, "format": "native"}, p.id)
+    done = Worker(path).run_once()
+    assert done.id == job.id and done.status == "succeeded", done.error
+    clf = load_classifier(done.result["path"])
+    assert clf.model.temperature == m["temperature"] and clf.config["temperature"] == m["temperature"]

@@ -3,6 +3,7 @@ order. They only orchestrate: the ML is in list_core, every read and write goes 
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from list_core.config import TrainConfig
 from list_core.events import Event
 from list_core.methods import get as get_method
+from list_core.model import ListModel
 from list_core.prompts import Prompt
 from list_core.records import RunMetrics
 from list_core.self_training import TaskData
@@ -131,11 +133,18 @@ def list_run(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, An
             bb, prompt, task, cfg, progress, cancel.is_set, str(ckpt) if method.trains_adapters else None
         )
         metrics: RunMetrics = run_metrics(method.name, result, task, cfg.eval_batch_size)
-        keeper = result  # the model of the round the run keeps: suggestions come from it, as exports do
+        keeper = getattr(result, "model", None)  # the kept round's model: suggestions come from it, as exports do
         if metrics.chosen_round is not None and metrics.chosen_round != result.last.round:
             from list_core.trained import load_trained
 
             keeper = load_trained(bb, prompt, metrics.head, cfg, str(ckpt), metrics.chosen_round)
+        if isinstance(keeper, ListModel):  # calibrated on the evaluation split when there is one
+            from list_core.trained import calibrate
+
+            cal = calibrate(keeper, task.eval_rows, task.eval_labels, cfg.eval_batch_size)
+            metrics = dataclasses.replace(metrics, **{k: v for k, v in cal.items() if k != "eval_ece"})
+        else:
+            keeper = result
         jobq.progress(ctx.db, job.id, "predicting", message="scoring every example for suggestions",
                       worker_id=ctx.worker_id)  # fmt: skip
         pool = all_examples(ctx.db, run.project_id, "pool")
@@ -168,8 +177,10 @@ def run_model(ctx: JobContext, run: Run):
         raise ValueError(f"run {run.id} ({run.method}) has no adapter weights to load")
     cfg = TrainConfig.from_dict(run.config)
     chosen = (run.metrics or {}).get("chosen_round")
-    return load_trained(ctx.backbone(run.backbone), prompt_of(get_prompt(ctx.db, run.prompt_id)), run.head or cfg.head,
-                        cfg, run.checkpoint_dir, chosen)  # fmt: skip
+    model = load_trained(ctx.backbone(run.backbone), prompt_of(get_prompt(ctx.db, run.prompt_id)),
+                         run.head or cfg.head, cfg, run.checkpoint_dir, chosen)  # fmt: skip
+    model.temperature = float((run.metrics or {}).get("temperature", 1.0))  # calibrated at the end of the run
+    return model
 
 
 def predict(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any]:
