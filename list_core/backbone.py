@@ -192,6 +192,11 @@ def load_backbone(name: str | None = None, device: str | torch.device | None = N
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    if not Path(path).is_dir() and not _in_hub_cache(path) and not _hub_reachable():
+        # fail in seconds, not after a minute of download retries
+        raise OSError(f"backbone {path!r} is neither a local folder nor in the Hugging Face cache, and the Hub "
+                      "cannot be reached from here (offline): download it on a connected machine "
+                      "(save_pretrained) and give its folder")  # fmt: skip
     try:
         try:
             model, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True, local_files_only=True)
@@ -223,6 +228,29 @@ def load_backbone(name: str | None = None, device: str | torch.device | None = N
         missing_head_keys=missing,
         device=dev,
     )
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    """Whether a hub id's config is in the local Hugging Face cache (then it loads offline)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except Exception:  # an id the cache cannot even parse is not in it
+        return False
+
+
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the Hugging Face Hub answers a TCP connection at all (its host, or $HF_ENDPOINT's)."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        with socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
 
 
 def adapter_targets(backbone: Backbone) -> list[str]:

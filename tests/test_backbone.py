@@ -39,3 +39,20 @@ def test_missing_local_folder_fails_clearly(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(FileNotFoundError, match=r"backbone folder .*nope does not exist"):
         load_backbone(str(tmp_path / "nope"), device="cpu")
+
+
+def test_a_hub_id_offline_fails_at_once_with_what_to_do(monkeypatch):
+    """Issue 12.9: a hub-id backbone offline spun about 4 minutes and ended with a wrong 'install sentencepiece'
+    error. Not a folder, not cached, Hub unreachable: one clear error before any download attempt."""
+    import time
+
+    import list_core.backbone as backbone
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(backbone, "_hub_reachable", lambda timeout_s=3.0: False)
+    monkeypatch.setattr(backbone.AutoModelForMaskedLM, "from_pretrained",
+                        lambda *a, **k: pytest.fail("tried to load"))  # fmt: skip
+    t = time.monotonic()
+    with pytest.raises(OSError, match="cannot be reached from here .* give its folder"):
+        backbone.load_backbone("some-org/some-model")
+    assert time.monotonic() - t < 5
