@@ -32,8 +32,8 @@ else:
     st.caption(EXPORT_FORMATS[fmt])
     chosen = next(r for r in runs if r.id == run_id).metrics or {}
     if chosen.get("chosen_round") is not None:
-        st.caption(f"Exports round {chosen['chosen_round']}: {chosen.get('chosen_because', '')} (the Rounds page can "
-                   "keep another round).")  # fmt: skip
+        st.caption(f"Exports round {chosen['chosen_round']}: {chosen.get('chosen_because', '')}. The Rounds page can "
+                   "keep another round.")  # fmt: skip
     if st.button("Export adapter", key="ex_adapter"):
         job = run_safely(
             jobq.enqueue, conn, "export", {"run_id": run_id, "format": fmt}, project.id, success="Export queued."

@@ -182,6 +182,43 @@ def test_whole_loop_in_a_real_browser(server, tmp_path, tiny_dirs):
         assert target.stat().st_size > 1000
         shot("8-export")
 
+        # A second run; while it trains, a prediction with the first run's model returns in seconds (light jobs
+        # have their own lane), and the other two export formats download too
+        page.goto(url + "/train")
+        page.get_by_role("button", name="Start run").click()
+        expect(page.get_by_text("Run 2 queued.")).to_be_visible()
+        _until(lambda: runq.get_run(db, 2).status == "running", 120, "the second run to start")
+        page.goto(url + "/export")
+        page.get_by_label("Type a text").fill("a great movie")
+        page.get_by_label("Type a text").press("Control+Enter")
+        t = time.monotonic()
+        page.get_by_role("button", name="Predict", exact=True).click()
+        from storage import jobs as jobq
+
+        done = _until(
+            lambda: [j for j in jobq.list_jobs(db, pid) if j.kind == "predict" and j.done], 60, "the prediction"
+        )
+        assert done[0].status == "succeeded" and time.monotonic() - t < 30
+        assert runq.get_run(db, 2).status == "running", "the prediction waited for the training run"
+        expect(page.get_by_text("prediction · succeeded", exact=False)).to_be_visible()
+        shot("8b-predict-during-a-run")
+        # the Export page lists the newest finished run first: let the second run finish, then export it
+        _until(lambda: runq.get_run(db, 2).status in ("succeeded", "failed"), 600, "the second run")
+        assert runq.get_run(db, 2).status == "succeeded"
+        for fmt, label in (("peft", "PEFT LoRA"), ("folded", "folded")):
+            page.goto(url + "/export")
+            page.get_by_text(label, exact=True).click()
+            page.get_by_role("button", name="Export adapter").click()
+            _until(
+                lambda f=fmt: any(a.kind == f"adapter-{f}" for a in runq.artifacts(db, pid)), 180, f"the {fmt} export"
+            )
+            page.reload()
+            with page.expect_download() as dl:
+                page.get_by_role("button", name=f"Download adapter · adapter-{fmt}", exact=False).click()
+            dl.value.save_as(tmp_path / f"{fmt}.zip")
+            assert (tmp_path / f"{fmt}.zip").stat().st_size > 1000
+        shot("8c-three-exports")
+
         # A second project: Create switches to it, Open switches back; the project rides in the URL, so a reload,
         # another page and a second tab keep it
         page.goto(url)
