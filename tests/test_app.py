@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def env(tmp_path, monkeypatch, tiny_dirs):
     monkeypatch.setenv("LIST_DB", str(tmp_path / "app.db"))
     monkeypatch.setenv("LIST_NO_WORKER", "1")
+    monkeypatch.delenv("LIST_SECRET", raising=False)
     db = st_store.connect(tmp_path / "app.db")
     return db, tmp_path, tiny_dirs
 
@@ -154,6 +155,10 @@ def test_opened_to_a_network_the_app_needs_the_secret(env, monkeypatch):
         assert [t.value for t in at.title] == ["inside"] and not at.error and not at.text_input
         at.run()
         assert [t.value for t in at.title] == ["inside"]  # once per browser session
+        # on localhost (e.g. behind a reverse proxy) a secret that is set is asked for too
+        config.set_option("server.address", "localhost")
+        at = AppTest.from_function(_gated_page, default_timeout=TIMEOUT).run()
+        assert not at.title and at.text_input(key="access_secret")
     finally:
         config.set_option("server.address", "localhost")
 

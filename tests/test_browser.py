@@ -53,7 +53,8 @@ def _until(pred, timeout: float, what: str):
 def _serve(tmp_path: Path, address: str = "127.0.0.1", **env_extra: str):
     port = _free_port()
     db = tmp_path / "ui.db"
-    env = {**os.environ, "LIST_DB": str(db), "PYTHONUNBUFFERED": "1", **env_extra}
+    env = {**{k: v for k, v in os.environ.items() if k != "LIST_SECRET"}, "LIST_DB": str(db), "PYTHONUNBUFFERED": "1",
+           **env_extra}  # fmt: skip
     if "LIST_NO_WORKER" not in env_extra:
         env.pop("LIST_NO_WORKER", None)
     proc = subprocess.Popen(

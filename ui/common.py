@@ -54,11 +54,12 @@ LOCAL_ADDRESSES = ("localhost", "127.0.0.1", "::1")
 
 def access_granted() -> bool:
     """The app listens on localhost by default (.streamlit/config.toml). Opened to a network (`--server.address`),
-    it asks every browser session for the secret in `LIST_SECRET`, and refuses to run without one."""
+    it asks every browser session for the secret in `LIST_SECRET`, and refuses to run without one. A secret that is
+    set is always asked for, on localhost too (behind a reverse proxy the app sees only local connections)."""
     address = st.get_option("server.address") or "0.0.0.0"  # unset: Streamlit listens on every interface
-    if address in LOCAL_ADDRESSES or st.session_state.get("access_granted"):
-        return True
     secret = os.environ.get("LIST_SECRET", "")
+    if st.session_state.get("access_granted") or (address in LOCAL_ADDRESSES and not secret):
+        return True
     if not secret:
         st.error(f"LiST Studio is listening on {address}, open to the network, but no secret is set: anyone who "
                  "can reach it could read and delete your projects. Set `LIST_SECRET` and restart it, or run it on "
