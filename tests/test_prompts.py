@@ -160,3 +160,30 @@ def test_similarity_prototypes_average_the_verbaliser_embeddings(tiny_headless_d
     rows = [{"text": "great stuff"}, {"text": "bad stuff"}]
     feats = m.frozen_features(m.encode(rows))
     assert torch.allclose(m.logits(m.encode(rows)), m.head.log_scale.exp() * (feats @ expected.T), atol=1e-4)
+
+
+def test_a_huge_text_is_cut_before_tokenizing(tiny_dirs):
+    """Issue 13.9: one 10 MB text cost 7.7 s and 1.2 GB per tokenization. Texts are cut at max_length * 32
+    characters before the tokenizer sees them, with the same ids as the whole text."""
+    from transformers import AutoTokenizer
+
+    from list_core.prompts import MAX_CHARS_PER_TOKEN, encode
+
+    class Spy:  # the tokenizer, noting the longest text it was given
+        def __init__(self, tok):
+            self.tok, self.longest = tok, 0
+
+        def __getattr__(self, name):
+            return getattr(self.tok, name)
+
+        def __call__(self, texts, **kw):
+            self.longest = max([self.longest, *(len(t) for t in ([texts] if isinstance(texts, str) else texts))])
+            return self.tok(texts, **kw)
+
+    tok = Spy(AutoTokenizer.from_pretrained(str(tiny_dirs["bert"])))
+    prompt = Prompt("{text} It was {mask} .", ("bad", "great"))
+    words = "good bad movie film story acting great awful plot ".split()
+    huge = " ".join(words[i % len(words)] for i in range(1_000_000))  # about 5 MB
+    ids, _ = encode(prompt, tok, [{"text": huge}], 64)
+    assert tok.longest <= 64 * MAX_CHARS_PER_TOKEN + 1
+    assert ids == encode(prompt, tok.tok, [{"text": huge[:20_000]}], 64)[0] and len(ids[0]) == 64
