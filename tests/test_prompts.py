@@ -182,7 +182,7 @@ def test_a_huge_text_is_cut_before_tokenizing(tiny_dirs):
 
     tok = Spy(AutoTokenizer.from_pretrained(str(tiny_dirs["bert"])))
     prompt = Prompt("{text} It was {mask} .", ("bad", "great"))
-    words = "good bad movie film story acting great awful plot ".split()
+    words = ["good", "bad", "movie", "film", "story", "acting", "great", "awful", "plot"]
     huge = " ".join(words[i % len(words)] for i in range(1_000_000))  # about 5 MB
     ids, _ = encode(prompt, tok, [{"text": huge}], 64)
     assert tok.longest <= 64 * MAX_CHARS_PER_TOKEN + 1
