@@ -21,7 +21,7 @@ st.title("Export & predict")
 
 runs = [r for r in runq.list_runs(conn, project.id) if r.status == "succeeded" and trains_adapters(r.method)]
 run_id = st.selectbox("Run", [r.id for r in runs], key="ex_run",
-                      format_func=lambda i: next(f"run {r.id} · {r.method} · {r.preset}" for r in runs if r.id == i))  # fmt: skip
+                      format_func=lambda i: next(f"{r.label} · {r.method} · {r.preset}" for r in runs if r.id == i))  # fmt: skip
 
 st.subheader("Adapter")
 if run_id is None:

@@ -23,7 +23,7 @@ if not runs:
     st.info("No adapter run yet: start one on the Train page.")
     st.stop()
 run_id = st.selectbox("Run", [r.id for r in runs], key="rd_run",
-                      format_func=lambda i: next(f"run {r.id} · {r.method} · {r.status}" for r in runs if r.id == i))  # fmt: skip
+                      format_func=lambda i: next(f"{r.label} · {r.method} · {r.status}" for r in runs if r.id == i))  # fmt: skip
 rounds = [RoundRecord.from_dict(m) for m in runq.rounds(conn, run_id)]  # the engine's typed record
 if not rounds:
     st.info("This run has no completed round yet.")
@@ -87,5 +87,5 @@ else:
 m = next(m for m in later if m.round == rnd)
 keep_label = f"Keep round {rnd} instead (exports and predictions use it)"
 if run.status == "succeeded" and kept is not None and rnd != kept and st.button(keep_label, key="rd_keep"):
-    run_safely(runq.keep_round, conn, run_id, rnd, success=f"Run {run_id} now keeps round {rnd}.")
+    run_safely(runq.keep_round, conn, run_id, rnd, success=f"{run.label.capitalize()} now keeps round {rnd}.")
 st.json({k: v for k, v in m.to_dict().items() if k != "pseudo_label_counts"}, expanded=False)

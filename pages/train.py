@@ -58,7 +58,7 @@ alongside = st.checkbox("Allow this run alongside an active one", key="tr_alongs
 if st.button("Start run", key="tr_start", type="primary", disabled=bool(overrides.pop("__invalid__", False))):
     out = run_safely(actions.start_run, conn, project.id, method_name, preset_name, int(seed), overrides, alongside)
     if out:
-        st.success(f"Run {out[0].id} queued.")
+        st.success(f"{out[0].label.capitalize()} queued.")
         st.session_state.setdefault("tr_watch", set()).add(out[1].id)
 
 for note in st.session_state.pop("tr_notices", []):  # runs that ended since the last full rerun
@@ -76,7 +76,7 @@ def live() -> None:
             watch.discard(j.id)
             run = next((r for r in runq.list_runs(conn, project.id) if r.job_id == j.id), None)
             acc = (run.metrics or {}).get("eval_accuracy") if run else None
-            text = f"Run {run.id if run else '?'} finished: {j.status}" + (
+            text = f"{run.label.capitalize() if run else 'A run'} finished: {j.status}" + (
                 f" · evaluation accuracy {acc:.1%}" if acc is not None else ""
             )
             st.session_state.setdefault("tr_notices", []).append({"status": j.status, "text": text})
@@ -108,7 +108,7 @@ if not runs:
 hist = []
 for r in runs:
     m = r.metrics or {}
-    hist.append({"run": r.id, "method": r.method, "preset": r.preset, "status": r.status, "seed": r.seed,
+    hist.append({"run": r.number or r.id, "method": r.method, "preset": r.preset, "status": r.status, "seed": r.seed,
                  "head": r.head, "gold": len(r.gold_snapshot),
                  "gold acc": m.get("gold_accuracy"), "eval acc": m.get("eval_accuracy"),
                  "time": fmt_seconds(sum(m.get("stage_seconds", {}).values())) if m.get("stage_seconds") else "",
@@ -116,7 +116,7 @@ for r in runs:
 st.dataframe(hist, key="tr_history", hide_index=True)
 failed = [r for r in runs if r.status == "failed" and r.job_id]
 if failed:
-    with st.expander(f"Why run {failed[0].id} failed"):
+    with st.expander(f"Why {failed[0].label} failed"):
         st.code(jobq.get_job(conn, failed[0].job_id).error or "", language=None)
 
 
@@ -138,7 +138,7 @@ for col, rid in ((a, ra), (b, rb)):
     r = runq.get_run(conn, rid)
     cfg = TrainConfig.from_dict(r.config)
     diff = {k: v for k, v in cfg.to_dict().items() if v != TrainConfig().to_dict().get(k)}
-    col.write(f"**Run {r.id}** · {r.method} · {r.preset} · {r.status}")
+    col.write(f"**{r.label.capitalize()}** · {r.method} · {r.preset} · {r.status}")
     col.json({"metrics": {k: v for k, v in (r.metrics or {}).items() if not isinstance(v, dict | list)},
               "settings (differences from paper)": json.loads(json.dumps(diff)),
               "trained on": _inputs(r)}, expanded=False)  # fmt: skip

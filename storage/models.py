@@ -156,6 +156,12 @@ class Run:
     finished_at: str | None
 
     inputs: dict[str, Any] | None = None  # what the run trains on, fixed at enqueue (None: runs made before)
+    number: int | None = None  # 1, 2, ... within its project (what people see); `id` is the key
+
+    @property
+    def label(self) -> str:
+        """How pages name the run: its number within the project."""
+        return f"run {self.number if self.number is not None else self.id}"
 
     @classmethod
     def of(cls, r: dict) -> Run:

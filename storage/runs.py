@@ -33,9 +33,10 @@ def create_run(
         inputs = _inputs(db, project_id, snapshot, prompt_id)
         cur = db.execute(
             "INSERT INTO runs (project_id, job_id, method, preset, config, seed, backbone, prompt_id, gold_snapshot, "
-            "inputs, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "inputs, created_at, number) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+            "(SELECT coalesce(max(number), 0) + 1 FROM runs WHERE project_id = ?))",
             [project_id, job_id, method, preset, json.dumps(config), seed, backbone, prompt_id, json.dumps(snapshot),
-             json.dumps(inputs), now()],
+             json.dumps(inputs), now(), project_id],
         )  # fmt: skip
     return get_run(db, cur.lastrowid)
 

@@ -225,3 +225,15 @@ def m005_job_stalls(db) -> None:
     # attempts that died without finishing a round since the last one that did: the give-up rule counts these, so
     # a run killed many times while it keeps making progress is never given up (a crash loop still is)
     _execute(db, "ALTER TABLE jobs ADD COLUMN stalls INTEGER NOT NULL DEFAULT 0")
+
+
+@migrations()
+def m006_run_numbers(db) -> None:
+    # runs are numbered per project (1, 2, ...) for people; ids stay the keys
+    _execute(
+        db,
+        """
+        ALTER TABLE runs ADD COLUMN number INTEGER;
+        UPDATE runs SET number = (SELECT count(*) FROM runs r WHERE r.project_id = runs.project_id AND r.id <= runs.id)
+    """,
+    )

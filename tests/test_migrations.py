@@ -62,6 +62,7 @@ def test_every_older_database_upgrades_and_keeps_its_data(tmp_path, version):
     assert st.latest_prompt(db, 1).label_words == ["bad", "great"] and st.latest_prompt(db, 1).descriptions is None
     run = runq.get_run(db, 1)
     assert run.status == "succeeded" and run.inputs is None and run.gold_snapshot == [[1, 1], [2, 0]]
+    assert run.number == 1  # numbered within its project by the migration
     cfg = TrainConfig.from_dict(run.config)  # an old run's config still loads
     assert cfg.rounds == 3 and cfg.prompt_weight == 5.0
     assert runq.rounds(db, 1)[0]["gold_accuracy"] == 1.0

@@ -520,3 +520,18 @@ def test_a_run_is_calibrated_on_the_evaluation_split_and_exports_carry_it(projec
     assert done.id == job.id and done.status == "succeeded", done.error
     clf = load_classifier(done.result["path"])
     assert clf.model.temperature == m["temperature"] and clf.config["temperature"] == m["temperature"]
+
+
+def test_runs_are_numbered_within_their_project(project):
+    """Issue 12.9: run numbers counted across projects (a new project's first run was "Run 7")."""
+    db, p, path = project
+    other = st.create_project(db, "other", "single", ["a", "b"], p.backbone)
+    st.add_examples(db, other.id, [{"text": "x one"}, {"text": "y two"}])
+    for i, e in enumerate(st.page_examples(db, other.id)):
+        st.set_label(db, e.id, i % 2)
+    st.save_prompt(db, other.id, "{text} It was {mask} .", ["bad", "great"])
+    first, _ = actions.start_run(db, p.id, "list", "fast", overrides=TINY)
+    theirs, _ = actions.start_run(db, other.id, "list", "fast", overrides=TINY)
+    second, _ = actions.start_run(db, p.id, "list", "fast", overrides=TINY, alongside=True)
+    assert (first.number, theirs.number, second.number) == (1, 1, 2) and theirs.id == 2
+    assert theirs.label == "run 1"
