@@ -514,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
         note = Path(args.note).read_text() if args.note else ""
         text = report([json.loads(Path(p).read_text()) for p in args.report], args.report, note)
         if args.logs:
-            text += "\n## Speed and memory\n\nOutputs of the benchmark scripts, verbatim (first line of each: the command).\n"
+            text += "\n## Benchmark scripts (speed, memory, calibration, same-seed comparison)\n\nOutputs of the benchmark scripts, verbatim (first line of each: the command).\n"
             for log in args.logs:
                 text += f"\n### {Path(log).stem}\n\n```\n{Path(log).read_text().strip()}\n```\n"
         print(text)
