@@ -10,7 +10,9 @@ import streamlit as st
 
 import storage
 from list_core.config import EXPORT_FORMATS
+from storage import exports as exportq
 from storage import jobs as jobq
+from storage import predictions as predq
 from storage import runs as runq
 from storage.importers import ImportFileError, read_table
 from ui.common import db, job_status_line, md_escape, require_project, run_safely, text_column_guess, trains_adapters
@@ -57,7 +59,7 @@ else:
     export_jobs()
     if failed := st.session_state.pop("ex_failed", None):
         st.error(f"The export failed: {md_escape(failed)}")
-    arts = [a for a in runq.artifacts(conn, project.id) if a.run_id == run_id]
+    arts = [a for a in exportq.artifacts(conn, project.id) if a.run_id == run_id]
     latest = {}
     for a in arts:  # the newest export of each format
         latest.setdefault(a.kind, a)
@@ -126,7 +128,7 @@ if up is not None:
         st.error(str(e))
 if st.button("Predict", key="pr_go", disabled=not rows):
     if source_rows is not None:  # a file: its rows travel in their own table, not in the job
-        job = run_safely(runq.enqueue_file_prediction, conn, project.id, run_id, rows)
+        job = run_safely(predq.enqueue_file_prediction, conn, project.id, run_id, rows)
     else:
         job = run_safely(jobq.enqueue, conn, "predict", {"run_id": run_id, "rows": rows}, project.id)
     if job:
@@ -147,7 +149,7 @@ def prediction_result() -> None:
     if not is_file:
         st.bar_chart({"probability": dict(zip(project.labels, job.result["probs"][0]))})
         return
-    done = runq.file_predictions(conn, job_id)
+    done = predq.file_predictions(conn, job_id)
     columns = list(done[0][0].get("source") or {s: "" for s in project.slots}) if done else list(project.slots)
     buf = io.StringIO()
     w = csv.writer(buf)

@@ -4,8 +4,8 @@ import streamlit as st
 
 import storage
 from storage import jobs as jobq
+from storage.predictions import has_predictions, prediction
 from storage.queue import STRATEGIES, has_queue, next_unlabeled
-from storage.runs import has_predictions, prediction
 from ui.common import db, labeler, md_escape, require_project, run_safely
 
 conn = db()

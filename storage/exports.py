@@ -1,14 +1,18 @@
-"""Exporting the gold and pseudo-labeled data as CSV, JSONL or a `datasets` folder."""
+"""Exports: the gold and pseudo-labeled data as CSV, JSONL or a `datasets` folder, and the record of every
+exported adapter (artifacts)."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
+from .db import now, write
+from .models import Artifact
 from .projects import StoreError, get_project
 
 EXPORT_FORMATS = ("csv", "jsonl", "datasets")
@@ -72,3 +76,30 @@ def export_data(
             ds = ds.cast_column("label", ClassLabel(names=labels))
         ds.save_to_disk(str(path))
     return path
+
+
+def add_artifact(
+    db: sqlite_utils.Database, project_id: int, run_id: int | None, kind: str, path: str | Path
+) -> Artifact:
+    """Record an exported file or folder (size and sha256 over its files)."""
+    p = Path(path)
+    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+    h = hashlib.sha256()
+    size = 0
+    for f in files:
+        h.update(str(f.relative_to(p) if p.is_dir() else f.name).encode())
+        data = f.read_bytes()
+        h.update(data)
+        size += len(data)
+    with write(db):
+        cur = db.execute(
+            "INSERT INTO artifacts (project_id, run_id, kind, path, size, sha256, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [project_id, run_id, kind, str(p), size, h.hexdigest(), now()],
+        )
+    return Artifact.of(next(db.query("SELECT * FROM artifacts WHERE id = ?", [cur.lastrowid])))
+
+
+def artifacts(db: sqlite_utils.Database, project_id: int) -> list[Artifact]:
+    return [
+        Artifact.of(r) for r in db.query("SELECT * FROM artifacts WHERE project_id = ? ORDER BY id DESC", [project_id])
+    ]

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
 from .db import now, write
 from .labels import gold_labels
-from .models import Artifact, Job, PseudoLabel, Run
+from .models import Job, PseudoLabel, Run
 from .projects import StoreError
 
 
@@ -209,61 +208,6 @@ def count_pseudo_labels(db: sqlite_utils.Database, run_id: int, round_: int) -> 
     ]
 
 
-def save_predictions(
-    db: sqlite_utils.Database, project_id: int, run_id: int | None, rows: list[dict[str, Any]]
-) -> None:
-    """Model suggestions for examples (`example_id`, `probs`), replacing older ones."""
-    with write(db):
-        db.conn.executemany(
-            "INSERT OR REPLACE INTO predictions (project_id, example_id, run_id, probs, label, confidence) VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    project_id,
-                    r["example_id"],
-                    run_id,
-                    json.dumps(r["probs"]),
-                    int(max(range(len(r["probs"])), key=r["probs"].__getitem__)),
-                    max(r["probs"]),
-                )
-                for r in rows
-            ],
-        )
-
-
-def prediction(db: sqlite_utils.Database, example_id: int) -> dict[str, Any] | None:
-    row = db.execute(
-        "SELECT probs, label, confidence, run_id FROM predictions WHERE example_id = ?", [example_id]
-    ).fetchone()
-    return {"probs": json.loads(row[0]), "label": row[1], "confidence": row[2], "run_id": row[3]} if row else None
-
-
-def add_artifact(
-    db: sqlite_utils.Database, project_id: int, run_id: int | None, kind: str, path: str | Path
-) -> Artifact:
-    """Record an exported file or folder (size and sha256 over its files)."""
-    p = Path(path)
-    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
-    h = hashlib.sha256()
-    size = 0
-    for f in files:
-        h.update(str(f.relative_to(p) if p.is_dir() else f.name).encode())
-        data = f.read_bytes()
-        h.update(data)
-        size += len(data)
-    with write(db):
-        cur = db.execute(
-            "INSERT INTO artifacts (project_id, run_id, kind, path, size, sha256, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [project_id, run_id, kind, str(p), size, h.hexdigest(), now()],
-        )
-    return Artifact.of(next(db.query("SELECT * FROM artifacts WHERE id = ?", [cur.lastrowid])))
-
-
-def artifacts(db: sqlite_utils.Database, project_id: int) -> list[Artifact]:
-    return [
-        Artifact.of(r) for r in db.query("SELECT * FROM artifacts WHERE project_id = ? ORDER BY id DESC", [project_id])
-    ]
-
-
 def start_run(
     db: sqlite_utils.Database,
     project_id: int,
@@ -300,48 +244,3 @@ def start_run(
         job = enqueue(db, "list_run", {"run_id": run.id}, project_id=project_id)
         db.execute("UPDATE runs SET job_id = ? WHERE id = ?", [job.id, run.id])
     return get_run(db, run.id), job
-
-
-def enqueue_file_prediction(db: sqlite_utils.Database, project_id: int, run_id: int, rows: list[dict]) -> Job:
-    """A prediction job for many rows: the rows go to their own table (`file_predictions`), not the job row."""
-    from .jobs import enqueue
-
-    with write(db):
-        job = enqueue(db, "predict", {"run_id": run_id, "file_rows": len(rows)}, project_id=project_id)
-        db.conn.executemany(
-            "INSERT INTO file_predictions (job_id, row, input) VALUES (?, ?, ?)",
-            [(job.id, i, json.dumps(r, ensure_ascii=False)) for i, r in enumerate(rows)],
-        )
-    return job
-
-
-def file_prediction_inputs(db: sqlite_utils.Database, job_id: int) -> list[dict]:
-    return [
-        json.loads(r[0])
-        for r in db.execute("SELECT input FROM file_predictions WHERE job_id = ? ORDER BY row", [job_id])
-    ]
-
-
-def save_file_predictions(db: sqlite_utils.Database, job_id: int, probs: list[list[float]]) -> None:
-    with write(db):
-        db.conn.executemany(
-            "UPDATE file_predictions SET probs = ? WHERE job_id = ? AND row = ?",
-            [(json.dumps(p), job_id, i) for i, p in enumerate(probs)],
-        )
-
-
-def file_predictions(db: sqlite_utils.Database, job_id: int) -> list[tuple[dict, list[float] | None]]:
-    """(input row, probabilities or None) of a file prediction job, in row order."""
-    return [(json.loads(a), json.loads(b) if b else None) for a, b in
-            db.execute("SELECT input, probs FROM file_predictions WHERE job_id = ? ORDER BY row", [job_id])]  # fmt: skip
-
-
-def has_predictions(db: sqlite_utils.Database, project_id: int) -> bool:
-    """Whether the project has model suggestions (from a run, or from the prompt alone)."""
-    return db.execute("SELECT 1 FROM predictions WHERE project_id = ? LIMIT 1", [project_id]).fetchone() is not None
-
-
-def has_run_predictions(db: sqlite_utils.Database, project_id: int) -> bool:
-    """Whether a trained run's suggestions exist (then the prompt's own suggestions must not replace them)."""
-    row = db.execute("SELECT 1 FROM predictions WHERE project_id = ? AND run_id IS NOT NULL LIMIT 1", [project_id])
-    return row.fetchone() is not None

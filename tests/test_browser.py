@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import storage as st_store
+from storage import exports as exportq
 from storage import runs as runq
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -174,7 +175,7 @@ def test_whole_loop_in_a_real_browser(server, tmp_path, tiny_dirs):
         # Export: the adapter, downloaded
         page.goto(url + "/export")
         page.get_by_role("button", name="Export adapter").click()
-        _until(lambda: runq.artifacts(db, pid), 120, "the export job")
+        _until(lambda: exportq.artifacts(db, pid), 120, "the export job")
         page.reload()
         with page.expect_download() as dl:
             page.get_by_role("button", name="Download adapter", exact=False).click()
@@ -211,7 +212,9 @@ def test_whole_loop_in_a_real_browser(server, tmp_path, tiny_dirs):
             page.get_by_text(label, exact=True).click()
             page.get_by_role("button", name="Export adapter").click()
             _until(
-                lambda f=fmt: any(a.kind == f"adapter-{f}" for a in runq.artifacts(db, pid)), 180, f"the {fmt} export"
+                lambda f=fmt: any(a.kind == f"adapter-{f}" for a in exportq.artifacts(db, pid)),
+                180,
+                f"the {fmt} export",
             )
             page.reload()
             with page.expect_download() as dl:

@@ -8,6 +8,7 @@ import sqlite_utils
 
 import storage as st
 from list_core.config import TrainConfig, preset
+from storage import predictions as predq
 from storage import runs as runq
 from storage.schema import migrations
 
@@ -67,7 +68,7 @@ def test_every_older_database_upgrades_and_keeps_its_data(tmp_path, version):
     assert cfg.rounds == 3 and cfg.prompt_weight == 5.0
     assert runq.rounds(db, 1)[0]["gold_accuracy"] == 1.0
     assert runq.pseudo_labels(db, 1, 1)[0].text == "so so"
-    assert runq.prediction(db, 3)["label"] == 1
+    assert predq.prediction(db, 3)["label"] == 1
     # the upgraded database takes new writes: a run status outside the fixed values is refused
     with pytest.raises(Exception, match="runs.status must be one of"):
         db.execute("UPDATE runs SET status = 'done' WHERE id = 1")

@@ -1,6 +1,6 @@
 import storage as st
+from storage.predictions import save_predictions
 from storage.queue import exclude, excluded_ids, include, next_unlabeled, set_label_queue
-from storage.runs import save_predictions
 
 
 def test_next_unlabeled_strategies(tmp_path):

@@ -12,7 +12,9 @@ import pytest
 
 import storage as st
 from list_core.export import load_classifier
+from storage import exports as exportq
 from storage import jobs as jobq
+from storage import predictions as predq
 from storage import runs as runq
 from ui import actions
 from worker.runner import Worker
@@ -62,7 +64,7 @@ def test_list_run_end_to_end(project):
     pls = runq.pseudo_labels(db, run.id, 2, limit=100)
     assert len(pls) == len(POOL) - 8 and all(abs(sum(pl.probs) - 1) < 1e-3 for pl in pls)
     assert any(pl.weight is not None for pl in pls)
-    assert runq.prediction(db, pls[0].example_id) is not None
+    assert predq.prediction(db, pls[0].example_id) is not None
     # predict typed texts, export the adapter, and load it back outside the app
     pj = jobq.enqueue(db, "predict", {"run_id": run.id, "rows": [{"text": "great"}]}, p.id)
     w = Worker(path)
@@ -71,7 +73,7 @@ def test_list_run_end_to_end(project):
     jobq.enqueue(db, "export", {"run_id": run.id}, p.id)
     ex = w.run_once()
     assert ex.status == "succeeded", ex.error
-    art = runq.artifacts(db, p.id)[0]
+    art = exportq.artifacts(db, p.id)[0]
     assert art.size > 0 and len(art.sha256) == 64
     clf = load_classifier(art.path)
     assert clf.predict_proba(["great"]).shape == (1, 2)

@@ -16,7 +16,9 @@ from list_core.prompts import Prompt
 from list_core.records import RunMetrics
 from list_core.self_training import TaskData
 from storage import all_examples, examples_by_ids, gold_labels
+from storage import exports as exportq
 from storage import jobs as jobq
+from storage import predictions as predq
 from storage import runs as runq
 from storage.db import now
 from storage.models import Job, PromptVersion, Run
@@ -149,7 +151,7 @@ def list_run(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, An
                       worker_id=ctx.worker_id)  # fmt: skip
         pool = all_examples(ctx.db, run.project_id, "pool")
         probs = keeper.predict_proba([e.row() for e in pool], cfg.eval_batch_size)
-        runq.save_predictions(ctx.db, run.project_id, run.id,
+        predq.save_predictions(ctx.db, run.project_id, run.id,
                               [{"example_id": e.id, "probs": p.tolist()} for e, p in zip(pool, probs)])  # fmt: skip
         runq.update_run(ctx.db, run.id, owner, status="succeeded", metrics=metrics.to_dict(), head=metrics.head,
                         finished_at=now())  # fmt: skip
@@ -192,13 +194,13 @@ def predict(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any
         return {"probs": model.predict_proba(job.payload["rows"]).tolist()}
     if "file_rows" in job.payload:
         # the texts only: "source" holds the file's other columns, for the page to write back
-        rows = [{k: v for k, v in r.items() if k != "source"} for r in runq.file_prediction_inputs(ctx.db, job.id)]
+        rows = [{k: v for k, v in r.items() if k != "source"} for r in predq.file_prediction_inputs(ctx.db, job.id)]
         jobq.progress(ctx.db, job.id, "predicting", 0, len(rows))
-        runq.save_file_predictions(ctx.db, job.id, model.predict_proba(rows).tolist())
+        predq.save_file_predictions(ctx.db, job.id, model.predict_proba(rows).tolist())
         return {"predicted": len(rows)}
     examples = all_examples(ctx.db, run.project_id, "pool")
     probs = model.predict_proba([e.row() for e in examples])
-    runq.save_predictions(ctx.db, run.project_id, run.id,
+    predq.save_predictions(ctx.db, run.project_id, run.id,
                           [{"example_id": e.id, "probs": p.tolist()} for e, p in zip(examples, probs)])  # fmt: skip
     return {"predicted": len(examples)}
 
@@ -224,7 +226,7 @@ def prompt_eval(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str,
         jobq.progress(ctx.db, job.id, "suggesting label words")
         result["suggestions"] = suggest_label_words(bb, Prompt(candidates[0]["template"], ("a", "b")), rows, y,
                                                     project.labels, [e.row() for e in pool[:2000]])  # fmt: skip
-    if candidates and "error" not in board[0] and not runq.has_run_predictions(ctx.db, project.id):
+    if candidates and "error" not in board[0] and not predq.has_run_predictions(ctx.db, project.id):
         _prompt_suggestions(ctx, job, project.id, Prompt.from_json(candidates[0]), pool)
         result["prompt_suggestions"] = len(pool)
     return result
@@ -238,7 +240,7 @@ def _prompt_suggestions(ctx: JobContext, job: Job, project_id: int, prompt: Prom
     jobq.progress(ctx.db, job.id, "suggestions from the prompt", 0, len(pool))
     model = zero_shot_model(ctx.backbone(get_project(ctx.db, project_id).backbone), prompt)
     probs = model.predict_proba([e.row() for e in pool])
-    runq.save_predictions(
+    predq.save_predictions(
         ctx.db, project_id, None, [{"example_id": e.id, "probs": p.tolist()} for e, p in zip(pool, probs)]
     )
 
@@ -255,7 +257,7 @@ def export(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any]
     summary = {"method": run.method, "preset": run.preset, "seed": run.seed, "gold_labels": len(run.gold_snapshot),
                "round": (run.metrics or {}).get("chosen_round")}  # fmt: skip
     export_model(model, fmt, out, labels, run.metrics or {}, summary)
-    art = runq.add_artifact(ctx.db, run.project_id, run.id, f"adapter-{fmt}", out)
+    art = exportq.add_artifact(ctx.db, run.project_id, run.id, f"adapter-{fmt}", out)
     return {"artifact_id": art.id, "path": art.path, "size": art.size, "sha256": art.sha256, "round": summary["round"]}
 
 
@@ -276,7 +278,7 @@ def diversity(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, A
     order = diverse_order(x, int(job.payload.get("k", project.target_gold)))
     set_label_queue(ctx.db, project.id, [examples[i].id for i in order], "diverse")
     prompt = latest_prompt(ctx.db, project.id)
-    if prompt is not None and not runq.has_run_predictions(ctx.db, project.id):
+    if prompt is not None and not predq.has_run_predictions(ctx.db, project.id):
         _prompt_suggestions(ctx, job, project.id, prompt_of(prompt), examples)
     return {"ordered": len(order), "clusters": min(len(examples), int(job.payload.get("k", project.target_gold)))}
 
