@@ -280,3 +280,20 @@ def test_expected_calibration_error_by_hand():
 def test_each_round_reports_its_calibration_on_the_evaluation_split(bert):
     res = run_list(bert, PROMPT, task(), tiny_cfg())
     assert all(0.0 <= r.eval_ece <= 1.0 for r in [res.teacher, *res.rounds])
+
+
+def test_the_readme_library_example_runs(tiny_dirs, tmp_path, monkeypatch):
+    """README's library example, as written (on the tiny model instead of the default backbone): it once failed
+    with one gold label for two classes."""
+    import re
+    from pathlib import Path
+
+    import list_core
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = re.search(r"## The library\n.*?```python\n(.*?)```", readme, re.S).group(1)
+    monkeypatch.setattr(list_core, "load_backbone", lambda *a, **k: load_backbone(str(tiny_dirs["bert"])))
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(code.replace("callback=print", "callback=None"), "README.md", "exec"), scope)
+    assert scope["result"].predict_proba([{"text": "a fine film"}]).shape == (1, 2)
