@@ -80,12 +80,16 @@ else:
 
 st.subheader("Labeled data")
 fmt = st.selectbox("Format", ["csv", "jsonl", "datasets"], key="ex_fmt")
-with_pseudo = st.checkbox("Include the run's pseudo-labels (last round)", value=run_id is not None, key="ex_pseudo",
+kept = next((r.metrics or {} for r in runs if r.id == run_id), {}).get("chosen_round")
+pseudo_round = kept if kept else None  # the round the run keeps (round 0, the teacher, has no pseudo-labels: last)
+with_pseudo = st.checkbox(f"Include the run's pseudo-labels (round {pseudo_round})" if pseudo_round else
+                          "Include the run's pseudo-labels (last round)", value=run_id is not None, key="ex_pseudo",
                           disabled=run_id is None)  # fmt: skip
 if st.button("Prepare download", key="ex_data"):
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / f"data.{fmt}" if fmt != "datasets" else Path(tmp) / "dataset"
-        path = run_safely(storage.export_data, conn, project.id, out, fmt, run_id if with_pseudo else None)
+        path = run_safely(storage.export_data, conn, project.id, out, fmt, run_id if with_pseudo else None,
+                          pseudo_round if with_pseudo else None)  # fmt: skip
         if path:
             data = (
                 path.read_bytes() if path.is_file() else Path(shutil.make_archive(str(out), "zip", path)).read_bytes()

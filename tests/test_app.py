@@ -498,6 +498,7 @@ def test_rounds_page_says_which_round_is_kept_and_can_keep_another(env):
     assert kept["chosen_round"] == 1 and "chosen by you" in kept["chosen_because"]
     at = switch(at, "pages/export.py")
     assert any("Exports round 1: chosen by you" in c.value for c in at.caption)
+    assert at.checkbox(key="ex_pseudo").label.endswith("(round 1)")  # the kept round's pseudo-labels, too
     job = jobq.enqueue(db, "export", {"run_id": run.id, "format": "native"}, p.id)
     done = Worker(str(tmp / "app.db")).run_once()
     assert done.id == job.id and done.status == "succeeded" and done.result["round"] == 1, done.error
