@@ -9,6 +9,7 @@ from typing import Any
 import sqlite_utils
 
 from .db import now, write
+from .jobs import owns
 from .labels import gold_labels
 from .models import Job, PseudoLabel, Run
 from .projects import StoreError
@@ -76,16 +77,10 @@ def update_run(db: sqlite_utils.Database, run_id: int, owner: tuple[int, str] | 
         fields["metrics"] = json.dumps(fields["metrics"])
     sets = ", ".join(f"{k} = ?" for k in fields)
     with write(db):
-        if owner is not None and not _owns(db, owner):
+        if owner is not None and not owns(db, *owner):
             return False
         db.execute(f"UPDATE runs SET {sets} WHERE id = ?", [*fields.values(), run_id])
     return True
-
-
-def _owns(db: sqlite_utils.Database, owner: tuple[int, str]) -> bool:
-    job_id, worker_id = owner
-    row = db.execute("SELECT 1 FROM jobs WHERE id = ? AND worker_id = ? AND status = 'running'", [job_id, worker_id])
-    return row.fetchone() is not None
 
 
 def save_round(
@@ -100,7 +95,7 @@ def save_round(
     `flipped`), replacing any earlier copy of that round (a resumed run writes it again); with `owner` (job id,
     worker id) only while that worker still runs the job. False when nothing was written."""
     with write(db):
-        if owner is not None and not _owns(db, owner):
+        if owner is not None and not owns(db, *owner):
             return False
         db.execute("DELETE FROM pseudo_labels WHERE run_id = ? AND round = ?", [run_id, round_])
         db.execute(

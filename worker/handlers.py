@@ -46,8 +46,7 @@ class ProgressWriter:
     def __call__(self, e: Event) -> None:
         if e.stage == "round_restored":  # a resumed run's finished round: store it if a kill came first
             if self.run is not None and e.round not in runq.round_numbers(self.ctx.db, self.run.id):
-                table = [{**row.to_dict(), "example_id": row.id} for row in (e.table or [])]
-                runq.save_round(self.ctx.db, self.run.id, e.round or 0, e.record.to_dict(), table, owner=self.owner)
+                self.save_round(e)
             return
         t = self.clock()
         if e.stage == "resume":
@@ -58,10 +57,8 @@ class ProgressWriter:
             if e.stage == "round_end" and e.round and self.round_t0 is not None:
                 self.round_seconds.append(t - self.round_t0)
             self.round_t0, self.done_rounds = t, e.round or 0
-        if e.stage == "round_end" and self.run is not None and e.record is not None:
-            table = [{**row.to_dict(), "example_id": row.id} for row in (e.table or [])]
-            if runq.save_round(self.ctx.db, self.run.id, e.round or 0, e.record.to_dict(), table, owner=self.owner):
-                jobq.made_progress(self.ctx.db, self.job.id, self.ctx.worker_id)
+        if e.stage == "round_end" and self.run is not None and e.record is not None and self.save_round(e):
+            jobq.made_progress(self.ctx.db, self.job.id, self.ctx.worker_id)
         eta = None
         t0, s0 = self.stage_start
         if e.total and e.step > s0 and t > t0:
@@ -72,6 +69,11 @@ class ProgressWriter:
             jobq.progress(self.ctx.db, self.job.id, label, e.step, e.total, eta, e.message or None, run_eta,
                           worker_id=self.ctx.worker_id)  # fmt: skip
             self.last_write = t
+
+    def save_round(self, e: Event) -> bool:
+        """A round's record and pseudo-label table into the run, while this worker still owns the job."""
+        table = [{**row.to_dict(), "example_id": row.id} for row in (e.table or [])]
+        return runq.save_round(self.ctx.db, self.run.id, e.round or 0, e.record.to_dict(), table, owner=self.owner)
 
     def run_eta(self, t: float) -> float | None:
         """Seconds left in the run: the rounds still to go at the mean measured round time (None until a
@@ -135,18 +137,15 @@ def list_run(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, An
             bb, prompt, task, cfg, progress, cancel.is_set, str(ckpt) if method.trains_adapters else None
         )
         metrics: RunMetrics = run_metrics(method.name, result, task, cfg.eval_batch_size)
-        keeper = getattr(result, "model", None)  # the kept round's model: suggestions come from it, as exports do
+        from list_core.trained import calibrate, load_trained
+
+        model = getattr(result, "model", None)  # the kept round's model: suggestions come from it, as exports do
         if metrics.chosen_round is not None and metrics.chosen_round != result.last.round:
-            from list_core.trained import load_trained
-
-            keeper = load_trained(bb, prompt, metrics.head, cfg, str(ckpt), metrics.chosen_round)
-        if isinstance(keeper, ListModel):  # calibrated on the evaluation split when there is one
-            from list_core.trained import calibrate
-
-            cal = calibrate(keeper, task.eval_rows, task.eval_labels, cfg.eval_batch_size)
+            model = load_trained(bb, prompt, metrics.head, cfg, str(ckpt), metrics.chosen_round)
+        if isinstance(model, ListModel):  # calibrated on the evaluation split when there is one
+            cal = calibrate(model, task.eval_rows, task.eval_labels, cfg.eval_batch_size)
             metrics = dataclasses.replace(metrics, **{k: v for k, v in cal.items() if k != "eval_ece"})
-        else:
-            keeper = result
+        keeper = model if isinstance(model, ListModel) else result
         jobq.progress(ctx.db, job.id, "predicting", message="scoring every example for suggestions",
                       worker_id=ctx.worker_id)  # fmt: skip
         pool = all_examples(ctx.db, run.project_id, "pool")
