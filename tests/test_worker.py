@@ -406,8 +406,8 @@ def test_ten_random_kills_lose_nothing(project):
     db, p, path = project
     gold_before = st.gold_labels(db, p.id)
     history_before = len(st.history(db, p.id))
-    rounds = 16
-    run, job = actions.start_run(db, p.id, overrides={**TINY, "rounds": rounds, "student_steps": 40})
+    rounds = 40  # enough that 10 kills (each after at least one finished round) never run out of rounds
+    run, job = actions.start_run(db, p.id, overrides={**TINY, "rounds": rounds, "student_steps": 20})
     rng = random.Random(13)
     kills = 0
     while kills < 10:
