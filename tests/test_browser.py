@@ -193,13 +193,19 @@ def test_whole_loop_in_a_real_browser(server, tmp_path, tiny_dirs):
         page.goto(url + "/export")
         page.get_by_label("Type a text").fill("a great movie")
         page.get_by_label("Type a text").press("Control+Enter")
+        expect(page.get_by_test_id("stStatusWidget")).to_have_count(0)  # a click during the rerun can be lost
         t = time.monotonic()
         page.get_by_role("button", name="Predict", exact=True).click()
         from storage import jobs as jobq
 
-        done = _until(
-            lambda: [j for j in jobq.list_jobs(db, pid) if j.kind == "predict" and j.done], 60, "the prediction"
-        )
+        try:
+            done = _until(
+                lambda: [j for j in jobq.list_jobs(db, pid) if j.kind == "predict" and j.done], 60, "the prediction"
+            )
+        except AssertionError as e:  # say what the queue and the worker were doing
+            jobs = [(j.id, j.kind, j.status, j.worker_id, j.stage, j.step) for j in jobq.list_jobs(db, pid)]
+            log = (dbfile.parent / "worker.log").read_text(errors="replace")[-3000:]
+            raise AssertionError(f"{e}\njobs: {jobs}\nworker.log:\n{log}") from None
         assert done[0].status == "succeeded" and time.monotonic() - t < 30
         assert runq.get_run(db, 2).status == "running", "the prediction waited for the training run"
         expect(page.get_by_text("prediction · succeeded", exact=False)).to_be_visible()
