@@ -210,12 +210,16 @@ class ListModel(nn.Module):
         pool: Encoded | None = None,
         self_train: int = 0,
         batch_size: int = 64,
+        pool_features: torch.Tensor | None = None,
     ) -> None:
         """Heads that start from the gold examples (the probe head) are fitted here; others ignore it.
-        With `pool` and `self_train` > 0 the probe is self-trained on the pool's frozen features."""
+        With `pool` and `self_train` > 0 the probe is self-trained on the pool's frozen features (`pool_features`
+        when they were computed elsewhere, e.g. on a cluster)."""
         if not isinstance(self.head, ProbeHead):
             return
-        pool_x = self.frozen_features(pool, batch_size) if pool is not None and self_train and len(pool) else None
+        pool_x = None
+        if pool is not None and self_train and len(pool):
+            pool_x = pool_features if pool_features is not None else self.frozen_features(pool, batch_size)
         self.head.fit(self.frozen_features(gold, batch_size), torch.tensor(list(labels)), seed, pool_x, self_train)
 
     def fit_prompt_teacher(
@@ -228,13 +232,17 @@ class ListModel(nn.Module):
         verbaliser_points: int,
         seed: int = 0,
         batch_size: int = 64,
+        pool_features: torch.Tensor | None = None,
     ) -> dict[str, float]:
         """Set the similarity head to the prompt-aware probe (`teacher.prompt_aware_probe`) fitted on frozen
-        features of the gold examples and the pool; returns what it measured about the prompt."""
+        features of the gold examples and the pool (`pool_features` when computed elsewhere); returns what it
+        measured about the prompt."""
         if not isinstance(self.head, SimilarityHead):
             raise TypeError(f"the prompt-aware teacher needs the similarity head, not {self.head_kind!r}")
         x_gold = self.frozen_features(gold, batch_size).numpy()
-        x_pool = self.frozen_features(pool, batch_size).numpy() if pool is not None and len(pool) else None
+        x_pool = None
+        if pool is not None and len(pool):
+            x_pool = (pool_features if pool_features is not None else self.frozen_features(pool, batch_size)).numpy()
         protos = self.head._initial["prototypes"].float().cpu().numpy()
         clf, info = prompt_aware_probe(x_gold, np.asarray(list(labels)), x_pool, protos, prompt_weight,
                                        verbaliser_points, self_train, seed=seed)  # fmt: skip

@@ -15,6 +15,7 @@ from .calibration import expected_calibration_error
 from .checkpoint import RunCheckpoint, fingerprint
 from .config import TrainConfig
 from .data import Encoded, Row, check_task
+from .distributed import Scorer, current_scorer
 from .events import Callback, CancelCheck, Event, Reporter, derive_seed, seed_everything
 from .losses import soft_labels
 from .model import ListModel
@@ -79,12 +80,16 @@ def run_list(
     callback: Callback | None = None,
     should_cancel: CancelCheck | None = None,
     checkpoint_dir: str | Path | None = None,
+    scorer: Scorer | None = None,
 ) -> RunResult:
     """Run LiST (or, with `cfg.rounds == 0`, prompt/classic fine-tuning) and return the final model.
 
     With `checkpoint_dir`, the teacher and each round are saved (trainable weights only) and a run killed
-    mid-way resumes from its last completed round with the same result as an uninterrupted run.
+    mid-way resumes from its last completed round with the same result as an uninterrupted run. The forward
+    passes over the whole pool go through `scorer` (`distributed.RayScorer` for a cluster; default: the one
+    `distributed.use_scorer` set, else this process).
     """
+    score = scorer or current_scorer()
     check_task(prompt, task.labels, task.gold_rows, task.gold_labels, task.unlabeled_rows)
     report = Reporter(callback, should_cancel)
     if not task.unlabeled_rows and cfg.rounds:
@@ -116,7 +121,9 @@ def run_list(
             n = len(pool) if fitted_teacher else 0
             report(Event("probe", message=f"fitting the probe head (self-trained {cfg.probe_self_train}x on {n} pool "
                                           "texts)"))  # fmt: skip
-            model.prepare_head(gold, task.gold_labels, cfg.seed, pool, cfg.probe_self_train, cfg.eval_batch_size)
+            pool_x = score.features(model, pool, cfg.eval_batch_size) if n else None
+            model.prepare_head(gold, task.gold_labels, cfg.seed, pool, cfg.probe_self_train, cfg.eval_batch_size,
+                               pool_x)  # fmt: skip
         probe_init = {f"probe_init.{k}": v for k, v in model.head.initial_state().items()}
         seconds["probe"] = time.perf_counter() - t0
 
@@ -138,7 +145,8 @@ def run_list(
             report(Event("probe", message=f"fitting the prompt-aware teacher (self-trained {cfg.probe_self_train}x "
                                           f"on {len(pool)} pool texts)"))  # fmt: skip
             model.fit_prompt_teacher(gold, task.gold_labels, pool, cfg.probe_self_train, cfg.prompt_weight,
-                                     cfg.verbaliser_points, cfg.seed, cfg.eval_batch_size)  # fmt: skip
+                                     cfg.verbaliser_points, cfg.seed, cfg.eval_batch_size,
+                                     score.features(model, pool, cfg.eval_batch_size))  # fmt: skip
             model.identity_adapters()  # the fitted teacher reads the frozen features it was fitted on
             seconds["probe"] = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -156,7 +164,7 @@ def run_list(
             q0 = model.teacher_pool_proba
         elif cfg.ensemble_teacher and cfg.rounds > 1 and len(pool):  # the first teacher's view of the whole pool
             report(Event("pseudo_label", 0, len(pool), 0, message="the first teacher labels the whole pool"))
-            q0 = soft_labels(model.logits(pool, cfg.eval_batch_size))  # (N, C)
+            q0 = soft_labels(score.logits(model, pool, cfg.eval_batch_size))  # (N, C)
         if ckpt:
             ckpt.save_round(0, model.trainable_state(), {"metrics": teacher.to_dict(), "table": []}, {"last_labels": {}},
                             tensors={**({"q0": q0} if q0 is not None else {}), **probe_init} or None)  # fmt: skip
@@ -192,7 +200,7 @@ def run_list(
         if r == 1 and q0 is not None:  # the model is still the first teacher: its labels are known
             q = q0[chosen]
         else:
-            q = soft_labels(model.logits(sub, cfg.eval_batch_size))  # (N, C)
+            q = soft_labels(score.logits(model, sub, cfg.eval_batch_size))  # (N, C)
             if q0 is not None and cfg.ensemble_teacher:  # ensembling the rounds: the first teacher and this model
                 q = (q + q0[chosen]) / 2
         t1 = time.perf_counter()

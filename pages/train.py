@@ -1,6 +1,7 @@
 """Train: preset and method, start and cancel, live progress, run history, and two runs side by side."""
 
 import json
+import os
 
 import streamlit as st
 
@@ -55,8 +56,15 @@ counts = storage.class_counts(conn, project.id)
 st.caption(md_escape(f"Gold labels: {', '.join(f'{lab} {n}' for lab, n in zip(project.labels, counts))}"))
 alongside = st.checkbox("Allow this run alongside an active one", key="tr_alongside",
                         help="by default a project has one queued or running run at a time")  # fmt: skip
+with st.expander("Cluster (optional)"):
+    default_address = os.environ.get("LIST_RAY_ADDRESS", "")
+    ray_address = st.text_input("Ray cluster address", value=default_address, key="tr_ray", placeholder="empty: the "
+                                "worker's own machine", help="the run's pseudo-labeling of the pool and its "
+                                "suggestions run on this Ray cluster ('auto', host:port or ray://host:port; "
+                                "'local' starts one on the worker's machine). README: More than one machine")  # fmt: skip
 if st.button("Start run", key="tr_start", type="primary", disabled=bool(overrides.pop("__invalid__", False))):
-    out = run_safely(actions.start_run, conn, project.id, method_name, preset_name, int(seed), overrides, alongside)
+    out = run_safely(actions.start_run, conn, project.id, method_name, preset_name, int(seed), overrides, alongside,
+                     ray_address)  # fmt: skip
     if out:
         st.success(f"{out[0].label.capitalize()} queued.")
         st.session_state.setdefault("tr_watch", set()).add(out[1].id)

@@ -221,13 +221,22 @@ def finish(
 def release(db: sqlite_utils.Database, job_id: int, worker_id: str) -> bool:
     """Put a job its worker interrupted (the worker is stopping) back in the queue, as if never claimed by it;
     a training run then resumes from its last finished round. False if the worker no longer owned it."""
+    return _requeue(db, job_id, worker_id, "interrupted: its worker stopped; resumes when a worker takes it", True)
+
+
+def retry_later(db: sqlite_utils.Database, job_id: int, worker_id: str, message: str) -> bool:
+    """Put a job that met a passing failure (e.g. its cluster) back in the queue; unlike `release` the attempt
+    counts, so the caller can give up after a few. False if the worker no longer owned it."""
+    return _requeue(db, job_id, worker_id, message, False)
+
+
+def _requeue(db: sqlite_utils.Database, job_id: int, worker_id: str, message: str, undo_attempt: bool) -> bool:
+    undo = "attempts = max(0, attempts - 1), stalls = max(0, stalls - 1), " if undo_attempt else ""
     with write(db):
         cur = db.execute(
-            "UPDATE jobs SET status = 'queued', worker_id = NULL, heartbeat_at = NULL, attempts = max(0, attempts - 1), "
-            "stalls = max(0, stalls - 1), "
-            "message = 'interrupted: its worker stopped; resumes when a worker takes it' "
+            f"UPDATE jobs SET status = 'queued', worker_id = NULL, heartbeat_at = NULL, {undo}message = ? "
             "WHERE id = ? AND worker_id = ? AND status = 'running'",
-            [job_id, worker_id],
+            [message, job_id, worker_id],
         )
     return cur.rowcount == 1
 

@@ -211,10 +211,11 @@ def start_run(
     config: dict[str, Any],
     seed: int,
     alongside: bool = False,
+    ray_address: str | None = None,
 ) -> tuple[Run, Job]:
     """Check the project is ready, then create the run with its input snapshot and enqueue its job, all in one
     transaction (a crash leaves both or neither). One active run per project unless `alongside` (a double click
-    must not queue a duplicate). `config` is an already validated TrainConfig dict: storage does not import the
+    must not queue a duplicate). `ray_address`: the cluster that runs the run's pool-wide forward passes. `config` is an already validated TrainConfig dict: storage does not import the
     engine (the app validates with list_core.config, see ui.actions)."""
     from .jobs import enqueue
     from .labels import class_counts
@@ -236,6 +237,10 @@ def start_run(
             raise StoreError(f"run {active[0]} is already {active[1]} in this project: wait for it, cancel it, or "
                              "ask for a run alongside it")  # fmt: skip
         run = create_run(db, project_id, method, preset, config, seed, project.backbone, prompt.id)
-        job = enqueue(db, "list_run", {"run_id": run.id}, project_id=project_id)
+        payload = {
+            "run_id": run.id,
+            **({"ray_address": ray_address.strip()} if ray_address and ray_address.strip() else {}),
+        }
+        job = enqueue(db, "list_run", payload, project_id=project_id)
         db.execute("UPDATE runs SET job_id = ? WHERE id = ?", [job.id, run.id])
     return get_run(db, run.id), job

@@ -22,12 +22,25 @@ def start_run(
     seed: int = 42,
     overrides: dict[str, Any] | None = None,
     alongside: bool = False,
+    ray_address: str | None = None,
 ) -> tuple[Run, Job]:
     """Validate the method and settings (a preset, or `custom`: the fast preset with `overrides` by knob name),
-    then snapshot the run's inputs and enqueue its job in one transaction."""
+    then snapshot the run's inputs and enqueue its job in one transaction. `ray_address`: a Ray cluster for the
+    run's pool-wide forward passes ('local', 'auto', host:port or ray://host:port; empty: the worker's own)."""
+    address = (ray_address or "").strip()
+    if address and not _valid_address(address):
+        raise StoreError(f"Ray address {address!r}: give 'local', 'auto', host:port or ray://host:port")
     try:
         get_method(method)
         cfg = preset("fast" if preset_name == "custom" else preset_name, seed=int(seed)).with_knobs(overrides or {})
     except (TypeError, ValueError) as e:
         raise StoreError(f"invalid training settings: {e}") from None
-    return runq.start_run(db, project_id, method, preset_name, cfg.to_dict(), cfg.seed, alongside=alongside)
+    return runq.start_run(db, project_id, method, preset_name, cfg.to_dict(), cfg.seed, alongside=alongside,
+                          ray_address=address or None)  # fmt: skip
+
+
+def _valid_address(address: str) -> bool:
+    if address in ("local", "auto"):
+        return True
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    return bool(host) and port.isdigit() and " " not in host

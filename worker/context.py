@@ -14,6 +14,9 @@ from typing import Any
 
 import sqlite_utils
 
+# A job whose Ray cluster failed is retried this many times (a run resumes from its last finished round).
+RAY_RETRIES = int(os.environ.get("LIST_RAY_RETRIES", "2"))
+
 
 @dataclass
 class JobContext:
@@ -40,3 +43,22 @@ class JobContext:
                 torch.cuda.empty_cache()
         self.backbones[name] = load_backbone(name)
         return self.backbones[name]
+
+    def scorer(self, address: str | None):
+        """The forward-pass engine for `address` (or $LIST_RAY_ADDRESS): the process's shared `RayScorer` for that
+        cluster (its actors stay up between jobs), or None for this process. Ray is imported only for an address."""
+        if not (address or os.environ.get("LIST_RAY_ADDRESS", "")).strip():
+            return None
+        from list_core.distributed import shared_scorer
+
+        return shared_scorer(address)
+
+    def drop_scorer(self, address: str | None) -> None:
+        """Forget a cluster's scorer after it failed (its actors and connection too), so the next job connects
+        afresh."""
+        import sys
+
+        if "ray" in sys.modules:  # no cluster was ever used otherwise
+            from list_core.distributed import drop_shared
+
+            drop_shared(address)

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from list_core.config import TrainConfig
+from list_core.distributed import DistributedError, use_scorer
 from list_core.events import Event
 from list_core.methods import get as get_method
 from list_core.model import ListModel
@@ -25,7 +26,7 @@ from storage.models import Job, PromptVersion, Run
 from storage.projects import get_project, get_prompt, latest_prompt
 from storage.queue import excluded_ids, set_label_queue
 
-from .context import JobContext
+from .context import RAY_RETRIES, JobContext
 
 
 class ProgressWriter:
@@ -133,9 +134,11 @@ def list_run(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, An
     runq.update_run(ctx.db, run.id, owner, status="running", backbone_hash=_hash(bb), checkpoint_dir=str(ckpt))
     progress = ProgressWriter(ctx, job, run)
     try:
-        result = method.run(
-            bb, prompt, task, cfg, progress, cancel.is_set, str(ckpt) if method.trains_adapters else None
-        )
+        scorer = ctx.scorer(job.payload.get("ray_address"))  # None: this process (no Ray import)
+        with use_scorer(scorer):
+            result = method.run(
+                bb, prompt, task, cfg, progress, cancel.is_set, str(ckpt) if method.trains_adapters else None
+            )
         metrics: RunMetrics = run_metrics(method.name, result, task, cfg.eval_batch_size)
         from list_core.trained import calibrate, load_trained
 
@@ -149,7 +152,7 @@ def list_run(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, An
         jobq.progress(ctx.db, job.id, "predicting", message="scoring every example for suggestions",
                       worker_id=ctx.worker_id)  # fmt: skip
         pool = all_examples(ctx.db, run.project_id, "pool")
-        probs = keeper.predict_proba([e.row() for e in pool], cfg.eval_batch_size)
+        probs = _proba(keeper, [e.row() for e in pool], scorer, cfg.eval_batch_size)
         predq.save_predictions(ctx.db, run.project_id, run.id,
                               [{"example_id": e.id, "probs": p.tolist()} for e, p in zip(pool, probs)])  # fmt: skip
         runq.update_run(ctx.db, run.id, owner, status="succeeded", metrics=metrics.to_dict(), head=metrics.head,
@@ -158,6 +161,8 @@ def list_run(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, An
     except BaseException as e:
         if type(e).__name__ == "Cancelled" and ctx.shutting_down.is_set():
             runq.update_run(ctx.db, run.id, owner, status="queued")  # the worker stops: the run waits to resume
+        elif isinstance(e, DistributedError) and job.attempts <= RAY_RETRIES:
+            runq.update_run(ctx.db, run.id, owner, status="queued")  # retried: resumes from its last round
         else:
             status = "cancelled" if type(e).__name__ == "Cancelled" else "failed"
             runq.update_run(ctx.db, run.id, owner, status=status, finished_at=now())
@@ -184,6 +189,13 @@ def run_model(ctx: JobContext, run: Run):
     return model
 
 
+def _proba(model: Any, rows: list[dict], scorer: Any, batch_size: int = 64):
+    """(N, C) probabilities, on the cluster when there is a scorer and the model is an adapter model."""
+    if scorer is None or not isinstance(model, ListModel):
+        return model.predict_proba(rows, batch_size)
+    return (scorer.logits(model, model.encode(rows), batch_size) / model.temperature).softmax(-1)
+
+
 def predict(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any]:
     """Probabilities for typed texts (`payload["rows"]`), for an uploaded file's rows (`file_predictions`
     table), or suggestions for every example of the project."""
@@ -195,7 +207,8 @@ def predict(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any
         # the texts only: "source" holds the file's other columns, for the page to write back
         rows = [{k: v for k, v in r.items() if k != "source"} for r in predq.file_prediction_inputs(ctx.db, job.id)]
         jobq.progress(ctx.db, job.id, "predicting", 0, len(rows))
-        predq.save_file_predictions(ctx.db, job.id, model.predict_proba(rows).tolist())
+        scorer = ctx.scorer(job.payload.get("ray_address"))  # a whole file: worth a cluster when there is one
+        predq.save_file_predictions(ctx.db, job.id, _proba(model, rows, scorer).tolist())
         return {"predicted": len(rows)}
     examples = all_examples(ctx.db, run.project_id, "pool")
     probs = model.predict_proba([e.row() for e in examples])

@@ -15,7 +15,7 @@ from storage import connect, db_path
 from storage import jobs as jobq
 from storage.models import Job
 
-from .context import JobContext
+from .context import RAY_RETRIES, JobContext
 
 log = logging.getLogger("worker")
 # A worker's write waits this long for the lock (an import in the UI may hold it for a while) before its job fails.
@@ -75,6 +75,7 @@ class Worker:
         done = threading.Event()
         beat = threading.Thread(target=self._heartbeat, args=(job.id, cancel, done), daemon=True)
         beat.start()
+        from list_core.distributed import DistributedError
         from list_core.events import Cancelled, cancellable  # torch is imported only once a job runs
 
         from .handlers import HANDLERS
@@ -83,6 +84,13 @@ class Worker:
             with cancellable(cancel.is_set):  # checked between batches of every forward pass, not only between steps
                 result = HANDLERS[job.kind](self.context, job, cancel)
             jobq.finish(self.db, job.id, self.id, "succeeded", result=result)
+        except DistributedError as e:  # the cluster failed: retry (a run resumes from its last round), then give up
+            self.context.drop_scorer(job.payload.get("ray_address"))
+            if job.attempts <= RAY_RETRIES:
+                log.warning("job %s: %s; back in the queue (attempt %s)", job.id, e, job.attempts)
+                jobq.retry_later(self.db, job.id, self.id, f"retrying after a cluster failure: {e}")
+            else:
+                jobq.finish(self.db, job.id, self.id, "failed", error=f"{e} (gave up after {job.attempts} attempts)")
         except Cancelled:
             if self.context.shutting_down.is_set():  # the worker stops: the job waits for the next worker
                 jobq.release(self.db, job.id, self.id)
