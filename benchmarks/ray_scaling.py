@@ -23,8 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-WORDS = ("the a movie film great bad story acting plot good awful long short funny sad music scene director "
-         "slow quick warm cold bright dark cast ending script").split()  # fmt: skip
+WORDS = ["the", "a", "movie", "film", "great", "bad", "story", "acting", "plot", "good", "awful", "long", "short",
+         "funny", "sad", "music", "scene", "director", "slow", "quick", "warm", "cold", "bright", "dark", "cast",
+         "ending", "script"]  # fmt: skip
 
 
 def texts(n: int, seed: int = 0):
