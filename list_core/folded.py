@@ -1,5 +1,7 @@
 """Folded export: adapters folded into the dense weights and the prompt head written into the MLM head, saved
-with `save_pretrained` as a plain transformers model. Inference then costs exactly the base model."""
+with `save_pretrained` as a plain transformers model. Inference then costs exactly the base model. Any other head
+is one linear layer on a pooled feature (`head.safetensors`: weight, bias; `list_config.json` "head_formula"), so
+`AutoModel` and two lines of torch use the export without this package."""
 
 from __future__ import annotations
 
@@ -13,14 +15,48 @@ from torch import nn
 
 from .backbone import load_backbone
 from .export import Classifier, ExportError, check_config
-from .heads import PromptHead
+from .heads import ClassicHead, ProbeHead, PromptHead, SimilarityHead
 from .model import ListModel
 from .prompts import Prompt
 
+# How to use a folded export's head.safetensors with plain transformers: `h = AutoModel(...).last_hidden_state`
+HEAD_FORMULA = {
+    "normalised mean": "logits = normalize(mean(h over attention_mask)) @ weight.T + bias",
+    "mean": "logits = mean(h over attention_mask) @ weight.T + bias",
+    "first": "logits = h[:, 0] @ weight.T + bias",
+}
+
+
+def _feature(head: nn.Module) -> str:
+    if isinstance(head, (SimilarityHead, ProbeHead)):
+        return "normalised mean"
+    if isinstance(head, ClassicHead):
+        return head.pooling
+    raise TypeError(f"no linear form for a {type(head).__name__}")
+
+
+@torch.no_grad()
+def linear_form(head: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """(C, D) weight and (C,) bias with logits = feature @ weight.T + bias (`HEAD_FORMULA` names the feature)."""
+    if isinstance(head, SimilarityHead):  # scale_c * cos(x, p_c) + b_c = x_hat . (scale_c * p_c / |p_c|) + b_c
+        protos = nn.functional.normalize(head.prototypes.float(), dim=-1)
+        return head.log_scale.float().exp()[:, None] * protos, head.bias.float().clone()
+    _feature(head)  # refuses a head without a linear form
+    return head.linear.weight.float().clone(), head.linear.bias.float().clone()
+
+
+@torch.no_grad()
+def set_linear_form(head: nn.Module, weight: torch.Tensor, bias: torch.Tensor) -> None:
+    if isinstance(head, SimilarityHead):
+        head.set_linear(weight, bias)
+    else:
+        head.linear.weight.copy_(weight)
+        head.linear.bias.copy_(bias)
+
 
 def save_folded(model: ListModel, folder: str | Path, labels: list[str]) -> Path:
-    """`folder/model/` (config, weights, tokenizer), `folder/list_config.json`, and for a classic head
-    `folder/head.safetensors`."""
+    """`folder/model/` (config, weights, tokenizer), `folder/list_config.json`, and for any head but the MLM prompt
+    head `folder/head.safetensors` in its linear form."""
     folder = Path(folder)
     plain = model.folded_copy()  # a copy: the shared backbone is untouched
     mlm = plain.backbone.model
@@ -42,11 +78,11 @@ def save_folded(model: ListModel, folder: str | Path, labels: list[str]) -> Path
                 if name.endswith("bias") and tuple(prm.shape) == (vocab,):
                     prm[ids] = head.label_bias.to(prm.dtype)
         mlm.config.tie_word_embeddings = False
-    else:
+    else:  # every other head is one linear layer on a pooled feature: saved as such, loadable without this package
         folder.mkdir(parents=True, exist_ok=True)
+        weight, bias = linear_form(plain.head)
         save_file(
-            {k: v.detach().cpu().contiguous() for k, v in plain.head.state_dict().items()},
-            str(folder / "head.safetensors"),
+            {"weight": weight.cpu().contiguous(), "bias": bias.cpu().contiguous()}, str(folder / "head.safetensors")
         )
     mlm.save_pretrained(str(folder / "model"))
     plain.backbone.tokenizer.save_pretrained(str(folder / "model"))
@@ -58,6 +94,7 @@ def save_folded(model: ListModel, folder: str | Path, labels: list[str]) -> Path
         "pooling": getattr(model.head, "pooling", "mean"),
         "max_length": model.max_length,
         "source_backbone": model.backbone.name,
+        **({} if model.head_kind == "prompt" else {"head_formula": HEAD_FORMULA[_feature(model.head)]}),
         "temperature": model.temperature,  # divide the logits by it for calibrated probabilities
     }
     (folder / "list_config.json").write_text(json.dumps(cfg, indent=1))
@@ -85,7 +122,11 @@ def load_folded(folder: str | Path, device: str | None = None) -> Classifier:
     model = ListModel(bb, prompt, cfg["head"], adapter=None, pooling=cfg["pooling"], max_length=cfg["max_length"])
     if cfg["head"] != "prompt":  # the other heads travel beside the model
         try:
-            model.head.load_state_dict(load_file(str(folder / "head.safetensors")))
+            state = load_file(str(folder / "head.safetensors"))
+            if set(state) == {"weight", "bias"}:  # the linear form (older exports hold the head's own state)
+                set_linear_form(model.head, state["weight"], state["bias"])
+            else:
+                model.head.load_state_dict(state)
         except (OSError, ValueError, RuntimeError, SafetensorError) as e:
             raise ExportError(f"{folder / 'head.safetensors'} is missing, damaged or does not fit: {e}") from None
     model.temperature = float(cfg.get("temperature", 1.0))

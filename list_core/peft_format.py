@@ -109,6 +109,7 @@ def save_peft(
             str(folder / "list_head.safetensors"),
         )
     meta = {**model.prompt.to_json(), "label_ids": model.label_ids, "labels": list(labels or []),
-            "head": model.head_kind, "note": "LiST adapters as LoRA (exact); see list_core/peft_format.py"}  # fmt: skip
+            "head": model.head_kind, "temperature": model.temperature,  # calibrated probabilities: softmax(logits / T)
+            "note": "LiST adapters as LoRA (exact); see list_core/peft_format.py"}  # fmt: skip
     (folder / "list_peft.json").write_text(json.dumps(meta, indent=1))
     return folder

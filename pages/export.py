@@ -22,7 +22,7 @@ project = require_project()
 st.title("Export & predict")
 
 runs = [r for r in runq.list_runs(conn, project.id) if r.status == "succeeded" and trains_adapters(r.method)]
-run_id = st.selectbox("Run", [r.id for r in runs], key="ex_run",
+run_id = st.selectbox("Run", [r.id for r in runs], key="run", bind="query-params",  # ?run=... in the URL
                       format_func=lambda i: next(f"{r.label} · {r.method} · {r.preset}" for r in runs if r.id == i))  # fmt: skip
 
 st.subheader("Adapter")

@@ -19,13 +19,13 @@ if not runs:
     st.info("No LiST run yet: pseudo-labels come from LiST runs.")
     st.stop()
 c1, c2 = st.columns(2)
-run_id = c1.selectbox("Run", [r.id for r in runs], key="in_run",
+run_id = c1.selectbox("Run", [r.id for r in runs], key="run", bind="query-params",  # ?run=...&round=... in the URL
                       format_func=lambda i: next(f"{r.label} · {r.method}" for r in runs if r.id == i))  # fmt: skip
 rounds = [m["round"] for m in runq.rounds(conn, run_id) if m.get("round", 0) >= 1]
 if not rounds:
     st.info("This run has no pseudo-labels yet.")
     st.stop()
-rnd = c2.selectbox("Round", rounds, index=len(rounds) - 1, key="in_round")
+rnd = c2.selectbox("Round", rounds, index=len(rounds) - 1, key="round", bind="query-params")
 
 f1, f2, f3, f4 = st.columns(4)
 cls = f1.selectbox("Class", ["all", *project.labels], key="in_class")

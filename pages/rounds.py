@@ -22,8 +22,10 @@ runs = [r for r in runq.list_runs(conn, project.id) if trains_adapters(r.method)
 if not runs:
     st.info("No adapter run yet: start one on the Train page.")
     st.stop()
-run_id = st.selectbox("Run", [r.id for r in runs], key="rd_run",
-                      format_func=lambda i: next(f"{r.label} · {r.method} · {r.status}" for r in runs if r.id == i))  # fmt: skip
+# bound to the URL (?run=Run 2 · list&round=3): a reload, a second tab or a link shows the same run and round
+run_id = st.selectbox("Run", [r.id for r in runs], key="run", bind="query-params",
+                      format_func=lambda i: next(f"{r.label} · {r.method}" for r in runs if r.id == i))  # fmt: skip
+st.caption(f"Status: {next(r.status for r in runs if r.id == run_id)}")
 rounds = [RoundRecord.from_dict(m) for m in runq.rounds(conn, run_id)]  # the engine's typed record
 if not rounds:
     st.info("This run has no completed round yet.")
@@ -71,7 +73,7 @@ c2.plotly_chart(whole_rounds(px.line(x=[m.round for m in later], y=[m.flip_rate 
                                      labels={"x": "round", "y": "share flipped"},
                                      title="Pseudo-labels that flipped since the last round")), key="rd_flips")  # fmt: skip
 
-rnd = st.select_slider("Round", [m.round for m in later], value=later[-1].round, key="rd_round")
+rnd = st.select_slider("Round", [m.round for m in later], value=later[-1].round, key="round", bind="query-params")
 pls = runq.pseudo_labels(conn, run_id, rnd, limit=5000)
 weighted = [p for p in pls if p.weight is not None]
 c3, c4 = st.columns(2)

@@ -491,7 +491,7 @@ def test_rounds_page_says_which_round_is_kept_and_can_keep_another(env):
     assert Worker(str(tmp / "app.db")).run_once().status == "succeeded"
     at = app("pages/rounds.py", p.id)
     assert any("keeps round 2 for export and prediction: the last round (no evaluation" in c.value for c in at.caption)
-    at.select_slider(key="rd_round").set_value(1).run()
+    at.select_slider(key="round").set_value(1).run()
     at.button(key="rd_keep").click().run()
     assert not at.exception and any("now keeps round 1" in s.value for s in at.success)
     kept = runq.get_run(db, run.id).metrics
@@ -502,3 +502,18 @@ def test_rounds_page_says_which_round_is_kept_and_can_keep_another(env):
     job = jobq.enqueue(db, "export", {"run_id": run.id, "format": "native"}, p.id)
     done = Worker(str(tmp / "app.db")).run_once()
     assert done.id == job.id and done.status == "succeeded" and done.result["round"] == 1, done.error
+    # issue 12.3: the page's selections ride in the URL, so a link or a reload shows run 1, round 1, not the newest
+    second, _ = actions.start_run(db, p.id, "list", "fast", overrides={**tiny, "adapter": {"bottleneck": 4}})
+    assert Worker(str(tmp / "app.db")).run_once().status == "succeeded"
+    for page in ("pages/rounds.py", "pages/inspect.py", "pages/export.py"):
+        at = AppTest.from_file(str(ROOT / page), default_timeout=TIMEOUT)
+        at.session_state["project"] = p.id
+        at.query_params["run"] = f"{run.label} · list" + (" · fast" if page == "pages/export.py" else "")
+        at.query_params["round"] = "1"
+        at.run()
+        assert not at.exception and at.selectbox(key="run").value == run.id, page
+        if page != "pages/export.py":
+            widget = at.select_slider(key="round") if page == "pages/rounds.py" else at.selectbox(key="round")
+            assert widget.value == 1, page
+        plain = app(page, p.id)  # without the URL: the newest run
+        assert plain.selectbox(key="run").value == second.id, page

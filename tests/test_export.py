@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 import warnings
@@ -5,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoModelForMaskedLM
+from transformers import AutoModel, AutoModelForMaskedLM
 
 from list_core.backbone import load_backbone
 from list_core.config import AdapterConfig
@@ -91,7 +92,7 @@ def test_peft_round_trip_reproduces_mask_logits(tiny_dirs, tmp_path, family):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("head", ["prompt", "classic", "similarity"])
+@pytest.mark.parametrize("head", ["prompt", "classic", "similarity", "probe"])
 def test_folded_round_trip(tiny_dirs, tmp_path, family, head):
     m = trained(tiny_dirs[family], head)
     before = m.logits(m.encode(ROWS))
@@ -107,6 +108,23 @@ def test_folded_round_trip(tiny_dirs, tmp_path, family, head):
             logits = plain(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
         theirs = logits[torch.arange(len(ROWS)), b["mask_pos"]][:, m.label_ids]
         assert (theirs - before).abs().max() <= 1e-4
+    else:  # issue 12.5: AutoModel + the documented linear head, no list_core, give the same logits
+        from safetensors.torch import load_file
+
+        cfg = json.loads((tmp_path / "f" / "list_config.json").read_text())
+        w = load_file(str(tmp_path / "f" / "head.safetensors"))
+        assert set(w) == {"weight", "bias"} and "weight.T + bias" in cfg["head_formula"]
+        plain = AutoModel.from_pretrained(str(tmp_path / "f" / "model")).eval()
+        enc = m.encode(ROWS)
+        b = collate(enc, list(range(len(ROWS))), m.pad_id, m.device)
+        with torch.no_grad():
+            h = plain(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).last_hidden_state
+        am = b["attention_mask"][..., None].float()
+        feature = (h * am).sum(1) / am.sum(1)  # mean over the attention mask
+        if cfg["head_formula"].startswith("logits = normalize("):
+            feature = torch.nn.functional.normalize(feature, dim=-1)
+        assert cfg["head_formula"].startswith(("logits = normalize(mean", "logits = mean"))  # these heads pool by mean
+        assert (feature @ w["weight"].T + w["bias"] - before).abs().max() <= 1e-4
 
 
 def test_serving_many_adapters_on_one_backbone(tiny_dirs, tmp_path):
@@ -134,7 +152,9 @@ def test_peft_round_trip_of_the_similarity_head(tiny_headless_dir, tmp_path):
 
     m = trained(tiny_headless_dir, "similarity")
     assert m.head_kind == "similarity"
+    m.temperature = 2.5  # a calibrated run: the PEFT export carries its temperature too (issue 12)
     save_peft(m, tmp_path / "peft", labels=["neg", "pos"])
+    assert json.loads((tmp_path / "peft" / "list_peft.json").read_text())["temperature"] == 2.5
     enc = m.encode(ROWS)
     b = collate(enc, list(range(len(ROWS))), m.pad_id, m.device)
     pm = PeftModel.from_pretrained(AutoModel.from_pretrained(str(tiny_headless_dir)), str(tmp_path / "peft")).eval()
