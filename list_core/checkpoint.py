@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
 import os
 import shutil
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +24,31 @@ def fingerprint(*parts: Any) -> str:
 
 
 def _atomic_write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     tmp.write_text(json.dumps(data))
     os.replace(tmp, path)
+
+
+_owner: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextVar("checkpoint_owner", default=None)
+
+
+@contextlib.contextmanager
+def fenced(still_owner: Callable[[], bool]) -> Iterator[None]:
+    """Within the block a checkpoint is moved into place only while `still_owner()` holds: a worker that lost its
+    job (frozen, then thawed after another took over) writes nothing the new owner could read."""
+    token = _owner.set(still_owner)
+    try:
+        yield
+    finally:
+        _owner.reset(token)
+
+
+def _check_owner() -> None:
+    still_owner = _owner.get()
+    if still_owner is not None and not still_owner():
+        from .events import Cancelled
+
+        raise Cancelled("this process no longer owns the run: its checkpoint is left to the new owner")
 
 
 class RunCheckpoint:
@@ -60,15 +86,20 @@ class RunCheckpoint:
         """Write round `round_` (0 = teacher) completely, then point progress.json at it. `tensors`: other
         tensors the run needs to resume (kept beside the weights)."""
         final = self.dir / f"round-{round_:03d}"
-        tmp = self.dir / f".round-{round_:03d}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
+        tmp = self.dir / f".round-{round_:03d}.{uuid.uuid4().hex[:8]}.tmp"  # two writers never share a folder
         tmp.mkdir()
         save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp / "trainable.safetensors"))
         (tmp / "round.json").write_text(json.dumps(record))
         if tensors:
             save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / "extra.safetensors"))
+        try:
+            _check_owner()
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
+        _check_owner()
         _atomic_write_json(self._progress, {"fingerprint": self.fp, "completed": round_, **extra})
 
     @classmethod

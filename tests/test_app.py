@@ -1,6 +1,7 @@
 """Every page through streamlit.testing.v1.AppTest against a temporary database (no worker started)."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -432,17 +433,22 @@ def test_job_status_line_shows_stage_and_run_eta():
     assert job_status_line(done) == "job 3 · training · **succeeded**"  # no stale "5/10" once finished
 
 
-EVIL = "![x](http://evil.example/t.png)"
+EVIL = "![x](http://evil.example/t.png) http://evil.example/bare www.evil.example a@evil.example"
 
 
-def _rendered_markdown(at: AppTest) -> str:
-    """Every element's protobuf text except what is never markdown (table cells, select box options)."""
+def _rendered_markdown(at: AppTest, charts: bool = True) -> str:
+    """Every element's protobuf text except what is never markdown (table cells, select box options; with
+    `charts=False` also plotly charts, whose texts are not markdown and never autolinked)."""
     out, stack = [], list(at._tree.children.values())
     while stack:
         node = stack.pop()
         stack.extend(getattr(node, "children", {}).values())
         proto = getattr(node, "proto", None)
-        if proto is None or node.type in ("arrow_data_frame", "dataframe"):
+        if (
+            proto is None
+            or node.type in ("arrow_data_frame", "dataframe")
+            or (not charts and "plotly" in str(node.type))
+        ):
             continue
         if node.type in ("selectbox", "multiselect"):  # their options are plain text, never markdown
             proto = type(proto).FromString(proto.SerializeToString())
@@ -473,7 +479,11 @@ def test_untrusted_text_never_reaches_markdown_unescaped(env):
         if page == "pages/projects.py":
             at.text_input(key="import_path").input("h.csv").run()
             assert not at.exception
-        assert "](http://evil.example" not in _rendered_markdown(at), page
+        md = _rendered_markdown(at)
+        assert "](http://evil.example" not in md, page
+        # bare URLs, www. and e-mail addresses would be autolinked (GFM): their ':', '.' and '@' are escaped
+        bare = re.findall(r".{60}(?<!\\)(?:http://evil|www\.evil|@evil).{20}", _rendered_markdown(at, charts=False))
+        assert not bare, (page, bare)
         if page == "pages/inspect.py":  # the pseudo-labels (label names in markdown) were on screen
             assert any("pseudo-label **neg" in c.value or "pseudo-label **pos" in c.value for c in at.caption)
 

@@ -297,3 +297,23 @@ def test_the_readme_library_example_runs(tiny_dirs, tmp_path, monkeypatch):
     scope: dict = {}
     exec(compile(code.replace("callback=print", "callback=None"), "README.md", "exec"), scope)
     assert scope["result"].predict_proba([{"text": "a fine film"}]).shape == (1, 2)
+
+
+def test_a_checkpoint_is_written_only_while_its_writer_owns_the_run(bert, tmp_path):
+    """Issue 13: every write a job makes is fenced by the attempt that owns it, checkpoint files included."""
+    from list_core.checkpoint import RunCheckpoint, fenced
+
+    owner = {"still": True}
+
+    def lose_the_run_in_round_2(e):
+        if e.stage == "round_end" and e.round == 1:
+            owner["still"] = False  # another worker took the job over while this one trained round 2
+
+    with fenced(lambda: owner["still"]), pytest.raises(Cancelled, match="no longer owns"):
+        run_list(bert, PROMPT, task(), tiny_cfg(rounds=3), callback=lose_the_run_in_round_2, checkpoint_dir=tmp_path)
+    ck = RunCheckpoint.read(tmp_path)
+    assert ck.completed_rounds() == [0, 1]  # round 2 was trained but never moved into place
+    assert not list(tmp_path.glob(".round-*")) and ck.load_round(1)[1]["metrics"]["round"] == 1
+    # the new owner resumes from round 1 as if the old one had never run
+    res = run_list(bert, PROMPT, task(), tiny_cfg(rounds=3), checkpoint_dir=tmp_path)
+    assert [r.round for r in res.rounds] == [1, 2, 3]

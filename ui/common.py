@@ -209,5 +209,6 @@ def trains_adapters(method: str) -> bool:
 
 
 def md_escape(text: str) -> str:
-    """User text shown through markdown, with markdown's special characters escaped."""
-    return "".join("\\" + ch if ch in "\\`*_{}[]()#+-.!|<>$~" else ch for ch in text)
+    """User text shown through markdown, with markdown's special characters escaped; ':' and '@' too, so a bare URL
+    or e-mail address in the data is not autolinked (GFM links `http://`, `www.` and `a@b.c` without brackets)."""
+    return "".join("\\" + ch if ch in "\\`*_{}[]()#+-.!|<>$~:@" else ch for ch in text)

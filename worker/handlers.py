@@ -8,6 +8,7 @@ import threading
 import time
 from typing import Any
 
+from list_core.checkpoint import fenced
 from list_core.config import TrainConfig
 from list_core.distributed import DistributedError, use_scorer
 from list_core.events import Event
@@ -135,7 +136,7 @@ def list_run(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, An
     progress = ProgressWriter(ctx, job, run)
     try:
         scorer = ctx.scorer(job.payload.get("ray_address"))  # None: this process (no Ray import)
-        with use_scorer(scorer):
+        with use_scorer(scorer), fenced(lambda: jobq.owns(ctx.db, job.id, ctx.worker_id)):
             result = method.run(
                 bb, prompt, task, cfg, progress, cancel.is_set, str(ckpt) if method.trains_adapters else None
             )
