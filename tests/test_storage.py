@@ -309,3 +309,76 @@ def test_a_label_is_never_written_over_a_newer_one_unseen(db, project):
         st.set_label(db, e.id, 0, by="ann", expect=None)
     assert st.get_example(db, e.id).gold == 1
     assert st.set_label(db, e.id, 0, by="ann", expect=1).new_label == 0  # she saw bob's label: her change stands
+
+
+def _parquet(**columns) -> bytes:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(pa.table(columns), buf)
+    return buf.getvalue()
+
+
+# Issue 13.9: malformed files, each imported exactly as it says (rows: (text, gold label or None)) or refused as a
+# whole with a message naming the problem (a regular expression); nothing in between.
+MALFORMED = [
+    ("empty.csv", b"", "is empty"),
+    ("header_only.csv", b"text,label\n", "has no rows"),
+    ("no_text_column.csv", b"review,label\ngood,positive\n", r"column 'text' not found.*\['review', 'label'\]"),
+    ("too_many_fields.csv", b"text,label\ngood,positive,extra\n", "line 2 has 3 fields, expected 2"),
+    ("too_few_fields.csv", b"text,label\ngood\n", "line 2 has 1 fields, expected 2"),
+    ("unclosed_quote.csv", b'text,label\n"good film,positive\nbad,negative\n', "line 3 has 1 fields"),
+    ("latin1.csv", "text\ncaf\xe9\n".encode("latin-1"), "line 2 is not valid UTF-8.*save the file as UTF-8"),
+    ("utf16.csv", "text\ngood film\n".encode("utf-16"), "line 1 is not valid UTF-8"),
+    ("binary.csv", bytes(range(256)) * 4, "not valid UTF-8"),
+    ("bom.csv", "\ufefftext\ngood film\n".encode(), [("good film", None)]),
+    ("crlf.csv", b"text,label\r\ngood film,positive\r\n", [("good film", 1)]),
+    ("semicolons.csv", b"text;label\ngood film;positive\n", r"column 'text' not found.*'text;label'"),
+    ("duplicate_header.csv", b"text,text\na,b\n", "duplicate column names in the header"),
+    ("blank_line.csv", b"text\n\nfine\n", [("fine", None)]),  # a blank line is no record in CSV
+    ("whitespace_text.csv", b"text\n   \nfine\n", r"empty text on line 2 \(text\)"),
+    ("unknown_label.csv", b"text,label\ngood,great\n", r"line 2: 'label' is 'great', which is not one of"),
+    ("numeric_label.csv", b"text,label\ngood,1\n", r"line 2: 'label' is '1'.*class positions"),
+    ("label_case.csv", b"text,label\ngood,Positive\n", r"line 2: 'label' is 'Positive'"),
+    ("nul_byte.csv", b"text\nbad\x00text\n", "line 2: 'text' contains a NUL byte"),
+    ("conflicting_duplicates.csv", b"text,label\ngood film,positive\ngood film,negative\n",
+     "lines 2 and 3 have the same text with different labels"),
+    ("agreeing_duplicates.csv", b"text,label\ngood film,positive\ngood  film,positive\n", [("good film", 1)]),
+    ("huge_field.csv", b"text\n" + b"x" * 100_001 + b"\n", "line 2: 'text' has 100,001 characters, over the"),
+    ("tab_in_quotes.tsv", b'text\tlabel\n"quoted\ttab"\tpositive\n', [("quoted\ttab", 1)]),
+    ("invalid_json.jsonl", b'{"text": "ok"}\n{"text": \n', "line 2 is not valid JSON"),
+    ("trailing_garbage.jsonl", b'{"text": "a"} x\n', "line 1 is not valid JSON"),
+    ("json_scalar.jsonl", b'"just a string"\n', "line 1 is not a JSON object"),
+    ("json_array.jsonl", b'[{"text": "ok"}]\n', [("ok", None)]),  # a JSON array of objects is read as rows
+    ("nested_object.jsonl", b'{"text": {"a": 1}}\n', "line 1: 'text' is a JSON object, not text"),
+    ("list_text.jsonl", b'{"text": ["a", "b"]}\n', "line 1: 'text' is a list, not text"),
+    ("null_text.jsonl", b'{"text": null}\n{"text": "ok"}\n', r"empty text on line 1"),
+    ("missing_key.jsonl", b'{"txt": "a"}\n{"text": "b"}\n', r"empty text on line 1"),
+    ("number_text.jsonl", b'{"text": 12}\n', [("12", None)]),  # a number is its text, exactly
+    ("bool_label.jsonl", b'{"text": "a", "label": true}\n', r"line 1: 'label' is True"),
+    ("float_label.jsonl", b'{"text": "a", "label": 1.0}\n', r"line 1: 'label' is 1.0"),
+    ("blank_lines.jsonl", b'{"text": "a"}\n\n\n{"text": "b"}\n', [("a", None), ("b", None)]),
+    ("nan.parquet", _parquet(text=[1.5, float("nan")]), r"empty text on line 2"),  # never the text "nan"
+    ("null.parquet", _parquet(text=["a", None]), r"empty text on line 2"),
+    ("int_text.parquet", _parquet(text=[1, 2]), [("1", None), ("2", None)]),
+    ("struct.parquet", _parquet(text=[{"a": 1}, {"a": 2}]), "line 1: 'text' is a JSON object"),
+    ("list.parquet", _parquet(text=[["a"], ["b"]]), "line 1: 'text' is a list"),
+    ("null_label.parquet", _parquet(text=["a", "b"], label=["positive", None]), [("a", 1), ("b", None)]),
+    ("not_parquet.parquet", b"PAR1 garbage", "is not a readable parquet file"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "data", "expected"), MALFORMED, ids=[c[0] for c in MALFORMED])
+def test_a_malformed_file_is_imported_exactly_or_refused_whole(db, project, name, data, expected):
+    head = data[:64]
+    label = "label" if b"label" in head or name.endswith("label.parquet") else None
+    if isinstance(expected, str):
+        with pytest.raises(ImportFileError, match=expected):
+            st.import_file(db, project.id, data, {"text": "text"}, name=name, label_column=label)
+        assert st.count_examples(db, project.id) == 0  # nothing of a refused file is kept
+    else:
+        st.import_file(db, project.id, data, {"text": "text"}, name=name, label_column=label)
+        assert [(e.text, e.gold) for e in st.page_examples(db, project.id)] == expected
