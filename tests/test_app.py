@@ -527,3 +527,22 @@ def test_rounds_page_says_which_round_is_kept_and_can_keep_another(env):
             assert widget.value == 1, page
         plain = app(page, p.id)  # without the URL: the newest run
         assert plain.selectbox(key="run").value == second.id, page
+
+
+def test_train_page_sends_a_run_to_a_ray_cluster_and_refuses_a_bad_address(env, monkeypatch):
+    """Issue 14: the Train page's "Cluster" field (default $LIST_RAY_ADDRESS) rides with the run's job."""
+    db, _, dirs = env
+    p = make_project(db, str(dirs["bert"]))
+    for e in st_store.page_examples(db, p.id, limit=100)[:6]:
+        st_store.set_label(db, e.id, 1 if e.text.startswith(("great", "good")) else 0)
+    monkeypatch.setenv("LIST_RAY_ADDRESS", "auto")
+    at = app("pages/train.py", p.id)
+    assert at.text_input(key="tr_ray").value == "auto"
+    at.text_input(key="tr_ray").input("head node:10001")
+    at.button(key="tr_start").click().run()
+    assert any("Ray address 'head node:10001'" in e.value for e in at.error) and not runq.list_runs(db, p.id)
+    at.text_input(key="tr_ray").input("ray://head:10001")
+    at.button(key="tr_start").click().run()
+    assert not at.exception and any("queued" in s.value for s in at.success)
+    job = jobq.get_job(db, runq.list_runs(db, p.id)[0].job_id)
+    assert job.payload["ray_address"] == "ray://head:10001"

@@ -1,0 +1,125 @@
+"""How much should the prompt weigh in the teacher? Teacher-only accuracy under several prompt-weighting rules.
+
+    python -m benchmarks.teacher_weights ../shared/data mr subj --k 10 30 --seeds 1 2 3 4 5
+
+The prompt-aware teacher (`list_core.teacher.prompt_aware_probe`: gold + verbaliser points + the zero-shot
+prompt's confident pseudo-labels worth `w` gold examples, then 3 rounds of self-training) is fitted on frozen
+default-backbone features with `w` chosen by each rule, and scored on the test split (for this analysis only):
+
+- evidence: today's rule, w = prompt_weight (5) x P(prompt accuracy > chance | its hits on the gold labels);
+- cv: the w of a grid (0 ... 80) with the best stratified 5-fold accuracy on the gold labels (ties: nearest to
+  the evidence rule's), a choice made on gold labels only;
+- w20, w80: fixed large weights (the prompt dominates).
+
+Features are cached per set in `--cache` (default /tmp/list_teacher_features).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from list_core import teacher as T
+
+GRID = (0.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0)
+
+
+def features(root: Path, cache: Path):
+    """(data, pool features, test features, verbaliser prototypes) of a data folder, cached."""
+    from list_core.bench import load_data
+
+    data = load_data(root)
+    path = cache / f"{root.name}.npz"
+    if not path.exists():
+        from list_core.backbone import load_backbone
+        from list_core.baselines import embed
+        from list_core.model import ListModel
+        from list_core.prompts import Prompt
+
+        prompt = Prompt(data.meta["template"], tuple(data.meta["label_words"][lab] for lab in data.meta["labels"]))
+        bb = load_backbone(None, device="cpu")
+        xp = embed(bb, prompt, [data.row(r) for r in data.pool], 128, 64)
+        xt = embed(bb, prompt, [data.row(r) for r in data.test], 128, 64)
+        protos = ListModel(bb, prompt, head="similarity", adapter=None, max_length=128).verbaliser_prototypes()
+        cache.mkdir(parents=True, exist_ok=True)
+        np.savez(path, xp=xp, xt=xt, protos=protos.cpu().numpy())
+    z = np.load(path)
+    return data, z["xp"], z["xt"], z["protos"]
+
+
+def fixed_weight_teacher(xg, yg, xp, protos, w: float, iterations: int = 3, seed: int = 1, vp: int = 5):
+    """`T.prompt_aware_probe` with the prompt's weight `w` given instead of derived from the evidence."""
+    num_classes = len(protos)
+    p = protos / np.linalg.norm(protos, axis=1, keepdims=True)
+    xs, ys = [np.repeat(p, vp, 0)], [np.repeat(np.arange(num_classes), vp)]
+    ws = [np.ones(len(ys[0]))]
+    if w > 0:
+        scores = T.zero_shot_scores(xp, p)  # (N, C)
+        top2 = np.sort(scores, axis=1)[:, -2:]
+        pred, margin = scores.argmax(1), top2[:, 1] - top2[:, 0]
+        keep = T.median_confident(pred, margin)
+        xs.append(xp[keep])
+        ys.append(pred[keep])
+        ws.append(np.full(int(keep.sum()), w / max(1, int(keep.sum()))))
+    clf = T.logreg(np.concatenate([xg, *xs]), np.concatenate([yg, *ys]), 100.0, seed,
+                   np.concatenate([np.ones(len(yg)), *ws]))  # fmt: skip
+    for _ in range(iterations):
+        proba = clf.predict_proba(xp)
+        pred, conf = clf.classes_[proba.argmax(1)], proba.max(1)
+        keep = T.median_confident(pred, conf)
+        clf = T.logreg(np.concatenate([xg, xs[0], xp[keep]]), np.concatenate([yg, ys[0], pred[keep]]), 100.0, seed)
+    return clf
+
+
+def cv_weight(xg, yg, xp, protos, default: float, seed: int = 1, folds: int = 5) -> float:
+    """The grid weight with the best cross-validated gold accuracy of the teacher before self-training."""
+    from sklearn.model_selection import StratifiedKFold
+
+    k = min(folds, int(np.bincount(yg).min()))
+    if k < 2:
+        return default
+    acc = {}
+    for w in GRID:
+        hits = 0
+        for tr, te in StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(xg, yg):
+            hits += int((fixed_weight_teacher(xg[tr], yg[tr], xp, protos, w, 0, seed).predict(xg[te]) == yg[te]).sum())
+        acc[w] = hits / len(yg)
+    best = max(acc.values())
+    return min((w for w in GRID if acc[w] == best), key=lambda w: abs(np.log1p(w) - np.log1p(default)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.teacher_weights", description=__doc__.split("\n")[0])
+    ap.add_argument("data", type=Path, help="the folder holding the sets")
+    ap.add_argument("sets", nargs="+")
+    ap.add_argument("--k", type=int, nargs="+", default=[10, 30])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/list_teacher_features"))
+    args = ap.parse_args(argv)
+    for name in args.sets:
+        data, xp_all, xt, protos = features(args.data / name, args.cache)
+        yt = np.array([data.label(r) for r in data.test])
+        ids = [r["id"] for r in data.pool]
+        for k in args.k:
+            rows = []
+            for seed in args.seeds:
+                gold = set(data.gold_ids(k, seed))
+                gi = [i for i, x in enumerate(ids) if x in gold]
+                xg, yg = xp_all[gi], np.array([data.label(data.pool[i]) for i in gi])
+                xp = xp_all[[i for i, x in enumerate(ids) if x not in gold]]
+                clf, info = T.prompt_aware_probe(xg, yg, xp, protos, 5.0, 5, 3, 100.0, seed)
+                w = cv_weight(xg, yg, xp, protos, info["prompt_weight"], seed)
+                row = {"evidence": clf, "cv": fixed_weight_teacher(xg, yg, xp, protos, w, 3, seed),
+                       "w20": fixed_weight_teacher(xg, yg, xp, protos, 20.0, 3, seed),
+                       "w80": fixed_weight_teacher(xg, yg, xp, protos, 80.0, 3, seed)}  # fmt: skip
+                rows.append({r: 100 * float((c.predict(xt) == yt).mean()) for r, c in row.items()} | {"cv_w": w})
+                print(name, k, seed, {r: round(v, 1) for r, v in rows[-1].items()}, flush=True)
+            means = {r: round(float(np.mean([x[r] for x in rows])), 1) for r in ("evidence", "cv", "w20", "w80")}
+            print("MEAN", name, f"K={k}", f"seeds {args.seeds}", means, "cv weights:", [x["cv_w"] for x in rows])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
