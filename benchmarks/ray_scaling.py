@@ -2,6 +2,7 @@
 
     python -m benchmarks.ray_scaling throughput --n 4000      # local vs Ray with 1 and 2 actors, this machine
     python -m benchmarks.ray_scaling memory --n 100000        # predict CLI on n synthetic texts: peak RSS, texts/s
+    python -m benchmarks.ray_scaling throughput --n 20000 --large /tmp/large --device cuda   # a GPU machine
 
 The model is the fast preset's (default backbone, `head="auto"`, the fast preset's adapters, as a native export);
 the texts are synthetic sentences of 5-15 words. Throughput runs each engine twice and keeps the second (warm)
@@ -34,24 +35,40 @@ def texts(n: int, seed: int = 0):
         yield " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 15)))
 
 
-def fast_model():
+def make_large(folder: Path) -> Path:
+    """A BERT-large-sized model (24 layers, 1024 wide, 335M parameters, about roberta-large's 355M) with random
+    weights and the default backbone's tokenizer: forward-pass cost without a download."""
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    from list_core.locate import resolve_backbone_path
+
+    if not (folder / "config.json").exists():
+        tok = AutoTokenizer.from_pretrained(resolve_backbone_path(None))
+        cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                         intermediate_size=4096)  # fmt: skip
+        BertForMaskedLM(cfg).save_pretrained(folder)
+        tok.save_pretrained(folder)
+    return folder
+
+
+def fast_model(backbone: str | None = None, device: str = "cpu"):
     from list_core.backbone import load_backbone
     from list_core.config import preset
     from list_core.model import ListModel
     from list_core.prompts import Prompt
 
     cfg = preset("fast")
-    bb = load_backbone(None, device="cpu")
+    bb = load_backbone(backbone, device=device)
     return ListModel(bb, Prompt("{text} It was {mask} .", ("bad", "great")), cfg.head, cfg.adapter, cfg.pooling,
                      cfg.max_length).eval()  # fmt: skip
 
 
-def throughput(n: int, batch_size: int) -> dict:
+def throughput(n: int, batch_size: int, backbone: str | None = None, device: str = "cpu") -> dict:
     import torch
 
     from list_core.distributed import LocalScorer, RayConfig, RayScorer, init_local
 
-    model = fast_model()
+    model = fast_model(backbone, device)
     enc = model.encode([{"text": t} for t in texts(n)])
     out: dict = {"n": n, "batch_size": batch_size, "cpus": os.cpu_count(), "machine": platform.processor() or "cpu"}
 
@@ -66,12 +83,19 @@ def throughput(n: int, batch_size: int) -> dict:
     out["local_2_threads"] = n / timed(lambda: LocalScorer().logits(model, enc, batch_size))
     torch.set_num_threads(1)
     out["local_1_thread"] = n / timed(lambda: LocalScorer().logits(model, enc, batch_size))
-    init_local(2)
+    gpu = device != "cpu"
+    if gpu:  # Ray sees the GPU; actors share it (half a GPU each for two)
+        import ray
+
+        ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
+    else:
+        init_local(2)
     for actors, cpus in ((1, 2.0), (1, 1.0), (2, 1.0)):
-        cfg = RayConfig("local", actors=actors, cpus_per_actor=cpus)
+        cfg = RayConfig("local", actors=actors, cpus_per_actor=cpus, gpus_per_actor=(1.0 / actors) if gpu else 0.0)
         scorer = RayScorer(cfg)
         got = scorer.logits(model, enc, batch_size)
-        assert torch.equal(got, want), "the cluster's logits differ from the local ones"
+        # equal on the default backbone here; BLAS may sum in another order in another process (or on a GPU)
+        out[f"ray_{actors}_actor_{cpus:g}_cpu_max_abs_diff"] = float((got - want).abs().max())
         secs = timed(lambda s=scorer: s.logits(model, enc, batch_size))
         out[f"ray_{actors}_actor_{cpus:g}_cpu"] = n / secs
         out[f"ray_{actors}_actor_{cpus:g}_cpu_shards"] = -(-n // cfg.shard_size)
@@ -116,10 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--engine", choices=("local", "ray"), default="local")
     ap.add_argument("--chunk-size", type=int, default=20_000)
+    ap.add_argument("--large", type=Path, default=None, help="throughput of a BERT-large-sized random model (made in "
+                    "this folder), instead of the default backbone")  # fmt: skip
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (throughput)")
     args = ap.parse_args(argv)
+    backbone = str(make_large(args.large)) if args.large else None
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     out = (
-        throughput(args.n, args.batch_size)
+        throughput(args.n, args.batch_size, backbone, args.device)
         if args.what == "throughput"
         else memory(args.n, args.engine, args.chunk_size)
     )

@@ -210,7 +210,8 @@ class RayScorer:
         try:
             spec = ray.put(model_spec(model))
             # shards are runs of the length-sorted order, a whole number of batches each: an actor's batches are
-            # then exactly the local path's (same rows, same padding), so the results are equal bit for bit
+            # then exactly the local path's (same rows, same padding): the results are equal up to BLAS summing in
+            # another order in another process (bit for bit on the default backbone here)
             order = sorted(range(n), key=lambda i: len(enc.ids[i]))
             size = max(1, self.cfg.shard_size // batch_size) * batch_size
             shards = [order[s : s + size] for s in range(0, n, size)]

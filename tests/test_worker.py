@@ -36,6 +36,11 @@ POOL = [f"{w} {x}" for w in ("great", "bad", "good", "awful") for x in ("movie",
 
 @pytest.fixture()
 def project(tmp_path, tiny_dirs):
+    return make_project(tmp_path, tiny_dirs)
+
+
+def make_project(tmp_path, tiny_dirs):
+    """A tiny project with 8 gold labels, an evaluation split and a prompt: (db, project, db path)."""
     db = st.connect(tmp_path / "w.db")
     p = st.create_project(db, "tiny", "single", ["negative", "positive"], str(tiny_dirs["bert"]))
     st.add_examples(db, p.id, [{"text": t} for t in POOL])
