@@ -87,11 +87,11 @@ def scorer():
     drop_shared("local")
 
 
-@pytest.mark.parametrize("head", ["prompt", "similarity", "probe", "classic"])
 def same(a: torch.Tensor, b: torch.Tensor) -> None:
     torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("head", ["prompt", "similarity", "probe", "classic"])
 def test_ray_scorer_equals_the_local_path(scorer, tiny_dirs, head):
     m = _trained(tiny_dirs["bert"], head)
     enc = m.encode(ROWS)
