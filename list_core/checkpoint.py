@@ -9,12 +9,14 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from .events import Cancelled, scoped
 
 
 def fingerprint(*parts: Any) -> str:
@@ -32,22 +34,15 @@ def _atomic_write_json(path: Path, data: Any) -> None:
 _owner: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextVar("checkpoint_owner", default=None)
 
 
-@contextlib.contextmanager
-def fenced(still_owner: Callable[[], bool]) -> Iterator[None]:
+def fenced(still_owner: Callable[[], bool]) -> contextlib.AbstractContextManager:
     """Within the block a checkpoint is moved into place only while `still_owner()` holds: a worker that lost its
     job (frozen, then thawed after another took over) writes nothing the new owner could read."""
-    token = _owner.set(still_owner)
-    try:
-        yield
-    finally:
-        _owner.reset(token)
+    return scoped(_owner, still_owner)
 
 
 def _check_owner() -> None:
     still_owner = _owner.get()
     if still_owner is not None and not still_owner():
-        from .events import Cancelled
-
         raise Cancelled("this process no longer owns the run: its checkpoint is left to the new owner")
 
 

@@ -16,7 +16,6 @@ import contextvars
 import hashlib
 import os
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 
 from .data import Encoded
+from .events import scoped
 from .model import ListModel
 
 _init_lock = threading.Lock()  # the worker's lanes are threads of one process, and Ray's connection is per process
@@ -288,14 +288,9 @@ def init_local(num_cpus: int) -> None:
 _current: contextvars.ContextVar[Scorer | None] = contextvars.ContextVar("list_scorer", default=None)
 
 
-@contextlib.contextmanager
-def use_scorer(scorer: Scorer | None) -> Iterator[None]:
+def use_scorer(scorer: Scorer | None) -> contextlib.AbstractContextManager:
     """Within the block, every method's pool-wide forward passes go through `scorer` (None: this process)."""
-    token = _current.set(scorer)
-    try:
-        yield
-    finally:
-        _current.reset(token)
+    return scoped(_current, scorer)
 
 
 def current_scorer() -> Scorer:

@@ -42,15 +42,20 @@ _cancel_check: ContextVar[CancelCheck | None] = ContextVar("list_cancel_check", 
 
 
 @contextlib.contextmanager
-def cancellable(check: CancelCheck | None) -> Iterator[None]:
-    """Inside this block every batched forward pass (`data.sorted_batches`) calls `check` between batches and raises
-    `Cancelled` when it says so: long stages (pseudo-labeling a large pool, prediction, feature extraction for a
-    probe fit) stop within a batch, not at their end."""
-    token = _cancel_check.set(check)
+def scoped(var: ContextVar, value: object) -> Iterator[None]:
+    """`var` holds `value` inside the block (this thread or task only), its previous value after it."""
+    token = var.set(value)
     try:
         yield
     finally:
-        _cancel_check.reset(token)
+        var.reset(token)
+
+
+def cancellable(check: CancelCheck | None) -> contextlib.AbstractContextManager:
+    """Inside this block every batched forward pass (`data.sorted_batches`) calls `check` between batches and raises
+    `Cancelled` when it says so: long stages (pseudo-labeling a large pool, prediction, feature extraction for a
+    probe fit) stop within a batch, not at their end."""
+    return scoped(_cancel_check, check)
 
 
 def raise_if_cancelled() -> None:
