@@ -6,7 +6,7 @@ import streamlit as st
 
 from list_core.records import RoundRecord
 from storage import runs as runq
-from ui.common import db, require_project, run_safely, trains_adapters
+from ui.common import db, plot_text, require_project, run_safely, trains_adapters
 
 
 def whole_rounds(fig):
@@ -65,7 +65,7 @@ later = [m for m in rounds if m.round >= 1]
 if not later:
     st.caption("No self-training round in this run.")
     st.stop()
-dist = [{"round": m.round, "class": c, "count": n} for m in later for c, n in m.pseudo_label_counts.items()]
+dist = [{"round": m.round, "class": plot_text(c), "count": n} for m in later for c, n in m.pseudo_label_counts.items()]
 c1, c2 = st.columns(2)
 c1.plotly_chart(whole_rounds(px.bar(dist, x="round", y="count", color="class", title="Pseudo-label classes")),
                 key="rd_dist")  # fmt: skip
@@ -81,7 +81,7 @@ if weighted:
     c3.plotly_chart(px.histogram(x=[p.weight for p in weighted], nbins=40, labels={"x": "mean meta-weight"},
                                  title=f"Meta-weights, round {rnd}"), key="rd_hist")  # fmt: skip
     c4.plotly_chart(px.scatter(x=[p.confidence for p in weighted], y=[p.weight for p in weighted],
-                               color=[project.labels[p.label] for p in weighted],
+                               color=[plot_text(project.labels[p.label]) for p in weighted],
                                labels={"x": "teacher confidence", "y": "meta-weight", "color": "pseudo-label"},
                                title="Weight against teacher confidence"), key="rd_scatter")  # fmt: skip
 else:

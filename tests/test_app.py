@@ -433,7 +433,7 @@ def test_job_status_line_shows_stage_and_run_eta():
     assert job_status_line(done) == "job 3 · training · **succeeded**"  # no stale "5/10" once finished
 
 
-EVIL = "![x](http://evil.example/t.png) http://evil.example/bare www.evil.example a@evil.example"
+EVIL = '![x](http://evil.example/t.png) http://evil.example/bare www.evil.example a@evil.example <a href="http://evil.example/a">a</a>'
 
 
 def _rendered_markdown(at: AppTest, charts: bool = True) -> str:
@@ -484,6 +484,8 @@ def test_untrusted_text_never_reaches_markdown_unescaped(env):
         # bare URLs, www. and e-mail addresses would be autolinked (GFM): their ':', '.' and '@' are escaped
         bare = re.findall(r".{60}(?<!\\)(?:http://evil|www\.evil|@evil).{20}", _rendered_markdown(at, charts=False))
         assert not bare, (page, bare)
+        for chart in at.get("plotly_chart"):  # plotly renders <a href> in legends and titles: shown as entities
+            assert "<a href" not in json.dumps(json.loads(chart.proto.spec), ensure_ascii=False), page
         if page == "pages/inspect.py":  # the pseudo-labels (label names in markdown) were on screen
             assert any("pseudo-label **neg" in c.value or "pseudo-label **pos" in c.value for c in at.caption)
 

@@ -208,6 +208,12 @@ def trains_adapters(method: str) -> bool:
     return method in methods.REGISTRY and methods.get(method).trains_adapters
 
 
+def plot_text(text: str) -> str:
+    """User text shown in a plotly chart (legends, titles), which renders some HTML tags (`<a href>`, `<b>`): as
+    entities, so it is shown as typed."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def md_escape(text: str) -> str:
     """User text shown through markdown, with markdown's special characters escaped; ':' and '@' too, so a bare URL
     or e-mail address in the data is not autolinked (GFM links `http://`, `www.` and `a@b.c` without brackets)."""
