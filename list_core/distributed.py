@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .data import Encoded
-from .events import scoped
+from .events import Cancelled, raise_if_cancelled, scoped
 from .model import ListModel
 
 _init_lock = threading.Lock()  # the worker's lanes are threads of one process, and Ray's connection is per process
@@ -200,8 +200,6 @@ class RayScorer:
         return self._run(model, "features", enc, batch_size)
 
     def _run(self, model: ListModel, what: str, enc: Encoded, batch_size: int) -> torch.Tensor:
-        from .events import raise_if_cancelled
-
         ray, n = self.ray, len(enc)
         if n == 0:
             width = model.num_classes if what == "logits" else model.backbone.hidden_size
@@ -215,11 +213,15 @@ class RayScorer:
             order = sorted(range(n), key=lambda i: len(enc.ids[i]))
             size = max(1, self.cfg.shard_size // batch_size) * batch_size
             shards = [order[s : s + size] for s in range(0, n, size)]
-            for i, index in enumerate(shards):  # round-robin over the actors
-                ref = self.actors[i % len(self.actors)].run.remote(spec, what, pack(enc.subset(index)), batch_size)
-                pending[ref] = i
+            window = 2 * len(self.actors)  # shards in flight: every actor busy, the object store bounded
             out: torch.Tensor | None = None
-            while pending:
+            submitted = 0
+            while submitted < len(shards) or pending:
+                while submitted < len(shards) and len(pending) < window:  # round-robin over the actors
+                    index = shards[submitted]
+                    actor = self.actors[submitted % len(self.actors)]
+                    pending[actor.run.remote(spec, what, pack(enc.subset(index)), batch_size)] = submitted
+                    submitted += 1
                 raise_if_cancelled()
                 done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
                 for ref in done:
@@ -228,8 +230,6 @@ class RayScorer:
                         out = torch.empty((n, part.shape[1]), dtype=part.dtype)
                     out[shards[pending.pop(ref)]] = part
         except Exception as e:
-            from .events import Cancelled
-
             if isinstance(e, Cancelled):
                 for ref in pending:
                     ray.cancel(ref)

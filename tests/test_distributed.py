@@ -81,7 +81,7 @@ def scorer():
         init_local(2)
     s = shared_scorer("local", 2)
     default = s.cfg
-    s.cfg = dataclasses.replace(default, shard_size=64)  # several shards per actor even for small inputs
+    s.cfg = dataclasses.replace(default, shard_size=16)  # 10 shards of 150 rows: more than the 4 kept in flight
     yield s
     s.cfg = default
     drop_shared("local")
