@@ -15,25 +15,13 @@ parquet shard, so a long job's finished part survives an interruption.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from .data import Row
 from .tabular import ColumnError, Writer, input_files, read_chunks
-
-
-def read_rows(
-    path: Path, text_column: str, text_b_column: str | None
-) -> tuple[list[dict[str, Any]], list[Row], list[str]]:
-    """(records kept, their texts as rows, problems) of a whole file; see `tabular.read_chunks`."""
-    records, rows, problems = [], [], []
-    for chunk in read_chunks(path, text_column, text_b_column, chunk_size=1 << 62):
-        records += chunk.records
-        rows += chunk.rows
-        problems += chunk.problems
-    return records, rows, problems
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     shards = args.shards or (args.output.with_name(args.output.name + ".parts") if args.engine == "ray" else None)
     out, skipped, n = Writer(args.output), 0, 0
     try:
-        for part, (name, chunk) in enumerate(_chained(first, chunks)):
+        for part, (name, chunk) in enumerate(itertools.chain([first], chunks)):
             for p in chunk.problems:
                 print(f"skipped {name}: {p}", file=sys.stderr)
             skipped += len(chunk.problems)
@@ -120,11 +108,6 @@ def _chunks(files: list[Path], args: argparse.Namespace):
     for f in files:
         for chunk in read_chunks(f, args.text_column, args.text_b_column, args.chunk_size):
             yield f.name, chunk
-
-
-def _chained(first, rest):
-    yield first
-    yield from rest
 
 
 def _scorer(args: argparse.Namespace):
