@@ -131,12 +131,13 @@ def read_chunks(
     when the header (CSV/TSV/parquet) or every JSON object of the first chunk lacks a text column."""
     columns = [text_column] + ([text_b_column] if text_b_column else [])
     chunk, seen_column, keys, first = Chunk(), False, set(), True
-    for i, rec in _records(path, columns, chunk.problems):
+    problems: list[str] = []  # the reader appends as it meets them; each chunk takes those met since the last
+    for i, rec in _records(path, columns, problems):
         if first:
             keys.update(rec)
         missing = [c for c in columns if c not in rec]
         if missing:
-            chunk.problems.append(f"line {i}: no column {missing[0]!r}")
+            problems.append(f"line {i}: no column {missing[0]!r}")
         else:
             seen_column = True
             texts = [str(rec[c]).strip() if rec[c] is not None else "" for c in columns]
@@ -144,14 +145,17 @@ def read_chunks(
                 chunk.records.append(rec)
                 chunk.rows.append({"text_a": texts[0], "text_b": texts[1]} if text_b_column else {"text": texts[0]})
             else:
-                chunk.problems.append(f"line {i}: empty text")
+                problems.append(f"line {i}: empty text")
         if len(chunk.rows) >= chunk_size:
             first = False
+            chunk.problems = problems[:]  # the reader keeps appending to `problems` itself
+            problems.clear()
             yield chunk
             chunk = Chunk()
     if first and keys and not seen_column:
         raise ColumnError(f"no object in {path.name} has the column(s) {columns} (keys seen: "
                           f"{', '.join(sorted(map(str, keys)))}); choose one with --text-column")  # fmt: skip
+    chunk.problems = problems[:]
     yield chunk
 
 

@@ -324,3 +324,15 @@ def test_an_adapter_never_loads_a_backbone_it_names_before_its_checks(tiny_dirs,
         with pytest.raises(ExportError, match="LIST_BACKBONES|not a folder"):
             load_classifier(tmp_path / "a")
     assert loaded == []
+
+
+def test_a_bad_line_after_the_first_chunk_is_reported_with_its_chunk(tmp_path):
+    """Chunked reading: a problem met while reading chunk 2 belongs to chunk 2, not to the chunk already handed out."""
+    from list_core.tabular import read_chunks
+
+    data = tmp_path / "in.csv"
+    data.write_text("text\na\nb\nc\n\nd\ne\n" + "f,extra\n" + "g\n")
+    chunks = list(read_chunks(data, "text", chunk_size=2))
+    assert [c.rows for c in chunks] == [[{"text": "a"}, {"text": "b"}], [{"text": "c"}, {"text": "d"}],
+                                        [{"text": "e"}, {"text": "g"}], []]  # fmt: skip
+    assert [c.problems for c in chunks] == [[], [], ["line 8: 2 fields, expected 1"], []]
