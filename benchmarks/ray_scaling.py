@@ -2,6 +2,8 @@
 
     python -m benchmarks.ray_scaling throughput --n 4000      # local vs Ray with 1 and 2 actors, this machine
     python -m benchmarks.ray_scaling memory --n 100000        # predict CLI on n synthetic texts: peak RSS, texts/s
+    python -m benchmarks.ray_scaling run --n 1000000          # a LiST run (fast preset) through the worker on a pool
+                                                              # of n synthetic texts: the worker's peak RSS, stages
     python -m benchmarks.ray_scaling throughput --n 20000 --large /tmp/large --device cuda   # a GPU machine
 
 The model is the fast preset's (default backbone, `head="auto"`, the fast preset's adapters, as a native export);
@@ -133,9 +135,81 @@ def memory(n: int, engine: str, chunk_size: int) -> dict:
                 "output_mb": round((tmp / "out.parquet").stat().st_size / 2**20, 1)}  # fmt: skip
 
 
+def run(n: int) -> dict:
+    """A LiST run of the fast preset (default backbone, 30 gold labels) through the worker process on a pool of n
+    synthetic texts: seconds to import, the run's seconds, and the worker's peak RSS (it reads, scores and writes
+    the pool in chunks; the teacher is fitted on a sample of `teacher_pool_limit` texts)."""
+    import storage as st
+    from storage import runs as runq
+    from ui import actions
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = st.connect(Path(tmp) / "big.db")
+        p = st.create_project(db, "big", "single", ["negative", "positive"], "default")
+        t = time.perf_counter()
+        gen, added = texts(n), 0
+        while added < n:  # in imports of at most 100,000 rows (each one transaction)
+            part = [{"text": f"{i}. {x}"} for i, x in zip(range(added, min(n, added + 100_000)), gen)]
+            added += st.add_examples(db, p.id, part).added
+        import_s = time.perf_counter() - t
+        pos = neg = 0
+        for e in st.page_examples(db, p.id, limit=2000):  # 15 gold labels per class, by their words
+            words = set(e.text.split())
+            if pos < 15 and {"great", "good"} & words and not {"bad", "awful"} & words:
+                st.set_label(db, e.id, 1)
+                pos += 1
+            elif neg < 15 and {"bad", "awful"} & words and not {"great", "good"} & words:
+                st.set_label(db, e.id, 0)
+                neg += 1
+        st.save_prompt(db, p.id, "{text} It was {mask} .", ["bad", "great"])
+        run_, _ = actions.start_run(db, p.id, "list", "fast", seed=1)
+        cmd = [sys.executable, "-m", "worker", "--db", str(Path(tmp) / "big.db"), "--exit-when-idle", "--lane", "all"]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        t = time.perf_counter()
+        log = (Path(tmp) / "worker.log").open("w+")
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "2"})
+        trace = []  # (seconds, RSS MB, job stage) every 10 s: memory stays flat while the pool is streamed
+        while proc.poll() is None:
+            time.sleep(1)
+            if time.perf_counter() - t >= 10 * len(trace):
+                rss = _rss_mb(proc.pid)
+                stage = db.execute("SELECT stage FROM jobs ORDER BY id DESC LIMIT 1").fetchone()
+                trace.append((round(time.perf_counter() - t), rss, stage[0] if stage else None))
+                print(json.dumps({"t": trace[-1][0], "rss_mb": rss, "stage": trace[-1][2]}), file=sys.stderr)
+        secs = time.perf_counter() - t
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        done = runq.get_run(db, run_.id)
+        if proc.returncode or done.status != "succeeded":
+            log.seek(0)
+            raise SystemExit(f"run {done.status}: {log.read()[-2000:]}")
+        stages = {k: round(v, 1) for k, v in (done.metrics or {}).get("stage_seconds", {}).items()}
+        predicted = db.execute("SELECT count(*) FROM predictions WHERE run_id = ?", [run_.id]).fetchone()[0]
+        return {"n": n, "pool": added, "import_s": round(import_s, 1), "run_s": round(secs, 1),
+                "worker_peak_rss_mb": round(max(peak, before) / 1024, 1), "suggestions": predicted,
+                "stage_seconds": stages, "peak_rss_mb_by_stage": _by_stage(trace), "db_mb": round((Path(tmp) / "big.db").stat().st_size / 2**20, 1)}  # fmt: skip
+
+
+def _by_stage(trace: list[tuple]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for _, rss, stage in trace:
+        if rss is not None:
+            out[str(stage)] = max(out.get(str(stage), 0.0), rss)
+    return out
+
+
+def _rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.ray_scaling", description=__doc__.split("\n")[0])
-    ap.add_argument("what", choices=("throughput", "memory"))
+    ap.add_argument("what", choices=("throughput", "memory", "run"))
     ap.add_argument("--n", type=int, default=4000)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--engine", choices=("local", "ray"), default="local")
@@ -146,11 +220,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     backbone = str(make_large(args.large)) if args.large else None
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    out = (
-        throughput(args.n, args.batch_size, backbone, args.device)
-        if args.what == "throughput"
-        else memory(args.n, args.engine, args.chunk_size)
-    )
+    if args.what == "throughput":
+        out = throughput(args.n, args.batch_size, backbone, args.device)
+    elif args.what == "memory":
+        out = memory(args.n, args.engine, args.chunk_size)
+    else:
+        out = run(args.n)
     print(json.dumps({args.what: {k: round(v, 1) if isinstance(v, float) else v for k, v in out.items()}}))
     return 0
 

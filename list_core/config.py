@@ -142,6 +142,10 @@ class TrainConfig:
     probe_self_train: int = knob(0, "probe/similarity heads: fit the teacher on frozen features and self-train it on "
                                  "the pool this many times; that fitted head is the teacher (teacher_epochs unused)",
                                  low=0, high=20, modes=("rounds",))  # fmt: skip
+    teacher_pool_limit: int | None = knob(20_000, "probe/similarity heads: fit the teacher on a random sample of at "
+                                          "most this many pool texts (none: the whole pool); it then labels "
+                                          "every pool text", low=1, high=100_000_000, optional=True,
+                                          modes=("rounds",))  # fmt: skip
     prompt_weight: float = knob(5.0, "similarity-head teacher: how many labeled examples a prompt that beats chance "
                                 "on the gold labels is worth", low=0.0, high=1000.0, modes=("rounds",))  # fmt: skip
     verbaliser_points: int = knob(5, "similarity-head teacher: each verbaliser prototype as this many labeled points",

@@ -19,6 +19,7 @@ from .distributed import Scorer, current_scorer
 from .events import Callback, CancelCheck, Event, Reporter, derive_seed, seed_everything
 from .losses import soft_labels
 from .model import ListModel
+from .pool import pass_over, sample, take
 from .prompts import Prompt
 from .records import PseudoLabelRow, RoundRecord, WeightStats
 from .training import fit_gold, train_student
@@ -31,7 +32,7 @@ class TaskData:
     labels: list[str]
     gold_rows: list[Row]
     gold_labels: list[int]
-    unlabeled_rows: list[Row] = field(default_factory=list)
+    unlabeled_rows: Sequence[Row] = field(default_factory=list)  # a list, or a `pool.RowSource` read in chunks
     unlabeled_ids: list[Any] | None = None
     eval_rows: list[Row] | None = None
     eval_labels: list[int] | None = None
@@ -87,7 +88,8 @@ def run_list(
     With `checkpoint_dir`, the teacher and each round are saved (trainable weights only) and a run killed
     mid-way resumes from its last completed round with the same result as an uninterrupted run. The forward
     passes over the whole pool go through `scorer` (`distributed.RayScorer` for a cluster; default: the one
-    `distributed.use_scorer` set, else this process).
+    `distributed.use_scorer` set, else this process). The pool is read, encoded and scored in chunks
+    (`pool.CHUNK` texts); what is held for all of it is its (N, C) pseudo-label probabilities.
     """
     score = scorer or current_scorer()
     check_task(prompt, task.labels, task.gold_rows, task.gold_labels, task.unlabeled_rows)
@@ -98,10 +100,12 @@ def run_list(
     model = ListModel(backbone, prompt, cfg.head, cfg.adapter, cfg.pooling, cfg.max_length)
     report(Event("setup", message=model.head_reason, metrics={"head": model.head_kind, **model.parameter_report()}))
     gold = model.encode(task.gold_rows)
-    pool = model.encode(task.unlabeled_rows)
+    rows, n_pool = task.unlabeled_rows, len(task.unlabeled_rows)
     seconds: dict[str, float] = {}
     # a head fitted on frozen features of gold + pool is already a better teacher than one tuned on the gold alone
-    fitted_teacher = model.head_kind in ("probe", "similarity") and cfg.probe_self_train > 0 and len(pool) > 0
+    fitted_teacher = model.head_kind in ("probe", "similarity") and cfg.probe_self_train > 0 and n_pool > 0
+    # ... on a bounded random sample of the pool (its features are (n, D)); every pool text is labelled after
+    fit_index = sample(n_pool, cfg.teacher_pool_limit, torch.Generator().manual_seed(derive_seed(cfg.seed, "fit")))
     evalset = model.encode(task.eval_rows) if task.eval_rows else None
     ckpt = None
     if checkpoint_dir is not None:
@@ -118,11 +122,12 @@ def run_list(
             )
             report(Event("probe", message="the probe head as fitted before the interruption (from the checkpoint)"))
         else:
-            n = len(pool) if fitted_teacher else 0
+            fit_pool = model.encode(take(rows, fit_index)) if fitted_teacher else None
+            n = len(fit_pool) if fitted_teacher else 0
             report(Event("probe", message=f"fitting the probe head (self-trained {cfg.probe_self_train}x on {n} pool "
                                           "texts)"))  # fmt: skip
-            pool_x = score.features(model, pool, cfg.eval_batch_size) if n else None
-            model.prepare_head(gold, task.gold_labels, cfg.seed, pool, cfg.probe_self_train, cfg.eval_batch_size,
+            pool_x = score.features(model, fit_pool, cfg.eval_batch_size) if n else None
+            model.prepare_head(gold, task.gold_labels, cfg.seed, fit_pool, cfg.probe_self_train, cfg.eval_batch_size,
                                pool_x)  # fmt: skip
         probe_init = {f"probe_init.{k}": v for k, v in model.head.initial_state().items()}
         seconds["probe"] = time.perf_counter() - t0
@@ -142,11 +147,12 @@ def run_list(
         model.reset_trainable(gen)
         if model.head_kind == "similarity" and fitted_teacher:  # students re-start from the verbalisers, not this fit
             t0 = time.perf_counter()
+            fit_pool = model.encode(take(rows, fit_index))
             report(Event("probe", message=f"fitting the prompt-aware teacher (self-trained {cfg.probe_self_train}x "
-                                          f"on {len(pool)} pool texts)"))  # fmt: skip
-            model.fit_prompt_teacher(gold, task.gold_labels, pool, cfg.probe_self_train, cfg.prompt_weight,
+                                          f"on {len(fit_pool)} of {n_pool} pool texts)"))  # fmt: skip
+            model.fit_prompt_teacher(gold, task.gold_labels, fit_pool, cfg.probe_self_train, cfg.prompt_weight,
                                      cfg.verbaliser_points, cfg.seed, cfg.eval_batch_size,
-                                     score.features(model, pool, cfg.eval_batch_size))  # fmt: skip
+                                     score.features(model, fit_pool, cfg.eval_batch_size))  # fmt: skip
             model.identity_adapters()  # the fitted teacher reads the frozen features it was fitted on
             seconds["probe"] = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -160,11 +166,15 @@ def run_list(
         teacher = RoundRecord(round=0, loss=loss, **metrics_of(), **model.teacher_info,
                               seconds={"teacher": seconds["teacher"]})  # fmt: skip
         last_labels: dict[str, int] = {}
-        if model.teacher_pool_proba is not None:  # a fitted teacher labelled the pool while fitting
+        if model.teacher_pool_proba is not None and len(fit_index) == n_pool:  # labelled the pool while fitting
             q0 = model.teacher_pool_proba
-        elif cfg.ensemble_teacher and cfg.rounds > 1 and len(pool):  # the first teacher's view of the whole pool
-            report(Event("pseudo_label", 0, len(pool), 0, message="the first teacher labels the whole pool"))
-            q0 = soft_labels(score.logits(model, pool, cfg.eval_batch_size))  # (N, C)
+        elif (model.teacher_pool_proba is not None or cfg.ensemble_teacher and cfg.rounds > 1) and n_pool:
+            report(Event("pseudo_label", 0, n_pool, 0, message="the first teacher labels the whole pool"))
+            t0 = time.perf_counter()
+            step = lambda done: report(Event("pseudo_label", done, n_pool, 0))  # noqa: E731
+            q0 = soft_labels(pass_over(score, model, rows, "logits", batch_size=cfg.eval_batch_size, on_chunk=step))
+            seconds["pool_labels"] = time.perf_counter() - t0
+        model.teacher_pool_proba = None  # (N, C): held once, as q0
         if ckpt:
             ckpt.save_round(0, model.trainable_state(), {"metrics": teacher.to_dict(), "table": []}, {"last_labels": {}},
                             tensors={**({"q0": q0} if q0 is not None else {}), **probe_init} or None)  # fmt: skip
@@ -191,11 +201,11 @@ def run_list(
     for r in range(start, cfg.rounds + 1):
         gen = seed_everything(derive_seed(cfg.seed, "round", r))
         t0 = time.perf_counter()
-        if cfg.unlabeled_limit is not None and len(pool) > cfg.unlabeled_limit:
-            chosen = sorted(torch.randperm(len(pool), generator=gen)[: cfg.unlabeled_limit].tolist())
+        if cfg.unlabeled_limit is not None and n_pool > cfg.unlabeled_limit:
+            chosen = sorted(torch.randperm(n_pool, generator=gen)[: cfg.unlabeled_limit].tolist())
         else:
-            chosen = list(range(len(pool)))
-        sub = pool.subset(chosen)
+            chosen = list(range(n_pool))
+        sub = model.encode(take(rows, chosen))
         report(Event("pseudo_label", 0, len(sub), r))
         if r == 1 and q0 is not None:  # the model is still the first teacher: its labels are known
             q = q0[chosen]

@@ -132,7 +132,7 @@ def _inputs(r) -> dict:
     """What the run saw, fixed when it was started."""
     if r.inputs is None:
         return {"gold labels": len(r.gold_snapshot), "note": "started before input snapshots were kept"}
-    return {"gold labels": len(r.gold_snapshot), "unlabeled examples": len(r.inputs["unlabeled"]),
+    return {"gold labels": len(r.gold_snapshot), "unlabeled examples": r.unlabeled_count,
             "evaluation examples": len(r.inputs["eval"]), "rejected examples": len(r.inputs["rejected"]),
             "inputs sha256": r.inputs["sha256"][:16]}  # fmt: skip
 

@@ -3,10 +3,12 @@ runs, rounds, pseudo-labels, predictions and artifacts. No torch here: the UI im
 
 from .db import connect, db_path, write
 from .examples import (
+    ExampleRows,
     ImportReport,
     add_examples,
     all_examples,
     count_examples,
+    example_ids,
     examples_by_ids,
     get_example,
     import_file,
@@ -28,6 +30,7 @@ from .projects import (
 
 __all__ = [
     "ImportFileError",
+    "ExampleRows",
     "ImportReport",
     "StoreError",
     "add_examples",
@@ -38,6 +41,7 @@ __all__ = [
     "create_project",
     "db_path",
     "delete_project",
+    "example_ids",
     "examples_by_ids",
     "export_data",
     "get_example",

@@ -47,9 +47,9 @@ def connect(
                 break
             except sqlite3.OperationalError:
                 time.sleep(0.1)
-    db.execute("PRAGMA foreign_keys = ON")
     db.execute("PRAGMA synchronous = NORMAL")
-    _migrate(db)
+    _migrate(db)  # with foreign keys off, as SQLite advises for schema changes (m007 rebuilds a table)
+    db.execute("PRAGMA foreign_keys = ON")
     return db
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from array import array
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,7 @@ from .db import now, write
 from .importers import ImportFileError, Table, max_text_chars, read_table
 from .labels import set_label
 from .models import Example
-from .projects import get_project
+from .projects import StoreError, get_project
 
 
 def content_hash(texts: dict[str, str]) -> str:
@@ -126,44 +129,73 @@ def import_table(
             names = project.labels
             raise ImportFileError(f"lines {first[2]} and {line} have the same text with different labels "
                                   f"({names[first[1]]!r} and {names[label]!r}); keep one of them")  # fmt: skip
-    with write(db):
-        relabel = _labels_for_existing(db, project_id, project.labels, unique, split)
-        before = db.conn.total_changes
-        db.conn.executemany(  # rows already in the project are skipped by UNIQUE (project_id, hash)
-            "INSERT OR IGNORE INTO examples (project_id, text, text_a, text_b, source, split, eval_label, hash, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(project_id, t.get("text"), t.get("text_a"), t.get("text_b"), source, split,
-              label if split == "eval" else None, h, at) for h, (t, label, _) in unique.items()],
-        )  # fmt: skip
-        added = db.conn.total_changes - before
-        gold = {h: label for h, (_, label, _) in unique.items() if label is not None and split == "pool"}
-        for example_id, label in relabel:  # texts already in the project, without a gold label so far
-            set_label(db, example_id, label, by=source, reason="import")
-        labeled = len(relabel)
-        if gold:
-            new_ids = db.execute(
-                "SELECT id, hash FROM examples WHERE project_id = ? AND created_at = ? AND source = ?",
-                [project_id, at, source],
-            ).fetchall()
-            pairs = [(i, gold[h]) for i, h in new_ids if h in gold]
-            db.conn.executemany(
-                "INSERT INTO gold (example_id, project_id, label, updated_at) VALUES (?, ?, ?, ?)",
-                [(i, project_id, lab, at) for i, lab in pairs],
-            )
-            db.conn.executemany(
-                "INSERT INTO label_history (project_id, example_id, old_label, new_label, at, by, reason) "
-                "VALUES (?, ?, NULL, ?, ?, ?, 'import')",
-                [(project_id, i, lab, at, source) for i, lab in pairs],
-            )
-            labeled += len(pairs)
-        elif split == "eval":  # labels of an evaluation split live on the example (eval_label)
-            labeled = db.execute(
-                "SELECT COUNT(*) FROM examples WHERE project_id = ? AND created_at = ? AND source = ? "
-                "AND eval_label IS NOT NULL",
-                [project_id, at, source],
-            ).fetchone()[0]
+    added, items = 0, list(unique.items())
+    try:
+        for s in range(0, len(items), IMPORT_CHUNK):  # short transactions: labelers and the worker get turns
+            with write(db):
+                if s == 0:  # in the first chunk's transaction, so two imports cannot both pass the check
+                    _claim_import(db, project_id, at)
+                before = db.conn.total_changes
+                db.conn.executemany(  # rows already in the project are skipped by UNIQUE (project_id, hash)
+                    "INSERT OR IGNORE INTO examples (project_id, text, text_a, text_b, source, split, eval_label, hash, "
+                    "created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+                    [(project_id, t.get("text"), t.get("text_a"), t.get("text_b"), source, label, h, at)
+                     for h, (t, label, _) in items[s : s + IMPORT_CHUNK]],
+                )  # fmt: skip
+                added += db.conn.total_changes - before
+        with write(db):  # published all at once: a file is imported whole or not at all
+            labeled = _publish(db, project_id, unique, split, source, at)
+    except BaseException:
+        _drop_pending(db, project_id, at)
+        raise
     dup = len(rows) - added
     return ImportReport(added=added, duplicates=dup, labeled=labeled, rows=len(rows))
+
+
+IMPORT_CHUNK = 20_000  # rows per transaction of an import (about half a second of the write lock)
+STALE_IMPORT_S = 600  # pending rows older than this are an import that died (killed mid-way)
+
+
+def _claim_import(db: sqlite_utils.Database, project_id: int, at: str) -> None:
+    """One import at a time per project (pending rows hold their texts' place in the de-duplication); the rows of
+    an import that died are cleared. Runs inside the caller's write transaction."""
+    newest = db.execute("SELECT max(created_at) FROM examples WHERE project_id = ? AND split = 'pending'",
+                        [project_id]).fetchone()[0]  # fmt: skip
+    if newest is None:
+        return
+    if (datetime.fromisoformat(at) - datetime.fromisoformat(newest)).total_seconds() < STALE_IMPORT_S:
+        raise ImportFileError("another import into this project is still running; import again when it ends")
+    db.execute("DELETE FROM examples WHERE project_id = ? AND split = 'pending'", [project_id])
+
+
+def _drop_pending(db: sqlite_utils.Database, project_id: int, at: str) -> None:
+    with write(db):
+        db.execute(
+            "DELETE FROM examples WHERE project_id = ? AND split = 'pending' AND created_at = ?", [project_id, at]
+        )
+
+
+def _publish(db: sqlite_utils.Database, project_id: int, unique: dict, split: str, source: str, at: str) -> int:
+    """Inside the final transaction: labels for texts the project had, the new rows' gold labels and history,
+    then the rows themselves made visible. Returns how many rows came with a label."""
+    project = get_project(db, project_id)
+    relabel = _labels_for_existing(db, project_id, project.labels, unique, split)
+    for example_id, label in relabel:  # texts already in the project, without a gold label so far
+        set_label(db, example_id, label, by=source, reason="import")
+    mine = "project_id = ? AND split = 'pending' AND created_at = ?"
+    if split == "eval":  # labels of an evaluation split live on the example (eval_label)
+        labeled = db.execute(f"SELECT count(*) FROM examples WHERE {mine} AND eval_label IS NOT NULL",
+                             [project_id, at]).fetchone()[0]  # fmt: skip
+        db.execute(f"UPDATE examples SET split = 'eval' WHERE {mine}", [project_id, at])
+        return labeled
+    db.execute(f"INSERT INTO gold (example_id, project_id, label, updated_at) SELECT id, project_id, eval_label, ? "
+               f"FROM examples WHERE {mine} AND eval_label IS NOT NULL", [at, project_id, at])  # fmt: skip
+    labeled = db.execute("SELECT changes()").fetchone()[0]
+    db.execute("INSERT INTO label_history (project_id, example_id, old_label, new_label, at, by, reason) "
+               f"SELECT project_id, id, NULL, eval_label, ?, ?, 'import' FROM examples WHERE {mine} "
+               "AND eval_label IS NOT NULL ORDER BY id", [at, source, project_id, at])  # fmt: skip
+    db.execute(f"UPDATE examples SET split = 'pool', eval_label = NULL WHERE {mine}", [project_id, at])
+    return labeled + len(relabel)
 
 
 def _labels_for_existing(
@@ -282,6 +314,12 @@ def all_examples(db: sqlite_utils.Database, project_id: int, split: str = "pool"
     ]
 
 
+def example_ids(db: sqlite_utils.Database, project_id: int, split: str = "pool") -> array:
+    """The ids of a split's examples in id order (8 bytes each, for reading them in chunks: `ExampleRows`)."""
+    rows = db.execute("SELECT id FROM examples WHERE project_id = ? AND split = ? ORDER BY id", [project_id, split])
+    return array("q", (i for (i,) in rows))
+
+
 def examples_by_ids(db: sqlite_utils.Database, ids: list[int]) -> list[Example]:
     """The examples with these ids, in the order given (ids no longer in the store are left out)."""
     found: dict[int, Example] = {}
@@ -290,3 +328,42 @@ def examples_by_ids(db: sqlite_utils.Database, ids: list[int]) -> list[Example]:
         rows = db.query(_SELECT + f" WHERE e.id IN ({','.join('?' * len(chunk))})", chunk)
         found.update((r["id"], Example.of(r)) for r in rows)
     return [found[i] for i in ids if i in found]
+
+
+class ExampleRows(Sequence):
+    """The texts of the examples with these ids as list_core rows, read from the store a chunk at a time: a run's
+    pool of millions of examples is held as its ids (8 bytes each), not as objects (`list_core.pool.RowSource`)."""
+
+    def __init__(self, db: sqlite_utils.Database, ids: Sequence[int], chunk: int = 4096) -> None:
+        self.db, self.ids, self.chunk = db, array("q", ids), chunk
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i):  # noqa: ANN001 - an int or a slice, as for a list
+        if isinstance(i, slice):
+            return self.take(range(len(self))[i])
+        return self.take([range(len(self))[i]])[0]
+
+    def __iter__(self) -> Iterator[dict[str, str]]:
+        for s in range(0, len(self), self.chunk):
+            yield from self.take(range(s, min(len(self), s + self.chunk)))
+
+    def take(self, index: Sequence[int]) -> list[dict[str, str]]:
+        """The rows at these positions, in this order; an example gone from the store (its project deleted) is an
+        error, not a silent gap."""
+        want = [self.ids[i] for i in index]
+        found: dict[int, dict[str, str]] = {}
+        for s in range(0, len(want), 900):  # SQLite's limit on bound parameters
+            part = want[s : s + 900]
+            rows = self.db.execute(
+                f"SELECT id, text, text_a, text_b FROM examples WHERE id IN ({','.join('?' * len(part))})", part
+            )
+            found.update((i, {"text": t} if t is not None else {"text_a": a or "", "text_b": b or ""})
+                         for i, t, a, b in rows)  # fmt: skip
+        missing = [i for i in want if i not in found]
+        if missing:
+            raise StoreError(
+                f"{len(missing)} example(s) of this run are no longer in the store (first: id {missing[0]})"
+            )
+        return [found[i] for i in want]

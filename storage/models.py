@@ -163,6 +163,13 @@ class Run:
         """How pages name the run: its number within the project."""
         return f"run {self.number if self.number is not None else self.id}"
 
+    @property
+    def unlabeled_count(self) -> int | None:
+        """How many unlabeled examples the run trains on (None: started before input snapshots)."""
+        if self.inputs is None:
+            return None
+        return len(self.inputs["unlabeled"]) if "unlabeled" in self.inputs else self.inputs["unlabeled_count"]
+
     @classmethod
     def of(cls, r: dict) -> Run:
         return _of(cls, r, {"config": {}, "gold_snapshot": [], "metrics": None, "inputs": None})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from array import array
 from typing import Any
 
 import sqlite_utils
@@ -42,14 +43,29 @@ def create_run(
 
 
 def _inputs(db: sqlite_utils.Database, project_id: int, gold: list[list[int]], prompt_id: int | None) -> dict[str, Any]:
+    """The run's inputs in constant size: examples are never edited, moved between splits or deleted (a whole
+    project is), so the unlabeled pool is "pool examples up to id `pool_upto`, less the gold and rejected ones"."""
     ids = lambda sql: [r[0] for r in db.execute(sql, [project_id])]  # noqa: E731
     rejected = ids("SELECT example_id FROM excluded WHERE project_id = ? ORDER BY example_id")
-    gold_ids, skip = {g for g, _ in gold}, set(rejected)
-    unlabeled = [i for i in ids("SELECT id FROM examples WHERE project_id = ? AND split = 'pool' ORDER BY id")
-                 if i not in gold_ids and i not in skip]  # fmt: skip
+    upto, n = db.execute(
+        "SELECT coalesce(max(id), 0), count(*) FROM examples WHERE project_id = ? AND split = 'pool'", [project_id]
+    ).fetchone()
+    gold_ids = {g for g, _ in gold}
+    unlabeled = n - len(gold_ids) - len(set(rejected) - gold_ids)
     evals = ids("SELECT id FROM examples WHERE project_id = ? AND split = 'eval' ORDER BY id")
-    h = hashlib.sha256(json.dumps([gold, unlabeled, evals, rejected, prompt_id]).encode()).hexdigest()
-    return {"unlabeled": unlabeled, "eval": evals, "rejected": rejected, "sha256": h}
+    h = hashlib.sha256(json.dumps([gold, upto, unlabeled, evals, rejected, prompt_id]).encode()).hexdigest()
+    return {"pool_upto": upto, "unlabeled_count": unlabeled, "eval": evals, "rejected": rejected, "sha256": h}
+
+
+def unlabeled_ids(db: sqlite_utils.Database, run: Run) -> array:
+    """The ids of the unlabeled examples the run trains on, in id order (runs that stored the list: that list)."""
+    inputs = run.inputs or {}
+    if "unlabeled" in inputs:
+        return array("q", inputs["unlabeled"])
+    skip = {g for g, _ in run.gold_snapshot} | set(inputs["rejected"])
+    rows = db.execute("SELECT id FROM examples WHERE project_id = ? AND split = 'pool' AND id <= ? ORDER BY id",
+                      [run.project_id, inputs["pool_upto"]])  # fmt: skip
+    return array("q", (i for (i,) in rows if i not in skip))
 
 
 def get_run(db: sqlite_utils.Database, run_id: int) -> Run:

@@ -237,3 +237,38 @@ def m006_run_numbers(db) -> None:
         UPDATE runs SET number = (SELECT count(*) FROM runs r WHERE r.project_id = runs.project_id AND r.id <= runs.id)
     """,
     )
+
+
+@migrations()
+def m007_pending_examples(db) -> None:
+    # an import writes its rows in short transactions as split 'pending' (invisible: every read names its split)
+    # and publishes them with one UPDATE; SQLite cannot change a CHECK in place, so the table is rebuilt (connect()
+    # applies migrations with foreign keys off, so dropping the old table cascades nothing)
+    if db.execute("PRAGMA foreign_keys").fetchone()[0]:
+        raise RuntimeError("m007 must run with foreign keys off (it rebuilds the examples table)")
+    _execute(db, PENDING_EXAMPLES)
+    bad = db.execute("PRAGMA foreign_key_check").fetchall()
+    if bad:
+        raise RuntimeError(f"m007: foreign keys broken after rebuilding examples: {bad[:5]}")
+
+
+PENDING_EXAMPLES = """
+        CREATE TABLE examples_new (
+            id INTEGER PRIMARY KEY,
+            project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+            text TEXT,
+            text_a TEXT,
+            text_b TEXT,
+            source TEXT NOT NULL,
+            split TEXT NOT NULL DEFAULT 'pool' CHECK (split IN ('pool', 'eval', 'pending')),
+            eval_label INTEGER,                  -- the evaluation split's label (while pending: the row's label)
+            hash TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            UNIQUE (project_id, hash)
+        );
+        INSERT INTO examples_new (id, project_id, text, text_a, text_b, source, split, eval_label, hash, created_at)
+            SELECT id, project_id, text, text_a, text_b, source, split, eval_label, hash, created_at FROM examples;
+        DROP TABLE examples;
+        ALTER TABLE examples_new RENAME TO examples;
+        CREATE INDEX examples_project_split ON examples(project_id, split, id)
+"""

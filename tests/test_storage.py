@@ -382,3 +382,97 @@ def test_a_malformed_file_is_imported_exactly_or_refused_whole(db, project, name
     else:
         st.import_file(db, project.id, data, {"text": "text"}, name=name, label_column=label)
         assert [(e.text, e.gold) for e in st.page_examples(db, project.id)] == expected
+
+
+def test_a_run_snapshot_is_constant_size_and_reads_its_pool_in_chunks(db, project):
+    """A run's unlabeled pool is stored as "pool examples up to id N less gold and rejected" (not a list of a million
+    ids) and read back a chunk at a time, in id order, whatever was imported, labeled or rejected after it started."""
+    from storage import runs as runq
+    from storage.queue import exclude
+
+    st.add_examples(db, project.id, [{"text": f"text {i}"} for i in range(10)])
+    ex = st.page_examples(db, project.id, limit=100)
+    st.set_label(db, ex[0].id, 0)
+    st.set_label(db, ex[1].id, 1)
+    exclude(db, ex[2].id, project.id)
+    run = runq.create_run(db, project.id, "list", "fast", {}, 1, "default", None)
+    assert set(run.inputs) == {"pool_upto", "unlabeled_count", "eval", "rejected", "sha256"}
+    st.add_examples(db, project.id, [{"text": f"later {i}"} for i in range(3)])  # after the run started
+    exclude(db, ex[3].id, project.id)
+    st.set_label(db, ex[4].id, 1)
+    ids = runq.unlabeled_ids(db, runq.get_run(db, run.id))
+    assert list(ids) == [e.id for e in ex[3:10]] and run.unlabeled_count == 7
+    rows = st.ExampleRows(db, ids, chunk=3)
+    assert len(rows) == 7 and list(rows) == [{"text": f"text {i}"} for i in range(3, 10)]
+    assert rows.take([6, 0]) == [{"text": "text 9"}, {"text": "text 3"}] and rows[-1] == {"text": "text 9"}
+    assert rows[1:3] == [{"text": "text 4"}, {"text": "text 5"}]
+    with pytest.raises(st.StoreError, match="no longer in the store"):
+        st.ExampleRows(db, [ex[3].id, 10**9]).take([0, 1])
+    # runs made while the list itself was stored still read it
+    old = runq.get_run(db, run.id).__class__(**{**runq.get_run(db, run.id).__dict__, "inputs": {"unlabeled": [5, 7]}})
+    assert list(runq.unlabeled_ids(db, old)) == [5, 7] and old.unlabeled_count == 2
+
+
+def test_a_long_import_writes_in_short_transactions_and_publishes_whole(tmp_path, monkeypatch):
+    """Issue 13 (writers that never starve): an import writes its rows a chunk per transaction, invisible until one
+    final UPDATE publishes them; between chunks another session labels at once (a 100 ms busy timeout), and what
+    it sees of the project does not change until the import is whole."""
+    import contextlib
+
+    import storage.examples as ex
+
+    path = tmp_path / "chunks.db"
+    db = st.connect(path)
+    p = st.create_project(db, "big", "single", ["negative", "positive"], "default")
+    st.add_examples(db, p.id, [{"text": "already here"}])
+    other = st.connect(path, busy_timeout_ms=100)
+    target = st.page_examples(other, p.id)[0].id
+    monkeypatch.setattr(ex, "IMPORT_CHUNK", 3)
+    seen, real_write = [], ex.write
+
+    @contextlib.contextmanager
+    def observed(conn):
+        # before each transaction of the import: another session writes without waiting and sees the old project
+        st.set_label(other, target, len(seen) % 2, by="other")
+        seen.append(st.count_examples(other, p.id))
+        with real_write(conn) as c:
+            yield c
+
+    monkeypatch.setattr(ex, "write", observed)
+    lines = "\n".join(f"text {i},{'positive' if i % 2 else 'negative'}" for i in range(10))
+    rep = st.import_file(db, p.id, f"text,label\n{lines}\n".encode(), {"text": "text"}, name="f.csv",
+                         label_column="label")  # fmt: skip
+    assert seen == [1, 1, 1, 1, 1]  # 4 chunks of <= 3 rows, then the publishing transaction
+    assert (rep.added, rep.labeled) == (10, 10) and st.count_examples(other, p.id) == 11
+    assert st.class_counts(other, p.id) == [6, 5]  # with the other session's last label (negative)
+    assert len([h for h in st.history(other, p.id) if h.reason == "import"]) == 10
+    assert not db.execute("SELECT count(*) FROM examples WHERE split = 'pending'").fetchone()[0]
+
+
+def test_an_import_that_fails_part_way_leaves_nothing(db, project, monkeypatch):
+    import storage.examples as ex
+
+    monkeypatch.setattr(ex, "IMPORT_CHUNK", 2)
+    st.add_examples(db, project.id, [{"text": "known"}])
+    st.set_label(db, st.page_examples(db, project.id)[0].id, 0)
+    rows = "\n".join(f"t{i},positive" for i in range(5))
+    with pytest.raises(ImportFileError, match="already labeled 'negative'"):  # found when publishing, after 3 chunks
+        st.import_file(db, project.id, f"text,label\n{rows}\nknown,positive\n".encode(), {"text": "text"},
+                       name="f.csv", label_column="label")  # fmt: skip
+    real = ex._publish
+    monkeypatch.setattr(ex, "_publish", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        st.add_examples(db, project.id, [{"text": f"u{i}"} for i in range(5)])
+    monkeypatch.setattr(ex, "_publish", real)
+    assert db.execute("SELECT count(*) FROM examples").fetchone()[0] == 1 and st.class_counts(db, project.id) == [1, 0]
+    # rows of an import that died (killed between chunks) are cleared by the next import once stale; a live
+    # import's are respected
+    db.execute("INSERT INTO examples (project_id, text, source, split, hash, created_at) VALUES (?, 'x', 'f', "
+               "'pending', 'h', ?)", [project.id, st.db.now()])  # fmt: skip
+    db.conn.commit()
+    with pytest.raises(ImportFileError, match="another import into this project is still running"):
+        st.add_examples(db, project.id, [{"text": "y"}])
+    db.execute("UPDATE examples SET created_at = '2000-01-01 00:00:00.000000' WHERE split = 'pending'")
+    db.conn.commit()
+    assert st.add_examples(db, project.id, [{"text": "x"}, {"text": "y"}]).added == 2
+    assert st.count_examples(db, project.id) == 3

@@ -55,8 +55,11 @@ def make_project(tmp_path, tiny_dirs):
     return db, p, tmp_path / "w.db"
 
 
-def test_list_run_end_to_end(project):
+def test_list_run_end_to_end(project, monkeypatch):
+    import list_core.pool
+
     db, p, path = project
+    monkeypatch.setattr(list_core.pool, "CHUNK", 3)  # the pool is read, scored and written back 3 texts at a time
     run, job = actions.start_run(db, p.id, "list", "fast", seed=3, overrides=TINY)
     done = Worker(path, poll_s=0.1).run_once()
     assert done.id == job.id and done.status == "succeeded", done.error
@@ -65,11 +68,11 @@ def test_list_run_end_to_end(project):
     assert len(run.gold_snapshot) == 8
     assert [m.get("round") for m in runq.rounds(db, run.id)] == [0, 1, 2]
     assert run.metrics["eval_accuracy"] is not None and run.metrics["chosen_round"] == 2 and run.metrics["rounds"] == 2
-    assert run.inputs["unlabeled"] and len(run.inputs["unlabeled"]) == len(POOL) - 8 and len(run.inputs["eval"]) == 2
+    assert run.unlabeled_count == len(POOL) - 8 == len(runq.unlabeled_ids(db, run)) and len(run.inputs["eval"]) == 2
     pls = runq.pseudo_labels(db, run.id, 2, limit=100)
     assert len(pls) == len(POOL) - 8 and all(abs(sum(pl.probs) - 1) < 1e-3 for pl in pls)
     assert any(pl.weight is not None for pl in pls)
-    assert predq.prediction(db, pls[0].example_id) is not None
+    assert all(predq.prediction(db, e.id)["run_id"] == run.id for e in st.page_examples(db, p.id, limit=100))
     # predict typed texts, export the adapter, and load it back outside the app
     pj = jobq.enqueue(db, "predict", {"run_id": run.id, "rows": [{"text": "great"}]}, p.id)
     w = Worker(path)

@@ -14,10 +14,11 @@ from list_core.distributed import DistributedError, use_scorer
 from list_core.events import Event
 from list_core.methods import get as get_method
 from list_core.model import ListModel
+from list_core.pool import spans
 from list_core.prompts import Prompt
 from list_core.records import RunMetrics
 from list_core.self_training import TaskData
-from storage import all_examples, examples_by_ids, gold_labels
+from storage import ExampleRows, all_examples, example_ids, examples_by_ids, gold_labels
 from storage import exports as exportq
 from storage import jobs as jobq
 from storage import predictions as predq
@@ -98,20 +99,20 @@ def task_of(ctx: JobContext, run: Run) -> TaskData:
     gold = {int(a): int(b) for a, b in run.gold_snapshot}
     if run.inputs is not None:
         g = examples_by_ids(ctx.db, list(gold))
-        u = examples_by_ids(ctx.db, run.inputs["unlabeled"])
+        u = ExampleRows(ctx.db, runq.unlabeled_ids(ctx.db, run))  # read a chunk at a time: pools of millions
         evals = examples_by_ids(ctx.db, run.inputs["eval"])
     else:
         pool = all_examples(ctx.db, project.id, "pool")
         rejected = excluded_ids(ctx.db, project.id)
         g = [e for e in pool if e.id in gold]
-        u = [e for e in pool if e.id not in gold and e.id not in rejected]
+        u = ExampleRows(ctx.db, [e.id for e in pool if e.id not in gold and e.id not in rejected])
         evals = all_examples(ctx.db, project.id, "eval")
     return TaskData(
         labels=project.labels,
         gold_rows=[e.row() for e in g],
         gold_labels=[gold[e.id] for e in g],
-        unlabeled_rows=[e.row() for e in u],
-        unlabeled_ids=[e.id for e in u],
+        unlabeled_rows=u,
+        unlabeled_ids=u.ids.tolist(),
         eval_rows=[e.row() for e in evals] or None,
         eval_labels=[int(e.eval_label) for e in evals] or None,
     )
@@ -150,12 +151,7 @@ def list_run(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, An
             cal = calibrate(model, task.eval_rows, task.eval_labels, cfg.eval_batch_size)
             metrics = dataclasses.replace(metrics, **{k: v for k, v in cal.items() if k != "eval_ece"})
         keeper = model if isinstance(model, ListModel) else result
-        jobq.progress(ctx.db, job.id, "predicting", message="scoring every example for suggestions",
-                      worker_id=ctx.worker_id)  # fmt: skip
-        pool = all_examples(ctx.db, run.project_id, "pool")
-        probs = _proba(keeper, [e.row() for e in pool], scorer, cfg.eval_batch_size)
-        predq.save_predictions(ctx.db, run.project_id, run.id,
-                              [{"example_id": e.id, "probs": p.tolist()} for e, p in zip(pool, probs)])  # fmt: skip
+        _suggest(ctx, job, run.project_id, run.id, keeper, scorer, cfg.eval_batch_size)
         runq.update_run(ctx.db, run.id, owner, status="succeeded", metrics=metrics.to_dict(), head=metrics.head,
                         finished_at=now())  # fmt: skip
         return {"run_id": run.id, "metrics": metrics.to_dict(), "resumed_from": progress.resumed_from}
@@ -197,6 +193,21 @@ def _proba(model: Any, rows: list[dict], scorer: Any, batch_size: int = 64):
     return (scorer.logits(model, model.encode(rows), batch_size) / model.temperature).softmax(-1)
 
 
+def _suggest(
+    ctx: JobContext, job: Job, project_id: int, run_id: int | None, model: Any, scorer: Any = None, batch_size: int = 64
+) -> int:
+    """The model's suggestions for every pool example, read, scored and written a chunk at a time (bounded memory
+    for any pool size; each chunk is its own short write). Returns how many were scored."""
+    rows = ExampleRows(ctx.db, example_ids(ctx.db, project_id, "pool"))
+    for part in spans(len(rows)):
+        jobq.progress(ctx.db, job.id, "predicting", part.start, len(rows), message="suggestions for every example",
+                      worker_id=ctx.worker_id)  # fmt: skip
+        probs = _proba(model, rows.take(part), scorer, batch_size)
+        predq.save_predictions(ctx.db, project_id, run_id,
+                               [{"example_id": rows.ids[i], "probs": p.tolist()} for i, p in zip(part, probs)])  # fmt: skip
+    return len(rows)
+
+
 def predict(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any]:
     """Probabilities for typed texts (`payload["rows"]`), for an uploaded file's rows (`file_predictions`
     table), or suggestions for every example of the project."""
@@ -211,11 +222,7 @@ def predict(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any
         scorer = ctx.scorer(job.payload.get("ray_address"))  # a whole file: worth a cluster when there is one
         predq.save_file_predictions(ctx.db, job.id, _proba(model, rows, scorer).tolist())
         return {"predicted": len(rows)}
-    examples = all_examples(ctx.db, run.project_id, "pool")
-    probs = model.predict_proba([e.row() for e in examples])
-    predq.save_predictions(ctx.db, run.project_id, run.id,
-                          [{"example_id": e.id, "probs": p.tolist()} for e, p in zip(examples, probs)])  # fmt: skip
-    return {"predicted": len(examples)}
+    return {"predicted": _suggest(ctx, job, run.project_id, run.id, model)}
 
 
 def prompt_eval(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any]:
