@@ -102,6 +102,25 @@ def test_prompt_eval_job(project):
     assert job.id == done.id
 
 
+def test_diversity_orders_a_sample_of_a_large_pool_and_the_prompt_suggests(project, monkeypatch):
+    """The diverse order clusters at most `DIVERSE_LIMIT` pool texts (a labeling queue, not a pass over a huge
+    pool), and before any run the prompt's suggestions cover every pool example, written a chunk at a time."""
+    import list_core.pool
+    import worker.handlers as handlers
+
+    db, p, path = project
+    monkeypatch.setattr(handlers, "DIVERSE_LIMIT", 6)
+    monkeypatch.setattr(list_core.pool, "CHUNK", 4)
+    jobq.enqueue(db, "diversity", {"k": 3}, p.id)
+    done = Worker(path).run_once()
+    assert done.status == "succeeded", done.error
+    assert done.result == {"ordered": 6, "clusters": 3, "of": len(POOL)}
+    queue = [r[0] for r in db.execute("SELECT example_id FROM label_queue WHERE project_id = ? ORDER BY rank", [p.id])]
+    pool_ids = {e.id for e in st.page_examples(db, p.id, limit=100)}
+    assert len(queue) == len(set(queue)) == 6 and set(queue) <= pool_ids
+    assert all(predq.prediction(db, i)["run_id"] is None for i in pool_ids)  # the prompt's, for every example
+
+
 def test_failed_job_keeps_the_traceback(project):
     db, p, path = project
     st.save_prompt(db, p.id, "{text} It was {mask} .", ["bad", "unfathomableness"])

@@ -194,13 +194,20 @@ def _proba(model: Any, rows: list[dict], scorer: Any, batch_size: int = 64):
 
 
 def _suggest(
-    ctx: JobContext, job: Job, project_id: int, run_id: int | None, model: Any, scorer: Any = None, batch_size: int = 64
+    ctx: JobContext,
+    job: Job,
+    project_id: int,
+    run_id: int | None,
+    model: Any,
+    scorer: Any = None,
+    batch_size: int = 64,
+    stage: str = "predicting",
 ) -> int:
     """The model's suggestions for every pool example, read, scored and written a chunk at a time (bounded memory
     for any pool size; each chunk is its own short write). Returns how many were scored."""
     rows = ExampleRows(ctx.db, example_ids(ctx.db, project_id, "pool"))
     for part in spans(len(rows)):
-        jobq.progress(ctx.db, job.id, "predicting", part.start, len(rows), message="suggestions for every example",
+        jobq.progress(ctx.db, job.id, stage, part.start, len(rows), message="suggestions for every example",
                       worker_id=ctx.worker_id)  # fmt: skip
         probs = _proba(model, rows.take(part), scorer, batch_size)
         predq.save_predictions(ctx.db, project_id, run_id,
@@ -233,11 +240,10 @@ def prompt_eval(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str,
     project = get_project(ctx.db, job.project_id)
     bb = ctx.backbone(job.payload.get("backbone") or project.backbone)
     gold = gold_labels(ctx.db, project.id)
-    pool = all_examples(ctx.db, project.id, "pool")
-    by_id = {e.id: e for e in pool}
-    rows = [by_id[i].row() for i, _ in gold]
+    pool = ExampleRows(ctx.db, example_ids(ctx.db, project.id, "pool"))  # rows read only where needed
+    rows = [e.row() for e in examples_by_ids(ctx.db, [i for i, _ in gold])]
     y = [lab for _, lab in gold]
-    sample = [e.row() for e in pool[:: max(1, len(pool) // 2000)]]  # the pool distribution from <= ~2,000 texts
+    sample = pool.take(range(0, len(pool), max(1, len(pool) // 2000)))  # the pool distribution from <= ~2,000 texts
     candidates = job.payload.get("candidates", [])
     board = score_prompts(bb, candidates, rows, y, sample, project.labels,
                           progress=lambda k, n: jobq.progress(ctx.db, job.id, "scoring prompts", k, n))  # fmt: skip
@@ -245,24 +251,19 @@ def prompt_eval(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str,
     if job.payload.get("suggest") and rows and candidates:
         jobq.progress(ctx.db, job.id, "suggesting label words")
         result["suggestions"] = suggest_label_words(bb, Prompt(candidates[0]["template"], ("a", "b")), rows, y,
-                                                    project.labels, [e.row() for e in pool[:2000]])  # fmt: skip
+                                                    project.labels, pool.take(range(min(2000, len(pool)))))  # fmt: skip
     if candidates and "error" not in board[0] and not predq.has_run_predictions(ctx.db, project.id):
-        _prompt_suggestions(ctx, job, project.id, Prompt.from_json(candidates[0]), pool)
-        result["prompt_suggestions"] = len(pool)
+        result["prompt_suggestions"] = _prompt_suggestions(ctx, job, project.id, Prompt.from_json(candidates[0]))
     return result
 
 
-def _prompt_suggestions(ctx: JobContext, job: Job, project_id: int, prompt: Prompt, pool) -> None:
+def _prompt_suggestions(ctx: JobContext, job: Job, project_id: int, prompt: Prompt) -> int:
     """Before any run, the prompt's own zero-shot predictions are the Label page's suggestions (and make
     "most uncertain" work from the first label)."""
     from list_core.prompt_tools import zero_shot_model
 
-    jobq.progress(ctx.db, job.id, "suggestions from the prompt", 0, len(pool))
     model = zero_shot_model(ctx.backbone(get_project(ctx.db, project_id).backbone), prompt)
-    probs = model.predict_proba([e.row() for e in pool])
-    predq.save_predictions(
-        ctx.db, project_id, None, [{"example_id": e.id, "probs": p.tolist()} for e, p in zip(pool, probs)]
-    )
+    return _suggest(ctx, job, project_id, None, model, stage="suggestions from the prompt")
 
 
 def export(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any]:
@@ -281,26 +282,36 @@ def export(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any]
     return {"artifact_id": art.id, "path": art.path, "size": art.size, "sha256": art.sha256, "round": summary["round"]}
 
 
+DIVERSE_LIMIT = 20_000  # texts clustered for the diverse order: a labeling queue, not a pass over a huge pool
+
+
 def diversity(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any]:
-    """A labeling order that covers the data (k-means on frozen embeddings of the pool), and, before any run,
-    the prompt's own suggestions so that "most uncertain" can follow."""
+    """A labeling order that covers the data (k-means on frozen embeddings of the pool, or of a random sample of
+    `DIVERSE_LIMIT` texts from a larger pool), and, before any run, the prompt's own suggestions so that "most
+    uncertain" can follow."""
+    import numpy as np
+
     from list_core.baselines import embed
     from list_core.prompt_tools import diverse_order
 
     project = get_project(ctx.db, job.project_id)
     bb = ctx.backbone(project.backbone)
-    examples = all_examples(ctx.db, project.id, "pool")
-    if not examples:
+    pool = ExampleRows(ctx.db, example_ids(ctx.db, project.id, "pool"))
+    if not len(pool):
         return {"ordered": 0}
-    jobq.progress(ctx.db, job.id, "embedding", 0, len(examples))
+    picked = range(len(pool))
+    if len(pool) > DIVERSE_LIMIT:
+        picked = sorted(np.random.default_rng(0).choice(len(pool), DIVERSE_LIMIT, replace=False).tolist())
+    jobq.progress(ctx.db, job.id, "embedding", 0, len(picked))
     slot_template = "{text_a} {mask} {text_b}" if project.task == "pair" else "{text} {mask}"
-    x = embed(bb, Prompt(slot_template, ("a", "b")), [e.row() for e in examples])
-    order = diverse_order(x, int(job.payload.get("k", project.target_gold)))
-    set_label_queue(ctx.db, project.id, [examples[i].id for i in order], "diverse")
+    x = embed(bb, Prompt(slot_template, ("a", "b")), pool.take(picked))
+    k = int(job.payload.get("k", project.target_gold))
+    order = diverse_order(x, k)
+    set_label_queue(ctx.db, project.id, [pool.ids[picked[i]] for i in order], "diverse")
     prompt = latest_prompt(ctx.db, project.id)
     if prompt is not None and not predq.has_run_predictions(ctx.db, project.id):
-        _prompt_suggestions(ctx, job, project.id, prompt_of(prompt), examples)
-    return {"ordered": len(order), "clusters": min(len(examples), int(job.payload.get("k", project.target_gold)))}
+        _prompt_suggestions(ctx, job, project.id, prompt_of(prompt))
+    return {"ordered": len(order), "clusters": min(len(picked), k), "of": len(pool)}
 
 
 HANDLERS = {
