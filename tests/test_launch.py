@@ -64,6 +64,49 @@ def test_the_app_starts_from_another_folder(tmp_path):
             except OSError:
                 time.sleep(0.5)
         assert body == "ok", "the app did not answer on its port"
+        proc.send_signal(signal.SIGTERM)  # `kill <pid of list-studio>`: the app it started must stop too
+        proc.wait(60)
+        end = time.monotonic() + 60
+        while time.monotonic() < end and _group_alive(proc.pid):
+            time.sleep(0.5)
+        assert not _group_alive(proc.pid), "the app outlived the list-studio command that started it"
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        if _group_alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(20)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of the group is alive (zombies of our own children are reaped by `wait`)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = status.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":  # fields: state, ppid, pgrp, ...
+            return True
+    return False
+
+
+def test_a_stop_while_the_app_starts_still_stops_it(tmp_path):
+    """A SIGTERM that reaches Streamlit while it starts can be lost (the server then runs for ever, seen as a
+    leftover server from a test run); the command stops it anyway, killing it after `STOP_GRACE_S`."""
+    env = {**os.environ, "LIST_NO_WORKER": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "ui.launch", "--server.port", str(_free_port())], cwd=tmp_path,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    try:
+        time.sleep(3)  # the launcher is up and Streamlit is starting
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(launch.STOP_GRACE_S + 30)
+        end = time.monotonic() + 30
+        while time.monotonic() < end and _group_alive(proc.pid):
+            time.sleep(0.5)
+        assert not _group_alive(proc.pid)
+    finally:
+        if _group_alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(20)

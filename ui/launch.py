@@ -9,8 +9,10 @@ safe defaults (localhost, no usage statistics) are given as flags unless the com
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 DEFAULTS = {
@@ -22,6 +24,7 @@ DEFAULTS = {
 
 
 SOURCE = Path(__file__).resolve().parents[1]
+STOP_GRACE_S = 15.0  # after a stop signal, seconds the app has to end before it is killed
 
 
 def app_dir(prefix: str | os.PathLike = sys.prefix, source: Path | None = SOURCE) -> Path:
@@ -46,9 +49,27 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    child = subprocess.Popen(cmd)
+    stopping: list[float] = []
+
+    def stop(signum: int, frame: object) -> None:
+        child.send_signal(signum)
+        stopping.append(time.monotonic())
+
+    # `kill <pid>` (a service manager's stop) must stop the app too: without this the app outlives the command,
+    # still holding its port (its worker follows it: it exits with its parent)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
     try:
-        return subprocess.call(cmd)
-    except KeyboardInterrupt:  # Ctrl-C reaches streamlit too, which stops its worker
+        while True:
+            try:
+                return child.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                # a SIGTERM that reaches Streamlit while it starts can be lost: do not wait for ever
+                if stopping and time.monotonic() - stopping[0] > STOP_GRACE_S:
+                    child.kill()
+    except KeyboardInterrupt:  # Ctrl-C reaches streamlit too (same process group), which stops its worker
+        child.wait()
         return 130
 
 
