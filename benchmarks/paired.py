@@ -1,4 +1,4 @@
-"""LiST against its peers on the same seeds: `python -m benchmarks.paired RESULTS_JSON...`.
+"""LiST against its peers on the same seeds: `python -m benchmarks.paired RESULTS_JSON... [--seeds 1 2 3]`.
 
 With too few seeds for the full protocol, a mean over whichever seeds each method happened to finish compares
 different draws of the gold labels. This prints, per K and set, every method's mean over exactly the seeds where
@@ -28,7 +28,12 @@ def load(paths: list[str]) -> list[dict]:
 
 
 def main(argv: list[str]) -> int:
-    runs = load(argv)
+    only: set[int] | None = None  # `--seeds 1 2 3`: compare on these seeds only (peers run on fewer seeds)
+    if "--seeds" in argv:
+        i = argv.index("--seeds")
+        j = next((n for n in range(i + 1, len(argv)) if not argv[n].isdigit()), len(argv))
+        only, argv = {int(x) for x in argv[i + 1 : j]}, argv[:i] + argv[j:]
+    runs = [r for r in load(argv) if only is None or r["seed"] in only]
     acc: dict[tuple, float] = {}  # (k, set, method, seed) -> accuracy %
     rounds: dict[tuple, list[float]] = {}
     for r in runs:
