@@ -21,9 +21,6 @@ only; no rule is chosen by it here):
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -31,7 +28,7 @@ from torch.func import functional_call, grad, vmap
 
 from list_core import teacher as T
 
-from .teacher_weights import features
+from .teacher_weights import arguments, features, gold_split
 
 RULES = ("dot", "cosine", "centered", "centered-cosine", "uniform")
 
@@ -113,30 +110,27 @@ def one(xg, yg, xp, yp, xt, yt, protos, seed: int, limit: int = 4000) -> dict[st
     return out
 
 
+def _nanmean(xs: list[float]) -> float:
+    """Mean of the defined values (uniform weights have no correlation), nan if none is."""
+    xs = [x for x in xs if x == x]
+    return float(np.mean(xs)) if xs else float("nan")
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.meta_weights", description=__doc__.split("\n")[0])
-    ap.add_argument("data", type=Path, help="the folder holding the sets")
-    ap.add_argument("sets", nargs="+")
-    ap.add_argument("--k", type=int, nargs="+", default=[10, 30])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
-    ap.add_argument("--cache", type=Path, default=Path("/tmp/list_teacher_features"))
-    args = ap.parse_args(argv)
+    args = arguments("meta_weights", __doc__, argv)
     torch.set_num_threads(1)
     for name in args.sets:
         data, xp_all, xt, protos = features(args.data / name, args.cache)
         yt = np.array([data.label(r) for r in data.test])
-        ids = [r["id"] for r in data.pool]
         y_all = np.array([data.label(r) for r in data.pool])
         for k in args.k:
             rows = []
             for seed in args.seeds:
-                gold = set(data.gold_ids(k, seed))
-                gi = [i for i, x in enumerate(ids) if x in gold]
-                ui = [i for i, x in enumerate(ids) if x not in gold]
+                gi, ui = gold_split(data, k, seed)
                 res = one(xp_all[gi], y_all[gi], xp_all[ui], y_all[ui], xt, yt, protos, seed)
                 rows.append(res)
                 print(name, k, seed, {r: f"corr {c:+.2f} acc {a:.1f}" for r, (c, a) in res.items()}, flush=True)
-            mean = {r: f"corr {np.nanmean([x[r][0] for x in rows]):+.2f} acc {np.mean([x[r][1] for x in rows]):.1f}"
+            mean = {r: f"corr {_nanmean([x[r][0] for x in rows]):+.2f} acc {np.mean([x[r][1] for x in rows]):.1f}"
                     for r in RULES}  # fmt: skip
             print("MEAN", name, f"K={k}", f"seeds {args.seeds}", mean, flush=True)
     return 0

@@ -90,25 +90,35 @@ def cv_weight(xg, yg, xp, protos, default: float, seed: int = 1, folds: int = 5)
     return min((w for w in GRID if acc[w] == best), key=lambda w: abs(np.log1p(w) - np.log1p(default)))
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.teacher_weights", description=__doc__.split("\n")[0])
+def arguments(module: str, doc: str, argv: list[str] | None) -> argparse.Namespace:
+    """The command line shared by the frozen-feature analyses: DATA SETS... --k --seeds --cache."""
+    ap = argparse.ArgumentParser(prog=f"python -m benchmarks.{module}", description=doc.split("\n")[0])
     ap.add_argument("data", type=Path, help="the folder holding the sets")
     ap.add_argument("sets", nargs="+")
     ap.add_argument("--k", type=int, nargs="+", default=[10, 30])
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     ap.add_argument("--cache", type=Path, default=Path("/tmp/list_teacher_features"))
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def gold_split(data, k: int, seed: int) -> tuple[list[int], list[int]]:
+    """Pool positions of the K gold examples of a seed, and of the rest (the unlabeled pool)."""
+    gold = set(data.gold_ids(k, seed))
+    ids = [r["id"] for r in data.pool]
+    return [i for i, x in enumerate(ids) if x in gold], [i for i, x in enumerate(ids) if x not in gold]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments("teacher_weights", __doc__, argv)
     for name in args.sets:
         data, xp_all, xt, protos = features(args.data / name, args.cache)
         yt = np.array([data.label(r) for r in data.test])
-        ids = [r["id"] for r in data.pool]
         for k in args.k:
             rows = []
             for seed in args.seeds:
-                gold = set(data.gold_ids(k, seed))
-                gi = [i for i, x in enumerate(ids) if x in gold]
+                gi, ui = gold_split(data, k, seed)
                 xg, yg = xp_all[gi], np.array([data.label(data.pool[i]) for i in gi])
-                xp = xp_all[[i for i, x in enumerate(ids) if x not in gold]]
+                xp = xp_all[ui]
                 clf, info = T.prompt_aware_probe(xg, yg, xp, protos, 5.0, 5, 3, 100.0, seed)
                 w = cv_weight(xg, yg, xp, protos, info["prompt_weight"], seed)
                 row = {"evidence": clf, "cv": fixed_weight_teacher(xg, yg, xp, protos, w, 3, seed),
