@@ -21,12 +21,16 @@ only; no rule is chosen by it here):
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
 from list_core import teacher as T
+from list_core.losses import kd_loss
+from list_core.reweighting import agreement_weights
 
 from .teacher_weights import arguments, features, gold_split
 
@@ -47,11 +51,6 @@ class Head(torch.nn.Module):
         return self.log_scale.exp() * cos + self.bias
 
 
-def kd(logits: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """Per-example KL(q || softmax(logits))."""
-    return (q * (q.clamp_min(1e-8).log() - logits.log_softmax(-1))).sum(-1)
-
-
 def rule_weights(head: Head, xu, q, xg, yg, rule: str) -> torch.Tensor:
     """(N,) weights of the pseudo-labeled examples `xu` under a rule, normalised to sum 1."""
     if rule == "uniform":
@@ -60,7 +59,7 @@ def rule_weights(head: Head, xu, q, xg, yg, rule: str) -> torch.Tensor:
     gold = grad(lambda p: F.cross_entropy(functional_call(head, p, (xg,)), yg))(params)
 
     def example_loss(p: dict, x: torch.Tensor, qi: torch.Tensor) -> torch.Tensor:
-        return kd(functional_call(head, p, (x[None],)), qi[None])[0]
+        return kd_loss(functional_call(head, p, (x[None],)), qi[None])[0]
 
     each = vmap(grad(example_loss), (None, 0, 0))(params, xu, q)  # {name: (N, *shape)}
     flat = torch.cat([each[n].reshape(len(xu), -1) for n in params], 1)  # (N, P)
@@ -70,8 +69,7 @@ def rule_weights(head: Head, xu, q, xg, yg, rule: str) -> torch.Tensor:
     raw = flat @ g
     if rule.endswith("cosine"):
         raw = raw / (flat.norm(dim=1) * g.norm()).clamp_min(1e-12)
-    w = raw.clamp_min(0.0)
-    return w / w.sum() if w.sum() > 0 else w
+    return agreement_weights(raw)
 
 
 def one(xg, yg, xp, yp, xt, yt, protos, seed: int, limit: int = 4000) -> dict[str, tuple[float, float]]:
@@ -86,21 +84,24 @@ def one(xg, yg, xp, yp, xt, yt, protos, seed: int, limit: int = 4000) -> dict[st
     keep = torch.tensor(T.median_confident(pred.numpy(), conf.numpy()))
     xg_t, yg_t = torch.tensor(xg, dtype=torch.float32), torch.tensor(yg)
     xt_t, yt_t = torch.tensor(xt, dtype=torch.float32), torch.tensor(yt)
+    warm = Head(torch.tensor(protos, dtype=torch.float32))
+    warm_opt = torch.optim.Adam(warm.parameters(), lr=1e-2)
+    for _ in range(90):  # KD warm-up on the confident half (per class), shared by every rule
+        loss = kd_loss(warm(xu[keep]), q[keep]).mean()
+        warm_opt.zero_grad()
+        loss.backward()
+        warm_opt.step()
     out = {}
     for rule in RULES:
-        head = Head(torch.tensor(protos, dtype=torch.float32))
+        head = copy.deepcopy(warm)
         opt = torch.optim.Adam(head.parameters(), lr=1e-2)
-        for _ in range(90):  # KD warm-up on the confident half (per class)
-            loss = kd(head(xu[keep]), q[keep]).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        opt.load_state_dict(copy.deepcopy(warm_opt.state_dict()))  # its moment tensors, not shared
         w = rule_weights(head, xu[keep], q[keep], xg_t, yg_t, rule)
         right = (pred[keep] == yu[keep]).float()
         corr = float(torch.corrcoef(torch.stack([w, right]))[0, 1]) if w.std() > 0 else float("nan")
         for _ in range(60):  # meta phase: the weighted KD loss, weights refreshed every step
             w = rule_weights(head, xu[keep], q[keep], xg_t, yg_t, rule)
-            loss = (w * kd(head(xu[keep]), q[keep])).sum()
+            loss = (w * kd_loss(head(xu[keep]), q[keep])).sum()
             opt.zero_grad()
             loss.backward()
             opt.step()

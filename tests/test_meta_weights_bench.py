@@ -3,7 +3,8 @@
 import torch
 import torch.nn.functional as F
 
-from benchmarks.meta_weights import Head, kd, rule_weights
+from benchmarks.meta_weights import Head, rule_weights
+from list_core.losses import kd_loss
 
 
 def _brute(head: Head, xu, q, xg, yg, rule: str) -> torch.Tensor:
@@ -11,7 +12,7 @@ def _brute(head: Head, xu, q, xg, yg, rule: str) -> torch.Tensor:
         return torch.cat([g.flatten() for g in torch.autograd.grad(loss, list(head.parameters()))])
 
     g_gold = flat_grad(F.cross_entropy(head(xg), yg))
-    each = torch.stack([flat_grad(kd(head(xu[i : i + 1]), q[i : i + 1])[0]) for i in range(len(xu))])
+    each = torch.stack([flat_grad(kd_loss(head(xu[i : i + 1]), q[i : i + 1])[0]) for i in range(len(xu))])
     if rule.startswith("centered"):
         each = each - each.mean(0)
     raw = each @ g_gold
