@@ -56,7 +56,7 @@ LEVERS = {
 
 
 class Student(torch.nn.Module):
-    """x -> similarity head(x + up(relu(down(dropout(x))))): a bottleneck adapter on pooled features."""
+    """head(d + up(relu(down(d)))), d = dropout(x) in training: a bottleneck adapter on pooled features."""
 
     def __init__(self, protos: torch.Tensor, rank: int = 32):
         super().__init__()
@@ -74,22 +74,25 @@ class Student(torch.nn.Module):
         return self.head(x + self.up(torch.relu(self.down(x))))  # (B, C)
 
 
-def _steps(model: Student, x: torch.Tensor, q: torch.Tensor, index: np.ndarray, n: int, opt, rng) -> None:
+def _step(model: Student, opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+
+
+def _kd_steps(model: Student, x: torch.Tensor, q: torch.Tensor, index: np.ndarray, n: int, opt, rng) -> None:
     for _ in range(n):
         idx = torch.tensor(rng.choice(index, size=min(16, len(index)), replace=False))
-        loss = kd_loss(model(x[idx]), q[idx]).mean()
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        _step(model, opt, kd_loss(model(x[idx]), q[idx]).mean())
 
 
-def run(lever: Lever, xg, yg, xp, yp, xt, yt, protos, q0, seed: int, pt=None) -> tuple[float, float, float, float]:
+def run(lever: Lever, xg, yg, xp, yp, xt, yt, protos, q0, seed: int, pt) -> tuple[float, float, float, float]:
     """(pseudo-label accuracy in round 1, in the last round, final test accuracy, test accuracy of the mean of the
-    final model's and the teacher's probabilities `pt` (E, C); nan without `pt`), in %."""
+    final model's and the teacher's probabilities `pt` (E, C)), in %."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = None
+    model: Student | None = None  # the previous round's model labels the next round's pool
     plabel = []
     for r in range(1, lever.rounds + 1):
         chosen = np.sort(rng.permutation(len(xp))[: lever.limit]) if lever.limit else np.arange(len(xp))
@@ -107,21 +110,17 @@ def run(lever: Lever, xg, yg, xp, yp, xt, yt, protos, q0, seed: int, pt=None) ->
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
         pred, conf = q.argmax(1).numpy(), q.max(1).values.numpy()
         warm = int(round(lever.steps * 0.6))
-        _steps(model, x, q, np.flatnonzero(T.median_confident(pred, conf)), warm, opt, rng)
-        _steps(model, x, q, np.arange(len(x)), lever.steps - warm, opt, rng)
+        _kd_steps(model, x, q, np.flatnonzero(T.median_confident(pred, conf)), warm, opt, rng)
+        _kd_steps(model, x, q, np.arange(len(x)), lever.steps - warm, opt, rng)
         model.noise = 0.0  # gold tuning as in LiST: no extra noise
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.0)
         for _ in range(5):
             for b in torch.randperm(len(xg)).split(4):
-                loss = F.cross_entropy(model(xg[b]), yg[b])
-                opt.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
+                _step(model, opt, F.cross_entropy(model(xg[b]), yg[b]))
     with torch.no_grad():
         p = model.eval()(xt).softmax(-1)  # (E, C)
     acc = float((p.argmax(1) == yt).float().mean())
-    ens = float(((p + pt).argmax(1) == yt).float().mean()) if pt is not None else float("nan")
+    ens = float(((p + pt).argmax(1) == yt).float().mean())
     return 100 * plabel[0], 100 * plabel[-1], 100 * acc, 100 * ens
 
 
@@ -130,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     f = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
     for name in args.sets:
-        data, xp_all, xt, protos = features(args.data / name, args.cache)
+        data, xp_all, xt_np, protos_np = features(args.data / name, args.cache)
+        xt, protos = f(xt_np), f(protos_np)
         yt = torch.tensor([data.label(r) for r in data.test])
         y_all = np.array([data.label(r) for r in data.pool])
         for k in args.k:
@@ -138,22 +138,22 @@ def main(argv: list[str] | None = None) -> int:
             teach = []
             for seed in args.seeds:
                 gi, ui = gold_split(data, k, seed)
-                clf, _ = T.prompt_aware_probe(xp_all[gi], y_all[gi], xp_all[ui], protos, 5.0, 5, 3, 100.0, seed)
-                q0 = f(clf.predict_proba(xp_all[ui]))  # (N, C)
-                teach.append(100 * float((clf.predict(xt) == yt.numpy()).mean()))
+                clf, _ = T.prompt_aware_probe(xp_all[gi], y_all[gi], xp_all[ui], protos_np, 5.0, 5, 3, 100.0, seed)
+                q0, pt = f(clf.predict_proba(xp_all[ui])), f(clf.predict_proba(xt_np))  # (N, C), (E, C)
+                teach.append(100 * float((clf.predict(xt_np) == yt.numpy()).mean()))
                 xg, yg, xp, yp = f(xp_all[gi]), torch.tensor(y_all[gi]), f(xp_all[ui]), torch.tensor(y_all[ui])
                 for lv, lever in LEVERS.items():
-                    res[lv].append(run(lever, xg, yg, xp, yp, f(xt), yt, f(protos), q0, seed, f(clf.predict_proba(xt))))
+                    res[lv].append(run(lever, xg, yg, xp, yp, xt, yt, protos, q0, seed, pt))
                 line = {lv: f"{v[-1][0]:.1f}->{v[-1][1]:.1f} acc {v[-1][2]:.1f}" for lv, v in res.items()}
                 print(name, f"K={k}", seed, f"teacher {teach[-1]:.1f}", line, flush=True)
             print(f"MEAN {name} K={k} seeds {args.seeds} teacher {np.mean(teach):.1f}", flush=True)
             for lv, v in res.items():
                 a = np.array(v)
+                first, last, acc, ens = a.mean(0)
                 rises = int((a[:, 1] > a[:, 0]).sum())
-                print(f"  {lv:24s} pseudo-labels {a[:, 0].mean():.1f} -> {a[:, 1].mean():.1f} (rises on {rises}/"
-                      f"{len(a)})  test {a[:, 2].mean():.1f}  (student - teacher {a[:, 2].mean() - np.mean(teach):+.1f}; "
-                      f"averaged with the teacher {a[:, 3].mean():.1f}, {a[:, 3].mean() - np.mean(teach):+.1f})",
-                      flush=True)  # fmt: skip
+                print(f"  {lv:24s} pseudo-labels {first:.1f} -> {last:.1f} (rises on {rises}/{len(a)})  "
+                      f"test {acc:.1f}  (student - teacher {acc - np.mean(teach):+.1f}; "
+                      f"averaged with the teacher {ens:.1f}, {ens - np.mean(teach):+.1f})", flush=True)  # fmt: skip
     return 0
 
 
