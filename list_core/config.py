@@ -166,6 +166,9 @@ class TrainConfig:
                       high=0.999999, modes=("rounds",))  # fmt: skip
     kd_selection: str = knob("tau", "KD warm-up examples: confidence > tau (paper), or per class those at or above "
                              "its median confidence (class-balanced)", choices=("tau", "class_median"), modes=("rounds",))  # fmt: skip
+    student_token_dropout: float = knob(0.0, "noisy student: share of each pool text's tokens hidden from the "
+                                        "student while it learns from the pseudo-labels (the teacher labeled the "
+                                        "clean text)", low=0.0, high=0.9, modes=("rounds",))  # fmt: skip
     meta_reweighting: bool = knob(True, "re-weight pseudo-labels by gradient agreement with gold (else KD only)",
                                   modes=("rounds",))  # fmt: skip
     meta_similarity: str = knob("dot", "meta-weight: gradient dot product (paper) or cosine", choices=("dot", "cosine"),

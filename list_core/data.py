@@ -93,6 +93,26 @@ def collate(enc: Encoded, index: Sequence[int], pad_id: int, device: torch.devic
     return {"input_ids": ids.to(device), "attention_mask": am.to(device), "mask_pos": pos.to(device)}
 
 
+def drop_tokens(batch: dict[str, torch.Tensor], p: float, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Token dropout: hide each real token of a collated batch from the encoder with probability `p` (its
+    attention mask set to 0). Each row's first and last real token (`[CLS]`/`[SEP]`, `<s>`/`</s>`) and its mask
+    slot are always kept, and so is at least one other token where the row has one."""
+    am = batch["attention_mask"]  # (B, T)
+    if p <= 0.0:
+        return batch
+    b, t = am.shape
+    lengths = am.sum(-1)  # (B,)
+    pos = torch.arange(t, device=am.device).expand(b, t)  # (B, T)
+    content = (am > 0) & (pos > 0) & (pos < (lengths - 1)[:, None])  # (B, T): neither special token
+    content &= pos != batch["mask_pos"][:, None]
+    drop = (torch.rand((b, t), generator=generator) < p).to(am.device) & content  # (B, T)
+    everything = drop.sum(-1) == content.sum(-1)  # (B,): rows that would lose every content token
+    if everything.any():  # keep the first content token of those rows
+        first = torch.where(content, pos, t).min(-1).values  # (B,)
+        drop &= ~(everything[:, None] & (pos == first[:, None]))
+    return {**batch, "attention_mask": am.masked_fill(drop, 0)}
+
+
 def sorted_batches(enc: Encoded, batch_size: int) -> Iterator[list[int]]:
     """Index batches in order of length, so padding is minimal; a cancel (`events.cancellable`) stops between two."""
     order = sorted(range(len(enc)), key=lambda i: len(enc.ids[i]))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from .config import TrainConfig
-from .data import Encoded, collate, sample_batch, shuffled_batches
+from .data import Encoded, collate, drop_tokens, sample_batch, shuffled_batches
 from .events import Event, Reporter
 from .losses import gold_loss, kd_loss
 from .model import ListModel, autocast
@@ -89,7 +89,9 @@ def train_student(
     report: Reporter,
     round_: int,
 ) -> dict[str, object]:
-    """Knowledge-distillation warm-up on confident pseudo-labels, then meta-reweighted steps.
+    """Knowledge-distillation warm-up on confident pseudo-labels, then meta-reweighted steps. With
+    `cfg.student_token_dropout` the student reads the pool texts with some tokens dropped (a noisy student); the
+    gold batches stay clean.
 
     Returns per-example mean meta-weights (NaN where an example was never drawn in a meta step), the raw
     weights of every meta step, and counters.
@@ -115,7 +117,7 @@ def train_student(
         report.check()
         if step < warmup:
             idx = sample_batch(confident, cfg.student_batch_size, generator)
-            batch = collate(pool, idx, model.pad_id, model.device)
+            batch = drop_tokens(collate(pool, idx, model.pad_id, model.device), cfg.student_token_dropout, generator)
             with autocast(model.device):
                 loss = kd_loss(model(**batch), q[idx].to(model.device)).mean()
             loss.backward()
@@ -126,7 +128,7 @@ def train_student(
             gidx = sample_batch(range(len(gold)), cfg.meta_gold_batch_size, generator)
             ms = meta_step(
                 model,
-                collate(pool, idx, model.pad_id, model.device),
+                drop_tokens(collate(pool, idx, model.pad_id, model.device), cfg.student_token_dropout, generator),
                 q[idx].to(model.device),
                 collate(gold, gidx, model.pad_id, model.device),
                 y_gold[gidx].to(model.device),

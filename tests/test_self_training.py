@@ -317,3 +317,24 @@ def test_a_checkpoint_is_written_only_while_its_writer_owns_the_run(bert, tmp_pa
     # the new owner resumes from round 1 as if the old one had never run
     res = run_list(bert, PROMPT, task(), tiny_cfg(rounds=3), checkpoint_dir=tmp_path)
     assert [r.round for r in res.rounds] == [1, 2, 3]
+
+
+def test_noisy_student_reads_pool_texts_with_tokens_dropped_and_gold_texts_whole(bert, monkeypatch):
+    from list_core import training
+
+    seen = []
+    original = training.drop_tokens
+
+    def spy(batch, p, generator):
+        out = original(batch, p, generator)
+        seen.append((int(batch["attention_mask"].sum()), int(out["attention_mask"].sum()), p))
+        return out
+
+    monkeypatch.setattr(training, "drop_tokens", spy)
+    cfg = tiny_cfg(student_token_dropout=0.5, rounds=1, student_steps=6)
+    res = run_list(bert, PROMPT, task(), cfg)
+    assert len(res.rounds) == 1
+    assert len(seen) == 6 and all(p == 0.5 for *_, p in seen)  # every student step, warm-up and meta alike
+    assert sum(b - a for b, a, _ in seen) > 0  # tokens were hidden
+    with pytest.raises(ValueError, match="student_token_dropout=0.95"):
+        tiny_cfg(student_token_dropout=0.95)
