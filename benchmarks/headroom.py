@@ -39,10 +39,9 @@ def adapter_oracle(data, epochs: int, seed: int = 1) -> tuple[float, float]:
     from list_core.backbone import load_backbone
     from list_core.baselines import run_method
     from list_core.config import preset
-    from list_core.prompts import Prompt
     from list_core.self_training import TaskData
 
-    prompt = Prompt(data.meta["template"], tuple(data.meta["label_words"][lab] for lab in data.meta["labels"]))
+    prompt = data.prompt()
     task = TaskData(labels=list(data.meta["labels"]), gold_rows=[data.row(r) for r in data.pool],
                     gold_labels=[data.label(r) for r in data.pool], unlabeled_rows=[], unlabeled_ids=[])  # fmt: skip
     cfg = preset("fast", seed=seed, teacher_epochs=epochs, teacher_lr=1e-3, gold_batch_size=16)

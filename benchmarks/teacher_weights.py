@@ -36,9 +36,8 @@ def features(root: Path, cache: Path):
         from list_core.backbone import load_backbone
         from list_core.baselines import embed
         from list_core.model import ListModel
-        from list_core.prompts import Prompt
 
-        prompt = Prompt(data.meta["template"], tuple(data.meta["label_words"][lab] for lab in data.meta["labels"]))
+        prompt = data.prompt()
         bb = load_backbone(None, device="cpu")
         xp = embed(bb, prompt, [data.row(r) for r in data.pool], 128, 64)
         xt = embed(bb, prompt, [data.row(r) for r in data.test], 128, 64)

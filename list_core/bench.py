@@ -55,6 +55,12 @@ class BenchData:
     def label(self, r: dict[str, Any]) -> int:
         return self.meta["labels"].index(r["label"])
 
+    def prompt(self):
+        """The set's own prompt: its template and one label word per class, from meta.json."""
+        from .prompts import Prompt
+
+        return Prompt(self.meta["template"], tuple(self.meta["label_words"][lab] for lab in self.meta["labels"]))
+
     def gold_ids(self, k: int, seed: int) -> list[str]:
         path = self.root / "fewshot" / f"k{k}-s{seed}.jsonl"
         if not path.exists():
@@ -150,7 +156,6 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
 
     from .backbone import load_backbone
     from .config import preset
-    from .prompts import Prompt
     from .self_training import RunResult
 
     torch.set_num_threads(job.get("threads") or torch.get_num_threads())
@@ -159,7 +164,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     data = load_data(job["data"])
     task, unlabeled = make_task(data, job["k"], job["seed"])
     cfg = preset(job["preset"], seed=job["seed"]).with_knobs(job.get("overrides", {}))
-    prompt = Prompt(data.meta["template"], tuple(data.meta["label_words"][lab] for lab in data.meta["labels"]))
+    prompt = data.prompt()
     t0 = time.perf_counter()
     extra: dict[str, Any] = {}
     bb = load_backbone(job["backbone"])
