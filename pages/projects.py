@@ -20,8 +20,8 @@ from ui.common import (
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "ui" / "example_reviews.jsonl"
 
-st.title("Projects")
 conn = db()
+st.title("Projects")
 projects = storage.list_projects(conn)
 
 left, right = st.columns(2)

@@ -278,3 +278,32 @@ def test_opened_to_a_network_nothing_shows_before_the_secret(tmp_path):
         page.get_by_label("Secret (LIST_SECRET)").press("Enter")
         expect(page.get_by_text("Create or choose a project")).to_be_visible()  # the Label page itself
         browser.close()
+
+
+def test_a_page_opened_first_after_a_start_goes_through_the_app(tmp_path):
+    """Streamlit runs a `pages/` folder as its own multipage app (no app.py: no secret, no worker, no project
+    switcher) until some session has run app.py. The first visit after a (re)start, a bookmark or a tab left
+    open, went straight to the page: /projects listed every project without the secret."""
+    from playwright.sync_api import expect, sync_playwright
+
+    db = st_store.connect(tmp_path / "ui.db")  # the database _serve uses
+    st_store.create_project(db, "private reviews", "single", ["negative", "positive"], "default")
+    for first in ("/label?project=private+reviews", "/projects"):  # each the very first request of a new server
+        with (
+            _serve(tmp_path, "127.0.0.2", LIST_SECRET="s3cret", LIST_NO_WORKER="1") as (url, _),
+            sync_playwright() as pw,
+        ):
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+            page = browser.new_page()
+            page.set_default_timeout(60_000)
+            page.goto(url + first)
+            expect(page.get_by_label("Secret (LIST_SECRET)")).to_be_visible()
+            page.wait_for_timeout(2000)  # anything the page itself would show has been sent by now
+            expect(page.get_by_text("private reviews")).to_have_count(0)
+            if first.startswith("/label"):  # the bookmark works once the secret is given, through app.py
+                page.get_by_label("Secret (LIST_SECRET)").fill("s3cret")
+                page.get_by_label("Secret (LIST_SECRET)").press("Enter")
+                expect(page.get_by_role("heading", name="Label", exact=True)).to_be_visible()
+                expect(page.get_by_text("0 / 30")).to_be_visible()  # the project from the URL
+                expect(page.get_by_role("link", name="Prompt workbench")).to_be_visible()  # the app's navigation
+            browser.close()

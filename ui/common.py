@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import hmac
 import os
+import runpy
 import subprocess
 import sys
 import time
@@ -21,8 +22,24 @@ from storage.models import Project
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def through_the_app() -> None:
+    """Every page runs inside app.py (the secret, the worker, the project switcher). Streamlit runs a `pages/`
+    folder as its own multipage app, page scripts without app.py, until some session has called `st.navigation`:
+    so the first visit after a start, straight to a page (a bookmark, a tab left open), skipped the secret. Such a
+    run switches Streamlit to app.py's navigation and runs app.py in its place (app.py then runs this page, with
+    the same widget events: a rerun would drop a click)."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        runpy.run_path(str(ROOT / "app.py"), run_name="__main__")
+        st.stop()
+
+
 def db():
-    """One connection per browser session (sqlite-utils, WAL, busy timeout)."""
+    """One connection per browser session (sqlite-utils, WAL, busy timeout). Called first by every page, so it
+    also makes sure the page runs through app.py (`through_the_app`)."""
+    through_the_app()
     if "db" not in st.session_state:
         st.session_state.db = st_store.connect()
     return st.session_state.db
