@@ -124,11 +124,18 @@ def score_prompts(
     labels: Sequence[str],
     max_length: int = 128,
     progress=None,
+    eval_rows: Sequence[Row] = (),
+    eval_y: Sequence[int] = (),
 ) -> list[dict[str, Any]]:
     """Each candidate (`{"template", "label_words", "descriptions"?}`) zero-shot: accuracy and loss on the gold
-    labels (when there are any) and the share of each class it predicts on `pool_rows`. Best first; a bad
-    candidate gets an `error` instead."""
+    labels (when there are any), accuracy on a labeled evaluation split (`eval_accuracy`, when given) and the
+    share of each class it predicts on `pool_rows`. Best first: by evaluation accuracy when there is an
+    evaluation split (hundreds of labels say more than 30), else by gold accuracy; a bad candidate gets an
+    `error` instead."""
     y = torch.tensor(list(gold_y), dtype=torch.long)
+    y_eval = torch.tensor(list(eval_y), dtype=torch.long)
+    if len(eval_rows) != len(y_eval):
+        raise ValueError(f"{len(eval_rows)} evaluation rows but {len(y_eval)} evaluation labels")
     board = []
     for k, cand in enumerate(candidates):
         if progress is not None:
@@ -144,6 +151,9 @@ def score_prompts(
                 logits = model.logits(model.encode(gold_rows))
                 entry["accuracy"] = float((logits.argmax(-1) == y).float().mean())
                 entry["loss"] = float(torch.nn.functional.cross_entropy(logits, y))
+            if len(eval_rows):
+                pred = model.logits(model.encode(eval_rows)).argmax(-1)
+                entry["eval_accuracy"] = float((pred == y_eval).float().mean())
             if len(pool_rows):
                 pred = model.logits(model.encode(pool_rows)).argmax(-1)
                 counts = torch.bincount(pred, minlength=len(labels)).tolist()
@@ -151,7 +161,8 @@ def score_prompts(
         except PromptError as e:
             entry["error"] = str(e)
         board.append(entry)
-    board.sort(key=lambda e: (-(e.get("accuracy") if e.get("accuracy") is not None else -1), e.get("loss", 1e9)))
+    score = lambda e, k: e.get(k) if e.get(k) is not None else -1  # noqa: E731
+    board.sort(key=lambda e: (-score(e, "eval_accuracy"), -score(e, "accuracy"), e.get("loss", 1e9)))
     return board
 
 

@@ -81,8 +81,8 @@ def calibrate(
 
 def choose_round(rounds: Sequence[RoundRecord]) -> tuple[int, str]:
     """The round a run keeps (exported, predicted with) and why: the best on the project's evaluation split when it
-    has one (ties: the later round), else the last round. Choosing on the evaluation split makes its accuracy a
-    little optimistic; the reason says so."""
+    has one (ties: the later round; round 0, the teacher, is a candidate), else the last round. Choosing on the
+    evaluation split makes its accuracy a little optimistic; the reason says so."""
     if not rounds:
         raise ValueError("a run without rounds keeps nothing")
     last = rounds[-1]
@@ -93,8 +93,9 @@ def choose_round(rounds: Sequence[RoundRecord]) -> tuple[int, str]:
     if best.round == last.round:
         return best.round, f"the last round, also the best on the evaluation split ({best.eval_accuracy:.1%})"
     last_acc = f"{last.eval_accuracy:.1%}" if last.eval_accuracy is not None else "not scored"
-    return best.round, (f"best on the evaluation split: {best.eval_accuracy:.1%} against {last_acc} for the last "
-                        f"round {last.round} (so that accuracy is a little optimistic)")  # fmt: skip
+    who = "the teacher (round 0), " if best.round == 0 else ""
+    return best.round, (f"{who}best on the evaluation split: {best.eval_accuracy:.1%} against {last_acc} for the "
+                        f"last round {last.round} (so that accuracy is a little optimistic)")  # fmt: skip
 
 
 def run_metrics(method: str, result: Any, task: Any, batch_size: int = 64) -> RunMetrics:
@@ -105,7 +106,7 @@ def run_metrics(method: str, result: Any, task: Any, batch_size: int = 64) -> Ru
     from .self_training import RunResult
 
     if isinstance(result, RunResult):
-        chosen, because = choose_round(result.rounds or [result.teacher])
+        chosen, because = choose_round([result.teacher, *result.rounds])
         kept = next(r for r in [result.teacher, *result.rounds] if r.round == chosen)
         return RunMetrics(
             method=method, head=result.model.head_kind, gold_accuracy=kept.gold_accuracy,

@@ -107,7 +107,7 @@ if st.button("Save prompt", key="pw_save", type="primary", disabled=prompt is No
 
 st.divider()
 st.subheader("Score prompts (zero-shot)")
-st.caption("Accuracy on your gold labels, and the share of each class the prompt predicts on your data — useful "
+st.caption("Accuracy on your gold labels (and on your evaluation split, if you imported one), and the share of each class the prompt predicts on your data — useful "
            "before labeling anything. One extra candidate per line: `template | words of class 1, words of class 2, …` "
            "with several words of a class joined by `/` (`bad/awful, good/great`). The current prompt is always "
            "included; before the first run, its predictions become the Label page's suggestions.")  # fmt: skip
@@ -140,14 +140,23 @@ def leaderboard() -> None:
     if not job.result:
         return
     words_of = lambda ws: ", ".join(w if isinstance(w, str) else "/".join(w) for w in ws)  # noqa: E731
+    evals = job.result.get("eval", 0)
     board = [{"template": e["template"], "label words": words_of(e["label_words"]),
+              **({f"eval accuracy ({evals:,})": e.get("eval_accuracy")} if evals else {}),
               "gold accuracy": e.get("accuracy"), "loss": e.get("loss"),
               **{f"predicts {lab}": (e.get("pool_distribution") or {}).get(lab) for lab in project.labels},
               "problem": e.get("error", "")} for e in job.result["leaderboard"]]  # fmt: skip
-    st.dataframe(board, key="pw_board", hide_index=True,
-                 column_config={f"predicts {lab}": st.column_config.ProgressColumn(f"predicts {lab}", min_value=0.0,
-                                max_value=1.0, format="percent") for lab in project.labels})  # fmt: skip
-    if not job.result.get("gold"):
+    shares = {f"predicts {lab}": st.column_config.ProgressColumn(f"predicts {lab}", min_value=0.0, max_value=1.0,
+                                                                  format="percent") for lab in project.labels}  # fmt: skip
+    accuracies = {
+        k: st.column_config.NumberColumn(k, format="percent") for k in (board[0] if board else {}) if "accuracy" in k
+    }
+    st.dataframe(board, key="pw_board", hide_index=True, column_config={**shares, **accuracies})
+    if evals:
+        of = job.result.get("eval_of", evals)
+        st.caption(f"Best first by accuracy on your evaluation split ({evals:,} labeled texts"
+                   f"{f', an even sample of {of:,}' if of > evals else ''}).")  # fmt: skip
+    elif not job.result.get("gold"):
         st.caption("No gold labels yet: the class shares above show what the prompt does with your data.")
     if job.result.get("suggestions"):
         st.write("Suggested label words (from your gold examples):")

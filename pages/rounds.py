@@ -60,6 +60,11 @@ if kept is not None:
     else:
         st.caption("Its confidence is not calibrated: import an evaluation split (labeled data it does not train on) "
                    "for that.")  # fmt: skip
+    teacher_keepable = run.status == "succeeded" and kept != 0 and rounds[0].round == 0
+    if teacher_keepable and st.button("Keep the teacher (round 0) instead", key="rd_keep_teacher"):
+        run_safely(
+            runq.keep_round, conn, run_id, 0, success=f"{run.label.capitalize()} now keeps the teacher (round 0)."
+        )
 
 later = [m for m in rounds if m.round >= 1]
 if not later:

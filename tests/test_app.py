@@ -215,6 +215,27 @@ def test_workbench_on_a_sentence_encoder_before_any_label(env, tiny_headless_dir
     assert any(c.value.startswith("Your prompt suggests") for c in label.caption)
 
 
+def test_workbench_scores_prompts_on_the_evaluation_split(env):
+    """With a labeled evaluation split, each candidate's accuracy on it is a column of the leaderboard (the
+    prompt's accuracy on hundreds of labels, before any gold label), and it orders the board."""
+    db, tmp, dirs = env
+    p = make_project(db, str(dirs["bert"]))
+    st_store.import_file(db, p.id, b"text,label\ngreat one,positive\nbad one,negative\nawful one,negative\n",
+                         {"text": "text"}, name="eval.csv", label_column="label", split="eval")  # fmt: skip
+    at = app("pages/prompt.py", p.id)
+    at.text_area(key="pw_candidates").input("{text} It was {mask} . | great, bad")
+    at.button(key="pw_score").click().run()
+    done = Worker(str(tmp / "app.db")).run_once()
+    assert done.status == "succeeded", done.error
+    at.run()
+    assert not at.exception, at.exception
+    board = at.dataframe[0].value
+    accs = board["eval accuracy (3)"].tolist()
+    assert accs == sorted(accs, reverse=True) and len(accs) == 2
+    assert accs[0] + accs[1] == pytest.approx(1.0)  # the candidate swaps the prompt's classes
+    assert any("Best first by accuracy on your evaluation split (3 labeled texts)" in c.value for c in at.caption)
+
+
 def test_label_page_labels_skips_undoes_and_fixes(env):
     db, _, dirs = env
     p = make_project(db, str(dirs["bert"]))
@@ -514,6 +535,15 @@ def test_rounds_page_says_which_round_is_kept_and_can_keep_another(env):
     job = jobq.enqueue(db, "export", {"run_id": run.id, "format": "native"}, p.id)
     done = Worker(str(tmp / "app.db")).run_once()
     assert done.id == job.id and done.status == "succeeded" and done.result["round"] == 1, done.error
+    # the teacher (round 0) can be kept too, and exported
+    at = switch(at, "pages/rounds.py")
+    at.button(key="rd_keep_teacher").click().run()
+    assert not at.exception and any("now keeps the teacher (round 0)" in s.value for s in at.success)
+    assert runq.get_run(db, run.id).metrics["chosen_round"] == 0
+    jobq.enqueue(db, "export", {"run_id": run.id, "format": "folded"}, p.id)
+    done = Worker(str(tmp / "app.db")).run_once()
+    assert done.status == "succeeded" and done.result["round"] == 0, done.error
+    runq.keep_round(db, run.id, 1)
     # issue 12.3: the page's selections ride in the URL, so a link or a reload shows run 1, round 1, not the newest
     second, _ = actions.start_run(db, p.id, "list", "fast", overrides={**tiny, "adapter": {"bottleneck": 4}})
     assert Worker(str(tmp / "app.db")).run_once().status == "succeeded"

@@ -243,6 +243,43 @@ def test_a_run_keeps_its_best_round_on_the_evaluation_split():
         2, "the last round (no evaluation split to choose by)")  # fmt: skip
 
 
+def test_the_teacher_counts_when_choosing_the_round_to_keep():
+    """A teacher that beats every round on the evaluation split is kept (round 0), and the reason says it is the
+    teacher; a round that ties with it wins (the later)."""
+    from list_core.records import RoundRecord
+    from list_core.trained import choose_round
+
+    rounds = [RoundRecord(round=0, eval_accuracy=0.72), RoundRecord(round=1, eval_accuracy=0.68),
+              RoundRecord(round=2, eval_accuracy=0.70)]  # fmt: skip
+    r, why = choose_round(rounds)
+    assert r == 0 and why.startswith("the teacher (round 0), best on the evaluation split: 72.0% against 70.0%")
+    rounds[2] = RoundRecord(round=2, eval_accuracy=0.72)
+    assert choose_round(rounds)[0] == 2
+
+
+@pytest.mark.parametrize("head", ["prompt", "similarity"])
+def test_the_kept_teacher_loads_exactly(head, tiny_dirs, tiny_headless_dir, tmp_path):
+    """Round 0 of a checkpoint is the teacher itself (the fitted similarity head on identity adapters; the
+    prompt-tuned MLM head): loaded back, it gives the teacher's logits."""
+    from list_core.trained import load_trained
+
+    path = tiny_dirs["bert"] if head == "prompt" else tiny_headless_dir
+    cfg = tiny_cfg(rounds=1, head=head)
+    seen = {}
+
+    def at_round_end(e):
+        if e.stage == "round_end" and e.round == 0:
+            seen["teacher"] = e.model.logits(e.model.encode(POOL_ROWS)).clone()
+
+    run_list(load_backbone(str(path), device="cpu"), PROMPT, task(), cfg, callback=at_round_end,
+             checkpoint_dir=tmp_path)  # fmt: skip
+    model = load_trained(load_backbone(str(path), device="cpu"), PROMPT, head, cfg, tmp_path, 0)
+    assert torch.allclose(model.logits(model.encode(POOL_ROWS)), seen["teacher"], atol=1e-5)
+
+
+POOL_ROWS = [{"text": t} for t in POOL]
+
+
 def test_a_resumed_probe_run_reuses_the_probe_fit(bert, tmp_path, monkeypatch):
     """Issue 13.8: every resume repeated the full-pool probe fit. The fit is kept with round 0 and reused; the
     resumed run ends exactly where the uninterrupted one does."""

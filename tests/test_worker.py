@@ -97,6 +97,8 @@ def test_prompt_eval_job(project):
     assert done.status == "succeeded", done.error
     board = done.result["leaderboard"]
     assert "accuracy" in board[0] and "loss" in board[0]
+    assert done.result["eval"] == done.result["eval_of"] == 2 and board[0]["eval_accuracy"] in (0.0, 0.5, 1.0)
+    assert "eval_accuracy" not in board[1]  # the candidate that could not be built
     assert "'unfathomableness' is 5 tokens" in board[1]["error"]
     assert set(done.result["suggestions"]) == {"negative", "positive"}
     assert job.id == done.id

@@ -232,8 +232,11 @@ def predict(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any
     return {"predicted": _suggest(ctx, job, run.project_id, run.id, model)}
 
 
+PROMPT_EVAL_LIMIT = 2000  # evaluation texts a prompt is scored on (each candidate reads them all)
+
+
 def prompt_eval(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any]:
-    """Zero-shot scores of candidate prompts on the gold labels, the class distribution each predicts on the pool,
+    """Zero-shot scores of candidate prompts on the gold labels and the evaluation split, the class distribution each predicts on the pool,
     label-word suggestions, and (before any run) the prompt's own suggestions for labeling."""
     from list_core.prompt_tools import score_prompts, suggest_label_words
 
@@ -244,10 +247,15 @@ def prompt_eval(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str,
     rows = [e.row() for e in examples_by_ids(ctx.db, [i for i, _ in gold])]
     y = [lab for _, lab in gold]
     sample = pool.take(range(0, len(pool), max(1, len(pool) // 2000)))  # the pool distribution from <= ~2,000 texts
+    all_evals = all_examples(ctx.db, project.id, "eval")
+    evals = all_evals[:: max(1, -(-len(all_evals) // PROMPT_EVAL_LIMIT))]  # an even sample of a large split
     candidates = job.payload.get("candidates", [])
     board = score_prompts(bb, candidates, rows, y, sample, project.labels,
-                          progress=lambda k, n: jobq.progress(ctx.db, job.id, "scoring prompts", k, n))  # fmt: skip
-    result: dict[str, Any] = {"leaderboard": board, "gold": len(rows), "head_pretrained": bb.head_pretrained}
+                          progress=lambda k, n: jobq.progress(ctx.db, job.id, "scoring prompts", k, n),
+                          eval_rows=[e.row() for e in evals], eval_y=[int(e.eval_label) for e in evals])  # fmt: skip
+    result: dict[str, Any] = {"leaderboard": board, "gold": len(rows), "eval": len(evals),
+                              "eval_of": len(all_evals),
+                              "head_pretrained": bb.head_pretrained}  # fmt: skip
     if job.payload.get("suggest") and rows and candidates:
         jobq.progress(ctx.db, job.id, "suggesting label words")
         result["suggestions"] = suggest_label_words(bb, Prompt(candidates[0]["template"], ("a", "b")), rows, y,

@@ -1,0 +1,61 @@
+"""Prompt scoring: accuracy on the gold labels and on an evaluation split, and the order of the leaderboard."""
+
+import pytest
+
+from list_core.backbone import load_backbone
+from list_core.prompt_tools import score_prompts, zero_shot_model
+from list_core.prompts import Prompt
+
+TEXTS = [{"text": f"{w} {x}"} for w in ("great", "bad", "good", "awful", "fine") for x in ("movie", "film", "story")]
+A = {"template": "{text} It was {mask} .", "label_words": ["bad", "great"]}
+B = {"template": "{text} It was {mask} .", "label_words": ["great", "bad"]}  # A's classes swapped
+
+
+@pytest.fixture(params=["bert", "headless"])
+def backbone(request, tiny_dirs, tiny_headless_dir):
+    """Both head kinds: the MLM head of a masked LM, the similarity head of a sentence encoder."""
+    return load_backbone(str(tiny_dirs["bert"] if request.param == "bert" else tiny_headless_dir), device="cpu")
+
+
+def predictions(backbone, cand) -> list[int]:
+    model = zero_shot_model(backbone, Prompt.from_json(cand))
+    return model.logits(model.encode(TEXTS)).argmax(-1).tolist()
+
+
+def test_evaluation_accuracy_is_the_zero_shot_accuracy_and_orders_the_board(backbone):
+    """Labels are made to agree with A on the evaluation split and with B on the gold labels: A scores 1.0 on the
+    split and B 1.0 on the gold labels, and the split (hundreds of labels in practice) decides the order."""
+    pred_a, pred_b = predictions(backbone, A), predictions(backbone, B)
+    assert pred_b == [1 - p for p in pred_a]  # swapping the words swaps the classes
+    gold, evals = TEXTS[:6], TEXTS[6:]
+    board = score_prompts(backbone, [B, A], gold, pred_b[:6], [], ["negative", "positive"],
+                          eval_rows=evals, eval_y=pred_a[6:])  # fmt: skip
+    assert [e["label_words"] for e in board] == [A["label_words"], B["label_words"]]
+    assert (board[0]["eval_accuracy"], board[0]["accuracy"]) == (1.0, 0.0)
+    assert (board[1]["eval_accuracy"], board[1]["accuracy"]) == (0.0, 1.0)
+    # half right on the split: the accuracy is counted, not rounded
+    half = [p if i % 2 else 1 - p for i, p in enumerate(pred_a[6:])]
+    (only,) = score_prompts(backbone, [A], [], [], [], ["negative", "positive"], eval_rows=evals, eval_y=half)
+    assert only["eval_accuracy"] == pytest.approx(sum(i % 2 for i in range(len(half))) / len(half))
+    assert "accuracy" not in only
+
+
+def test_without_an_evaluation_split_the_gold_labels_order_the_board(bert):
+    pred_b = predictions(bert, B)
+    board = score_prompts(bert, [A, B], TEXTS, pred_b, TEXTS[:3], ["negative", "positive"])
+    assert board[0]["label_words"] == B["label_words"] and board[0]["accuracy"] == 1.0
+    assert all("eval_accuracy" not in e for e in board)
+    assert sum(board[0]["pool_distribution"].values()) == pytest.approx(1.0)
+
+
+def test_evaluation_rows_and_labels_must_match(bert):
+    with pytest.raises(ValueError, match="3 evaluation rows but 2 evaluation labels"):
+        score_prompts(bert, [A], [], [], [], ["negative", "positive"], eval_rows=TEXTS[:3], eval_y=[0, 1])
+
+
+def test_a_bad_candidate_is_reported_and_ranked_last(bert):
+    bad = {"template": "{text} no mask here", "label_words": ["bad", "great"]}
+    board = score_prompts(bert, [bad, A], TEXTS[:4], [0, 1, 0, 1], [], ["negative", "positive"],
+                          eval_rows=TEXTS[4:8], eval_y=[0, 1, 0, 1])  # fmt: skip
+    assert board[0]["label_words"] == A["label_words"] and "mask" in board[1]["error"]
+    assert board[0]["eval_accuracy"] in (0.0, 0.25, 0.5, 0.75, 1.0) and "eval_accuracy" not in board[1]
