@@ -141,6 +141,8 @@ def score_prompts(
         if progress is not None:
             progress(k, len(candidates))
         entry: dict[str, Any] = {"template": cand["template"], "label_words": cand["label_words"]}
+        if cand.get("origin"):
+            entry["origin"] = cand["origin"]
         try:
             prompt = Prompt.from_json(cand)
             if prompt.num_classes != len(labels):
@@ -199,6 +201,23 @@ def suggest_label_words(
         score = sim[yt == c].mean(0) - (sim[yt != c].mean(0) if (yt != c).any() else 0)
         out[name] = [words[i] for i in score.topk(min(k, len(words))).indices.tolist()]
     return out
+
+
+def with_suggestions(
+    candidate: dict[str, Any], suggestions: dict[str, list[str]], labels: Sequence[str], n: int = 3
+) -> dict[str, Any] | None:
+    """The candidate prompt with up to `n` suggested words added to each class's label words (words it already
+    has are skipped), to be scored beside it; None when nothing would be added."""
+    words, added = [], False
+    for c, lab in enumerate(labels):
+        own = candidate["label_words"][c]
+        own = [own] if isinstance(own, str) else list(own)
+        new = [w for w in suggestions.get(lab, []) if w.lower() not in {o.lower() for o in own}][:n]
+        added |= bool(new)
+        words.append(own + new if len(own) + len(new) > 1 else own[0])
+    if not added:
+        return None
+    return {**candidate, "label_words": words, "origin": "suggested"}
 
 
 def candidate_words(rows: Sequence[Row], limit: int = 1500) -> list[str]:

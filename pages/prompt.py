@@ -141,7 +141,9 @@ def leaderboard() -> None:
         return
     words_of = lambda ws: ", ".join(w if isinstance(w, str) else "/".join(w) for w in ws)  # noqa: E731
     evals = job.result.get("eval", 0)
-    board = [{"template": e["template"], "label words": words_of(e["label_words"]),
+    source = {"prompt": "your prompt", "suggested": "your prompt + suggested words"}
+    board = [{"source": source.get(e.get("origin"), "candidate"), "template": e["template"],
+              "label words": words_of(e["label_words"]),
               **({f"eval accuracy ({evals:,})": e.get("eval_accuracy")} if evals else {}),
               "gold accuracy": e.get("accuracy"), "loss": e.get("loss"),
               **{f"predicts {lab}": (e.get("pool_distribution") or {}).get(lab) for lab in project.labels},
@@ -162,6 +164,11 @@ def leaderboard() -> None:
         st.write("Suggested label words (from your gold examples):")
         st.dataframe([{"class": c, "words": ", ".join(ws)} for c, ws in job.result["suggestions"].items()],
                      key="pw_suggestions", hide_index=True)  # fmt: skip
+        if any(e.get("origin") == "suggested" for e in job.result["leaderboard"]):
+            st.caption("The board's row “your prompt + suggested words” adds the first three of each class to your "
+                       "words. Suggestions come from a few examples and can hurt as well as help: add them only if "
+                       "that row scores better on the evaluation split (its gold accuracy is optimistic: the words "
+                       "were chosen on those labels).")  # fmt: skip
     if job.result.get("prompt_suggestions"):
         st.caption(f"The prompt's predictions for {job.result['prompt_suggestions']:,} examples are now the Label "
                    "page's suggestions (until a run replaces them).")  # fmt: skip

@@ -3,7 +3,7 @@
 import pytest
 
 from list_core.backbone import load_backbone
-from list_core.prompt_tools import score_prompts, zero_shot_model
+from list_core.prompt_tools import score_prompts, with_suggestions, zero_shot_model
 from list_core.prompts import Prompt
 
 TEXTS = [{"text": f"{w} {x}"} for w in ("great", "bad", "good", "awful", "fine") for x in ("movie", "film", "story")]
@@ -59,3 +59,19 @@ def test_a_bad_candidate_is_reported_and_ranked_last(bert):
                           eval_rows=TEXTS[4:8], eval_y=[0, 1, 0, 1])  # fmt: skip
     assert board[0]["label_words"] == A["label_words"] and "mask" in board[1]["error"]
     assert board[0]["eval_accuracy"] in (0.0, 0.25, 0.5, 0.75, 1.0) and "eval_accuracy" not in board[1]
+
+
+def test_the_prompt_with_its_suggested_words():
+    """Up to n new words per class (case-insensitive duplicates skipped), the template and descriptions kept, marked
+    as suggested; nothing to add gives None."""
+    cand = {
+        "template": "{text} It was {mask} .",
+        "label_words": ["bad", ["great", "good"]],
+        "descriptions": ["d0", "d1"],
+    }
+    sug = {"negative": ["Bad", "awful", "dull", "slow", "ugly"], "positive": ["good"]}
+    got = with_suggestions(cand, sug, ["negative", "positive"], n=2)
+    assert got == {"template": cand["template"], "label_words": [["bad", "awful", "dull"], ["great", "good"]],
+                   "descriptions": ["d0", "d1"], "origin": "suggested"}  # fmt: skip
+    assert with_suggestions(cand, {"positive": ["GREAT"]}, ["negative", "positive"]) is None
+    assert cand["label_words"] == ["bad", ["great", "good"]]  # the candidate itself is not changed

@@ -98,10 +98,26 @@ def test_prompt_eval_job(project):
     board = done.result["leaderboard"]
     assert "accuracy" in board[0] and "loss" in board[0]
     assert done.result["eval"] == done.result["eval_of"] == 2 and board[0]["eval_accuracy"] in (0.0, 0.5, 1.0)
-    assert "eval_accuracy" not in board[1]  # the candidate that could not be built
-    assert "'unfathomableness' is 5 tokens" in board[1]["error"]
+    assert "eval_accuracy" not in board[-1]  # the candidate that could not be built
+    assert "'unfathomableness' is 5 tokens" in board[-1]["error"]
     assert set(done.result["suggestions"]) == {"negative", "positive"}
     assert job.id == done.id
+    origins = {e.get("origin"): e for e in board}
+    assert set(origins) == {"prompt", None, "suggested"}  # the prompt with its suggested words, scored beside it
+    assert origins["suggested"]["label_words"][1][0] == "great" and len(origins["suggested"]["label_words"][1]) == 4
+
+
+def test_prompt_eval_with_an_unusable_prompt_first(project):
+    """The prompt's own zero-shot suggestions come from the project's prompt (the first candidate), not from
+    whichever candidate ranks first: a broken prompt with a usable second candidate failed the whole job."""
+    db, p, path = project
+    jobq.enqueue(db, "prompt_eval", {"candidates": [
+        {"template": "{text} It was {mask} .", "label_words": ["bad", "unfathomableness"]},
+        {"template": "{text} It was {mask} .", "label_words": ["bad", "great"]},
+    ]}, p.id)  # fmt: skip
+    done = Worker(path).run_once()
+    assert done.status == "succeeded", done.error
+    assert "error" in done.result["leaderboard"][-1] and "prompt_suggestions" not in done.result
 
 
 def test_diversity_orders_a_sample_of_a_large_pool_and_the_prompt_suggests(project, monkeypatch):

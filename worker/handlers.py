@@ -236,9 +236,10 @@ PROMPT_EVAL_LIMIT = 2000  # evaluation texts a prompt is scored on (each candida
 
 
 def prompt_eval(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any]:
-    """Zero-shot scores of candidate prompts on the gold labels and the evaluation split, the class distribution each predicts on the pool,
-    label-word suggestions, and (before any run) the prompt's own suggestions for labeling."""
-    from list_core.prompt_tools import score_prompts, suggest_label_words
+    """Zero-shot scores of candidate prompts on the gold labels and the evaluation split, the class distribution
+    each predicts on the pool, label-word suggestions (and the prompt with them, scored beside it), and (before
+    any run) the prompt's own suggestions for labeling. The first candidate is the project's prompt."""
+    from list_core.prompt_tools import score_prompts, suggest_label_words, with_suggestions
 
     project = get_project(ctx.db, job.project_id)
     bb = ctx.backbone(job.payload.get("backbone") or project.backbone)
@@ -250,17 +251,25 @@ def prompt_eval(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str,
     all_evals = all_examples(ctx.db, project.id, "eval")
     evals = all_evals[:: max(1, -(-len(all_evals) // PROMPT_EVAL_LIMIT))]  # an even sample of a large split
     candidates = job.payload.get("candidates", [])
+    candidates = [{**candidates[0], "origin": "prompt"}, *candidates[1:]] if candidates else []
+    suggestions = None
+    if job.payload.get("suggest") and rows and candidates:
+        jobq.progress(ctx.db, job.id, "suggesting label words")
+        suggestions = suggest_label_words(bb, Prompt(candidates[0]["template"], ("a", "b")), rows, y, project.labels,
+                                          pool.take(range(min(2000, len(pool)))))  # fmt: skip
+        # the prompt with the suggested words is scored beside it: the user sees whether they help
+        extra = with_suggestions(candidates[0], suggestions, project.labels)
+        candidates += [extra] if extra else []
     board = score_prompts(bb, candidates, rows, y, sample, project.labels,
                           progress=lambda k, n: jobq.progress(ctx.db, job.id, "scoring prompts", k, n),
                           eval_rows=[e.row() for e in evals], eval_y=[int(e.eval_label) for e in evals])  # fmt: skip
     result: dict[str, Any] = {"leaderboard": board, "gold": len(rows), "eval": len(evals),
                               "eval_of": len(all_evals),
                               "head_pretrained": bb.head_pretrained}  # fmt: skip
-    if job.payload.get("suggest") and rows and candidates:
-        jobq.progress(ctx.db, job.id, "suggesting label words")
-        result["suggestions"] = suggest_label_words(bb, Prompt(candidates[0]["template"], ("a", "b")), rows, y,
-                                                    project.labels, pool.take(range(min(2000, len(pool)))))  # fmt: skip
-    if candidates and "error" not in board[0] and not predq.has_run_predictions(ctx.db, project.id):
+    if suggestions is not None:
+        result["suggestions"] = suggestions
+    mine = next((e for e in board if e.get("origin") == "prompt"), {"error": "no prompt"})
+    if "error" not in mine and not predq.has_run_predictions(ctx.db, project.id):
         result["prompt_suggestions"] = _prompt_suggestions(ctx, job, project.id, Prompt.from_json(candidates[0]))
     return result
 
