@@ -161,7 +161,7 @@ def leaderboard() -> None:
     elif not job.result.get("gold"):
         st.caption("No gold labels yet: the class shares above show what the prompt does with your data.")
     if job.result.get("suggestions"):
-        st.write("Suggested label words (from your gold examples):")
+        st.write("Suggested label words (near your gold examples and your own label words):")
         st.dataframe([{"class": c, "words": ", ".join(ws)} for c, ws in job.result["suggestions"].items()],
                      key="pw_suggestions", hide_index=True)  # fmt: skip
         if any(e.get("origin") == "suggested" for e in job.result["leaderboard"]):

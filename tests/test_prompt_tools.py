@@ -74,4 +74,30 @@ def test_the_prompt_with_its_suggested_words():
     assert got == {"template": cand["template"], "label_words": [["bad", "awful", "dull"], ["great", "good"]],
                    "descriptions": ["d0", "d1"], "origin": "suggested"}  # fmt: skip
     assert with_suggestions(cand, {"positive": ["GREAT"]}, ["negative", "positive"]) is None
+    # a word of another class, or one suggested for both classes, would make the prompt invalid: skipped
+    both = with_suggestions(cand, {"negative": ["good", "meh", "fine"], "positive": ["fine", "wow"]}, ["n", "p"])
+    assert both is None  # the labels do not match the suggestion keys: nothing to add
+    both = with_suggestions(cand, {"negative": ["good", "meh", "fine"], "positive": ["fine", "wow"]},
+                            ["negative", "positive"])  # fmt: skip
+    assert both["label_words"] == [["bad", "meh"], ["great", "good", "wow"]]
+    Prompt.from_json(both)  # a valid prompt
     assert cand["label_words"] == ["bad", ["great", "good"]]  # the candidate itself is not changed
+
+
+def test_sentence_encoder_suggestions_follow_the_prompt_and_the_gold_labels(tiny_headless_dir):
+    """The suggested words depend on the class's own verbaliser (not only on the template and the gold examples),
+    a class without gold examples gets none, and a prompt for another number of classes is refused."""
+    from list_core.prompt_tools import suggest_label_words
+    from list_core.prompts import PromptError
+
+    bb = load_backbone(str(tiny_headless_dir), device="cpu")
+    rows = [{"text": f"{w} {x}"} for w in ("superb", "lovely", "dull", "boring", "moving", "clumsy", "witty", "weak")
+            for x in ("acting", "plot")]  # fmt: skip
+    y = [0, 0, 1, 1] * 4
+    one = suggest_label_words(bb, Prompt("{text} It was {mask} .", ("bad", "great")), rows, y, ["neg", "pos"], k=4)
+    two = suggest_label_words(bb, Prompt("{text} It was {mask} .", ("great", "bad")), rows, y, ["neg", "pos"], k=4)
+    assert set(one) == {"neg", "pos"} and all(len(w) == 4 for w in one.values()) and one != two
+    only = suggest_label_words(bb, Prompt("{text} It was {mask} .", ("bad", "great")), rows, [0] * 16, ["neg", "pos"])
+    assert set(only) == {"neg"}
+    with pytest.raises(PromptError, match="3 label words for 2 labels"):
+        suggest_label_words(bb, Prompt("{text} It was {mask} .", ("a", "b", "c")), rows, y, ["neg", "pos"])

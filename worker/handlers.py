@@ -255,7 +255,7 @@ def prompt_eval(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str,
     suggestions = None
     if job.payload.get("suggest") and rows and candidates:
         jobq.progress(ctx.db, job.id, "suggesting label words")
-        suggestions = suggest_label_words(bb, Prompt(candidates[0]["template"], ("a", "b")), rows, y, project.labels,
+        suggestions = suggest_label_words(bb, Prompt.from_json(candidates[0]), rows, y, project.labels,
                                           pool.take(range(min(2000, len(pool)))))  # fmt: skip
         # the prompt with the suggested words is scored beside it: the user sees whether they help
         extra = with_suggestions(candidates[0], suggestions, project.labels)
