@@ -251,18 +251,30 @@ def test_whole_loop_in_a_real_browser(server, tmp_path, tiny_dirs):
         browser.close()
 
 
-def test_opened_to_a_network_nothing_shows_before_the_secret(tmp_path):
-    """Issue 13.1, in network mode for real: the app bound to another address (127.0.0.2, not localhost) shows no
-    page and starts no worker until the browser gives LIST_SECRET."""
-    from playwright.sync_api import expect, sync_playwright
+@contextlib.contextmanager
+def _behind_a_secret(tmp_path: Path):
+    """A server opened to a network (127.0.0.2, not localhost) with LIST_SECRET set, and a browser page: (url, page)."""
+    from playwright.sync_api import sync_playwright
 
     with (
-        _serve(tmp_path, "127.0.0.2", LIST_SECRET="s3cret", LIST_NO_WORKER="1") as (url, dbfile),
+        _serve(tmp_path, "127.0.0.2", LIST_SECRET="s3cret", LIST_NO_WORKER="1") as (url, _),
         sync_playwright() as pw,
     ):
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         page = browser.new_page()
         page.set_default_timeout(60_000)
+        try:
+            yield url, page
+        finally:
+            browser.close()
+
+
+def test_opened_to_a_network_nothing_shows_before_the_secret(tmp_path):
+    """Issue 13.1, in network mode for real: the app bound to another address (127.0.0.2, not localhost) shows no
+    page and starts no worker until the browser gives LIST_SECRET."""
+    from playwright.sync_api import expect
+
+    with _behind_a_secret(tmp_path) as (url, page):
         page.goto(url)
         secret = page.get_by_label("Secret (LIST_SECRET)")
         expect(secret).to_be_visible()
@@ -277,25 +289,18 @@ def test_opened_to_a_network_nothing_shows_before_the_secret(tmp_path):
         page.get_by_label("Secret (LIST_SECRET)").fill("s3cret")
         page.get_by_label("Secret (LIST_SECRET)").press("Enter")
         expect(page.get_by_text("Create or choose a project")).to_be_visible()  # the Label page itself
-        browser.close()
 
 
 def test_a_page_opened_first_after_a_start_goes_through_the_app(tmp_path):
     """Streamlit runs a `pages/` folder as its own multipage app (no app.py: no secret, no worker, no project
     switcher) until some session has run app.py. The first visit after a (re)start, a bookmark or a tab left
     open, went straight to the page: /projects listed every project without the secret."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     db = st_store.connect(tmp_path / "ui.db")  # the database _serve uses
     st_store.create_project(db, "private reviews", "single", ["negative", "positive"], "default")
     for first in ("/label?project=private+reviews", "/projects"):  # each the very first request of a new server
-        with (
-            _serve(tmp_path, "127.0.0.2", LIST_SECRET="s3cret", LIST_NO_WORKER="1") as (url, _),
-            sync_playwright() as pw,
-        ):
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-            page = browser.new_page()
-            page.set_default_timeout(60_000)
+        with _behind_a_secret(tmp_path) as (url, page):
             page.goto(url + first)
             expect(page.get_by_label("Secret (LIST_SECRET)")).to_be_visible()
             page.wait_for_timeout(2000)  # anything the page itself would show has been sent by now
@@ -306,4 +311,3 @@ def test_a_page_opened_first_after_a_start_goes_through_the_app(tmp_path):
                 expect(page.get_by_role("heading", name="Label", exact=True)).to_be_visible()
                 expect(page.get_by_text("0 / 30")).to_be_visible()  # the project from the URL
                 expect(page.get_by_role("link", name="Prompt workbench")).to_be_visible()  # the app's navigation
-            browser.close()
