@@ -15,7 +15,7 @@ from storage import jobs as jobq
 from storage import predictions as predq
 from storage import runs as runq
 from storage.importers import ImportFileError, read_table
-from ui.common import db, job_status_line, md_escape, require_project, run_safely, text_column_guess, trains_adapters
+from ui.common import db, job_status_line, md_escape, require_project, run_safely, text_columns_guess, trains_adapters
 
 conn = db()
 project = require_project()
@@ -117,9 +117,13 @@ source_rows = None
 if up is not None:
     try:
         table = read_table(up.getvalue(), name=up.name)
-        guess = text_column_guess(table.columns, table.records)
+        guesses = text_columns_guess(project.slots, table.columns, table.records)
         cols = [st.selectbox(f"Column for {s}", table.columns, key=f"pr_col_{s}",
-                             index=table.columns.index(s if s in table.columns else guess)) for s in project.slots]  # fmt: skip
+                             index=table.columns.index(guesses[s])) for s in project.slots]  # fmt: skip
+        if len(set(cols)) < len(cols):
+            raise ImportFileError(
+                f"{' and '.join(project.slots)} both read column {cols[0]!r}; choose a column for each"
+            )
         source_rows = table.records
         # each row keeps its other columns (they come back in the output); rows with an empty text are not sent
         rows = [{**{s: str(r.get(c) or "").strip() for s, c in zip(project.slots, cols)}, "source": r}

@@ -15,7 +15,7 @@ from ui.common import (
     md_escape,
     open_project,
     run_safely,
-    text_column_guess,
+    text_columns_guess,
 )
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "ui" / "example_reviews.jsonl"
@@ -114,10 +114,10 @@ if source is not None:
         st.session_state["import_source"] = (name, len(table.records), table.columns)
     mapping = {}
     cols = st.columns(len(project.slots) + 2)
+    guesses = text_columns_guess(project.slots, table.columns, table.records)
     for i, slot in enumerate(project.slots):
-        guess = slot if slot in table.columns else text_column_guess(table.columns, table.records)
         mapping[slot] = cols[i].selectbox(
-            f"Column for {slot}", table.columns, index=table.columns.index(guess), key=f"map_{slot}"
+            f"Column for {slot}", table.columns, index=table.columns.index(guesses[slot]), key=f"map_{slot}"
         )
     none = "(none)"
     label_col = cols[-2].selectbox("Label column (optional)", [none] + table.columns,

@@ -95,6 +95,9 @@ def import_table(
     missing_slots = [s for s in project.slots if s not in mapping]
     if missing_slots:
         raise ImportFileError(f"choose a column for {missing_slots} (this is a {project.task} project)")
+    if len(project.slots) > 1 and len({mapping[s] for s in project.slots}) < len(project.slots):
+        col = next(mapping[s] for s in project.slots if [mapping[t] for t in project.slots].count(mapping[s]) > 1)
+        raise ImportFileError(f"{' and '.join(project.slots)} both read column {col!r}; choose a column for each")
     wanted = [mapping[s] for s in project.slots] + ([label_column] if label_column else [])
     for col in wanted:
         if col not in table.columns:

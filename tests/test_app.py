@@ -68,6 +68,37 @@ def test_projects_page_creates_project_and_shows_errors(env):
     assert any("already exists" in e.value for e in at.error)
 
 
+def test_pair_import_guesses_a_different_column_for_each_text(env):
+    """A pair file (premise, hypothesis, label): text_a and text_b were both guessed as the longest column, and the
+    import stored every pair as a text and itself."""
+    db, tmp, _ = env
+    p = st_store.create_project(db, "nli", "pair", ["entailment", "not_entailment"], "x")
+    (tmp / "imports").mkdir()
+    (tmp / "imports" / "rte.csv").write_text(
+        "premise,hypothesis,gold\nA long premise about the EU and its twenty-five nations,The EU has 25 nations,"
+        "entailment\nAnother long premise about a lacrosse final on Monday,Navy won,not_entailment\n"
+    )
+    at = app("pages/projects.py", p.id)
+    at.text_input(key="import_path").input("rte.csv").run()
+    assert (at.selectbox(key="map_text_a").value, at.selectbox(key="map_text_b").value) == ("premise", "hypothesis")
+    at.selectbox(key="map_text_b").select("premise").run()
+    at.button(key="import_go").click().run()
+    assert any("both read column 'premise'" in e.value for e in at.error) and st_store.count_examples(db, p.id) == 0
+
+
+def test_text_columns_guess_gives_each_text_of_a_pair_its_own_column():
+    from ui.common import text_columns_guess
+
+    recs = [{"id": "1", "first": "a fairly long first text", "second": "a long second one", "y": "0"}]
+    pair = ("text_a", "text_b")
+    assert text_columns_guess(pair, ["premise", "hypothesis", "label"], []) == {"text_a": "premise",
+                                                                               "text_b": "hypothesis"}  # fmt: skip
+    assert text_columns_guess(pair, ["Sentence1", "Sentence2"], []) == {"text_a": "Sentence1", "text_b": "Sentence2"}
+    assert text_columns_guess(pair, ["id", "first", "second", "y"], recs) == {"text_a": "first", "text_b": "second"}
+    assert text_columns_guess(pair, ["only"], [{"only": "x"}]) == {"text_a": "only", "text_b": "only"}
+    assert text_columns_guess(("text",), ["id", "first", "y"], recs) == {"text": "first"}
+
+
 def test_example_project_and_import_by_path(env):
     db, tmp, _ = env
     from ui.common import GOTO

@@ -104,6 +104,9 @@ def test_pair_project_import(db):
         st.import_file(db, p.id, b"a,b\nx,y\n", {"text": "a"}, name="p.csv")
     assert st.import_file(db, p.id, b"a,b\nx,y\n", {"text_a": "a", "text_b": "b"}, name="p.csv").added == 1
     assert st.page_examples(db, p.id)[0].row() == {"text_a": "x", "text_b": "y"}
+    # one column for both texts would import every pair as a text and itself
+    with pytest.raises(ImportFileError, match=r"text_a and text_b both read column 'a'; choose a column for each"):
+        st.import_file(db, p.id, b"a,b\nz,w\n", {"text_a": "a", "text_b": "a"}, name="p.csv")
 
 
 @pytest.mark.parametrize(

@@ -196,6 +196,24 @@ def text_column_guess(columns: list[str], records: list[dict]) -> str:
     return max(columns, key=lambda c: sum(len(str(r.get(c) or "")) for r in sample))
 
 
+PAIR_NAMES = {"text_a": ("premise", "sentence1", "question1", "text1", "question", "sentence_a"),
+              "text_b": ("hypothesis", "sentence2", "question2", "text2", "passage", "sentence_b")}  # fmt: skip
+
+
+def text_columns_guess(slots: tuple[str, ...], columns: list[str], records: list[dict]) -> dict[str, str]:
+    """A column per text slot, a different one for each where the file has enough: the slot's own name, then the
+    usual names of a pair's columns (premise / hypothesis, sentence1 / sentence2, ...), then the longest values."""
+    if len(slots) == 1:
+        return {slots[0]: slots[0] if slots[0] in columns else text_column_guess(columns, records)}
+    lower = {c.lower(): c for c in columns}
+    out = {s: lower.get(s) or next((lower[n] for n in PAIR_NAMES.get(s, ()) if n in lower), None) for s in slots}
+    for s in slots:  # the rest: the longest columns not taken yet
+        if out[s] is None:
+            free = [c for c in columns if c not in out.values()] or columns
+            out[s] = text_column_guess(free, records) if len(free) > 1 else free[0]
+    return out
+
+
 def job_status_line(job) -> str:
     """One line about a job: what, its status and, while it runs, its stage in words, progress and ETAs."""
     if job is None:
