@@ -43,6 +43,11 @@ class Encoded:
         ids, pos = encode(prompt, tokenizer, list(rows), max_length)
         return cls(ids, pos)
 
+    @classmethod
+    def sentences(cls, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int) -> Encoded:
+        """Single sentences as a sentence encoder reads them (verbalisers), whatever the prompt's text slots."""
+        return cls(*encode_plain(tokenizer, [{"text": t} for t in texts], ("text",), max_length))
+
     def subset(self, index: Sequence[int]) -> Encoded:
         return Encoded([self.ids[i] for i in index], [self.mask_pos[i] for i in index])
 

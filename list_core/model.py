@@ -164,9 +164,8 @@ class ListModel(nn.Module):
         """(C, D) the backbone's own normalised embedding of each class's verbaliser: the mean of the embeddings of
         its verbaliser sentences (one per label word, plus the description)."""
         sentences = self.prompt.verbaliser_sentences()
-        flat = [{"text": s} for group in sentences for s in group]
-        x = self.frozen_features(Encoded.of(self.prompt, self.backbone.tokenizer, flat, self.max_length, plain=True),
-                                 batch_size)  # fmt: skip
+        flat = [s for group in sentences for s in group]
+        x = self.frozen_features(Encoded.sentences(self.backbone.tokenizer, flat, self.max_length), batch_size)
         sizes = torch.tensor([len(g) for g in sentences])
         owner = torch.repeat_interleave(torch.arange(len(sentences)), sizes)  # (S,)
         mean = torch.zeros(len(sentences), x.shape[1]).index_add_(0, owner, x) / sizes[:, None]  # (C, D)

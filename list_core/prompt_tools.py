@@ -195,9 +195,9 @@ def suggest_label_words(
     words = candidate_words(list(rows) + list(pool_rows))
     if not words:
         return {}
-    sentences = [{"text": " ".join(re.sub(r"\{(text|text_a|text_b)\}", "", prompt.template).replace("{mask}", w).split())}
+    sentences = [" ".join(re.sub(r"\{(text|text_a|text_b)\}", "", prompt.template).replace("{mask}", w).split())
                  for w in words]  # fmt: skip
-    v = model.frozen_features(Encoded.of(prompt, backbone.tokenizer, sentences, max_length, plain=True))  # (W, D)
+    v = model.frozen_features(Encoded.sentences(backbone.tokenizer, sentences, max_length))  # (W, D)
     sim = x @ v.T  # (N, W)
     protos = torch.nn.functional.normalize(model.verbaliser_prototypes().float(), dim=-1)  # (C, D)
     to_protos = protos @ torch.nn.functional.normalize(v.float(), dim=-1).T  # (C, W)

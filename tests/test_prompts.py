@@ -187,3 +187,24 @@ def test_a_huge_text_is_cut_before_tokenizing(tiny_dirs):
     ids, _ = encode(prompt, tok, [{"text": huge}], 64)
     assert tok.longest <= 64 * MAX_CHARS_PER_TOKEN + 1
     assert ids == encode(prompt, tok.tok, [{"text": huge[:20_000]}], 64)[0] and len(ids[0]) == 64
+
+
+def test_pair_prompt_prototypes_embed_the_verbaliser_sentences(tiny_headless_dir):
+    """A pair template's verbalisers ("? Yes ," / "? No ,") were encoded as an empty pair (the prompt's text_a and
+    text_b slots read from rows that only had "text"): every class got the same prototype and the zero-shot prompt
+    predicted one class for everything."""
+    import torch
+
+    from list_core.backbone import load_backbone
+    from list_core.data import Encoded
+    from list_core.model import ListModel
+
+    bb = load_backbone(str(tiny_headless_dir), device="cpu")
+    pair = ListModel(bb, Prompt("{text_a} ? {mask} , {text_b}", ("Yes", "No")), head="auto", adapter=None)
+    single = Prompt("{text} It was {mask} .", ("a", "b"))
+    x = pair.frozen_features(Encoded.sentences(bb.tokenizer, ["? Yes ,", "? No ,"], 128))
+    expected = torch.nn.functional.normalize(x, dim=-1)
+    got = pair.verbaliser_prototypes()
+    assert torch.allclose(got, expected, atol=1e-5) and not torch.allclose(got[0], got[1], atol=1e-3)
+    plain = pair.frozen_features(Encoded.of(single, bb.tokenizer, [{"text": "? Yes ,"}], 128, plain=True))
+    assert torch.allclose(x[0], plain[0], atol=1e-6)  # a sentence alone, as a single-text prompt reads it
