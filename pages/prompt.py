@@ -111,8 +111,9 @@ st.caption("Accuracy on your gold labels (and on your evaluation split, if you i
            "before labeling anything. One extra candidate per line: `template | words of class 1, words of class 2, …` "
            "with several words of a class joined by `/` (`bad/awful, good/great`). The current prompt is always "
            "included; before the first run, its predictions become the Label page's suggestions.")  # fmt: skip
-extra = st.text_area("Candidates", key="pw_candidates", height=100,
-                     placeholder="{text} All in all, it was {mask} . | bad/awful, good/great")  # fmt: skip
+example = ("{text_a} ? {mask} , {text_b} | Yes/Right, No/Wrong" if project.task == "pair"
+           else "{text} All in all, it was {mask} . | bad/awful, good/great")  # fmt: skip
+extra = st.text_area("Candidates", key="pw_candidates", height=100, placeholder=example)
 suggest = st.checkbox("Also suggest label words (needs gold labels)", value=True, key="pw_suggest")
 if st.button("Score prompts", key="pw_score", disabled=prompt is None):
     cands = [prompt.to_json()]
