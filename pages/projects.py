@@ -84,6 +84,9 @@ if project is None:
 
 st.divider()
 st.subheader(f"Import data into “{md_escape(project.name)}”")
+if project.task == "pair" and (same := storage.same_text_pairs(conn, project.id)):
+    st.warning(f"{same:,} examples of this project have the same text as A and as B: their file was imported with "
+               "one column for both texts. Delete the project and import the file again with a column for each.")  # fmt: skip
 up = st.file_uploader("CSV, TSV, JSONL or parquet", type=["csv", "tsv", "jsonl", "json", "parquet"], key="import_file")
 path = st.text_input(
     "…or a file or folder in the server's import folder (a folder saved with datasets.save_to_disk works too)",

@@ -13,6 +13,7 @@ from .examples import (
     get_example,
     import_file,
     page_examples,
+    same_text_pairs,
 )
 from .exports import export_data, labeled_rows
 from .importers import ImportFileError, read_table
@@ -38,6 +39,7 @@ __all__ = [
     "class_counts",
     "connect",
     "count_examples",
+    "same_text_pairs",
     "create_project",
     "db_path",
     "delete_project",

@@ -304,6 +304,13 @@ def count_examples(
     ).fetchone()[0]
 
 
+def same_text_pairs(db: sqlite_utils.Database, project_id: int) -> int:
+    """Pairs whose two texts are the same (a file imported with one column for both texts, before that was
+    refused)."""
+    return db.execute("SELECT count(*) FROM examples WHERE project_id = ? AND split IN ('pool', 'eval') "
+                      "AND text_a IS NOT NULL AND text_a = text_b", [project_id]).fetchone()[0]  # fmt: skip
+
+
 def get_example(db: sqlite_utils.Database, example_id: int) -> Example | None:
     rows = list(db.query(_SELECT + " WHERE e.id = ?", [example_id]))
     return Example.of(rows[0]) if rows else None

@@ -84,6 +84,11 @@ def test_pair_import_guesses_a_different_column_for_each_text(env):
     at.selectbox(key="map_text_b").select("premise").run()
     at.button(key="import_go").click().run()
     assert any("both read column 'premise'" in e.value for e in at.error) and st_store.count_examples(db, p.id) == 0
+    assert not any("same text as A and as B" in w.value for w in at.warning)
+    # a project imported before that was refused says so
+    st_store.add_examples(db, p.id, [{"text_a": "same", "text_b": "same"}, {"text_a": "a", "text_b": "b"}])
+    at.run()
+    assert st_store.same_text_pairs(db, p.id) == 1 and any("1 examples of this project" in w.value for w in at.warning)
 
 
 def test_text_columns_guess_gives_each_text_of_a_pair_its_own_column():
