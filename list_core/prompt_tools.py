@@ -199,7 +199,7 @@ def suggest_label_words(
                  for w in words]  # fmt: skip
     v = model.frozen_features(Encoded.sentences(backbone.tokenizer, sentences, max_length))  # (W, D)
     sim = x @ v.T  # (N, W)
-    protos = torch.nn.functional.normalize(model.verbaliser_prototypes().float(), dim=-1)  # (C, D)
+    protos = model.head.prototypes.detach()  # (C, D): the verbaliser prototypes, normalised (untrained head)
     to_protos = protos @ torch.nn.functional.normalize(v.float(), dim=-1).T  # (C, W)
     z = lambda t: (t - t.mean()) / t.std().clamp_min(1e-8)  # noqa: E731
     out = {}

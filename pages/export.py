@@ -14,7 +14,7 @@ from storage import exports as exportq
 from storage import jobs as jobq
 from storage import predictions as predq
 from storage import runs as runq
-from storage.importers import ImportFileError, read_table
+from storage.importers import ImportFileError, check_distinct_columns, read_table
 from ui.common import db, job_status_line, md_escape, require_project, run_safely, text_columns_guess, trains_adapters
 
 conn = db()
@@ -120,10 +120,7 @@ if up is not None:
         guesses = text_columns_guess(project.slots, table.columns, table.records)
         cols = [st.selectbox(f"Column for {s}", table.columns, key=f"pr_col_{s}",
                              index=table.columns.index(guesses[s])) for s in project.slots]  # fmt: skip
-        if len(set(cols)) < len(cols):
-            raise ImportFileError(
-                f"{' and '.join(project.slots)} both read column {cols[0]!r}; choose a column for each"
-            )
+        check_distinct_columns(project.slots, cols)
         source_rows = table.records
         # each row keeps its other columns (they come back in the output); rows with an empty text are not sent
         rows = [{**{s: str(r.get(c) or "").strip() for s, c in zip(project.slots, cols)}, "source": r}

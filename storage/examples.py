@@ -15,7 +15,7 @@ from typing import Any
 import sqlite_utils
 
 from .db import now, write
-from .importers import ImportFileError, Table, max_text_chars, read_table
+from .importers import ImportFileError, Table, check_distinct_columns, max_text_chars, read_table
 from .labels import set_label
 from .models import Example
 from .projects import StoreError, get_project
@@ -95,9 +95,7 @@ def import_table(
     missing_slots = [s for s in project.slots if s not in mapping]
     if missing_slots:
         raise ImportFileError(f"choose a column for {missing_slots} (this is a {project.task} project)")
-    if len(project.slots) > 1 and len({mapping[s] for s in project.slots}) < len(project.slots):
-        col = next(mapping[s] for s in project.slots if [mapping[t] for t in project.slots].count(mapping[s]) > 1)
-        raise ImportFileError(f"{' and '.join(project.slots)} both read column {col!r}; choose a column for each")
+    check_distinct_columns(project.slots, [mapping[s] for s in project.slots])
     wanted = [mapping[s] for s in project.slots] + ([label_column] if label_column else [])
     for col in wanted:
         if col not in table.columns:

@@ -20,6 +20,14 @@ class ImportFileError(StoreError):
     """A file that cannot be imported; the message names the line or column."""
 
 
+def check_distinct_columns(slots: tuple[str, ...], columns: list[str]) -> None:
+    """Each text slot reads its own column: one column for both texts of a pair would make every pair a text and
+    itself."""
+    dup = next((c for c in columns if columns.count(c) > 1), None)
+    if dup is not None:
+        raise ImportFileError(f"{' and '.join(slots)} both read column {dup!r}; choose a column for each")
+
+
 def max_import_bytes() -> int:
     return int(float(os.environ.get("LIST_MAX_IMPORT_MB", "50")) * 2**20)
 

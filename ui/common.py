@@ -209,8 +209,7 @@ def text_columns_guess(slots: tuple[str, ...], columns: list[str], records: list
     out = {s: lower.get(s) or next((lower[n] for n in PAIR_NAMES.get(s, ()) if n in lower), None) for s in slots}
     for s in slots:  # the rest: the longest columns not taken yet
         if out[s] is None:
-            free = [c for c in columns if c not in out.values()] or columns
-            out[s] = text_column_guess(free, records) if len(free) > 1 else free[0]
+            out[s] = text_column_guess([c for c in columns if c not in out.values()] or columns, records)
     return out
 
 
