@@ -16,6 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .backbone import Backbone, load_backbone
+from .cards import native_card
 from .config import HEADS, AdapterConfig
 from .locate import resolve_backbone_path
 from .model import ListModel
@@ -76,36 +77,8 @@ def save_native(
     save_file(state, str(folder / WEIGHTS), metadata={"format": "list-adapter", "config_sha256": _config_digest(cfg)})
     cfg["weights_sha256"] = _file_sha256(folder / WEIGHTS)
     (folder / CONFIG).write_text(json.dumps(cfg, indent=1))
-    (folder / "README.md").write_text(model_card(cfg, sum(v.numel() for v in state.values())))
+    (folder / "README.md").write_text(native_card(cfg, sum(v.numel() for v in state.values())))
     return folder
-
-
-def model_card(cfg: dict[str, Any], n_params: int) -> str:
-    words = ", ".join(f"`{lab}` → `{w if isinstance(w, str) else ' / '.join(w)}`"
-                      for lab, w in zip(cfg["labels"], cfg["label_words"]))  # fmt: skip
-    metrics = "\n".join(f"- {k}: {v:.4f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in cfg["metrics"].items()
-                        if isinstance(v, int | float | str))  # fmt: skip
-    return f"""# LiST adapter
-
-A few-shot text classifier trained with LiST (Lite Prompted Self-Training, arXiv 2110.06274) in LiST Studio.
-Only the adapters and the head are stored here ({n_params:,} parameters); the backbone is loaded separately.
-
-- Backbone: `{cfg["backbone"]}` ({cfg["backbone_family"]}), weights sha256 `{cfg["backbone_hash"][:16]}…`
-- Template: `{cfg["template"]}`
-- Labels and label words: {words}
-- Head: {cfg["head"]} ({cfg["head_reason"]})
-- Adapter: {cfg["adapter"]}
-
-## Metrics
-{metrics or "- (none recorded)"}
-
-## Use
-```python
-from list_core.export import load_classifier
-clf = load_classifier("this-folder")            # or load_classifier("this-folder", backbone="/path/to/backbone")
-clf.predict_proba(["some text"])                 # (N, C) tensor, columns in label order
-```
-"""
 
 
 @dataclass

@@ -14,17 +14,13 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .backbone import load_backbone
+from .cards import HEAD_FORMULA, export_card
 from .export import Classifier, ExportError, check_config
 from .heads import ClassicHead, ProbeHead, PromptHead, SimilarityHead
 from .model import ListModel
 from .prompts import Prompt
 
 # How to use a folded export's head.safetensors with plain transformers: `h = AutoModel(...).last_hidden_state`
-HEAD_FORMULA = {
-    "normalised mean": "logits = normalize(mean(h over attention_mask)) @ weight.T + bias",
-    "mean": "logits = mean(h over attention_mask) @ weight.T + bias",
-    "first": "logits = h[:, 0] @ weight.T + bias",
-}
 
 
 def _feature(head: nn.Module) -> str:
@@ -94,11 +90,24 @@ def save_folded(model: ListModel, folder: str | Path, labels: list[str]) -> Path
         "pooling": getattr(model.head, "pooling", "mean"),
         "max_length": model.max_length,
         "source_backbone": model.backbone.name,
-        **({} if model.head_kind == "prompt" else {"head_formula": HEAD_FORMULA[_feature(model.head)]}),
+        **export_head_fields(model),
         "temperature": model.temperature,  # divide the logits by it for calibrated probabilities
     }
     (folder / "list_config.json").write_text(json.dumps(cfg, indent=1))
+    (folder / "README.md").write_text(export_card(cfg, "folded", model.backbone.name))
     return folder
+
+
+def export_head_fields(model: ListModel) -> dict:
+    """What a use without list_core needs to know about the head (model cards): the input it reads, and the label
+    words' token ids and classes (prompt head) or the formula of `linear_form` (any other head)."""
+    fields: dict = {"input": "plain" if model.plain_input else "template"}
+    if model.head_kind == "prompt":
+        fields["label_ids"] = list(model.label_ids)
+        fields["label_classes"] = [c for c, group in enumerate(model.prompt.words) for _ in group]
+    else:
+        fields["head_formula"] = HEAD_FORMULA[_feature(model.head)]
+    return fields
 
 
 def load_folded(folder: str | Path, device: str | None = None) -> Classifier:

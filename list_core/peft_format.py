@@ -21,6 +21,8 @@ from torch import nn
 from transformers import AutoModel, AutoModelForMaskedLM
 
 from .adapter import adapted_layers, set_submodule
+from .cards import export_card
+from .folded import export_head_fields, linear_form
 from .heads import PromptHead
 from .model import ListModel
 
@@ -108,8 +110,15 @@ def save_peft(
             {k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()},
             str(folder / "list_head.safetensors"),
         )
+        weight, bias = linear_form(model.head)  # the same head as one linear layer, for use without list_core
+        save_file(
+            {"weight": weight.cpu().contiguous(), "bias": bias.cpu().contiguous()}, str(folder / "head.safetensors")
+        )
     meta = {**model.prompt.to_json(), "label_ids": model.label_ids, "labels": list(labels or []),
-            "head": model.head_kind, "temperature": model.temperature,  # calibrated probabilities: softmax(logits / T)
+            "head": model.head_kind, **export_head_fields(model), "max_length": model.max_length,
+            "temperature": model.temperature,  # calibrated probabilities: softmax(logits / T)
             "note": "LiST adapters as LoRA (exact); see list_core/peft_format.py"}  # fmt: skip
     (folder / "list_peft.json").write_text(json.dumps(meta, indent=1))
+    # PEFT writes an empty model card template; ours says what the folder is and how to use it
+    (folder / "README.md").write_text(export_card(meta, "peft", base_path or model.backbone.name))
     return folder

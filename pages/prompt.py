@@ -90,7 +90,7 @@ rows = storage.page_examples(conn, project.id, limit=3)
 if prompt is not None and reads_mask and rows:
     ids, _ = encode(prompt, tok, [r.row() for r in rows], 128)
     for i in ids:
-        st.code(tok.decode(i), language=None)
+        st.code(tok.decode(i), language=None, wrap_lines=True)  # the mask stays in view
 elif prompt is not None and not reads_mask:
     for lab, sentences in zip(project.labels, prompt.verbaliser_sentences()):
         st.code(f"{lab}: " + " | ".join(sentences), language=None)
@@ -99,11 +99,18 @@ elif prompt is not None and not reads_mask:
 elif not rows:
     st.caption("Import data to see a preview.")
 
-if st.button("Save prompt", key="pw_save", type="primary", disabled=prompt is None or bool(problems)):
-    v = run_safely(storage.save_prompt, conn, project.id, template,
-                   [w[0] if len(w) == 1 else w for w in words], descriptions)  # fmt: skip
+current_words = [w[0] if len(w) == 1 else w for w in words]
+unsaved = latest is None or not latest.same_as(template, current_words, descriptions)
+if st.button("Save prompt", key="pw_save", type="primary" if unsaved else "secondary",
+             disabled=prompt is None or bool(problems)):  # fmt: skip
+    v = run_safely(storage.save_prompt, conn, project.id, template, current_words, descriptions)
     if v:
-        st.success(f"Saved as version {v.version}.")
+        st.session_state["pw_saved"] = v.version
+        st.rerun()  # the button shows the saved state at once
+if "pw_saved" in st.session_state:
+    st.success(f"Saved as version {st.session_state.pop('pw_saved')}.")
+elif latest is not None and not unsaved:
+    st.caption(f"Version {latest.version} of this project's prompt (saved).")
 
 st.divider()
 st.subheader("Score prompts (zero-shot)")

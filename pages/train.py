@@ -121,7 +121,8 @@ for r in runs:
                  "gold acc": m.get("gold_accuracy"), "eval acc": m.get("eval_accuracy"),
                  "time": fmt_seconds(sum(m.get("stage_seconds", {}).values())) if m.get("stage_seconds") else "",
                  "created": r.created_at[:19]})  # fmt: skip
-st.dataframe(hist, key="tr_history", hide_index=True)
+st.dataframe(hist, key="tr_history", hide_index=True,
+             column_config={k: st.column_config.NumberColumn(k, format="percent") for k in ("gold acc", "eval acc")})  # fmt: skip
 failed = [r for r in runs if r.status == "failed" and r.job_id]
 if failed:
     with st.expander(f"Why {failed[0].label} failed"):
@@ -138,10 +139,13 @@ def _inputs(r) -> dict:
 
 
 st.subheader("Compare two runs")
-ids = [r.id for r in runs]
+if len(runs) < 2:
+    st.caption("With a second run, its settings, metrics and inputs show here beside this one's.")
+    st.stop()
+labels = {r.id: r.label for r in runs}
 a, b = st.columns(2)
-ra = a.selectbox("Run A", ids, key="tr_cmp_a")
-rb = b.selectbox("Run B", ids, index=min(1, len(ids) - 1), key="tr_cmp_b")
+ra = a.selectbox("Run A", list(labels), format_func=labels.get, key="tr_cmp_a")
+rb = b.selectbox("Run B", list(labels), index=1, format_func=labels.get, key="tr_cmp_b")
 for col, rid in ((a, ra), (b, rb)):
     r = runq.get_run(conn, rid)
     cfg = TrainConfig.from_dict(r.config)

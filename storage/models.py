@@ -101,6 +101,12 @@ class PromptVersion:
     def of(cls, r: dict) -> PromptVersion:
         return _of(cls, r, {"label_words": [], "descriptions": None})
 
+    def same_as(self, template: str, label_words: list, descriptions: list[str] | None = None) -> bool:
+        """Whether saving this prompt (as `save_prompt` stores it) would change nothing."""
+        words = [w if isinstance(w, str) else list(w) for w in label_words]
+        desc = list(descriptions) if descriptions and any(d.strip() for d in descriptions) else None
+        return self.template == template and self.label_words == words and self.descriptions == desc
+
 
 @dataclass(frozen=True)
 class Job:

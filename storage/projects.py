@@ -69,11 +69,11 @@ def save_prompt(
 ) -> PromptVersion:
     """Store a new prompt version (unchanged prompts are not duplicated). Per class: one label word or a list of
     them, and optionally a description."""
+    latest = latest_prompt(db, project_id)
+    if latest and latest.same_as(template, label_words, descriptions):
+        return latest
     words = [w if isinstance(w, str) else list(w) for w in label_words]
     desc = list(descriptions) if descriptions and any(d.strip() for d in descriptions) else None
-    latest = latest_prompt(db, project_id)
-    if latest and latest.template == template and latest.label_words == words and latest.descriptions == desc:
-        return latest
     with write(db):
         version = (latest.version if latest else 0) + 1
         cur = db.execute(

@@ -214,8 +214,17 @@ def test_prompt_page_flags_bad_templates_and_words(env):
     assert at.button(key="pw_save").disabled
     at.text_input(key="pw_word_1").input("great").run()
     assert not at.error and "[MASK]" in at.code[0].value
+    assert at.button(key="pw_save").proto.type == "primary"  # not saved yet
     at.button(key="pw_save").click().run()
     assert st_store.latest_prompt(db, st_store.list_projects(db)[0].id).label_words == ["bad", "great"]
+    # saved: the button no longer asks for a click (it stayed highlighted), until the prompt changes again
+    assert any("Saved as version 1" in m.value for m in at.success)
+    assert at.button(key="pw_save").proto.type == "secondary"
+    at.run()
+    assert any("Version 1" in c.value for c in at.caption) and at.button(key="pw_save").proto.type == "secondary"
+    at.text_input(key="pw_word_1").input("good").run()
+    assert at.button(key="pw_save").proto.type == "primary"
+    at.text_input(key="pw_word_1").input("great").run()
     at.button(key="pw_score").click().run()
     assert jobq.list_jobs(db)[0].kind == "prompt_eval"
 
@@ -595,6 +604,32 @@ def test_rounds_page_says_which_round_is_kept_and_can_keep_another(env):
             assert widget.value == 1, page
         plain = app(page, p.id)  # without the URL: the newest run
         assert plain.selectbox(key="run").value == second.id, page
+
+
+def test_compare_runs_names_runs_as_the_history_does(env):
+    """A second project's runs 1 and 2 were offered as "2" and "3" (database ids) in the comparison, and a lone run
+    was compared with itself."""
+    from ui.actions import start_run
+
+    db, _, dirs = env
+    first = make_project(db, str(dirs["bert"]))
+    p = st_store.create_project(db, "second", "single", ["negative", "positive"], str(dirs["bert"]), target_gold=8)
+    st_store.add_examples(db, p.id, [{"text": t} for t in ("great movie", "bad movie", "good film", "awful film")])
+    st_store.save_prompt(db, p.id, "{text} It was {mask} .", ["bad", "great"])
+    for project in (first, p):
+        for e in st_store.page_examples(db, project.id, limit=100):
+            st_store.set_label(db, e.id, int(e.text.startswith(("great", "good"))))
+    start_run(db, first.id)
+    start_run(db, p.id)
+    at = app("pages/train.py", p.id)
+    assert not [s for s in at.selectbox if s.key == "tr_cmp_a"]
+    assert any("With a second run" in c.value for c in at.caption)
+    start_run(db, p.id, alongside=True)
+    at.run()
+    assert not at.exception
+    assert at.dataframe[0].value["run"].tolist() == [2, 1]
+    assert at.selectbox(key="tr_cmp_a").options == ["run 2", "run 1"]
+    assert at.selectbox(key="tr_cmp_b").value == runq.list_runs(db, p.id)[1].id  # the other run by default
 
 
 def test_train_page_sends_a_run_to_a_ray_cluster_and_refuses_a_bad_address(env, monkeypatch):
