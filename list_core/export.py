@@ -113,6 +113,9 @@ def _file_sha256(path: Path) -> str:
 def read_config(folder: str | Path) -> dict[str, Any]:
     """An adapter folder's config, checked field by field: anything malformed is one `ExportError`."""
     folder = Path(folder)
+    if (folder / "list_peft.json").exists():  # a PEFT export holds LoRA weights, which do not load back as adapters
+        raise ExportError(f"{folder} is a PEFT export: load it with PEFT (its README.md shows how), or export the run "
+                          "as native or folded to use it here")  # fmt: skip
     if not (folder / CONFIG).exists() or not (folder / WEIGHTS).exists():
         raise ExportError(f"{folder} is not a LiST adapter folder (needs {CONFIG} and {WEIGHTS})")
     try:

@@ -15,7 +15,16 @@ from storage import jobs as jobq
 from storage import predictions as predq
 from storage import runs as runq
 from storage.importers import ImportFileError, check_distinct_columns, read_table
-from ui.common import db, job_status_line, md_escape, require_project, run_safely, text_columns_guess, trains_adapters
+from ui.common import (
+    db,
+    job_status_line,
+    md_escape,
+    require_project,
+    run_safely,
+    text_columns_guess,
+    trains_adapters,
+    without_front_matter,
+)
 
 conn = db()
 project = require_project()
@@ -68,15 +77,13 @@ else:
         if not p.exists():
             st.warning(f"{a.path} is gone from disk")
             continue
-        buf = io.BytesIO()
-        with tempfile.TemporaryDirectory() as tmp:
-            zpath = shutil.make_archive(str(Path(tmp) / p.name), "zip", p)
-            buf.write(Path(zpath).read_bytes())
-        st.download_button(f"Download adapter · {a.kind} ({a.size / 1024:,.0f} KB, sha256 {a.sha256[:10]}…)", buf.getvalue(),
-                           file_name=f"{project.name}-run{run_id}-{a.kind}.zip", key=f"ex_dl_{a.id}")  # fmt: skip
+        st.download_button(f"Download adapter · {a.kind} ({a.size / 1024:,.0f} KB, sha256 {a.sha256[:10]}…)",
+                           lambda p=p: exportq.archive(p).read_bytes(),  # read when clicked, not on every run
+                           file_name=f"{project.name}-run{run_id}-{a.kind}.zip", mime="application/zip",
+                           key=f"ex_dl_{a.id}")  # fmt: skip
         if (p / "README.md").exists():
             with st.expander(f"Model card ({a.kind})"):
-                st.markdown((p / "README.md").read_text())
+                st.markdown(without_front_matter((p / "README.md").read_text()))
 
 st.subheader("Labeled data")
 fmt = st.selectbox("Format", ["csv", "jsonl", "datasets"], key="ex_fmt")

@@ -6,6 +6,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +100,20 @@ def add_artifact(
             [project_id, run_id, kind, str(p), size, h.hexdigest(), now()],
         )
     return Artifact.of(next(db.query("SELECT * FROM artifacts WHERE id = ?", [cur.lastrowid])))
+
+
+def archive(folder: str | Path) -> Path:
+    """The zip of an export folder (`<folder>.zip` beside it), made once: again only when a file of the folder is
+    newer. A download reads this file when clicked; zipping on every page run took seconds for a folded model."""
+    folder = Path(folder)
+    target = folder.with_name(folder.name + ".zip")
+    newest = max((f.stat().st_mtime for f in folder.rglob("*") if f.is_file()), default=0.0)
+    if target.exists() and target.stat().st_mtime >= newest:
+        return target
+    with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:  # a half-written zip is never seen
+        made = shutil.make_archive(str(Path(tmp) / folder.name), "zip", folder)
+        os.replace(made, target)
+    return target
 
 
 def artifacts(db: sqlite_utils.Database, project_id: int) -> list[Artifact]:

@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import storage as st_store
+from storage import exports as exportq
 from storage import jobs as jobq
 from storage import runs as runq
 from worker.runner import Worker
@@ -429,6 +430,13 @@ def test_train_rounds_inspect_export_pages_after_a_run(env):
     labels = [b.proto.label for b in at.get("download_button")]
     assert {k for k in ("native", "peft", "folded") if any(f"adapter-{k}" in x for x in labels)} == {
         "native", "peft", "folded"}, labels  # fmt: skip
+    # each download is the zip the export job made, read on a click: a page run does not zip the folders again
+    zips = {a.kind: Path(a.path).with_name(Path(a.path).name + ".zip") for a in exportq.artifacts(db, p.id)}
+    made = {k: z.stat().st_mtime_ns for k, z in zips.items()}
+    at.run()
+    assert {k: z.stat().st_mtime_ns for k, z in zips.items()} == made and len(made) == 3
+    cards = [m.value for m in at.markdown if "LiST classifier (PEFT LoRA export)" in m.value]
+    assert cards and not cards[0].startswith("---") and "library_name" not in cards[0]  # the Hub header is not shown
 
 
 def test_app_navigation_and_sidebar(env):

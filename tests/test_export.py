@@ -66,6 +66,9 @@ def test_native_rejects_damage_and_wrong_backbone(tiny_dirs, tmp_path):
     assert load_classifier(tmp_path / "a", backbone=str(other), allow_backbone_mismatch=True)
     with pytest.raises(ExportError, match="not a LiST adapter folder"):
         load_classifier(tmp_path)
+    save_peft(m, tmp_path / "p")  # one that loads elsewhere: said so, not "not an adapter"
+    with pytest.raises(ExportError, match="is a PEFT export: load it with PEFT"):
+        load_classifier(tmp_path / "p")
 
 
 @pytest.mark.parametrize("family", FAMILIES)

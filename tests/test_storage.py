@@ -479,3 +479,27 @@ def test_an_import_that_fails_part_way_leaves_nothing(db, project, monkeypatch):
     db.conn.commit()
     assert st.add_examples(db, project.id, [{"text": "x"}, {"text": "y"}]).added == 2
     assert st.count_examples(db, project.id) == 3
+
+
+def test_an_export_folder_is_zipped_once_and_again_when_it_changes(tmp_path):
+    """The Export page zipped every export folder on every page run (seconds for a folded model); the zip is now
+    made once beside the folder and read only when a download is clicked."""
+    import os
+    import zipfile
+
+    from storage.exports import archive
+
+    folder = tmp_path / "export-folded"
+    (folder / "model").mkdir(parents=True)
+    (folder / "list_config.json").write_text("{}")
+    (folder / "model" / "weights.bin").write_bytes(b"w" * 100)
+    z = archive(folder)
+    assert z == tmp_path / "export-folded.zip"
+    assert sorted(zipfile.ZipFile(z).namelist()) == ["list_config.json", "model/", "model/weights.bin"]
+    made = z.stat().st_mtime_ns
+    os.utime(z, ns=(made + 10**9, made + 10**9))  # later than every file
+    assert archive(folder).stat().st_mtime_ns == made + 10**9  # not made again
+    (folder / "list_config.json").write_text('{"a": 1}')  # a re-export writes newer files
+    os.utime(folder / "list_config.json", ns=(made + 2 * 10**9, made + 2 * 10**9))
+    assert zipfile.ZipFile(archive(folder)).read("list_config.json") == b'{"a": 1}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export-folded", "export-folded.zip"]  # no temporary left

@@ -252,3 +252,13 @@ def md_escape(text: str) -> str:
     """User text shown through markdown, with markdown's special characters escaped; ':' and '@' too, so a bare URL
     or e-mail address in the data is not autolinked (GFM links `http://`, `www.` and `a@b.c` without brackets)."""
     return "".join("\\" + ch if ch in "\\`*_{}[]()#+-.!|<>$~:@" else ch for ch in text)
+
+
+def without_front_matter(markdown: str) -> str:
+    """A model card without its YAML header (`---` ... `---`: metadata for the Hugging Face Hub), which markdown
+    would show as a rule and a run-on line of keys."""
+    if markdown.startswith("---\n"):
+        end = markdown.find("\n---\n", 4)
+        if end != -1:
+            return markdown[end + 5 :].lstrip("\n")
+    return markdown

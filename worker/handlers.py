@@ -295,6 +295,7 @@ def export(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any]
     summary = {"method": run.method, "preset": run.preset, "seed": run.seed, "gold_labels": len(run.gold_snapshot),
                "round": (run.metrics or {}).get("chosen_round")}  # fmt: skip
     export_model(model, fmt, out, labels, run.metrics or {}, summary)
+    exportq.archive(out)  # the download, ready before the page offers it
     art = exportq.add_artifact(ctx.db, run.project_id, run.id, f"adapter-{fmt}", out)
     return {"artifact_id": art.id, "path": art.path, "size": art.size, "sha256": art.sha256, "round": summary["round"]}
 
