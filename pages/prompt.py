@@ -51,6 +51,11 @@ else:
     st.caption("This backbone is a sentence encoder (no MLM head): each class is the embedding of its verbaliser — "
                "the template without the text, the mask filled by each label word — plus its description. Words "
                "and short phrases both work.")  # fmt: skip
+    if project.task == "pair":
+        st.warning("A sentence encoder knows little about how two texts relate (entailment, paraphrase): on rte "
+                   "every method, LiST included, is within a few points of chance on this backbone (BENCHMARKS.md). "
+                   "For a pair task, create the project on a backbone with a pretrained MLM head (e.g. roberta-large "
+                   "on a GPU), and label more pairs than for a single-text task.")  # fmt: skip
 template = st.text_input("Template — slots: " + (" {text_a} {text_b}" if project.task == "pair" else " {text}") + " and one {mask}",
                          value=default_t, key="pw_template")  # fmt: skip
 cols = st.columns(len(project.labels))

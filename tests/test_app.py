@@ -261,6 +261,19 @@ def test_workbench_on_a_sentence_encoder_before_any_label(env, tiny_headless_dir
     assert any(c.value.startswith("Your prompt suggests") for c in label.caption)
 
 
+def test_workbench_warns_a_pair_project_on_a_sentence_encoder(env, tiny_headless_dir):
+    """A pair task on the default kind of backbone ends near chance (rte in BENCHMARKS.md): the workbench says so
+    before any label is given; on a backbone with an MLM head it does not."""
+    db, _, dirs = env
+    pair = st_store.create_project(db, "nli", "pair", ["entailment", "not_entailment"], str(tiny_headless_dir))
+    at = app("pages/prompt.py", pair.id)
+    assert any("knows little about how two texts relate" in w.value for w in at.warning)
+    mlm = st_store.create_project(db, "nli-mlm", "pair", ["entailment", "not_entailment"], str(dirs["bert"]))
+    assert not any("two texts relate" in w.value for w in app("pages/prompt.py", mlm.id).warning)
+    single = make_project(db, str(tiny_headless_dir), with_prompt=False)
+    assert not any("two texts relate" in w.value for w in app("pages/prompt.py", single.id).warning)
+
+
 def test_workbench_scores_prompts_on_the_evaluation_split(env):
     """With a labeled evaluation split, each candidate's accuracy on it is a column of the leaderboard (the
     prompt's accuracy on hundreds of labels, before any gold label), and it orders the board."""
