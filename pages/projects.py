@@ -67,7 +67,8 @@ for p in projects:
         open_project(p.id)
     with cols[3].popover("Delete", help="delete this project, its examples, labels and runs"):
         st.warning(
-            f"This deletes “{md_escape(p.name)}” with its {n:,} examples, labels, history and runs. It cannot be undone."
+            f"This deletes “{md_escape(p.name)}” with its {n:,} examples, labels, history and runs, and the runs' "
+            "checkpoints and exported adapters on disk. It cannot be undone."
         )
         typed = st.text_input("Type the project's name to confirm", key=f"del_name_{p.id}")
         if st.button("Delete for good", key=f"del_{p.id}", disabled=typed != p.name, type="primary"):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import sqlite_utils
 
@@ -49,15 +51,24 @@ def list_projects(db: sqlite_utils.Database) -> list[Project]:
     return [Project.of(r) for r in db.query("SELECT * FROM projects ORDER BY id")]
 
 
-def delete_project(db: sqlite_utils.Database, project_id: int) -> None:
-    """Delete a project with its examples, labels, runs and jobs; refused while one of its jobs is queued or
-    running (a worker would lose it mid-way: cancel those first)."""
+def delete_project(db: sqlite_utils.Database, project_id: int) -> list[str]:
+    """Delete a project with its examples, labels, runs and jobs, and its runs' folders on disk (checkpoints and
+    exports: a folded export is a whole model copy); refused while one of its jobs is queued or running (a worker
+    would lose it mid-way: cancel those first). Returns the folders removed."""
     with write(db):
         busy = [r["id"] for r in db.query(
             "SELECT id FROM jobs WHERE project_id = ? AND status IN ('queued', 'running')", [project_id])]  # fmt: skip
         if busy:
             raise StoreError(f"project {project_id} has queued or running jobs {busy}: cancel them first")
+        runs = list(db.query("SELECT id, checkpoint_dir FROM runs WHERE project_id = ?", [project_id]))
         db.execute("DELETE FROM projects WHERE id = ?", [project_id])
+    removed = []
+    for r in runs:  # only a worker's own run folder (runs/run-<id>), never another path a row might hold
+        folder = Path(r["checkpoint_dir"] or "")
+        if r["checkpoint_dir"] and folder.name == f"run-{r['id']}" and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(str(folder))
+    return removed
 
 
 def save_prompt(

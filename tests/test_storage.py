@@ -503,3 +503,23 @@ def test_an_export_folder_is_zipped_once_and_again_when_it_changes(tmp_path):
     os.utime(folder / "list_config.json", ns=(made + 2 * 10**9, made + 2 * 10**9))
     assert zipfile.ZipFile(archive(folder)).read("list_config.json") == b'{"a": 1}'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export-folded", "export-folded.zip"]  # no temporary left
+
+
+def test_deleting_a_project_removes_its_run_folders_and_nothing_else(db, project, tmp_path):
+    """A deleted project's checkpoints and exports (a folded export is a whole model copy) stayed on disk for ever."""
+    from storage import runs as runq
+
+    other = st.create_project(db, "kept", "single", ["a", "b"], "default")
+    folders = {}
+    for p in (project, other):
+        run = runq.create_run(db, p.id, "list", "fast", {}, 1, "default", None)
+        folders[p.id] = tmp_path / "runs" / f"run-{run.id}"
+        (folders[p.id] / "export-folded" / "model").mkdir(parents=True)
+        (folders[p.id] / "round-001").mkdir()
+        runq.update_run(db, run.id, checkpoint_dir=str(folders[p.id]))
+    stray = tmp_path / "not-a-run-folder"
+    stray.mkdir()
+    run = runq.create_run(db, project.id, "list", "fast", {}, 2, "default", None)
+    runq.update_run(db, run.id, checkpoint_dir=str(stray))  # a path that is not runs/run-<id>: never removed
+    assert st.delete_project(db, project.id) == [str(folders[project.id])]
+    assert not folders[project.id].exists() and folders[other.id].is_dir() and stray.is_dir()
