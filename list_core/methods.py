@@ -31,10 +31,13 @@ class Method:
     trains_adapters: bool = False  # checkpoints per round; export, predict and Rounds read them
     self_training: bool = False  # rounds of pseudo-labels that the Inspect page shows
     uses_pool: bool = False  # reads the unlabeled pool
+    tasks: tuple[str, ...] = ("single", "pair")  # the project tasks it can train on
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
             raise ValueError(f"method name {self.name!r}: letters, digits, '-' and '_' only")
+        if not self.tasks or set(self.tasks) - {"single", "pair"}:
+            raise ValueError(f"method {self.name!r}: tasks {self.tasks!r} must be among 'single' and 'pair'")
         bad = set(self.kinds) - set(MODES)
         if bad:
             raise ValueError(f"method {self.name!r}: kinds {sorted(bad)} are not among {MODES}")
@@ -95,6 +98,10 @@ for _m in (
            uses_pool=True),
     Method("linear-probe", "Linear probe on frozen features (baseline)",
            "a logistic regression on the gold examples' frozen features", f"{_B}:run_linear_probe"),
+    Method("pair-similarity", "Pair similarity (baseline, pair tasks)",
+           "the cosine of the two texts embedded apart, thresholded at pool quantiles set by the gold labels: what a "
+           "sentence encoder knows about how two texts relate", "list_core.pair_similarity:run_pair_similarity",
+           uses_pool=True, tasks=("pair",)),
     Method("zero-shot", "Zero-shot prompt (no training)",
            "the prompt alone: the MLM head at the mask, or cosine to the verbaliser embeddings",
            f"{_B}:run_zero_shot"),

@@ -20,8 +20,8 @@ st.title("Train")
 c1, c2, c3 = st.columns(3)
 preset_name = c1.selectbox("Preset", ["fast", "paper", "custom"], key="tr_preset",
                            help="fast: scaled for a CPU; paper: the LiST paper's settings; custom: edit below")  # fmt: skip
-method_name = c2.selectbox("Method", list(methods.REGISTRY), key="tr_method",
-                           format_func=lambda m: methods.REGISTRY[m].title)  # fmt: skip
+usable = [m for m, spec in methods.REGISTRY.items() if project.task in spec.tasks]  # e.g. pair-only baselines
+method_name = c2.selectbox("Method", usable, key="tr_method", format_func=lambda m: methods.REGISTRY[m].title)
 method = methods.get(method_name)
 seed = c3.number_input("Seed", 0, 2**31 - 1, 42, key="tr_seed")
 st.caption(method.help)

@@ -9,7 +9,7 @@ import sqlite_utils
 
 from list_core.config import preset
 from list_core.methods import get as get_method
-from storage import StoreError
+from storage import StoreError, get_project
 from storage import runs as runq
 from storage.models import Job, Run
 
@@ -31,10 +31,13 @@ def start_run(
     if address and not _valid_address(address):
         raise StoreError(f"Ray address {address!r}: give 'local', 'auto', host:port or ray://host:port")
     try:
-        get_method(method)
+        spec = get_method(method)
         cfg = preset("fast" if preset_name == "custom" else preset_name, seed=int(seed)).with_knobs(overrides or {})
     except (TypeError, ValueError) as e:
         raise StoreError(f"invalid training settings: {e}") from None
+    task = get_project(db, project_id).task
+    if task not in spec.tasks:
+        raise StoreError(f"{spec.title} trains on {' or '.join(spec.tasks)} tasks only; this project is a {task} task")
     return runq.start_run(db, project_id, method, preset_name, cfg.to_dict(), cfg.seed, alongside=alongside,
                           ray_address=address or None)  # fmt: skip
 

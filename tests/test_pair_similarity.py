@@ -1,0 +1,73 @@
+"""The pair-similarity baseline: the rule by hand, a pair task it must solve on a tiny encoder, and where it refuses."""
+
+import numpy as np
+import pytest
+
+import storage as st
+from list_core.backbone import load_backbone
+from list_core.config import preset
+from list_core.data import DataError
+from list_core.pair_similarity import apply_rule, cosine_rule, pair_cosines, pair_similarity
+from list_core.prompts import Prompt
+from list_core.self_training import TaskData
+from ui import actions
+
+PAIR = Prompt("{text_a} ? {mask} , {text_b}", ("yes", "no"))
+
+
+def test_the_rule_orders_classes_by_gold_cosine_and_cuts_the_pool_at_the_gold_shares():
+    cos_gold = np.array([0.9, 0.8, 0.2, 0.3])
+    y_gold = np.array([0, 0, 1, 1])  # class 0 is the similar one
+    pool = np.linspace(0.0, 1.0, 101)
+    order, thresholds = cosine_rule(cos_gold, y_gold, pool)
+    assert order.tolist() == [1, 0] and thresholds.tolist() == pytest.approx([0.5])  # the pool's median
+    assert apply_rule(np.array([0.1, 0.49, 0.51, 0.95]), order, thresholds).tolist() == [1, 1, 0, 0]
+    # three classes, unbalanced gold (1 : 2 : 1): thresholds at the pool's 25% and 75% quantiles
+    cos_gold = np.array([0.5, 0.55, 0.1, 0.9, 0.45])
+    y_gold = np.array([2, 2, 0, 1, 2])
+    pool = np.linspace(0.0, 1.0, 101)
+    order, thresholds = cosine_rule(cos_gold, np.array(y_gold), pool)
+    assert order.tolist() == [0, 2, 1] and thresholds.tolist() == pytest.approx([0.2, 0.8])
+    assert apply_rule(np.array([0.1, 0.5, 0.85]), order, thresholds).tolist() == [0, 2, 1]
+
+
+def _pairs(words: list[str], same: bool) -> list[dict[str, str]]:
+    rng = np.random.default_rng(len(words) + same)
+    rows = []
+    for i, w in enumerate(words):
+        a = f"the {w} was {words[(i + 1) % len(words)]} today"
+        b = a if same else " ".join(rng.permutation(["a", "storm", "near", "ten", "blue", "houses", "quietly"]))
+        rows.append({"text_a": a, "text_b": b})
+    return rows
+
+
+def test_a_restated_hypothesis_is_told_from_an_unrelated_one(tiny_headless_dir):
+    """Entailment as restatement (text_b = text_a) against an unrelated text_b: the two texts' cosine separates them
+    even on a tiny random encoder, and the fitted rule predicts both classes right on pairs it never saw."""
+    bb = load_backbone(str(tiny_headless_dir), device="cpu")
+    words = ["movie", "film", "story", "actor", "plot", "music", "scene", "ending", "cast", "script", "camera", "light"]
+    same, other = _pairs(words, True), _pairs(words, False)
+    gold = same[:3] + other[:3]
+    task = TaskData(["entailment", "not_entailment"], gold, [0, 0, 0, 1, 1, 1], same[3:8] + other[3:8])
+    assert pair_cosines(bb, same[:3]).min() > pair_cosines(bb, other[:3]).max()
+    model = pair_similarity(bb, PAIR, task, preset("fast", seed=0))
+    proba = model.predict_proba(same[8:] + other[8:])  # (8, 2)
+    assert proba.shape == (8, 2) and np.allclose(proba.sum(-1).numpy(), 1.0)
+    assert proba.argmax(-1).tolist() == [0] * 4 + [1] * 4
+
+
+def test_it_refuses_a_single_text_prompt_and_a_class_without_gold(tiny_headless_dir):
+    bb = load_backbone(str(tiny_headless_dir), device="cpu")
+    single = TaskData(["neg", "pos"], [{"text": "bad"}, {"text": "good"}], [0, 1])
+    with pytest.raises(ValueError, match="for pair tasks"):
+        pair_similarity(bb, Prompt("{text} It was {mask} .", ("bad", "good")), single, preset("fast"))
+    one_class = TaskData(["entailment", "not_entailment"], [{"text_a": "a", "text_b": "a"}], [0])
+    with pytest.raises(DataError, match="not_entailment"):
+        pair_similarity(bb, PAIR, one_class, preset("fast"))
+
+
+def test_a_single_text_project_cannot_start_it(tmp_path):
+    db = st.connect(tmp_path / "s.db")
+    p = st.create_project(db, "reviews", "single", ["negative", "positive"], "default")
+    with pytest.raises(st.StoreError, match="trains on pair tasks only; this project is a single task"):
+        actions.start_run(db, p.id, "pair-similarity")
