@@ -20,8 +20,6 @@ from .heads import ClassicHead, ProbeHead, PromptHead, SimilarityHead
 from .model import ListModel
 from .prompts import Prompt
 
-# How to use a folded export's head.safetensors with plain transformers: `h = AutoModel(...).last_hidden_state`
-
 
 def _feature(head: nn.Module) -> str:
     if isinstance(head, (SimilarityHead, ProbeHead)):
