@@ -272,6 +272,12 @@ def test_workbench_warns_a_pair_project_on_a_sentence_encoder(env, tiny_headless
     assert not any("two texts relate" in w.value for w in app("pages/prompt.py", mlm.id).warning)
     single = make_project(db, str(tiny_headless_dir), with_prompt=False)
     assert not any("two texts relate" in w.value for w in app("pages/prompt.py", single.id).warning)
+    # the baseline it points to is offered to pair projects only
+    assert "Pair similarity (baseline, pair tasks)" in app("pages/train.py", pair.id).selectbox(key="tr_method").options
+    assert (
+        "Pair similarity (baseline, pair tasks)"
+        not in app("pages/train.py", single.id).selectbox(key="tr_method").options
+    )
 
 
 def test_workbench_scores_prompts_on_the_evaluation_split(env):
