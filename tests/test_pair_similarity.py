@@ -71,3 +71,33 @@ def test_a_single_text_project_cannot_start_it(tmp_path):
     p = st.create_project(db, "reviews", "single", ["negative", "positive"], "default")
     with pytest.raises(st.StoreError, match="trains on pair tasks only; this project is a single task"):
         actions.start_run(db, p.id, "pair-similarity")
+
+
+def test_a_worker_runs_it_for_a_pair_project(tmp_path, tiny_headless_dir):
+    """Enqueued from the app, run by the worker: metrics on the gold pairs and the evaluation split, and its
+    predictions become the Label page's suggestions."""
+    from storage import predictions as predq
+    from storage import runs as runq
+    from worker.runner import Worker
+
+    db = st.connect(tmp_path / "w.db")
+    p = st.create_project(db, "nli", "pair", ["entailment", "not_entailment"], str(tiny_headless_dir))
+    words = ["movie", "film", "story", "actor", "plot", "music", "scene", "ending", "cast", "script", "camera", "light"]
+    same, other = _pairs(words, True), _pairs(words, False)
+    st.add_examples(db, p.id, same[:8] + other[:8])
+    for e in st.page_examples(db, p.id, limit=100):
+        if e.row() in same[:3]:
+            st.set_label(db, e.id, 0)
+        elif e.row() in other[:3]:
+            st.set_label(db, e.id, 1)
+    rows = "".join(f'"{r["text_a"]}","{r["text_b"]}",{y}\n' for r, y in
+                   [(r, "entailment") for r in same[8:]] + [(r, "not_entailment") for r in other[8:]])  # fmt: skip
+    st.import_file(db, p.id, ("a,b,label\n" + rows).encode(), {"text_a": "a", "text_b": "b"}, name="eval.csv",
+                   label_column="label", split="eval")  # fmt: skip
+    st.save_prompt(db, p.id, "{text_a} ? {mask} , {text_b}", ["yes", "no"])
+    run, _ = actions.start_run(db, p.id, "pair-similarity")
+    done = Worker(tmp_path / "w.db").run_once()
+    assert done.status == "succeeded", done.error
+    run = runq.get_run(db, run.id)
+    assert run.metrics["gold_accuracy"] == 1.0 and run.metrics["eval_accuracy"] == 1.0
+    assert all(predq.prediction(db, e.id)["run_id"] == run.id for e in st.page_examples(db, p.id, limit=100))
