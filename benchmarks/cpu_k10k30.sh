@@ -16,6 +16,7 @@ for seed in 1 2 3 4 5; do
   for k in 30 10; do
     for s in subj bbc mr; do line list list $k $seed $s; done
     for s in subj bbc mr rte; do line probes zero-shot,linear-probe,self-train-probe,prompt-prior-probe $k $seed $s; done
+    line pairsim pair-similarity $k $seed rte  # pair tasks only
   done
 done
 for seed in 1 2 3; do for k in 30 10; do for s in subj bbc mr; do line finetune prompt,classic $k $seed $s; done; done; done
