@@ -70,14 +70,13 @@ def main(argv: list[str] | None = None) -> int:
         y_pool = np.array([data.label(r) for r in data.pool])
         y_test = np.array([data.label(r) for r in data.test])
         for k in args.k:
-            rows = []
-            for seed in args.seeds:
-                gi, ui = gold_split(data, k, seed)
-                rows.append(compare(x_pool[gi], x_pool[ui], x_test, c_pool[gi], c_pool[ui], c_test, y_pool[gi],
-                                    y_test, seed))  # fmt: skip
-                print(name, k, seed, {c: round(rows[-1][c], 1) for c in COLUMNS}, flush=True)
+            splits = {seed: gold_split(data, k, seed) for seed in args.seeds}  # (gold, unlabeled) pool positions
+            rows = {seed: compare(x_pool[g], x_pool[u], x_test, c_pool[g], c_pool[u], c_test, y_pool[g], y_test, seed)
+                    for seed, (g, u) in splits.items()}  # fmt: skip
+            for seed, row in rows.items():
+                print(name, k, seed, {c: round(row[c], 1) for c in COLUMNS})
             print("MEAN", name, f"K={k}", f"seeds {args.seeds}",
-                  {c: round(float(np.mean([r[c] for r in rows])), 1) for c in COLUMNS})  # fmt: skip
+                  {c: round(float(np.mean([r[c] for r in rows.values()])), 1) for c in COLUMNS})  # fmt: skip
     return 0
 
 
