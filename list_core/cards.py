@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .locate import DEFAULT_BACKBONE
+from .locate import DEFAULT_BACKBONE, resolve_backbone_path
 
 HEAD_FORMULA = {
     "normalised mean": "logits = normalize(mean(h over attention_mask)) @ weight.T + bias",
@@ -27,8 +27,6 @@ _INPUT = {
 
 def backbone_reference(name: str) -> str:
     """How a card names the backbone: the embedded default by its hub id (the same weights), else as recorded."""
-    from .locate import resolve_backbone_path
-
     if name in ("", "default", "all-MiniLM-L6-v2", DEFAULT_BACKBONE):
         return DEFAULT_BACKBONE
     try:

@@ -101,11 +101,16 @@ class PromptVersion:
     def of(cls, r: dict) -> PromptVersion:
         return _of(cls, r, {"label_words": [], "descriptions": None})
 
+    @staticmethod
+    def stored_form(label_words: list, descriptions: list[str] | None) -> tuple[list, list[str] | None]:
+        """Label words and descriptions as a prompt version stores them (lists; no descriptions when all are empty)."""
+        words = [w if isinstance(w, str) else list(w) for w in label_words]
+        return words, (list(descriptions) if descriptions and any(d.strip() for d in descriptions) else None)
+
     def same_as(self, template: str, label_words: list, descriptions: list[str] | None = None) -> bool:
         """Whether saving this prompt (as `save_prompt` stores it) would change nothing."""
-        words = [w if isinstance(w, str) else list(w) for w in label_words]
-        desc = list(descriptions) if descriptions and any(d.strip() for d in descriptions) else None
-        return self.template == template and self.label_words == words and self.descriptions == desc
+        return (self.template, self.label_words, self.descriptions) == (
+            template, *self.stored_form(label_words, descriptions))  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -83,8 +83,7 @@ def save_prompt(
     latest = latest_prompt(db, project_id)
     if latest and latest.same_as(template, label_words, descriptions):
         return latest
-    words = [w if isinstance(w, str) else list(w) for w in label_words]
-    desc = list(descriptions) if descriptions and any(d.strip() for d in descriptions) else None
+    words, desc = PromptVersion.stored_form(label_words, descriptions)
     with write(db):
         version = (latest.version if latest else 0) + 1
         cur = db.execute(
