@@ -8,13 +8,15 @@ from ui.common import GOTO, access_granted, current_project, db, ensure_worker, 
 st.set_page_config(page_title="LiST Studio", page_icon=":material/label:", layout="wide")
 
 pages = [
-    st.Page("pages/projects.py", title="Projects", icon=":material/folder:", default=True),
+    st.Page("pages/projects.py", title="Projects", icon=":material/folder:", default=True, url_path="home"),
     st.Page("pages/prompt.py", title="Prompt workbench", icon=":material/science:"),
     st.Page("pages/label.py", title="Label", icon=":material/label:"),
     st.Page("pages/train.py", title="Train", icon=":material/rocket_launch:"),
     st.Page("pages/rounds.py", title="Rounds", icon=":material/monitoring:"),
     st.Page("pages/inspect.py", title="Inspect", icon=":material/search:"),
     st.Page("pages/export.py", title="Export & predict", icon=":material/download:"),
+    # the default page lives at "/": "/projects" (a bookmark, a typed address) opens it too, not "Page not found"
+    st.Page("pages/projects.py", title="Projects", url_path="projects", visibility="hidden"),
 ]
 nav = st.navigation(pages)
 if not access_granted():  # opened to a network: nothing is shown before the secret

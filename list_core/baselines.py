@@ -13,6 +13,7 @@ from .backbone import Backbone
 from .config import TrainConfig
 from .data import Encoded, Row, check_task
 from .events import Callback, CancelCheck, Event, Reporter
+from .heads import linear_of
 from .model import ListModel
 from .prompts import Prompt
 from .self_training import RunResult, TaskData, run_list
@@ -46,6 +47,15 @@ class LinearProbe:
     def predict_proba(self, rows: Sequence[Row], batch_size: int = 64) -> torch.Tensor:
         x = embed(self.backbone, self.prompt, rows, self.max_length, batch_size)
         return torch.from_numpy(self.classifier.predict_proba(x)).float()
+
+    def as_model(self) -> ListModel:
+        """The same classifier as a `ListModel` without adapters, to keep, export and predict with like any run:
+        the similarity head holds a linear classifier of normalised plain features exactly (`set_linear`)."""
+        model = ListModel(self.backbone, self.prompt, head="similarity", adapter=None, max_length=self.max_length)
+        w, b = linear_of(self.classifier, self.prompt.num_classes, self.backbone.hidden_size)
+        model.head.set_linear(w.to(model.device), b.to(model.device))
+        model.head_reason = "a logistic regression on the frozen backbone's normalised mean-pooled features"
+        return model.eval()
 
 
 def linear_probe(backbone: Backbone, prompt: Prompt, task: TaskData, cfg: TrainConfig, c: float = 100.0) -> LinearProbe:
@@ -102,6 +112,9 @@ class ZeroShot:
 
     def predict_proba(self, rows: Sequence[Row], batch_size: int = 64) -> torch.Tensor:
         return self.model.predict_proba(rows, batch_size)
+
+    def as_model(self) -> ListModel:
+        return self.model
 
 
 def run_list_method(backbone, prompt, task, cfg, callback=None, should_cancel=None, checkpoint_dir=None) -> RunResult:

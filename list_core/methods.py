@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .config import MODES, Knob, knobs
+from .config import EXPORT_FORMATS, MODES, Knob, knobs
 
 
 @dataclass(frozen=True)
@@ -32,12 +32,17 @@ class Method:
     self_training: bool = False  # rounds of pseudo-labels that the Inspect page shows
     uses_pool: bool = False  # reads the unlabeled pool
     tasks: tuple[str, ...] = ("single", "pair")  # the project tasks it can train on
+    # the formats its kept model exports to (config.EXPORT_FORMATS); () for a method whose runs keep no model
+    exports: tuple[str, ...] = ("native", "folded")
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
             raise ValueError(f"method name {self.name!r}: letters, digits, '-' and '_' only")
         if not self.tasks or set(self.tasks) - {"single", "pair"}:
             raise ValueError(f"method {self.name!r}: tasks {self.tasks!r} must be among 'single' and 'pair'")
+        if set(self.exports) - set(EXPORT_FORMATS) or (self.exports and "native" not in self.exports):
+            raise ValueError(f"method {self.name!r}: exports {self.exports!r} must be among {tuple(EXPORT_FORMATS)} "
+                             "and include 'native' (the form a run keeps its model in)")  # fmt: skip
         bad = set(self.kinds) - set(MODES)
         if bad:
             raise ValueError(f"method {self.name!r}: kinds {sorted(bad)} are not among {MODES}")
@@ -80,16 +85,18 @@ def names() -> tuple[str, ...]:
 
 
 _B = "list_core.baselines"
+_ALL = tuple(EXPORT_FORMATS)
 for _m in (
     Method("list", "LiST (self-training with meta-reweighting)",
            "prompt-based teacher, then rounds of pseudo-labels, a meta-reweighted student and gold tuning",
-           f"{_B}:run_list_method", ("adapters", "rounds"), trains_adapters=True, self_training=True, uses_pool=True),
+           f"{_B}:run_list_method", ("adapters", "rounds"), trains_adapters=True, self_training=True, uses_pool=True,
+           exports=_ALL),
     Method("prompt", "Prompt fine-tuning (adapters, no self-training)",
            "adapters and the prompt head (MLM head at the mask, or the similarity head) tuned on the gold labels",
-           f"{_B}:run_prompt_finetuning", ("adapters",), trains_adapters=True),
+           f"{_B}:run_prompt_finetuning", ("adapters",), trains_adapters=True, exports=_ALL),
     Method("classic", "Classic fine-tuning (adapters, linear head)",
            "adapters and a linear head on pooled features tuned on the gold labels", f"{_B}:run_classic_finetuning",
-           ("adapters",), trains_adapters=True),
+           ("adapters",), trains_adapters=True, exports=_ALL),
     Method("prompt-prior-probe", "Prompt-prior probe (baseline)",
            "the zero-shot prompt labels the pool; a logistic regression on gold + those, self-trained",
            f"{_B}:run_prompt_prior_probe", uses_pool=True),
@@ -101,7 +108,7 @@ for _m in (
     Method("pair-similarity", "Pair similarity (baseline, pair tasks)",
            "the cosine of the two texts embedded apart, thresholded at pool quantiles set by the gold labels: what a "
            "sentence encoder knows about how two texts relate", "list_core.pair_similarity:run_pair_similarity",
-           uses_pool=True, tasks=("pair",)),
+           uses_pool=True, tasks=("pair",), exports=("native",)),
     Method("zero-shot", "Zero-shot prompt (no training)",
            "the prompt alone: the MLM head at the mask, or cosine to the verbaliser embeddings",
            f"{_B}:run_zero_shot"),

@@ -16,8 +16,11 @@ unlabeled pool's cosines:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,6 +28,7 @@ import torch
 from .backbone import Backbone
 from .config import TrainConfig
 from .data import Encoded, Row, check_task
+from .heads import linear_of
 from .model import ListModel
 from .prompts import Prompt
 from .self_training import TaskData
@@ -59,20 +63,44 @@ def apply_rule(cos: np.ndarray, order: np.ndarray, thresholds: np.ndarray) -> np
 
 @dataclass
 class PairSimilarity:
-    """The fitted rule: a logistic regression on the standardised cosine of a pair's two texts."""
+    """The fitted rule: a logistic regression on the standardised cosine of a pair's two texts, in softmax form
+    (`logit_c = weight_c * z + bias_c`, z the standardised cosine), so it saves as a few numbers."""
 
     backbone: Backbone
-    classifier: object
+    weight: np.ndarray  # (C,)
+    bias: np.ndarray  # (C,)
     mean: float
     std: float
-    num_classes: int
     max_length: int
+    temperature: float = 1.0  # calibration, as for adapter models: the logits are divided by it
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.weight)
+
+    def logits(self, cos: np.ndarray) -> np.ndarray:
+        """(N,) cosines -> (N, C) class logits."""
+        z = (cos - self.mean) / self.std  # (N,)
+        return z[:, None] * self.weight[None, :] + self.bias[None, :]
 
     def predict_proba(self, rows: Sequence[Row], batch_size: int = 64) -> torch.Tensor:
-        z = (pair_cosines(self.backbone, rows, self.max_length, batch_size) - self.mean) / self.std  # (N,)
-        proba = np.zeros((len(rows), self.num_classes))
-        proba[:, self.classifier.classes_] = self.classifier.predict_proba(z[:, None])  # (N, C)
-        return torch.from_numpy(proba).float()
+        logits = self.logits(pair_cosines(self.backbone, rows, self.max_length, batch_size)) / self.temperature
+        return torch.from_numpy(logits).softmax(-1).float()  # (N, C)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"weight": self.weight.tolist(), "bias": self.bias.tolist(), "mean": self.mean, "std": self.std,
+                "max_length": self.max_length, "temperature": self.temperature}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, backbone: Backbone, cfg: dict[str, Any]) -> PairSimilarity:
+        weight, bias = np.asarray(cfg["weight"], dtype=np.float64), np.asarray(cfg["bias"], dtype=np.float64)
+        if weight.ndim != 1 or weight.shape != bias.shape or len(weight) < 2:
+            raise ValueError(f"pair-similarity weight {cfg['weight']!r} and bias {cfg['bias']!r}: need one number "
+                             "per class (at least 2)")  # fmt: skip
+        if not float(cfg["std"]) > 0:
+            raise ValueError(f"pair-similarity std {cfg['std']!r}: must be > 0")
+        return cls(backbone, weight, bias, float(cfg["mean"]), float(cfg["std"]), int(cfg["max_length"]),
+                   float(cfg.get("temperature", 1.0)))  # fmt: skip
 
 
 def pair_similarity(backbone: Backbone, prompt: Prompt, task: TaskData, cfg: TrainConfig) -> PairSimilarity:
@@ -90,8 +118,61 @@ def pair_similarity(backbone: Backbone, prompt: Prompt, task: TaskData, cfg: Tra
     y = np.concatenate([y_gold, apply_rule(cos_pool, order, thresholds)])
     mean, std = float(x.mean()), float(x.std() or 1.0)
     clf = logreg(((x - mean) / std)[:, None], y, 100.0, cfg.seed)
-    return PairSimilarity(backbone, clf, mean, std, len(task.labels), cfg.max_length)
+    w, b = linear_of(clf, len(task.labels), 1)  # (C, 1), (C,)
+    return PairSimilarity(backbone, w[:, 0].double().numpy(), b.double().numpy(), mean, std, cfg.max_length)
 
 
 def run_pair_similarity(backbone, prompt, task, cfg, callback=None, should_cancel=None, checkpoint_dir=None):
     return pair_similarity(backbone, prompt, task, cfg)
+
+
+CONFIG = "pair_similarity.json"
+
+
+def save_pair_similarity(
+    model: PairSimilarity, folder: str | Path, labels: Sequence[str], prompt: Prompt, metrics: dict | None = None
+) -> Path:
+    """Write the rule (`pair_similarity.json`: its numbers, the labels, the backbone and its weights hash) and a
+    model card whose snippet computes the same probabilities with plain transformers."""
+    from .cards import pair_similarity_card
+    from .export import backbone_hash
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = {"format": "list-pair-similarity", "format_version": 1, "backbone": model.backbone.name,
+           "backbone_hash": backbone_hash(model.backbone), **prompt.to_json(), "labels": list(labels),
+           **model.to_json(), "metrics": metrics or {}}  # fmt: skip
+    if len(cfg["labels"]) != model.num_classes:
+        raise ValueError(f"labels {list(labels)!r}: the rule has {model.num_classes} classes")
+    (folder / CONFIG).write_text(json.dumps(cfg, indent=1))
+    (folder / "README.md").write_text(pair_similarity_card(cfg))
+    return folder
+
+
+def load_pair_similarity(
+    folder: str | Path, backbone: str | Backbone | None = None, allow_backbone_mismatch: bool = False
+) -> Any:
+    """A saved pair-similarity rule on its backbone (the recorded one, or `backbone`), as an
+    `export.Classifier`; a malformed file or another backbone is an `ExportError`."""
+    from .backbone import load_backbone
+    from .export import Classifier, ExportError, allowed_backbone, backbone_hash
+
+    path = Path(folder) / CONFIG
+    try:
+        cfg = json.loads(path.read_text())
+        if cfg.get("format") != "list-pair-similarity" or cfg.get("format_version") != 1:
+            raise ValueError(f"unsupported format {cfg.get('format')!r} v{cfg.get('format_version')}")
+        bb = (
+            backbone if isinstance(backbone, Backbone) else load_backbone(backbone or allowed_backbone(cfg["backbone"]))
+        )
+        model = PairSimilarity.from_json(bb, cfg)
+        if len(cfg["labels"]) != model.num_classes:
+            raise ValueError(f"labels {cfg['labels']!r}: the rule has {model.num_classes} classes")
+    except ExportError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ExportError(f"{path}: {e}") from None
+    if backbone_hash(bb) != cfg["backbone_hash"] and not allow_backbone_mismatch:
+        raise ExportError(f"backbone {bb.name!r} is not the one this rule was fitted on (weights sha256 "
+                          f"{backbone_hash(bb)[:12]}… != {cfg['backbone_hash'][:12]}…)")  # fmt: skip
+    return Classifier(model, list(cfg["labels"]), cfg)

@@ -26,7 +26,7 @@ from .tabular import ColumnError, Writer, input_files, read_chunks
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m list_core.predict", description=__doc__.split("\n")[0])
-    ap.add_argument("--adapter", required=True, help="an exported adapter folder (native or folded)")
+    ap.add_argument("--adapter", required=True, help="an exported folder (native, folded, or a pair-similarity rule)")
     ap.add_argument("--input", required=True, type=Path, help="CSV, TSV, JSONL or parquet, or a folder of them")
     ap.add_argument("--text-column", default="text")
     ap.add_argument("--text-b-column", default=None, help="second text column, for pair tasks")
@@ -124,8 +124,13 @@ def _scorer(args: argparse.Namespace):
 
 def _predict(clf, scorer, chunk, batch_size: int, source: str | None) -> list[dict[str, Any]]:
     """The chunk's records with the prediction and one probability column per label."""
+    from .model import ListModel
+
     model = clf.model
-    probs = (scorer.logits(model, model.encode(chunk.rows), batch_size) / model.temperature).softmax(-1).tolist()
+    if isinstance(model, ListModel):
+        probs = (scorer.logits(model, model.encode(chunk.rows), batch_size) / model.temperature).softmax(-1).tolist()
+    else:  # a pair-similarity rule: two frozen passes and a cosine, in this process
+        probs = clf.predict_proba(chunk.rows, batch_size).tolist()
     extra = {"source": source} if source else {}
     return [{**rec, **extra, "prediction": clf.labels[max(range(len(p)), key=p.__getitem__)],
              **{f"p_{lab}": round(x, 6) for lab, x in zip(clf.labels, p)}}

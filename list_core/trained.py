@@ -42,18 +42,25 @@ def load_trained(
 
 
 def export_model(
-    model: ListModel,
+    model: Any,
     fmt: str,
     folder: str | Path,
     labels: Sequence[str],
     metrics: dict[str, Any] | None = None,
     summary: dict[str, Any] | None = None,
+    prompt: Prompt | None = None,
 ) -> Path:
-    """Write `model` in one of `EXPORT_FORMATS` to `folder` (README.md says what each holds)."""
+    """Write `model` (a `ListModel`, or a `PairSimilarity` rule with its `prompt`) in one of `EXPORT_FORMATS` to
+    `folder` (README.md says what each holds)."""
     from .export import save_native
     from .folded import save_folded
+    from .pair_similarity import PairSimilarity, save_pair_similarity
     from .peft_format import save_peft
 
+    if isinstance(model, PairSimilarity):  # a rule of a few numbers: its own folder, no adapters to convert
+        if fmt != "native":
+            raise ValueError(f"export format {fmt!r}: a pair-similarity rule exports as 'native' only")
+        return save_pair_similarity(model, folder, labels, prompt, metrics)
     if fmt == "native":
         return save_native(model, folder, labels=labels, metrics=metrics, summary=summary)
     if fmt == "peft":
@@ -61,6 +68,38 @@ def export_model(
     if fmt == "folded":
         return save_folded(model, folder, list(labels))
     raise ValueError(f"export format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
+
+
+KEPT = "model"  # where a run without adapter checkpoints keeps its fitted model, inside its run folder
+
+
+def kept_form(result: Any) -> Any:
+    """What a run without adapter checkpoints keeps of its result: a `ListModel` (`as_model()`: the probes, the
+    zero-shot prompt), a `PairSimilarity` rule as it is, or None for a result that cannot be saved."""
+    from .pair_similarity import PairSimilarity
+
+    if hasattr(result, "as_model"):
+        return result.as_model()
+    return result if isinstance(result, ListModel | PairSimilarity) else None
+
+
+def keep_model(model: Any, run_dir: str | Path, labels: Sequence[str], prompt: Prompt) -> Path:
+    """Save the fitted model of a run without adapter checkpoints (a probe or the zero-shot prompt as a
+    `ListModel` without adapters, or a pair-similarity rule) to `run_dir/model`, so it predicts and exports later
+    like an adapter run's kept round."""
+    folder = Path(run_dir) / KEPT
+    return export_model(model, "native", folder, labels, prompt=prompt)
+
+
+def load_kept(backbone: Backbone, run_dir: str | Path) -> Any:
+    """The model `keep_model` saved (a `ListModel` or a `PairSimilarity`), on `backbone`."""
+    from .export import load_classifier
+
+    folder = Path(run_dir) / KEPT
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} does not exist: this run kept no model (runs of baselines keep one since "
+                                "this version; run it again)")  # fmt: skip
+    return load_classifier(folder, backbone).model
 
 
 def calibrate(

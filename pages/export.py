@@ -17,6 +17,7 @@ from storage import runs as runq
 from storage.importers import ImportFileError, check_distinct_columns, read_table
 from ui.common import (
     db,
+    export_formats,
     job_status_line,
     md_escape,
     require_project,
@@ -26,26 +27,35 @@ from ui.common import (
     without_front_matter,
 )
 
+NO_ADAPTERS = {  # what a run without adapters exports (a baseline: a head on the frozen backbone, or a rule)
+    "native": "the head only (kilobytes; no adapters), loaded onto the shared backbone by list_core",
+    "folded": "one plain transformers model: the backbone with the head beside it (no adapters to fold)",
+    ("pair-similarity", "native"): "the rule's numbers (JSON) and a model card whose snippet uses plain transformers",
+}
+
 conn = db()
 project = require_project()
 st.title("Export & predict")
 
-runs = [r for r in runq.list_runs(conn, project.id) if r.status == "succeeded" and trains_adapters(r.method)]
+runs = [r for r in runq.list_runs(conn, project.id) if r.status == "succeeded" and export_formats(r.method)]
 run_id = st.selectbox("Run", [r.id for r in runs], key="run", bind="query-params",  # ?run=... in the URL
                       format_func=lambda i: next(f"{r.label} · {r.method} · {r.preset}" for r in runs if r.id == i))  # fmt: skip
 
-st.subheader("Adapter")
+st.subheader("Model")
 if run_id is None:
-    st.info("No finished adapter run yet.")
+    st.info("No finished run yet: the Train page starts one.")
 else:
-    fmt = st.radio("Format", list(EXPORT_FORMATS), key="ex_format", horizontal=True,
+    method = next(r.method for r in runs if r.id == run_id)
+    formats = export_formats(method)
+    fmt = st.radio("Format", formats, key="ex_format", horizontal=True,
                    format_func={"native": "native", "peft": "PEFT LoRA", "folded": "folded"}.get)  # fmt: skip
-    st.caption(EXPORT_FORMATS[fmt])
+    fmt = fmt if fmt in formats else formats[0]  # the radio's value from a run with more formats
+    st.caption(EXPORT_FORMATS[fmt] if trains_adapters(method) else NO_ADAPTERS.get((method, fmt), NO_ADAPTERS[fmt]))
     chosen = next(r for r in runs if r.id == run_id).metrics or {}
     if chosen.get("chosen_round") is not None:
         st.caption(f"Exports round {chosen['chosen_round']}: {chosen.get('chosen_because', '')}. The Rounds page can "
                    "keep another round.")  # fmt: skip
-    if st.button("Export adapter", key="ex_adapter"):
+    if st.button("Export model", key="ex_adapter"):
         job = run_safely(
             jobq.enqueue, conn, "export", {"run_id": run_id, "format": fmt}, project.id, success="Export queued."
         )
@@ -77,7 +87,7 @@ else:
         if not p.exists():
             st.warning(f"{a.path} is gone from disk")
             continue
-        st.download_button(f"Download adapter · {a.kind} ({a.size / 1024:,.0f} KB, sha256 {a.sha256[:10]}…)",
+        st.download_button(f"Download model · {a.kind} ({a.size / 1024:,.0f} KB, sha256 {a.sha256[:10]}…)",
                            lambda p=p: exportq.archive(p).read_bytes(),  # read when clicked, not on every run
                            file_name=f"{project.name}-run{run_id}-{a.kind}.zip", mime="application/zip",
                            key=f"ex_dl_{a.id}")  # fmt: skip

@@ -255,7 +255,7 @@ def test_workbench_on_a_sentence_encoder_before_any_label(env, tiny_headless_dir
     board = at.dataframe[0].value  # the leaderboard
     shares = board[["predicts negative", "predicts positive"]].iloc[0]
     assert abs(shares.sum() - 1.0) < 1e-6  # the class shares on the pool (20 texts, no gold labels)
-    assert board["gold accuracy"].isna().all()
+    assert "gold accuracy" not in board and "loss" not in board  # no column of empty cells before any gold label
     assert any("No gold labels yet" in c.value for c in at.caption)
     label = switch(at, "pages/label.py")
     assert any(c.value.startswith("Your prompt suggests") for c in label.caption)
@@ -456,6 +456,38 @@ def test_train_rounds_inspect_export_pages_after_a_run(env):
     assert {k: z.stat().st_mtime_ns for k, z in zips.items()} == made and len(made) == 3
     cards = [m.value for m in at.markdown if "LiST classifier (PEFT LoRA export)" in m.value]
     assert cards and not cards[0].startswith("---") and "library_name" not in cards[0]  # the Hub header is not shown
+
+
+def test_a_baseline_run_predicts_and_exports_from_the_export_page(env):
+    """The Export page listed adapter runs only, so a baseline's run (a probe, the zero-shot prompt, the pair-
+    similarity rule) could be neither used nor exported. Its kept model now predicts and exports in the formats it
+    has (no PEFT: there are no adapters)."""
+    from ui import actions
+
+    db, tmp, dirs = env
+    p = make_project(db, str(dirs["bert"]))
+    for e in st_store.page_examples(db, p.id, limit=100):
+        if e.text.split()[0] in ("great", "bad") and e.text.split()[1] in ("movie", "film"):
+            st_store.set_label(db, e.id, int(e.text.startswith("great")))
+    run, _ = actions.start_run(db, p.id, "self-train-probe")
+    worker = Worker(tmp / "app.db")
+    assert worker.run_once().status == "succeeded"
+    at = app("pages/export.py", p.id)
+    assert at.selectbox(key="run").value == run.id
+    assert at.radio(key="ex_format").options == ["native", "folded"]
+    assert any("the head only" in c.value for c in at.caption)
+    at.button(key="ex_adapter").click().run()
+    at.text_area(key="pr_text").input("great film").run()
+    at.button(key="pr_go").click().run()
+    while worker.run_once() is not None:  # the export and the prediction
+        pass
+    at.run()
+    assert not at.exception, at.exception
+    predicted, exported = jobq.list_jobs(db)[:2]
+    assert (predicted.kind, predicted.status, exported.kind, exported.status) == (
+        "predict", "succeeded", "export", "succeeded")  # fmt: skip
+    assert len(predicted.result["probs"][0]) == 2 and abs(sum(predicted.result["probs"][0]) - 1) < 1e-5
+    assert any("adapter-native" in b.proto.label for b in at.get("download_button"))
 
 
 def test_app_navigation_and_sidebar(env):

@@ -174,11 +174,11 @@ def test_whole_loop_in_a_real_browser(server, tmp_path, tiny_dirs):
 
         # Export: the adapter, downloaded
         page.goto(url + "/export")
-        page.get_by_role("button", name="Export adapter").click()
+        page.get_by_role("button", name="Export model").click()
         _until(lambda: exportq.artifacts(db, pid), 120, "the export job")
         page.reload()
         with page.expect_download() as dl:
-            page.get_by_role("button", name="Download adapter", exact=False).click()
+            page.get_by_role("button", name="Download model", exact=False).click()
         target = tmp_path / "adapter.zip"
         dl.value.save_as(target)
         assert target.stat().st_size > 1000
@@ -216,7 +216,7 @@ def test_whole_loop_in_a_real_browser(server, tmp_path, tiny_dirs):
         for fmt, label in (("peft", "PEFT LoRA"), ("folded", "folded")):
             page.goto(url + "/export")
             page.get_by_text(label, exact=True).click()
-            page.get_by_role("button", name="Export adapter").click()
+            page.get_by_role("button", name="Export model").click()
             _until(
                 lambda f=fmt: any(a.kind == f"adapter-{f}" for a in exportq.artifacts(db, pid)),
                 180,
@@ -224,7 +224,7 @@ def test_whole_loop_in_a_real_browser(server, tmp_path, tiny_dirs):
             )
             page.reload()
             with page.expect_download() as dl:
-                page.get_by_role("button", name=f"Download adapter · adapter-{fmt}", exact=False).click()
+                page.get_by_role("button", name=f"Download model · adapter-{fmt}", exact=False).click()
             dl.value.save_as(tmp_path / f"{fmt}.zip")
             assert (tmp_path / f"{fmt}.zip").stat().st_size > 1000
         shot("8c-three-exports")
@@ -305,9 +305,14 @@ def test_a_page_opened_first_after_a_start_goes_through_the_app(tmp_path):
             expect(page.get_by_label("Secret (LIST_SECRET)")).to_be_visible()
             page.wait_for_timeout(2000)  # anything the page itself would show has been sent by now
             expect(page.get_by_text("private reviews")).to_have_count(0)
-            if first.startswith("/label"):  # the bookmark works once the secret is given, through app.py
-                page.get_by_label("Secret (LIST_SECRET)").fill("s3cret")
-                page.get_by_label("Secret (LIST_SECRET)").press("Enter")
+            # the bookmark works once the secret is given, through app.py
+            page.get_by_label("Secret (LIST_SECRET)").fill("s3cret")
+            page.get_by_label("Secret (LIST_SECRET)").press("Enter")
+            if first.startswith("/label"):
                 expect(page.get_by_role("heading", name="Label", exact=True)).to_be_visible()
                 expect(page.get_by_text("0 / 30")).to_be_visible()  # the project from the URL
-                expect(page.get_by_role("link", name="Prompt workbench")).to_be_visible()  # the app's navigation
+            else:  # the default page is at "/"; "/projects" opens it too (it said "Page not found")
+                expect(page.get_by_role("heading", name="Projects", exact=True)).to_be_visible()
+                expect(page.get_by_text("private reviews").first).to_be_visible()
+                expect(page.get_by_text("Page not found")).to_have_count(0)
+            expect(page.get_by_role("link", name="Prompt workbench")).to_be_visible()  # the app's navigation

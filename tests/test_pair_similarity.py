@@ -1,13 +1,16 @@
 """The pair-similarity baseline: the rule by hand, a pair task it must solve on a tiny encoder, and where it refuses."""
 
+import json
+
 import numpy as np
 import pytest
+import torch
 
 import storage as st
 from list_core.backbone import load_backbone
 from list_core.config import preset
 from list_core.data import DataError
-from list_core.pair_similarity import apply_rule, cosine_rule, pair_cosines, pair_similarity
+from list_core.pair_similarity import apply_rule, cosine_rule, pair_cosines, pair_similarity, save_pair_similarity
 from list_core.prompts import Prompt
 from list_core.self_training import TaskData
 from ui import actions
@@ -56,6 +59,61 @@ def test_a_restated_hypothesis_is_told_from_an_unrelated_one(tiny_headless_dir):
     assert proba.argmax(-1).tolist() == [0] * 4 + [1] * 4
 
 
+def _fitted(tiny_headless_dir):
+    bb = load_backbone(str(tiny_headless_dir), device="cpu")
+    words = ["movie", "film", "story", "actor", "plot", "music", "scene", "ending", "cast", "script", "camera", "light"]
+    same, other = _pairs(words, True), _pairs(words, False)
+    task = TaskData(["entailment", "not_entailment"], same[:3] + other[:3], [0, 0, 0, 1, 1, 1], same[3:8] + other[3:8])
+    model = pair_similarity(bb, PAIR, task, preset("fast", seed=0))
+    model.temperature = 1.3  # as if calibrated: every reader divides by it
+    return bb, model, same[8:] + other[8:]
+
+
+def test_a_saved_rule_loads_and_its_card_snippet_gives_the_same_probabilities(tiny_headless_dir, tmp_path):
+    """The rule saves as numbers (`pair_similarity.json`); `load_classifier` (the predict CLI's loader) and the
+    model card's snippet (plain transformers, no list_core) give exactly its probabilities."""
+    from list_core.export import load_classifier
+
+    bb, model, rows = _fitted(tiny_headless_dir)
+    expected = model.predict_proba(rows)  # (8, 2)
+    folder = save_pair_similarity(model, tmp_path / "rule", ["entailment", "not_entailment"], PAIR, {"acc": 0.5})
+    clf = load_classifier(folder, bb)
+    assert clf.labels == ["entailment", "not_entailment"] and torch.equal(clf.predict_proba(rows), expected)
+    card = (folder / "README.md").read_text()
+    code = card.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(code.replace('folder = "this-folder"', f"folder = {str(folder)!r}")  # noqa: S102
+         .replace("base = ", f"base = {str(tiny_headless_dir)!r}  #", 1), namespace)  # fmt: skip
+    assert torch.allclose(namespace["predict_proba"](rows).float(), expected, atol=1e-5)
+
+
+def test_a_damaged_rule_or_another_backbone_is_refused_with_the_reason(tiny_headless_dir, tiny_dirs, tmp_path):
+    from list_core.export import ExportError, load_classifier, read_config
+
+    bb, model, _ = _fitted(tiny_headless_dir)
+    folder = save_pair_similarity(model, tmp_path / "rule", ["entailment", "not_entailment"], PAIR)
+    with pytest.raises(ExportError, match="not the one this rule was fitted on"):
+        load_classifier(folder, load_backbone(str(tiny_dirs["roberta"]), device="cpu"))
+    with pytest.raises(ExportError, match="is a pair-similarity rule, not an adapter"):
+        read_config(folder)  # the adapter loaders (serving) say what it is
+    cfg = json.loads((folder / "pair_similarity.json").read_text())
+    for bad, match in (({"weight": [1.0]}, "one number per class"), ({"std": 0}, "std 0"), ({"format": "x"}, "'x'")):
+        (folder / "pair_similarity.json").write_text(json.dumps({**cfg, **bad}))
+        with pytest.raises(ExportError, match=match):
+            load_classifier(folder, bb)
+    (folder / "pair_similarity.json").write_text("{not json")
+    with pytest.raises(ExportError, match="pair_similarity.json"):
+        load_classifier(folder, bb)
+
+
+def test_the_rule_exports_as_native_only(tiny_headless_dir, tmp_path):
+    from list_core.trained import export_model
+
+    _, model, _ = _fitted(tiny_headless_dir)
+    with pytest.raises(ValueError, match="'folded': a pair-similarity rule exports as 'native' only"):
+        export_model(model, "folded", tmp_path / "f", ["entailment", "not_entailment"], prompt=PAIR)
+
+
 def test_it_refuses_a_single_text_prompt_and_a_class_without_gold(tiny_headless_dir):
     bb = load_backbone(str(tiny_headless_dir), device="cpu")
     single = TaskData(["neg", "pos"], [{"text": "bad"}, {"text": "good"}], [0, 1])
@@ -76,6 +134,8 @@ def test_a_single_text_project_cannot_start_it(tmp_path):
 def test_a_worker_runs_it_for_a_pair_project(tmp_path, tiny_headless_dir):
     """Enqueued from the app, run by the worker: metrics on the gold pairs and the evaluation split, and its
     predictions become the Label page's suggestions."""
+    from list_core.predict import main as predict_cli
+    from storage import jobs as jobq
     from storage import predictions as predq
     from storage import runs as runq
     from worker.runner import Worker
@@ -101,3 +161,19 @@ def test_a_worker_runs_it_for_a_pair_project(tmp_path, tiny_headless_dir):
     run = runq.get_run(db, run.id)
     assert run.metrics["gold_accuracy"] == 1.0 and run.metrics["eval_accuracy"] == 1.0
     assert all(predq.prediction(db, e.id)["run_id"] == run.id for e in st.page_examples(db, p.id, limit=100))
+    # the run kept its rule: the Export page predicts with it and exports it, and the predict CLI reads the export
+    typed = jobq.enqueue(db, "predict", {"run_id": run.id, "rows": same[10:11] + other[10:11]}, p.id)
+    done = Worker(tmp_path / "w.db").run_once()
+    assert done.id == typed.id and done.status == "succeeded", done.error
+    assert [max((0, 1), key=pr.__getitem__) for pr in done.result["probs"]] == [0, 1]
+    jobq.enqueue(db, "export", {"run_id": run.id, "format": "native"}, p.id)
+    done = Worker(tmp_path / "w.db").run_once()
+    assert done.status == "succeeded", done.error
+    (tmp_path / "in.csv").write_text(
+        "a,b\n" + "".join(f'"{r["text_a"]}","{r["text_b"]}"\n' for r in same[10:] + other[10:])
+    )
+    assert predict_cli(["--adapter", done.result["path"], "--input", str(tmp_path / "in.csv"), "--text-column", "a",
+                        "--text-b-column", "b", "--output", str(tmp_path / "out.csv"),
+                        "--backbone", str(tiny_headless_dir)]) == 0  # fmt: skip
+    out = (tmp_path / "out.csv").read_text().splitlines()
+    assert [line.split(",")[2] for line in out[1:]] == ["entailment"] * 2 + ["not_entailment"] * 2

@@ -242,6 +242,11 @@ def trains_adapters(method: str) -> bool:
     return method in methods.REGISTRY and methods.get(method).trains_adapters
 
 
+def export_formats(method: str) -> list[str]:
+    """The formats a finished run of `method` exports to (none for a method that keeps no model)."""
+    return list(methods.get(method).exports) if method in methods.REGISTRY else []
+
+
 def plot_text(text: str) -> str:
     """User text shown in a plotly chart (legends, titles), which renders some HTML tags (`<a href>`, `<b>`): as
     entities, so it is shown as typed."""

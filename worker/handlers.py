@@ -142,15 +142,18 @@ def list_run(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, An
                 bb, prompt, task, cfg, progress, cancel.is_set, str(ckpt) if method.trains_adapters else None
             )
         metrics: RunMetrics = run_metrics(method.name, result, task, cfg.eval_batch_size)
-        from list_core.trained import calibrate, load_trained
+        from list_core.trained import calibrate, keep_model, kept_form, load_trained
 
-        model = getattr(result, "model", None)  # the kept round's model: suggestions come from it, as exports do
+        # the kept model: suggestions come from it, as exports and predictions do
+        model = getattr(result, "model", None) if method.trains_adapters else kept_form(result)
         if metrics.chosen_round is not None and metrics.chosen_round != result.last.round:
             model = load_trained(bb, prompt, metrics.head, cfg, str(ckpt), metrics.chosen_round)
         if isinstance(model, ListModel):  # calibrated on the evaluation split when there is one
             cal = calibrate(model, task.eval_rows, task.eval_labels, cfg.eval_batch_size)
             metrics = dataclasses.replace(metrics, **{k: v for k, v in cal.items() if k != "eval_ece"})
-        keeper = model if isinstance(model, ListModel) else result
+        keeper = model if model is not None else result
+        if not method.trains_adapters and model is not None and method.exports:  # adapter runs keep checkpoints
+            keep_model(model, ckpt, get_project(ctx.db, run.project_id).labels, prompt)
         _suggest(ctx, job, run.project_id, run.id, keeper, scorer, cfg.eval_batch_size)
         runq.update_run(ctx.db, run.id, owner, status="succeeded", metrics=metrics.to_dict(), head=metrics.head,
                         finished_at=now())  # fmt: skip
@@ -173,11 +176,14 @@ def _hash(bb) -> str:
 
 
 def run_model(ctx: JobContext, run: Run):
-    """The model a finished adapter run keeps (its chosen round; the last by default)."""
-    from list_core.trained import load_trained
+    """The model a finished run keeps: an adapter run's chosen round (the last by default), or the fitted model
+    another method's run saved (`trained.keep_model`)."""
+    from list_core.trained import load_kept, load_trained
 
-    if not get_method(run.method).trains_adapters or not run.checkpoint_dir:
-        raise ValueError(f"run {run.id} ({run.method}) has no adapter weights to load")
+    if not run.checkpoint_dir:
+        raise ValueError(f"run {run.id} ({run.method}) has no folder to load a model from")
+    if not get_method(run.method).trains_adapters:
+        return load_kept(ctx.backbone(run.backbone), run.checkpoint_dir)
     cfg = TrainConfig.from_dict(run.config)
     chosen = (run.metrics or {}).get("chosen_round")
     model = load_trained(ctx.backbone(run.backbone), prompt_of(get_prompt(ctx.db, run.prompt_id)),
@@ -294,7 +300,7 @@ def export(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any]
     labels = get_project(ctx.db, run.project_id).labels
     summary = {"method": run.method, "preset": run.preset, "seed": run.seed, "gold_labels": len(run.gold_snapshot),
                "round": (run.metrics or {}).get("chosen_round")}  # fmt: skip
-    export_model(model, fmt, out, labels, run.metrics or {}, summary)
+    export_model(model, fmt, out, labels, run.metrics or {}, summary, prompt_of(get_prompt(ctx.db, run.prompt_id)))
     exportq.archive(out)  # the download, ready before the page offers it
     art = exportq.add_artifact(ctx.db, run.project_id, run.id, f"adapter-{fmt}", out)
     return {"artifact_id": art.id, "path": art.path, "size": art.size, "sha256": art.sha256, "round": summary["round"]}
