@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from .backbone import Backbone
+from .calibration import fit_temperature
 from .config import TrainConfig
 from .data import Encoded, Row, check_task
 from .heads import linear_of
@@ -83,9 +84,12 @@ class PairSimilarity:
         z = (cos - self.mean) / self.std  # (N,)
         return z[:, None] * self.weight[None, :] + self.bias[None, :]
 
+    def row_logits(self, rows: Sequence[Row], batch_size: int = 64) -> torch.Tensor:
+        """(N, C) class logits of pairs (before the temperature)."""
+        return torch.from_numpy(self.logits(pair_cosines(self.backbone, rows, self.max_length, batch_size)))
+
     def predict_proba(self, rows: Sequence[Row], batch_size: int = 64) -> torch.Tensor:
-        logits = self.logits(pair_cosines(self.backbone, rows, self.max_length, batch_size)) / self.temperature
-        return torch.from_numpy(logits).softmax(-1).float()  # (N, C)
+        return (self.row_logits(rows, batch_size) / self.temperature).softmax(-1).float()  # (N, C)
 
     def to_json(self) -> dict[str, Any]:
         return {"weight": self.weight.tolist(), "bias": self.bias.tolist(), "mean": self.mean, "std": self.std,
@@ -119,7 +123,11 @@ def pair_similarity(backbone: Backbone, prompt: Prompt, task: TaskData, cfg: Tra
     mean, std = float(x.mean()), float(x.std() or 1.0)
     clf = logreg(((x - mean) / std)[:, None], y, 100.0, cfg.seed)
     w, b = linear_of(clf, len(task.labels), 1)  # (C, 1), (C,)
-    return PairSimilarity(backbone, w[:, 0].double().numpy(), b.double().numpy(), mean, std, cfg.max_length)
+    model = PairSimilarity(backbone, w[:, 0].double().numpy(), b.double().numpy(), mean, std, cfg.max_length)
+    # the pool's labels come from thresholds, so they are separable by construction and the fitted slope is as steep
+    # as C allows: the gold pairs say how sure the rule is (a temperature; the argmax does not change)
+    model.temperature = fit_temperature(torch.from_numpy(model.logits(cos_gold)), y_gold.tolist())
+    return model
 
 
 def run_pair_similarity(backbone, prompt, task, cfg, callback=None, should_cancel=None, checkpoint_dir=None):

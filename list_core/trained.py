@@ -103,16 +103,20 @@ def load_kept(backbone: Backbone, run_dir: str | Path) -> Any:
 
 
 def calibrate(
-    model: ListModel, eval_rows: Sequence[Any] | None, eval_labels: Sequence[int] | None, batch_size: int = 64
+    model: Any, eval_rows: Sequence[Any] | None, eval_labels: Sequence[int] | None, batch_size: int = 64
 ) -> dict[str, float | None]:
-    """Temperature scaling on the evaluation split (labels the model never trained on): sets `model.temperature`
-    and returns it with the split's ECE before and after (after: cross-fitted, never scored on its own fit).
-    Without an evaluation split the model stays uncalibrated (temperature 1)."""
+    """Temperature scaling of a `ListModel` or a `PairSimilarity` rule on the evaluation split (labels the model
+    never trained on): sets `model.temperature` and returns it with the split's ECE before and after (after:
+    cross-fitted, never scored on its own fit). Without an evaluation split the model keeps its temperature (1, or
+    the one a pair-similarity rule fitted on its gold pairs)."""
     from .calibration import cross_fitted_ece, expected_calibration_error, fit_temperature
 
     if not eval_rows or not eval_labels:
-        return {"temperature": 1.0, "eval_ece_calibrated": None}
-    logits = model.logits(model.encode(eval_rows), batch_size).float()  # (E, C)
+        return {"temperature": model.temperature, "eval_ece_calibrated": None}
+    if isinstance(model, ListModel):
+        logits = model.logits(model.encode(eval_rows), batch_size).float()  # (E, C)
+    else:  # a pair-similarity rule
+        logits = model.row_logits(eval_rows, batch_size).float()
     model.temperature = fit_temperature(logits, eval_labels)
     return {"temperature": model.temperature, "eval_ece": expected_calibration_error(logits.softmax(-1), eval_labels),
             "eval_ece_calibrated": cross_fitted_ece(logits, eval_labels)}  # fmt: skip

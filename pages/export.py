@@ -22,6 +22,7 @@ from ui.common import (
     md_escape,
     require_project,
     run_safely,
+    self_trains,
     text_columns_guess,
     trains_adapters,
     without_front_matter,
@@ -99,9 +100,10 @@ st.subheader("Labeled data")
 fmt = st.selectbox("Format", ["csv", "jsonl", "datasets"], key="ex_fmt")
 kept = next((r.metrics or {} for r in runs if r.id == run_id), {}).get("chosen_round")
 pseudo_round = kept if kept else None  # the round the run keeps (round 0, the teacher, has no pseudo-labels: last)
-with_pseudo = st.checkbox(f"Include the run's pseudo-labels (round {pseudo_round})" if pseudo_round else
-                          "Include the run's pseudo-labels (last round)", value=run_id is not None, key="ex_pseudo",
-                          disabled=run_id is None)  # fmt: skip
+with_pseudo = False  # a run without self-training rounds has no pseudo-labels to offer
+if run_id is not None and self_trains(next(r.method for r in runs if r.id == run_id)):
+    with_pseudo = st.checkbox(f"Include the run's pseudo-labels (round {pseudo_round})" if pseudo_round else
+                              "Include the run's pseudo-labels (last round)", value=True, key="ex_pseudo")  # fmt: skip
 if st.button("Prepare download", key="ex_data"):
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / f"data.{fmt}" if fmt != "datasets" else Path(tmp) / "dataset"

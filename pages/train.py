@@ -117,7 +117,7 @@ hist = []
 for r in runs:
     m = r.metrics or {}
     hist.append({"run": r.number or r.id, "method": r.method, "preset": r.preset, "status": r.status, "seed": r.seed,
-                 "head": r.head, "gold": len(r.gold_snapshot),
+                 "head": r.head or "—", "gold": len(r.gold_snapshot),
                  "gold acc": m.get("gold_accuracy"), "eval acc": m.get("eval_accuracy"),
                  "time": fmt_seconds(sum(m.get("stage_seconds", {}).values())) if m.get("stage_seconds") else "",
                  "created": r.created_at[:19]})  # fmt: skip

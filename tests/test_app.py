@@ -476,6 +476,7 @@ def test_a_baseline_run_predicts_and_exports_from_the_export_page(env):
     assert at.selectbox(key="run").value == run.id
     assert at.radio(key="ex_format").options == ["native", "folded"]
     assert any("the head only" in c.value for c in at.caption)
+    assert "ex_pseudo" not in [c.key for c in at.checkbox]  # no rounds, so no pseudo-labels to add to the data
     at.button(key="ex_adapter").click().run()
     at.text_area(key="pr_text").input("great film").run()
     at.button(key="pr_go").click().run()

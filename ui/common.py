@@ -242,6 +242,11 @@ def trains_adapters(method: str) -> bool:
     return method in methods.REGISTRY and methods.get(method).trains_adapters
 
 
+def self_trains(method: str) -> bool:
+    """Whether runs of `method` have rounds of pseudo-labels (the Inspect page, the data export's pseudo-labels)."""
+    return method in methods.REGISTRY and methods.get(method).self_training
+
+
 def export_formats(method: str) -> list[str]:
     """The formats a finished run of `method` exports to (none for a method that keeps no model)."""
     return list(methods.get(method).exports) if method in methods.REGISTRY else []

@@ -148,9 +148,10 @@ def list_run(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, An
         model = getattr(result, "model", None) if method.trains_adapters else kept_form(result)
         if metrics.chosen_round is not None and metrics.chosen_round != result.last.round:
             model = load_trained(bb, prompt, metrics.head, cfg, str(ckpt), metrics.chosen_round)
-        if isinstance(model, ListModel):  # calibrated on the evaluation split when there is one
+        if model is not None:  # calibrated on the evaluation split when there is one
             cal = calibrate(model, task.eval_rows, task.eval_labels, cfg.eval_batch_size)
-            metrics = dataclasses.replace(metrics, **{k: v for k, v in cal.items() if k != "eval_ece"})
+            head = model.head_kind if isinstance(model, ListModel) else None  # a probe's: the similarity head
+            metrics = dataclasses.replace(metrics, head=head, **{k: v for k, v in cal.items() if k != "eval_ece"})
         keeper = model if model is not None else result
         if not method.trains_adapters and model is not None and method.exports:  # adapter runs keep checkpoints
             keep_model(model, ckpt, get_project(ctx.db, run.project_id).labels, prompt)
