@@ -12,7 +12,10 @@ it), test accuracy per seed of:
 - joint + cosine on rule labels: the same with the standardised cosine as one more feature.
 
 Whether LiST's students (which read the joint embedding) could learn from the cosine rule's pseudo-labels, or need
-a head that reads the two texts apart. Features are cached in `--cache` (default /tmp/list_teacher_features).
+a head that reads the two texts apart. Then how sure the fitted rule (`pair_similarity.fit_on_cosines`) is, against
+how often it is right: mean confidence and expected calibration error on the test split with the fitted logistic
+regression alone (T = 1) and with the temperature the rule fits on the gold pairs. Features are cached in `--cache`
+(default /tmp/list_teacher_features).
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from benchmarks.teacher_weights import arguments, features, gold_split
-from list_core.pair_similarity import apply_rule, cosine_rule
+from list_core.calibration import expected_calibration_error
+from list_core.pair_similarity import apply_rule, cosine_rule, fit_on_cosines
 from list_core.teacher import logreg
 
 COLUMNS = ("rule", "joint probe", "joint on rule labels", "joint + cosine on rule labels")
@@ -45,6 +50,18 @@ def compare(xg, xp, xt, cg, cp, ct, yg, yt, seed: int = 1) -> dict[str, float]:
         ).predict(with_cos(xt, ct)),
     }
     return {k: 100 * float((v == yt).mean()) for k, v in preds.items()}
+
+
+def calibration(cg, cp, ct, yg, yt, num_classes: int, seed: int = 1) -> dict[str, float]:
+    """Test accuracy, mean confidence and ECE (%) of the fitted rule at T = 1 and at its gold-fitted temperature."""
+    rule = fit_on_cosines(cg, yg, cp, num_classes, seed)
+    logits = torch.from_numpy(rule.logits(ct))  # (T, C)
+    out = {"accuracy": 100 * float((logits.argmax(-1).numpy() == yt).mean()), "T": rule.temperature}
+    for name, t in (("T=1", 1.0), ("gold T", rule.temperature)):
+        p = (logits / t).softmax(-1)
+        out[f"confidence {name}"] = 100 * float(p.max(-1).values.mean())
+        out[f"ECE {name}"] = 100 * expected_calibration_error(p, yt.tolist())
+    return out
 
 
 def cosines(root: Path, cache: Path, data) -> tuple[np.ndarray, np.ndarray]:
@@ -77,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(name, k, seed, {c: round(row[c], 1) for c in COLUMNS})
             print("MEAN", name, f"K={k}", f"seeds {args.seeds}",
                   {c: round(float(np.mean([r[c] for r in rows.values()])), 1) for c in COLUMNS})  # fmt: skip
+            cal = {seed: calibration(c_pool[g], c_pool[u], c_test, y_pool[g], y_test, len(data.meta["labels"]), seed)
+                   for seed, (g, u) in splits.items()}  # fmt: skip
+            for seed, row in cal.items():
+                print("calibration", name, k, seed, {c: round(v, 1) for c, v in row.items()})
+            print("MEAN calibration", name, f"K={k}", f"seeds {args.seeds}",
+                  {c: round(float(np.mean([r[c] for r in cal.values()])), 1) for c in next(iter(cal.values()))})  # fmt: skip
     return 0
 
 

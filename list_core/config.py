@@ -19,6 +19,8 @@ EXPORT_FORMATS = {
     "peft": "a PEFT LoRA adapter: peft.PeftModel.from_pretrained(base, folder)",
     "folded": "one plain transformers model with the adapters folded into its weights",
 }
+# where a run without adapter checkpoints (a baseline) keeps its fitted model, inside its run folder
+KEPT_MODEL_DIR = "model"
 # What a setting applies to, by the kind of work a method does (a method lists its kinds in list_core.methods):
 # "any" every method, "frozen" features of the plain backbone, "adapters" training adapters and a head,
 # "rounds" self-training rounds.

@@ -67,7 +67,7 @@ class PairSimilarity:
     """The fitted rule: a logistic regression on the standardised cosine of a pair's two texts, in softmax form
     (`logit_c = weight_c * z + bias_c`, z the standardised cosine), so it saves as a few numbers."""
 
-    backbone: Backbone
+    backbone: Backbone | None  # None: a rule fitted on cosines alone (an analysis), which predicts from cosines only
     weight: np.ndarray  # (C,)
     bias: np.ndarray  # (C,)
     mean: float
@@ -117,13 +117,27 @@ def pair_similarity(backbone: Backbone, prompt: Prompt, task: TaskData, cfg: Tra
     cos_gold = pair_cosines(backbone, task.gold_rows, cfg.max_length, cfg.eval_batch_size)
     cos_pool = (pair_cosines(backbone, list(task.unlabeled_rows), cfg.max_length, cfg.eval_batch_size)
                 if len(task.unlabeled_rows) else cos_gold)  # fmt: skip
+    return fit_on_cosines(cos_gold, y_gold, cos_pool, len(task.labels), cfg.seed, backbone, cfg.max_length)
+
+
+def fit_on_cosines(
+    cos_gold: np.ndarray,
+    y_gold: np.ndarray,
+    cos_pool: np.ndarray,
+    num_classes: int,
+    seed: int = 0,
+    backbone: Backbone | None = None,
+    max_length: int = 128,
+) -> PairSimilarity:
+    """The rule fitted on the gold pairs' (G,) cosines and labels and the pool's (P,) cosines (`backbone` is only
+    needed to predict from texts)."""
     order, thresholds = cosine_rule(cos_gold, y_gold, cos_pool)
     x = np.concatenate([cos_gold, cos_pool])
     y = np.concatenate([y_gold, apply_rule(cos_pool, order, thresholds)])
     mean, std = float(x.mean()), float(x.std() or 1.0)
-    clf = logreg(((x - mean) / std)[:, None], y, 100.0, cfg.seed)
-    w, b = linear_of(clf, len(task.labels), 1)  # (C, 1), (C,)
-    model = PairSimilarity(backbone, w[:, 0].double().numpy(), b.double().numpy(), mean, std, cfg.max_length)
+    clf = logreg(((x - mean) / std)[:, None], y, 100.0, seed)
+    w, b = linear_of(clf, num_classes, 1)  # (C, 1), (C,)
+    model = PairSimilarity(backbone, w[:, 0].double().numpy(), b.double().numpy(), mean, std, max_length)
     # the pool's labels come from thresholds, so they are separable by construction and the fitted slope is as steep
     # as C allows: the gold pairs say how sure the rule is (a temperature; the argmax does not change)
     model.temperature = fit_temperature(torch.from_numpy(model.logits(cos_gold)), y_gold.tolist())

@@ -14,6 +14,8 @@ import torch
 
 from .backbone import Backbone, load_backbone
 from .export import Classifier, ExportError, build_classifier, read_config, read_weights
+from .pair_similarity import CONFIG as PAIR_CONFIG
+from .pair_similarity import load_pair_similarity
 
 
 class AdapterServer:
@@ -24,10 +26,14 @@ class AdapterServer:
         self.tasks: dict[str, Classifier] = {}
 
     def add(self, name: str, folder: str | Path, allow_backbone_mismatch: bool = False) -> None:
-        """Load an exported adapter folder as task `name` (its adapters are registered under `name`)."""
+        """Load an exported adapter folder as task `name` (its adapters are registered under `name`), or a
+        pair-similarity rule's folder."""
         if name in self.tasks:
             raise ValueError(f"a task named {name!r} is already loaded; remove it first")
         try:
+            if (Path(folder) / PAIR_CONFIG).exists():  # a pair-similarity rule: the shared backbone and a few numbers
+                self.tasks[name] = load_pair_similarity(folder, self.backbone, allow_backbone_mismatch)
+                return
             cfg = read_config(folder)
             self.tasks[name] = build_classifier(
                 cfg, read_weights(folder, cfg), self.backbone, folder, allow_backbone_mismatch, name
@@ -37,7 +43,7 @@ class AdapterServer:
 
     def remove(self, name: str) -> None:
         task = self.tasks.pop(name)
-        if task.model.adapter_name is not None:
+        if getattr(task.model, "adapter_name", None) is not None:
             self.backbone.remove_adapter(task.model.adapter_name)
 
     def predict_proba(self, name: str, texts: Sequence[str | dict[str, str]], batch_size: int = 64) -> torch.Tensor:

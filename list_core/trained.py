@@ -8,7 +8,7 @@ from typing import Any
 
 from .backbone import Backbone
 from .checkpoint import RunCheckpoint
-from .config import EXPORT_FORMATS, TrainConfig
+from .config import EXPORT_FORMATS, KEPT_MODEL_DIR, TrainConfig
 from .heads import choose_head
 from .model import ListModel
 from .prompts import Prompt
@@ -70,9 +70,6 @@ def export_model(
     raise ValueError(f"export format {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
 
 
-KEPT = "model"  # where a run without adapter checkpoints keeps its fitted model, inside its run folder
-
-
 def kept_form(result: Any) -> Any:
     """What a run without adapter checkpoints keeps of its result: a `ListModel` (`as_model()`: the probes, the
     zero-shot prompt), a `PairSimilarity` rule as it is, or None for a result that cannot be saved."""
@@ -87,7 +84,7 @@ def keep_model(model: Any, run_dir: str | Path, labels: Sequence[str], prompt: P
     """Save the fitted model of a run without adapter checkpoints (a probe or the zero-shot prompt as a
     `ListModel` without adapters, or a pair-similarity rule) to `run_dir/model`, so it predicts and exports later
     like an adapter run's kept round."""
-    folder = Path(run_dir) / KEPT
+    folder = Path(run_dir) / KEPT_MODEL_DIR
     return export_model(model, "native", folder, labels, prompt=prompt)
 
 
@@ -95,7 +92,7 @@ def load_kept(backbone: Backbone, run_dir: str | Path) -> Any:
     """The model `keep_model` saved (a `ListModel` or a `PairSimilarity`), on `backbone`."""
     from .export import load_classifier
 
-    folder = Path(run_dir) / KEPT
+    folder = Path(run_dir) / KEPT_MODEL_DIR
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} does not exist: this run kept no model (runs of baselines keep one since "
                                 "this version; run it again)")  # fmt: skip

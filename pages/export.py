@@ -19,6 +19,7 @@ from ui.common import (
     db,
     export_formats,
     job_status_line,
+    kept_model_missing,
     md_escape,
     require_project,
     run_safely,
@@ -43,8 +44,13 @@ run_id = st.selectbox("Run", [r.id for r in runs], key="run", bind="query-params
                       format_func=lambda i: next(f"{r.label} · {r.method} · {r.preset}" for r in runs if r.id == i))  # fmt: skip
 
 st.subheader("Model")
-if run_id is None:
+run = next((r for r in runs if r.id == run_id), None)
+missing = run is not None and kept_model_missing(run)
+if run is None:
     st.info("No finished run yet: the Train page starts one.")
+elif missing:
+    st.warning(f"{run.label} kept no model (a baseline run made before runs kept theirs, or its folder was deleted): "
+               "start the same method again on the Train page to predict and export with it.")  # fmt: skip
 else:
     method = next(r.method for r in runs if r.id == run_id)
     formats = export_formats(method)
@@ -120,7 +126,7 @@ if "ex_blob" in st.session_state:
 
 st.divider()
 st.subheader("Predict")
-if run_id is None:
+if run_id is None or missing:
     st.stop()
 text = st.text_area("Type a text" + (" (for pairs: first text, a line with ||, second text)" if project.task == "pair" else ""),
                     key="pr_text")  # fmt: skip

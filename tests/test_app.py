@@ -489,6 +489,13 @@ def test_a_baseline_run_predicts_and_exports_from_the_export_page(env):
         "predict", "succeeded", "export", "succeeded")  # fmt: skip
     assert len(predicted.result["probs"][0]) == 2 and abs(sum(predicted.result["probs"][0]) - 1) < 1e-5
     assert any("adapter-native" in b.proto.label for b in at.get("download_button"))
+    # a run whose model is not on disk (made before runs kept one) says so instead of failing its jobs
+    import shutil
+
+    shutil.rmtree(Path(runq.get_run(db, run.id).checkpoint_dir) / "model")
+    at.run()
+    assert any("kept no model" in w.value for w in at.warning) and "ex_adapter" not in [b.key for b in at.button]
+    assert "pr_go" not in [b.key for b in at.button]
 
 
 def test_app_navigation_and_sidebar(env):

@@ -14,6 +14,7 @@ from list_core.data import DataError
 from list_core.pair_similarity import apply_rule, cosine_rule, pair_cosines, pair_similarity, save_pair_similarity
 from list_core.prompts import Prompt
 from list_core.self_training import TaskData
+from list_core.serving import AdapterServer
 from ui import actions
 
 PAIR = Prompt("{text_a} ? {mask} , {text_b}", ("yes", "no"))
@@ -83,6 +84,10 @@ def test_a_saved_rule_loads_and_its_card_snippet_gives_the_same_probabilities(ti
     folder = save_pair_similarity(model, tmp_path / "rule", ["entailment", "not_entailment"], PAIR, {"acc": 0.5})
     clf = load_classifier(folder, bb)
     assert clf.labels == ["entailment", "not_entailment"] and torch.equal(clf.predict_proba(rows), expected)
+    server = AdapterServer(bb)  # beside adapters on the same backbone
+    server.add("nli", folder)
+    assert torch.equal(server.predict_proba("nli", rows), expected) and server.labels("nli")[0] == "entailment"
+    server.remove("nli")
     card = (folder / "README.md").read_text()
     code = card.split("```python\n", 1)[1].split("```", 1)[0]
     namespace: dict = {}

@@ -15,9 +15,10 @@ import streamlit as st
 
 import storage as st_store
 from list_core import methods
+from list_core.config import KEPT_MODEL_DIR
 from storage import jobs as jobq
 from storage.db import db_path
-from storage.models import Project
+from storage.models import Project, Run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -245,6 +246,14 @@ def trains_adapters(method: str) -> bool:
 def self_trains(method: str) -> bool:
     """Whether runs of `method` have rounds of pseudo-labels (the Inspect page, the data export's pseudo-labels)."""
     return method in methods.REGISTRY and methods.get(method).self_training
+
+
+def kept_model_missing(run: Run) -> bool:
+    """A finished run without adapters whose fitted model is not on disk (a baseline run made before runs kept one,
+    or a deleted folder): nothing to predict or export with."""
+    if trains_adapters(run.method):
+        return False
+    return not run.checkpoint_dir or not (Path(run.checkpoint_dir) / KEPT_MODEL_DIR).is_dir()
 
 
 def export_formats(method: str) -> list[str]:
