@@ -96,14 +96,14 @@ rows = storage.page_examples(
 )
 st.caption(f"{total:,} examples")
 none = "—"
-table = [
-    {"id": r.id, "text": r.display(), "label": project.labels[r.gold] if r.gold is not None else none} for r in rows
-]
+texts = list(project.slots)  # a pair's two texts in two columns: one cell shows only its first line
+table = [{"id": r.id, **{s: getattr(r, s) for s in texts}, "label": project.labels[r.gold] if r.gold is not None
+          else none} for r in rows]  # fmt: skip
 # An edit is applied once, then the editor starts afresh under a new key: the old editor's state would otherwise
 # re-apply the edit on every rerun (redoing an Undo, overwriting another session's newer label).
 version = st.session_state.setdefault("lb_table_version", 0)
 edited = st.data_editor(
-    table, key=f"lb_table_{page}_{q}_{only}_{version}", disabled=["id", "text"], hide_index=True, width="stretch",
+    table, key=f"lb_table_{page}_{q}_{only}_{version}", disabled=["id", *texts], hide_index=True, width="stretch",
     column_config={"label": st.column_config.SelectboxColumn("label", options=[none, *project.labels])},
 )  # fmt: skip
 changed = [(before, after) for before, after in zip(table, edited) if before["label"] != after["label"]]

@@ -92,6 +92,20 @@ def test_pair_import_guesses_a_different_column_for_each_text(env):
     assert st_store.same_text_pairs(db, p.id) == 1 and any("1 examples of this project" in w.value for w in at.warning)
 
 
+def test_the_label_table_shows_both_texts_of_a_pair(env):
+    """The table showed a pair as one cell ("A\n\nB"), which displays its first line only: the second text, the one
+    an entailment label is about, was hidden."""
+    db, _, _ = env
+    p = st_store.create_project(db, "nli", "pair", ["entailment", "not_entailment"], "x")
+    st_store.add_examples(db, p.id, [{"text_a": "A long premise about the EU", "text_b": "The EU exists"}])
+    st_store.set_label(db, st_store.page_examples(db, p.id)[0].id, 0)
+    at = app("pages/label.py", p.id)
+    table = at.data_editor[0].value
+    assert list(table.columns) == ["id", "text_a", "text_b", "label"]
+    assert table.iloc[0][["text_a", "text_b", "label"]].tolist() == ["A long premise about the EU", "The EU exists",
+                                                                       "entailment"]  # fmt: skip
+
+
 def test_text_columns_guess_gives_each_text_of_a_pair_its_own_column():
     from ui.common import text_columns_guess
 
