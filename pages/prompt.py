@@ -4,10 +4,9 @@ score prompts zero-shot on the gold labels and on the pool; label-word suggestio
 import streamlit as st
 
 import storage
-from list_core.locate import has_mlm_head
 from list_core.prompts import Prompt, PromptError, encode, label_word_ids
 from storage import jobs as jobq
-from ui.common import db, job_status_line, md_escape, require_project, run_safely
+from ui.common import db, job_status_line, md_escape, mlm_head, require_project, run_safely
 
 conn = db()
 project = require_project()
@@ -23,14 +22,6 @@ def tokenizer(backbone: str):
     from list_core.locate import resolve_backbone_path
 
     return PreTrainedTokenizerFast.from_pretrained(resolve_backbone_path(backbone))
-
-
-@st.cache_data(show_spinner=False)
-def mlm_head(backbone: str) -> bool | None:
-    try:
-        return has_mlm_head(backbone)
-    except Exception:  # an unreadable folder: the tokenizer check below reports it
-        return None
 
 
 def split_words(text: str) -> list[str]:

@@ -106,6 +106,22 @@ def test_the_label_table_shows_both_texts_of_a_pair(env):
                                                                        "entailment"]  # fmt: skip
 
 
+def test_a_pair_project_on_a_sentence_encoder_starts_with_the_pair_similarity_method(env, tiny_headless_dir):
+    """There LiST and every prompt-based method are near chance (rte, BENCHMARKS.md); the Train page preselects the
+    rule that is not, and says why. On a backbone with an MLM head LiST stays the default."""
+    db, _, dirs = env
+    enc = st_store.create_project(db, "nli", "pair", ["entailment", "not_entailment"], str(tiny_headless_dir))
+    mlm = st_store.create_project(db, "nli mlm", "pair", ["entailment", "not_entailment"], str(dirs["bert"]))
+    at = app("pages/train.py", enc.id)
+    assert at.selectbox(key="tr_method").value == "pair-similarity"
+    assert any("Chosen for a pair task on this backbone" in c.value for c in at.caption)
+    at.selectbox(key="tr_method").select("list").run()  # still the user's choice
+    assert at.selectbox(key="tr_method").value == "list" and not at.exception
+    at = app("pages/train.py", mlm.id)
+    assert at.selectbox(key="tr_method").value == "list"
+    assert not any("Chosen for a pair task" in c.value for c in at.caption)
+
+
 def test_text_columns_guess_gives_each_text_of_a_pair_its_own_column():
     from ui.common import text_columns_guess
 

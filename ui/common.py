@@ -16,6 +16,7 @@ import streamlit as st
 import storage as st_store
 from list_core import methods
 from list_core.config import KEPT_MODEL_DIR
+from list_core.locate import has_mlm_head
 from storage import jobs as jobq
 from storage.db import db_path
 from storage.models import Project, Run
@@ -246,6 +247,16 @@ def trains_adapters(method: str) -> bool:
 def self_trains(method: str) -> bool:
     """Whether runs of `method` have rounds of pseudo-labels (the Inspect page, the data export's pseudo-labels)."""
     return method in methods.REGISTRY and methods.get(method).self_training
+
+
+@st.cache_data(show_spinner=False)
+def mlm_head(backbone: str) -> bool | None:
+    """Whether the backbone has a pretrained MLM head (from its safetensors header, no torch); None when that cannot
+    be told (an unreadable folder, a hub id not on disk)."""
+    try:
+        return has_mlm_head(backbone)
+    except Exception:  # an unreadable folder: the pages that load it report it
+        return None
 
 
 def kept_model_missing(run: Run) -> bool:
