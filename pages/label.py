@@ -104,7 +104,9 @@ table = [{"id": r.id, **{s: getattr(r, s) for s in texts}, "label": project.labe
 version = st.session_state.setdefault("lb_table_version", 0)
 edited = st.data_editor(
     table, key=f"lb_table_{page}_{q}_{only}_{version}", disabled=["id", *texts], hide_index=True, width="stretch",
-    column_config={"label": st.column_config.SelectboxColumn("label", options=[none, *project.labels])},
+    column_config={"label": st.column_config.SelectboxColumn("label", options=[none, *project.labels]),
+                   # a pair's two texts share the width, so the label column stays in view
+                   **({s: st.column_config.TextColumn(s, width=340) for s in texts} if len(texts) > 1 else {})},
 )  # fmt: skip
 changed = [(before, after) for before, after in zip(table, edited) if before["label"] != after["label"]]
 for before, after in changed:
