@@ -169,6 +169,7 @@ def test_a_worker_runs_it_for_a_pair_project(tmp_path, tiny_headless_dir):
     assert done.status == "succeeded", done.error
     run = runq.get_run(db, run.id)
     assert run.metrics["gold_accuracy"] == 1.0 and run.metrics["eval_accuracy"] == 1.0
+    assert run.metrics["stage_seconds"]["fit"] > 0  # the run history shows its time
     assert all(predq.prediction(db, e.id)["run_id"] == run.id for e in st.page_examples(db, p.id, limit=100))
     # the run kept its rule: the Export page predicts with it and exports it, and the predict CLI reads the export
     typed = jobq.enqueue(db, "predict", {"run_id": run.id, "rows": same[10:11] + other[10:11]}, p.id)

@@ -137,11 +137,14 @@ def list_run(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, An
     progress = ProgressWriter(ctx, job, run)
     try:
         scorer = ctx.scorer(job.payload.get("ray_address"))  # None: this process (no Ray import)
+        started = time.monotonic()
         with use_scorer(scorer), fenced(lambda: jobq.owns(ctx.db, job.id, ctx.worker_id)):
             result = method.run(
                 bb, prompt, task, cfg, progress, cancel.is_set, str(ckpt) if method.trains_adapters else None
             )
         metrics: RunMetrics = run_metrics(method.name, result, task, cfg.eval_batch_size)
+        if not metrics.stage_seconds:  # a method without rounds: its one stage, so the run history shows a time
+            metrics = dataclasses.replace(metrics, stage_seconds={"fit": time.monotonic() - started})
         from list_core.trained import calibrate, keep_model, kept_form, load_trained
 
         # the kept model: suggestions come from it, as exports and predictions do
