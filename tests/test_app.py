@@ -620,6 +620,15 @@ def _rendered_markdown(at: AppTest, charts: bool = True) -> str:
     return "\n".join(out)
 
 
+def test_an_underscore_inside_a_word_is_left_as_it_is():
+    """`not_entailment` was written `not\\_entailment`: right on screen, but a widget's label is also its accessible
+    name, which kept the backslash. Inside a word an underscore never makes emphasis, so it needs no escape."""
+    from ui.common import md_escape
+
+    assert md_escape("not_entailment") == "not_entailment" and md_escape("snake_case_2") == "snake_case_2"
+    assert md_escape("_x_ a__b *y* x_") == "\\_x\\_ a\\_\\_b \\*y\\* x\\_"
+
+
 def test_untrusted_text_never_reaches_markdown_unescaped(env):
     """Issue 13.2: an imported file's header, example texts and label names reached markdown unescaped, and
     opening a page made the browser fetch an image from a host named in the data."""
