@@ -69,7 +69,8 @@ else:
         if job:
             st.session_state.setdefault("ex_watch", set()).add(job.id)
 
-    @st.fragment(run_every=1)
+    # polls only while an export is watched: a timer that reruns for nothing can cancel a download in flight
+    @st.fragment(run_every=1 if st.session_state.get("ex_watch") else None)
     def export_jobs() -> None:
         """Shows queued exports; when one ends, the whole page reruns so its download appears at once."""
         watch: set[int] = st.session_state.setdefault("ex_watch", set())
@@ -165,12 +166,29 @@ if st.button("Predict", key="pr_go", disabled=not rows):
         st.session_state["pr_job"] = (job.id, source_rows is not None)
 
 
-@st.fragment(run_every=1)
+def prediction_pending() -> bool:
+    """A prediction this session asked for that has not ended yet (one whose job is gone, with its project, is
+    forgotten)."""
+    if "pr_job" not in st.session_state:
+        return False
+    try:
+        return not jobq.get_job(conn, st.session_state["pr_job"][0]).done
+    except storage.StoreError:
+        del st.session_state["pr_job"]
+        return False
+
+
+polling = prediction_pending()
+
+
+@st.fragment(run_every=1 if polling else None)  # polls only while the prediction runs
 def prediction_result() -> None:
     if "pr_job" not in st.session_state:
         return
     job_id, is_file = st.session_state["pr_job"]
     job = jobq.get_job(conn, job_id)
+    if polling and job.done:  # ended: one whole run shows the result and stops the timer
+        st.rerun(scope="app")
     st.caption(job_status_line(job))
     if job.status == "failed":
         st.error((job.error or "").split("\n")[0])

@@ -177,6 +177,7 @@ def test_whole_loop_in_a_real_browser(server, tmp_path, tiny_dirs):
         page.get_by_role("button", name="Export model").click()
         _until(lambda: exportq.artifacts(db, pid), 120, "the export job")
         page.reload()
+        expect(page.get_by_test_id("stStatusWidget")).to_have_count(0)  # a rerun during the download cancels it
         with page.expect_download() as dl:
             page.get_by_role("button", name="Download model", exact=False).click()
         target = tmp_path / "adapter.zip"
@@ -223,6 +224,7 @@ def test_whole_loop_in_a_real_browser(server, tmp_path, tiny_dirs):
                 f"the {fmt} export",
             )
             page.reload()
+            expect(page.get_by_test_id("stStatusWidget")).to_have_count(0)
             with page.expect_download() as dl:
                 page.get_by_role("button", name=f"Download model · adapter-{fmt}", exact=False).click()
             dl.value.save_as(tmp_path / f"{fmt}.zip")
