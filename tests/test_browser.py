@@ -246,6 +246,9 @@ def test_whole_loop_in_a_real_browser(server, tmp_path, tiny_dirs):
         expect(page.get_by_text("Import data into “browser reviews”")).to_be_visible()
         page.get_by_role("link", name="Label").click()
         expect(page.get_by_text("8 / 30 gold labels", exact=False)).to_be_visible()
+        # the page shows the project before the browser's address has its ?project= again (a loaded CI run read the
+        # address in between and opened the second tab on the newest project)
+        _until(lambda: "project=browser" in page.url, 20, "the project in the Label page's URL")
         second_tab = browser.new_page(viewport={"width": 1400, "height": 1000})
         second_tab.goto(page.url)
         expect(second_tab.get_by_text("8 / 30 gold labels", exact=False)).to_be_visible()
