@@ -95,10 +95,14 @@ else:
         if not p.exists():
             st.warning(f"{a.path} is gone from disk")
             continue
-        st.download_button(f"Download model · {a.kind} ({a.size / 1024:,.0f} KB, sha256 {a.sha256[:10]}…)",
-                           lambda p=p: exportq.archive(p).read_bytes(),  # read when clicked, not on every run
-                           file_name=f"{project.name}-run{run_id}-{a.kind}.zip", mime="application/zip",
-                           key=f"ex_dl_{a.id}")  # fmt: skip
+        st.download_button(
+            f"Download model · {a.kind} ({a.size / 1024:,.0f} KB, sha256 {a.sha256[:10]}…)",
+            lambda p=p: exportq.archive(p).read_bytes(),  # read when clicked, not on every run
+            file_name=f"{project.name}-run{run_id}-{a.kind}.zip",
+            mime="application/zip",
+            key=f"ex_dl_{a.id}",
+            on_click="ignore",
+        )  # on_click="ignore": a rerun on the click could cancel the download it starts
         if (p / "README.md").exists():
             with st.expander(f"Model card ({a.kind})"):
                 st.markdown(without_front_matter((p / "README.md").read_text()))
@@ -123,7 +127,7 @@ if st.button("Prepare download", key="ex_data"):
             st.session_state["ex_blob"] = (data, path.name if path.is_file() else "dataset.zip")
 if "ex_blob" in st.session_state:
     data, name = st.session_state["ex_blob"]
-    st.download_button(f"Download {name}", data, file_name=name, key="ex_data_dl")
+    st.download_button(f"Download {name}", data, file_name=name, key="ex_data_dl", on_click="ignore")
 
 st.divider()
 st.subheader("Predict")
@@ -207,7 +211,9 @@ def prediction_result() -> None:
         w.writerow([*(src.get(c, "") for c in columns), project.labels[max(range(len(p)), key=p.__getitem__)], *p])
     st.session_state["pr_last_csv"] = buf.getvalue()
     st.success(f"Predicted {len(done):,} rows.")
-    st.download_button("Download predictions.csv", buf.getvalue(), file_name="predictions.csv", key="pr_dl")
+    st.download_button(
+        "Download predictions.csv", buf.getvalue(), file_name="predictions.csv", key="pr_dl", on_click="ignore"
+    )
 
 
 prediction_result()
