@@ -117,7 +117,9 @@ def read_config(folder: str | Path) -> dict[str, Any]:
     if (folder / "list_peft.json").exists():  # a PEFT export holds LoRA weights, which do not load back as adapters
         raise ExportError(f"{folder} is a PEFT export: load it with PEFT (its README.md shows how), or export the run "
                           "as native or folded to use it here")  # fmt: skip
-    if (folder / "pair_similarity.json").exists():
+    from .pair_similarity import CONFIG as PAIR_CONFIG
+
+    if (folder / PAIR_CONFIG).exists():
         raise ExportError(f"{folder} is a pair-similarity rule, not an adapter: load it with load_classifier or the "
                           "predict CLI")  # fmt: skip
     if not (folder / CONFIG).exists() or not (folder / WEIGHTS).exists():

@@ -52,13 +52,13 @@ elif missing:
     st.warning(f"{run.label} kept no model (a baseline run made before runs kept theirs, or its folder was deleted): "
                "start the same method again on the Train page to predict and export with it.")  # fmt: skip
 else:
-    method = next(r.method for r in runs if r.id == run_id)
+    method = run.method
     formats = export_formats(method)
     fmt = st.radio("Format", formats, key="ex_format", horizontal=True,
                    format_func={"native": "native", "peft": "PEFT LoRA", "folded": "folded"}.get)  # fmt: skip
     fmt = fmt if fmt in formats else formats[0]  # the radio's value from a run with more formats
     st.caption(EXPORT_FORMATS[fmt] if trains_adapters(method) else NO_ADAPTERS.get((method, fmt), NO_ADAPTERS[fmt]))
-    chosen = next(r for r in runs if r.id == run_id).metrics or {}
+    chosen = run.metrics or {}
     if chosen.get("chosen_round") is not None:
         st.caption(f"Exports round {chosen['chosen_round']}: {chosen.get('chosen_because', '')}. The Rounds page can "
                    "keep another round.")  # fmt: skip
@@ -109,10 +109,10 @@ else:
 
 st.subheader("Labeled data")
 fmt = st.selectbox("Format", ["csv", "jsonl", "datasets"], key="ex_fmt")
-kept = next((r.metrics or {} for r in runs if r.id == run_id), {}).get("chosen_round")
+kept = ((run.metrics or {}) if run else {}).get("chosen_round")
 pseudo_round = kept if kept else None  # the round the run keeps (round 0, the teacher, has no pseudo-labels: last)
 with_pseudo = False  # a run without self-training rounds has no pseudo-labels to offer
-if run_id is not None and self_trains(next(r.method for r in runs if r.id == run_id)):
+if run is not None and self_trains(run.method):
     with_pseudo = st.checkbox(f"Include the run's pseudo-labels (round {pseudo_round})" if pseudo_round else
                               "Include the run's pseudo-labels (last round)", value=True, key="ex_pseudo")  # fmt: skip
 if st.button("Prepare download", key="ex_data"):
