@@ -9,7 +9,10 @@ default-backbone features with `w` chosen by each rule, and scored on the test s
 - evidence: today's rule, w = prompt_weight (5) x P(prompt accuracy > chance | its hits on the gold labels);
 - cv: the w of a grid (0 ... 80) with the best stratified 5-fold accuracy on the gold labels (ties: nearest to
   the evidence rule's), a choice made on gold labels only;
-- w20, w80: fixed large weights (the prompt dominates).
+- w20, w80: fixed large weights (the prompt dominates);
+- relative: the prompt against the gold labels' own probe, w = evidence x (5 + 75 x P(the prompt is right more often
+  than a leave-one-out logistic regression on the gold labels | the gold examples where exactly one of them is
+  right)), a paired sign test with a uniform prior: from 5 x evidence (the probe wins) to 80 x evidence.
 
 Features are cached per set in `--cache` (default /tmp/list_teacher_features).
 """
@@ -89,6 +92,28 @@ def cv_weight(xg, yg, xp, protos, default: float, seed: int = 1, folds: int = 5)
     return min((w for w in GRID if acc[w] == best), key=lambda w: abs(np.log1p(w) - np.log1p(default)))
 
 
+def loo_probe_predictions(xg: np.ndarray, yg: np.ndarray, seed: int = 1) -> np.ndarray:
+    """Each gold example predicted by a logistic regression (C=100) on the other gold examples: (K,); -1 where
+    leaving it out leaves a class without examples."""
+    pred = np.full(len(yg), -1)
+    for i in range(len(yg)):
+        rest = np.arange(len(yg)) != i
+        if len(np.unique(yg[rest])) == len(np.unique(yg)):
+            pred[i] = T.logreg(xg[rest], yg[rest], 100.0, seed).predict(xg[i : i + 1])[0]
+    return pred
+
+
+def relative_weight(xg, yg, protos, evidence: float, seed: int = 1) -> float:
+    """The 'relative' rule (module docstring): the prompt's weight from a paired sign test of its gold hits
+    against the leave-one-out gold probe's."""
+    p = protos / np.linalg.norm(protos, axis=1, keepdims=True)
+    prompt_right = T.zero_shot_scores(xg, p).argmax(1) == yg
+    probe_right = loo_probe_predictions(xg, yg, seed) == yg
+    wins, losses = int((prompt_right & ~probe_right).sum()), int((~prompt_right & probe_right).sum())
+    # P(q > 1/2) for q ~ Beta(wins + 1, losses + 1): prompt_evidence with two classes
+    return evidence * (5.0 + 75.0 * T.prompt_evidence(wins, wins + losses, 2))
+
+
 def arguments(module: str, doc: str, argv: list[str] | None) -> argparse.Namespace:
     """The command line shared by the frozen-feature analyses: DATA SETS... --k --seeds --cache."""
     ap = argparse.ArgumentParser(prog=f"python -m benchmarks.{module}", description=doc.split("\n")[0])
@@ -123,10 +148,16 @@ def main(argv: list[str] | None = None) -> int:
                 row = {"evidence": clf, "cv": fixed_weight_teacher(xg, yg, xp, protos, w, 3, seed),
                        "w20": fixed_weight_teacher(xg, yg, xp, protos, 20.0, 3, seed),
                        "w80": fixed_weight_teacher(xg, yg, xp, protos, 80.0, 3, seed)}  # fmt: skip
-                rows.append({r: 100 * float((c.predict(xt) == yt).mean()) for r, c in row.items()} | {"cv_w": w})
+                w_rel = relative_weight(xg, yg, protos, info["prompt_evidence"], seed)
+                row["relative"] = fixed_weight_teacher(xg, yg, xp, protos, w_rel, 3, seed)
+                accs = {r: 100 * float((c.predict(xt) == yt).mean()) for r, c in row.items()}
+                rows.append(accs | {"cv_w": w, "relative_w": round(w_rel, 1)})
                 print(name, k, seed, {r: round(v, 1) for r, v in rows[-1].items()}, flush=True)
-            means = {r: round(float(np.mean([x[r] for x in rows])), 1) for r in ("evidence", "cv", "w20", "w80")}
-            print("MEAN", name, f"K={k}", f"seeds {args.seeds}", means, "cv weights:", [x["cv_w"] for x in rows])
+            means = {
+                r: round(float(np.mean([x[r] for x in rows])), 1) for r in ("evidence", "cv", "w20", "w80", "relative")
+            }
+            print("MEAN", name, f"K={k}", f"seeds {args.seeds}", means, "cv weights:", [x["cv_w"] for x in rows],
+                  "relative weights:", [x["relative_w"] for x in rows])  # fmt: skip
     return 0
 
 

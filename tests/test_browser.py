@@ -35,6 +35,17 @@ pytestmark = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _patient_expect():
+    """A page can take more than expect's default 5 s to draw on a loaded machine (a full-suite run here waited
+    longer than that for the Rounds page's first plotly chart while a benchmark shared the cores)."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=30_000)
+    yield
+    expect.set_options(timeout=5_000)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
