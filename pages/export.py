@@ -14,7 +14,7 @@ from storage import exports as exportq
 from storage import jobs as jobq
 from storage import predictions as predq
 from storage import runs as runq
-from storage.importers import ImportFileError, check_distinct_columns, read_table
+from storage.importers import ImportFileError, check_distinct_columns, read_table, upload_limit_mb
 from ui.common import (
     db,
     export_formats,
@@ -135,7 +135,9 @@ if run_id is None or missing:
     st.stop()
 text = st.text_area("Type a text" + (" (for pairs: first text, a line with ||, second text)" if project.task == "pair" else ""),
                     key="pr_text")  # fmt: skip
-up = st.file_uploader("…or upload a file to predict (CSV, TSV, JSONL, parquet)", key="pr_file")
+up = st.file_uploader(
+    "…or upload a file to predict (CSV, TSV, JSONL, parquet)", key="pr_file", max_upload_size=upload_limit_mb()
+)
 rows = []
 if text.strip():
     if project.task == "pair":

@@ -6,7 +6,7 @@ from pathlib import Path
 import streamlit as st
 
 import storage
-from storage.importers import ImportFileError, read_table
+from storage.importers import ImportFileError, read_table, upload_limit_mb
 from ui.common import (
     current_project,
     db,
@@ -88,7 +88,8 @@ st.subheader(f"Import data into “{md_escape(project.name)}”")
 if project.task == "pair" and (same := storage.same_text_pairs(conn, project.id)):
     st.warning(f"{same:,} examples of this project have the same text as A and as B: their file was imported with "
                "one column for both texts. Delete the project and import the file again with a column for each.")  # fmt: skip
-up = st.file_uploader("CSV, TSV, JSONL or parquet", type=["csv", "tsv", "jsonl", "json", "parquet"], key="import_file")
+up = st.file_uploader("CSV, TSV, JSONL or parquet", type=["csv", "tsv", "jsonl", "json", "parquet"], key="import_file",
+                      max_upload_size=upload_limit_mb())  # fmt: skip
 path = st.text_input(
     "…or a file or folder in the server's import folder (a folder saved with datasets.save_to_disk works too)",
     key="import_path", help=f"Only paths under {import_dir()} are read (LIST_IMPORT_DIR)",

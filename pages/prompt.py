@@ -133,6 +133,29 @@ if st.button("Score prompts", key="pw_score", disabled=prompt is None):
                success="Scoring queued; results appear below.")  # fmt: skip
 
 
+def adopt_a_row(entries: list[dict], sources: list[str]) -> None:
+    """Save a row of the board (one that scored, other than the saved prompt) as the project's prompt, keeping the
+    saved class descriptions, and show it in the editor."""
+    saved = storage.latest_prompt(conn, project.id)
+    kept = list(saved.descriptions or []) if saved else []
+    rows = [i for i, e in enumerate(entries) if not e.get("error")
+            and not (saved and saved.same_as(e["template"], e["label_words"], kept))]  # fmt: skip
+    if not rows:
+        return
+    words_of = lambda ws: ", ".join(w if isinstance(w, str) else "/".join(w) for w in ws)  # noqa: E731
+    c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
+    pick = c1.selectbox("Make a row of the board the prompt", rows, key="pw_adopt_row",
+                        format_func=lambda i: f"{sources[i]} · {entries[i]['template']} · {words_of(entries[i]['label_words'])}")  # fmt: skip
+    if c2.button("Save as the prompt", key="pw_adopt"):
+        e = entries[pick]
+        v = run_safely(storage.save_prompt, conn, project.id, e["template"], e["label_words"], kept or None)
+        if v:
+            for key in ["pw_template", *(f"pw_word_{i}" for i in range(len(project.labels)))]:
+                st.session_state.pop(key, None)  # the editor starts again from the saved prompt
+            st.session_state["pw_saved"] = v.version
+            st.rerun()  # the whole page: the editor above the board shows it
+
+
 @st.fragment(run_every=2)
 def leaderboard() -> None:
     jobs = [j for j in jobq.list_jobs(conn, project.id, limit=20) if j.kind == "prompt_eval"]
@@ -159,6 +182,7 @@ def leaderboard() -> None:
         k: st.column_config.NumberColumn(k, format="percent") for k in (board[0] if board else {}) if "accuracy" in k
     }
     st.dataframe(board, key="pw_board", hide_index=True, column_config={**shares, **accuracies})
+    adopt_a_row(job.result["leaderboard"], [row["source"] for row in board])
     if evals:
         of = job.result.get("eval_of", evals)
         st.caption(f"Best first by accuracy on your evaluation split ({evals:,} labeled texts"

@@ -32,6 +32,11 @@ def max_import_bytes() -> int:
     return int(float(os.environ.get("LIST_MAX_IMPORT_MB", "50")) * 2**20)
 
 
+def upload_limit_mb() -> int:
+    """The import limit in whole megabytes (rounded up), for a file uploader to announce and enforce."""
+    return max(1, -(-max_import_bytes() // 2**20))
+
+
 def max_import_rows() -> int:
     """Rows per import: the byte limit alone lets a small compressed file hold millions of rows."""
     return int(os.environ.get("LIST_MAX_IMPORT_ROWS", "1000000"))

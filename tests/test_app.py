@@ -69,6 +69,18 @@ def test_projects_page_creates_project_and_shows_errors(env):
     assert any("already exists" in e.value for e in at.error)
 
 
+def test_file_uploaders_announce_the_import_limit(env, monkeypatch):
+    """The uploader said "200MB per file" (Streamlit's limit) while an import over LIST_MAX_IMPORT_MB (50) is
+    refused after the upload: a user sent 100 MB to be told it was too big."""
+    db, _, _ = env
+    p = st_store.create_project(db, "reviews", "single", ["neg", "pos"], "x")
+    at = app("pages/projects.py", p.id)
+    assert at.get("file_uploader")[0].proto.max_upload_size_mb == 50
+    monkeypatch.setenv("LIST_MAX_IMPORT_MB", "0.5")  # a fraction of a megabyte: the uploader's whole-MB limit rounds up
+    at = app("pages/projects.py", p.id)
+    assert at.get("file_uploader")[0].proto.max_upload_size_mb == 1
+
+
 def test_pair_import_guesses_a_different_column_for_each_text(env):
     """A pair file (premise, hypothesis, label): text_a and text_b were both guessed as the longest column, and the
     import stored every pair as a text and itself."""
@@ -331,6 +343,31 @@ def test_workbench_scores_prompts_on_the_evaluation_split(env):
     assert any("Best first by accuracy on your evaluation split (3 labeled texts)" in c.value for c in at.caption)
 
 
+def test_workbench_saves_a_row_of_the_board_as_the_prompt(env):
+    """A candidate or "your prompt + suggested words" that scores better had to be retyped into the editor word by
+    word; a row of the board (other than the saved prompt itself) becomes the prompt with one click, its class
+    descriptions kept."""
+    db, tmp, dirs = env
+    p = make_project(db, str(dirs["bert"]), with_prompt=False)
+    st_store.save_prompt(db, p.id, "{text} It was {mask} .", ["bad", "great"], ["a bad review", "a good review"])
+    at = app("pages/prompt.py", p.id)
+    at.text_area(key="pw_candidates").input("{text} All in all, it was {mask} . | awful/bad, good")
+    at.button(key="pw_score").click().run()
+    assert Worker(str(tmp / "app.db")).run_once().status == "succeeded"
+    at.run()
+    assert not at.exception, at.exception
+    assert len(at.selectbox(key="pw_adopt_row").options) == 1  # the saved prompt is not offered again
+    at.button(key="pw_adopt").click().run()
+    assert not at.exception, at.exception
+    latest = st_store.latest_prompt(db, p.id)
+    assert (latest.version, latest.template) == (2, "{text} All in all, it was {mask} .")
+    assert latest.label_words == [["awful", "bad"], "good"] and latest.descriptions == ["a bad review", "a good review"]
+    # the editor shows the new prompt, saved
+    assert at.text_input(key="pw_template").value == "{text} All in all, it was {mask} ."
+    assert (at.text_input(key="pw_word_0").value, at.text_input(key="pw_word_1").value) == ("awful, bad", "good")
+    assert any("Saved as version 2" in m.value for m in at.success)
+
+
 def test_label_page_labels_skips_undoes_and_fixes(env):
     db, _, dirs = env
     p = make_project(db, str(dirs["bert"]))
@@ -503,6 +540,7 @@ def test_a_baseline_run_predicts_and_exports_from_the_export_page(env):
     worker = Worker(tmp / "app.db")
     assert worker.run_once().status == "succeeded"
     at = app("pages/export.py", p.id)
+    assert at.get("file_uploader")[0].proto.max_upload_size_mb == 50  # the import limit, not Streamlit's 200 MB
     assert at.selectbox(key="run").value == run.id
     assert at.radio(key="ex_format").options == ["native", "folded"]
     assert any("the head only" in c.value for c in at.caption)
