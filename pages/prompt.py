@@ -169,13 +169,14 @@ def leaderboard() -> None:
         return
     words_of = lambda ws: ", ".join(w if isinstance(w, str) else "/".join(w) for w in ws)  # noqa: E731
     evals, golds = job.result.get("eval", 0), job.result.get("gold", 0)  # no column of empty cells without them
+    problems = any(e.get("error") for e in job.result["leaderboard"])
     source = {"prompt": "your prompt", "suggested": "your prompt + suggested words"}
     board = [{"source": source.get(e.get("origin"), "candidate"), "template": e["template"],
               "label words": words_of(e["label_words"]),
               **({f"eval accuracy ({evals:,})": e.get("eval_accuracy")} if evals else {}),
               **({"gold accuracy": e.get("accuracy"), "loss": e.get("loss")} if golds else {}),
               **{f"predicts {lab}": (e.get("pool_distribution") or {}).get(lab) for lab in project.labels},
-              "problem": e.get("error", "")} for e in job.result["leaderboard"]]  # fmt: skip
+              **({"problem": e.get("error", "")} if problems else {})} for e in job.result["leaderboard"]]  # fmt: skip
     shares = {f"predicts {lab}": st.column_config.ProgressColumn(f"predicts {lab}", min_value=0.0, max_value=1.0,
                                                                   format="percent") for lab in project.labels}  # fmt: skip
     accuracies = {

@@ -340,6 +340,7 @@ def test_workbench_scores_prompts_on_the_evaluation_split(env):
     accs = board["eval accuracy (3)"].tolist()
     assert accs == sorted(accs, reverse=True) and len(accs) == 2
     assert accs[0] + accs[1] == pytest.approx(1.0)  # the candidate swaps the prompt's classes
+    assert "problem" not in board.columns  # no column of empty cells when every candidate scored
     assert any("Best first by accuracy on your evaluation split (3 labeled texts)" in c.value for c in at.caption)
 
 
@@ -351,12 +352,13 @@ def test_workbench_saves_a_row_of_the_board_as_the_prompt(env):
     p = make_project(db, str(dirs["bert"]), with_prompt=False)
     st_store.save_prompt(db, p.id, "{text} It was {mask} .", ["bad", "great"], ["a bad review", "a good review"])
     at = app("pages/prompt.py", p.id)
-    at.text_area(key="pw_candidates").input("{text} All in all, it was {mask} . | awful/bad, good")
+    at.text_area(key="pw_candidates").input("{text} All in all, it was {mask} . | awful/bad, good\n{text} | a, b")
     at.button(key="pw_score").click().run()
     assert Worker(str(tmp / "app.db")).run_once().status == "succeeded"
     at.run()
     assert not at.exception, at.exception
-    assert len(at.selectbox(key="pw_adopt_row").options) == 1  # the saved prompt is not offered again
+    assert sum(bool(x) for x in at.dataframe[0].value["problem"]) == 1  # the template without a mask
+    assert len(at.selectbox(key="pw_adopt_row").options) == 1  # neither it nor the saved prompt is offered
     at.button(key="pw_adopt").click().run()
     assert not at.exception, at.exception
     latest = st_store.latest_prompt(db, p.id)
