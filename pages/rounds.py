@@ -6,7 +6,7 @@ import streamlit as st
 
 from list_core.records import RoundRecord
 from storage import runs as runq
-from ui.common import db, plot_text, require_project, run_safely, trains_adapters
+from ui.common import db, plot_text, require_project, rounds_table, run_safely, trains_adapters
 
 
 def whole_rounds(fig):
@@ -66,6 +66,8 @@ if kept is not None:
             runq.keep_round, conn, run_id, 0, success=f"{run.label.capitalize()} now keeps the teacher (round 0)."
         )
 
+st.dataframe(rounds_table(rounds), key="rd_facts", hide_index=True, height="content")
+
 later = [m for m in rounds if m.round >= 1]
 if not later:
     st.caption("No self-training round in this run.")
@@ -95,4 +97,3 @@ m = next(m for m in later if m.round == rnd)
 keep_label = f"Keep round {rnd} instead (exports and predictions use it)"
 if run.status == "succeeded" and kept is not None and rnd != kept and st.button(keep_label, key="rd_keep"):
     run_safely(runq.keep_round, conn, run_id, rnd, success=f"{run.label.capitalize()} now keeps round {rnd}.")
-st.json({k: v for k, v in m.to_dict().items() if k != "pseudo_label_counts"}, expanded=False)

@@ -702,6 +702,47 @@ def test_untrusted_text_never_reaches_markdown_unescaped(env):
             assert any("pseudo-label **neg" in c.value or "pseudo-label **pos" in c.value for c in at.caption)
 
 
+def test_round_facts_read_as_sentences_not_json():
+    """The Rounds page ended with a collapsed JSON dump ("{...}") of the round's record: its numbers now read as a
+    table of named facts, by hand here."""
+    from list_core.records import RoundRecord, WeightStats
+    from ui.common import round_facts, rounds_table
+
+    rec = RoundRecord(round=2, gold_accuracy=1.0, eval_accuracy=0.68, eval_ece=0.2009, loss=0.0957,
+                      pseudo_label_counts={"negative": 625, "positive": 845}, mean_confidence=0.8745, confident=736,
+                      warmup_steps=90, zero_weight_steps=0, flip_rate=0.0347,
+                      weights=WeightStats(count=960, mean=0.0625, std=0.12, max=1.0, zero_fraction=0.4656),
+                      seconds={"pseudo_label": 13.0, "student": 107.7, "finetune": 7.0})  # fmt: skip
+    assert round_facts(rec) == [
+        {"what": "accuracy on the evaluation split", "value": "68.0%"},
+        {"what": "calibration error on the evaluation split", "value": "0.201"},
+        {"what": "accuracy on the gold labels (trained on)", "value": "100.0%"},
+        {"what": "gold loss (last epoch)", "value": "0.096"},
+        {"what": "pseudo-labels", "value": "1,470 (negative 625, positive 845)"},
+        {"what": "their mean confidence", "value": "0.87"},
+        {"what": "flipped since the last round", "value": "3.5%"},
+        {"what": "confident ones in the KD warm-up", "value": "736 (90 steps)"},
+        {"what": "meta-weights", "value": "960 draws: mean 0.062, max 1.000, 46.6% zero; 0 steps all zero"},
+        {"what": "time", "value": "128 s (pseudo-labels 13, student 108, gold tuning 7)"},
+    ]
+    # the teacher's view of the prompt (round 0); nothing for what a round did not measure
+    teacher = RoundRecord(round=0, gold_accuracy=0.9, prompt_gold_accuracy=0.7, prompt_evidence=0.91, prompt_weight=4.6)
+    assert round_facts(teacher) == [
+        {"what": "accuracy on the gold labels (trained on)", "value": "90.0%"},
+        {"what": "the prompt alone on the gold labels", "value": "70.0%"},
+        {"what": "the prompt's pseudo-labels weigh as", "value": "4.6 gold labels (evidence it beats chance 0.91)"},
+    ]
+    table = rounds_table([teacher, rec])
+    assert [r["what"] for r in table][:3] == [
+        "accuracy on the gold labels (trained on)",
+        "the prompt alone on the gold labels",
+        "the prompt's pseudo-labels weigh as",
+    ]
+    assert table[0] == {"what": "accuracy on the gold labels (trained on)", "teacher": "90.0%", "round 2": "100.0%"}
+    assert table[1]["round 2"] == ""
+    assert table[3] == {"what": "accuracy on the evaluation split", "teacher": "", "round 2": "68.0%"}
+
+
 def test_rounds_page_says_which_round_is_kept_and_can_keep_another(env):
     """Issue 12.6: the exported adapter was the last round and nothing said so; the user can keep another."""
     from ui import actions
@@ -715,6 +756,10 @@ def test_rounds_page_says_which_round_is_kept_and_can_keep_another(env):
     assert Worker(str(tmp / "app.db")).run_once().status == "succeeded"
     at = app("pages/rounds.py", p.id)
     assert any("keeps round 2 for export and prediction: the last round (no evaluation" in c.value for c in at.caption)
+    facts = at.dataframe[0].value  # a row per fact, a column per round
+    assert facts.columns.tolist() == ["what", "teacher", "round 1", "round 2"] and not at.get("json")
+    assert facts["what"].tolist()[0] == "accuracy on the gold labels (trained on)"
+    assert facts["teacher"].tolist()[facts["what"].tolist().index("pseudo-labels")] == ""  # the teacher made none
     at.select_slider(key="round").set_value(1).run()
     at.button(key="rd_keep").click().run()
     assert not at.exception and any("now keeps round 1" in s.value for s in at.success)

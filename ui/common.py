@@ -298,3 +298,49 @@ def without_front_matter(markdown: str) -> str:
         if end != -1:
             return markdown[end + 5 :].lstrip("\n")
     return markdown
+
+
+STAGE_NAMES = {"pseudo_label": "pseudo-labels", "finetune": "gold tuning", "fit": "fitting"}
+
+
+def round_facts(m) -> list[dict[str, str]]:
+    """A round's record (`list_core.records.RoundRecord`) as named facts for a table, leaving out what the round
+    did not measure."""
+    facts: list[tuple[str, str]] = []
+    if m.eval_accuracy is not None:
+        facts.append(("accuracy on the evaluation split", f"{m.eval_accuracy:.1%}"))
+    if m.eval_ece is not None:
+        facts.append(("calibration error on the evaluation split", f"{m.eval_ece:.3f}"))
+    if m.gold_accuracy is not None:
+        facts.append(("accuracy on the gold labels (trained on)", f"{m.gold_accuracy:.1%}"))
+    if m.loss is not None:
+        facts.append(("gold loss (last epoch)", f"{m.loss:.3f}"))
+    if m.prompt_gold_accuracy is not None:
+        facts.append(("the prompt alone on the gold labels", f"{m.prompt_gold_accuracy:.1%}"))
+        facts.append(("the prompt's pseudo-labels weigh as", f"{m.prompt_weight:.1f} gold labels (evidence it beats "
+                      f"chance {m.prompt_evidence:.2f})"))  # fmt: skip
+    if m.pseudo_label_counts:
+        counts = ", ".join(f"{c} {n:,}" for c, n in m.pseudo_label_counts.items())
+        facts.append(("pseudo-labels", f"{sum(m.pseudo_label_counts.values()):,} ({counts})"))
+    if m.mean_confidence is not None:
+        facts.append(("their mean confidence", f"{m.mean_confidence:.2f}"))
+    if m.flip_rate is not None:
+        facts.append(("flipped since the last round", f"{m.flip_rate:.1%}"))
+    if m.confident is not None:
+        facts.append(("confident ones in the KD warm-up", f"{m.confident:,} ({m.warmup_steps or 0:,} steps)"))
+    w = m.weights
+    if w.count:
+        facts.append(("meta-weights", f"{w.count:,} draws: mean {w.mean:.3f}, max {w.max:.3f}, {w.zero_fraction:.1%} "
+                      f"zero; {m.zero_weight_steps or 0:,} steps all zero"))  # fmt: skip
+    if m.seconds:
+        stages = ", ".join(f"{STAGE_NAMES.get(k, k.replace('_', ' '))} {v:.0f}" for k, v in m.seconds.items())
+        facts.append(("time", f"{sum(m.seconds.values()):.0f} s ({stages})"))
+    return [{"what": what, "value": value} for what, value in facts]
+
+
+def rounds_table(records: list) -> list[dict[str, str]]:
+    """Every round's facts side by side: a row per fact, a column per round (round 0 is the teacher)."""
+    per_round = {("teacher" if m.round == 0 else f"round {m.round}"): dict(map(dict.values, round_facts(m)))
+                 for m in records}  # fmt: skip
+    whats = list(dict.fromkeys(w for facts in per_round.values() for w in facts))
+    return [{"what": w, **{col: facts.get(w, "") for col, facts in per_round.items()}} for w in whats]
