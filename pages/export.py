@@ -201,7 +201,10 @@ def prediction_result() -> None:
     if job.status != "succeeded":
         return
     if not is_file:
-        st.bar_chart({"probability": dict(zip(project.labels, job.result["probs"][0]))})
+        probs = job.result["probs"][0]
+        top = max(range(len(probs)), key=probs.__getitem__)
+        st.markdown(f"Prediction: **{md_escape(project.labels[top])}** ({probs[top]:.1%})")
+        st.bar_chart({"probability": dict(zip(project.labels, probs))}, horizontal=True, height=60 + 40 * len(probs))
         return
     done = predq.file_predictions(conn, job_id)
     columns = list(done[0][0].get("source") or {s: "" for s in project.slots}) if done else list(project.slots)

@@ -495,6 +495,8 @@ def test_train_rounds_inspect_export_pages_after_a_run(env):
     worker = Worker(db.conn.execute("PRAGMA database_list").fetchone()[2])
     while worker.run_once() is not None:  # the export and predict jobs
         pass
+    at.run()  # a typed text's prediction is said in words, with its probability (it was a bar chart alone)
+    assert any(re.fullmatch(r"Prediction: \*\*(negative|positive)\*\* \(\d+\.\d%\)", m.value) for m in at.markdown)
     # a file: the text column is guessed (not the id column), empty rows are skipped, the other columns come back
     at.text_area(key="pr_text").input("").run()
     at.file_uploader(key="pr_file").upload(
