@@ -47,10 +47,10 @@ rejected = excluded_ids(conn, project.id)
 def correct(example_id: int, key: str) -> None:
     """Label once, when the choice is made (a callback: reruns never re-apply it), then reset the widget."""
     choice = st.session_state[key]
-    if choice != "—":
+    if choice is not None:
         labq.set_label(conn, example_id, project.labels.index(choice), by=labeler(), reason="correct_pseudo")
         st.toast(md_escape(f"Example {example_id} labeled {choice}"))
-        st.session_state[key] = "—"
+        st.session_state[key] = None
 
 
 for p in pls:
@@ -65,8 +65,8 @@ for p in pls:
         if b.button("Accept as gold", key=f"in_acc_{k}"):
             labq.set_label(conn, p.example_id, p.label, by=labeler(), reason="accept_pseudo")
             st.rerun()
-        b.selectbox("Correct to", ["—", *project.labels], key=f"in_fix_{k}", label_visibility="collapsed",
-                    on_change=correct, args=(p.example_id, f"in_fix_{k}"))  # fmt: skip
+        b.selectbox("Correct to", project.labels, index=None, placeholder="Correct to…", key=f"in_fix_{k}",
+                    label_visibility="collapsed", on_change=correct, args=(p.example_id, f"in_fix_{k}"))  # fmt: skip
         if p.example_id in rejected:
             if b.button("Restore", key=f"in_rej_{k}", help="put this example back into the next runs' unlabeled pool"):
                 include(conn, p.example_id)

@@ -476,12 +476,14 @@ def test_train_rounds_inspect_export_pages_after_a_run(env):
     # "Correct to" labels once: later reruns do not apply it again
     target = pls[2].example_id
     labels = st_store.get_project(db, p.id).labels
-    at.selectbox(key=f"in_fix_{run.id}_1_{target}").select(labels[1 - pls[2].label]).run()
+    fix = at.selectbox(key=f"in_fix_{run.id}_1_{target}")  # says what it does (it showed "—"); only the classes
+    assert fix.proto.placeholder == "Correct to…" and fix.options == labels and fix.value is None
+    fix.select(labels[1 - pls[2].label]).run()
     n = len(st_store.history(db, p.id))
     assert st_store.get_example(db, target).gold == 1 - pls[2].label
     at.run()
     at.run()
-    assert len(st_store.history(db, p.id)) == n and at.selectbox(key=f"in_fix_{run.id}_1_{target}").value == "—"
+    assert len(st_store.history(db, p.id)) == n and at.selectbox(key=f"in_fix_{run.id}_1_{target}").value is None
     at = switch(at, "pages/export.py")
     for fmt in ("native", "peft", "folded"):  # all three formats from the page (issue 12.5)
         at.radio(key="ex_format").set_value(fmt).run()
