@@ -62,12 +62,14 @@ for p in projects:
     cols = st.columns([4, 2, 2, 1])
     n = storage.count_examples(conn, p.id)
     cols[0].write(f"**{md_escape(p.name)}** · {p.task} · labels: {md_escape(', '.join(p.labels))}")
-    cols[1].write(f"{n:,} examples · {sum(storage.class_counts(conn, p.id))} gold")
+    n_eval = storage.count_examples(conn, p.id, split="eval")
+    cols[1].write(f"{n:,} examples · {sum(storage.class_counts(conn, p.id))} gold"
+                  + (f" · {n_eval:,} in the evaluation split" if n_eval else ""))  # fmt: skip
     if cols[2].button("Open", key=f"open_{p.id}", disabled=st.session_state.get("project") == p.id):
         open_project(p.id)
     with cols[3].popover("Delete", help="delete this project, its examples, labels and runs"):
         st.warning(
-            f"This deletes “{md_escape(p.name)}” with its {n:,} examples, labels, history and runs, and the runs' "
+            f"This deletes “{md_escape(p.name)}” with its {n + n_eval:,} examples, labels, history and runs, and the runs' "
             "checkpoints and exported adapters on disk. It cannot be undone."
         )
         typed = st.text_input("Type the project's name to confirm", key=f"del_name_{p.id}")

@@ -81,6 +81,19 @@ def test_file_uploaders_announce_the_import_limit(env, monkeypatch):
     assert at.get("file_uploader")[0].proto.max_upload_size_mb == 1
 
 
+def test_projects_page_counts_the_evaluation_split(env):
+    """A project's row said "1,500 examples · 30 gold" after 400 labeled texts were imported as its evaluation
+    split, as if that import had been lost."""
+    db, _, _ = env
+    p = st_store.create_project(db, "reviews", "single", ["neg", "pos"], "x")
+    st_store.add_examples(db, p.id, [{"text": t} for t in ("a", "b", "c")])
+    st_store.import_file(db, p.id, b"text,label\ngood,pos\nbad,neg\n", {"text": "text"}, name="eval.csv",
+                         label_column="label", split="eval")  # fmt: skip
+    at = app("pages/projects.py", p.id)
+    assert any(m.value == "3 examples · 0 gold · 2 in the evaluation split" for m in at.markdown)
+    assert any("with its 5 examples" in w.value for w in at.warning)  # what Delete removes
+
+
 def test_pair_import_guesses_a_different_column_for_each_text(env):
     """A pair file (premise, hypothesis, label): text_a and text_b were both guessed as the longest column, and the
     import stored every pair as a text and itself."""
