@@ -171,11 +171,12 @@ def leaderboard() -> None:
     evals, golds = job.result.get("eval", 0), job.result.get("gold", 0)  # no column of empty cells without them
     problems = any(e.get("error") for e in job.result["leaderboard"])
     source = {"prompt": "your prompt", "suggested": "your prompt + suggested words"}
-    board = [{"source": source.get(e.get("origin"), "candidate"), "template": e["template"],
-              "label words": words_of(e["label_words"]),
+    # the scores first, so they are in view on a narrow screen; the prompt's own (long) text after them
+    board = [{"source": source.get(e.get("origin"), "candidate"),
               **({f"eval accuracy ({evals:,})": e.get("eval_accuracy")} if evals else {}),
               **({"gold accuracy": e.get("accuracy"), "loss": e.get("loss")} if golds else {}),
               **{f"predicts {lab}": (e.get("pool_distribution") or {}).get(lab) for lab in project.labels},
+              "template": e["template"], "label words": words_of(e["label_words"]),
               **({"problem": e.get("error", "")} if problems else {})} for e in job.result["leaderboard"]]  # fmt: skip
     shares = {f"predicts {lab}": st.column_config.ProgressColumn(f"predicts {lab}", min_value=0.0, max_value=1.0,
                                                                   format="percent") for lab in project.labels}  # fmt: skip

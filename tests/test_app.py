@@ -354,6 +354,9 @@ def test_workbench_scores_prompts_on_the_evaluation_split(env):
     assert accs == sorted(accs, reverse=True) and len(accs) == 2
     assert accs[0] + accs[1] == pytest.approx(1.0)  # the candidate swaps the prompt's classes
     assert "problem" not in board.columns  # no column of empty cells when every candidate scored
+    # the scores before the prompts' texts (a long list of label words pushed them out of view)
+    assert board.columns.tolist()[:3] == ["source", "eval accuracy (3)", "predicts negative"]
+    assert board.columns.tolist()[-2:] == ["template", "label words"]
     assert any("Best first by accuracy on your evaluation split (3 labeled texts)" in c.value for c in at.caption)
 
 
