@@ -163,8 +163,7 @@ def run_list(
             )
         loss = fit_gold(model, gold, task.gold_labels, epochs, cfg.teacher_lr, cfg, gen, report, "teacher")
         seconds["teacher"] = time.perf_counter() - t0
-        teacher = RoundRecord(round=0, loss=loss, **metrics_of(), **model.teacher_info,
-                              seconds={"teacher": seconds["teacher"]})  # fmt: skip
+        measured = {**metrics_of(), **model.teacher_info}
         last_labels: dict[str, int] = {}
         if model.teacher_pool_proba is not None and len(fit_index) == n_pool:  # labelled the pool while fitting
             q0 = model.teacher_pool_proba
@@ -175,6 +174,9 @@ def run_list(
             q0 = soft_labels(pass_over(score, model, rows, "logits", batch_size=cfg.eval_batch_size, on_chunk=step))
             seconds["pool_labels"] = time.perf_counter() - t0
         model.teacher_pool_proba = None  # (N, C): held once, as q0
+        # round 0's time: fitting the teacher (on frozen features, or gold epochs) and its labels for the pool
+        teacher_seconds = {k: v for k, v in seconds.items() if k in ("probe", "teacher", "pool_labels")}
+        teacher = RoundRecord(round=0, loss=loss, **measured, seconds=teacher_seconds)
         if ckpt:
             ckpt.save_round(0, model.trainable_state(), {"metrics": teacher.to_dict(), "table": []}, {"last_labels": {}},
                             tensors={**({"q0": q0} if q0 is not None else {}), **probe_init} or None)  # fmt: skip

@@ -149,6 +149,11 @@ def test_headless_backbone_trains_with_similarity_head(tiny_headless_dir):
     res = run_list(bb, PROMPT, task(), tiny_cfg(rounds=1), callback=events.append)
     assert res.model.head_kind == "similarity"
     assert "newly initialised" in next(e for e in events if e.stage == "setup").message
+    # the fast preset's teacher is fitted on frozen features: round 0's time holds that fit and its pool labels
+    # (it said "0 s": only the gold epochs, which a fitted teacher skips)
+    fit = run_list(bb, PROMPT, task(), tiny_cfg(rounds=1, probe_self_train=1))
+    fitted = {k: v for k, v in fit.stage_seconds.items() if k in ("probe", "teacher", "pool_labels")}
+    assert "probe" in fitted and fit.teacher.seconds == fitted
 
 
 def test_presets_and_validation():

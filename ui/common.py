@@ -300,7 +300,14 @@ def without_front_matter(markdown: str) -> str:
     return markdown
 
 
-STAGE_NAMES = {"pseudo_label": "pseudo-labels", "finetune": "gold tuning", "fit": "fitting"}
+STAGE_NAMES = {
+    "pseudo_label": "pseudo-labels",
+    "finetune": "gold tuning",
+    "fit": "fitting",
+    "probe": "fit on frozen features",
+    "teacher": "gold epochs",
+    "pool_labels": "labels for the pool",
+}
 
 
 def round_facts(m) -> list[dict[str, str]]:
