@@ -92,19 +92,21 @@ else:
         latest.setdefault(a.kind, a)
     for a in latest.values():
         p = Path(a.path)
+        # the stored kind says adapter-<format> for every run; a baseline's model has no adapters
+        shown = a.kind if trains_adapters(run.method) else a.kind.removeprefix("adapter-")
         if not p.exists():
             st.warning(f"{a.path} is gone from disk")
             continue
         st.download_button(
-            f"Download model · {a.kind} ({a.size / 1024:,.0f} KB, sha256 {a.sha256[:10]}…)",
+            f"Download model · {shown} ({a.size / 1024:,.0f} KB, sha256 {a.sha256[:10]}…)",
             lambda p=p: exportq.archive(p).read_bytes(),  # read when clicked, not on every run
-            file_name=f"{project.name}-run{run_id}-{a.kind}.zip",
+            file_name=f"{project.name}-run{run_id}-{shown}.zip",
             mime="application/zip",
             key=f"ex_dl_{a.id}",
             on_click="ignore",
         )  # on_click="ignore": a rerun on the click could cancel the download it starts
         if (p / "README.md").exists():
-            with st.expander(f"Model card ({a.kind})"):
+            with st.expander(f"Model card ({shown})"):
                 st.markdown(without_front_matter((p / "README.md").read_text()))
 
 st.subheader("Labeled data")
