@@ -689,6 +689,9 @@ def test_an_underscore_inside_a_word_is_left_as_it_is():
 
     assert md_escape("not_entailment") == "not_entailment" and md_escape("snake_case_2") == "snake_case_2"
     assert md_escape("_x_ a__b *y* x_") == "\\_x\\_ a\\_\\_b \\*y\\* x\\_"
+    # a hyphen too ("sci\\-fi"); at the start of a line or beside a space it can make a list or a rule: escaped
+    assert md_escape("sci-fi") == "sci-fi" and md_escape("non-toxic-2") == "non-toxic-2"
+    assert md_escape("- a --- b-") == "\\- a \\-\\-\\- b\\-"
 
 
 def test_untrusted_text_never_reaches_markdown_unescaped(env):

@@ -281,11 +281,12 @@ def plot_text(text: str) -> str:
 def md_escape(text: str) -> str:
     """User text shown through markdown, with markdown's special characters escaped; ':' and '@' too, so a bare URL
     or e-mail address in the data is not autolinked (GFM links `http://`, `www.` and `a@b.c` without brackets). An
-    underscore between two letters or digits stays as it is: it never starts or ends emphasis there, and a label
-    such as `not_entailment` keeps its plain name where the text is also an accessible name (widget labels)."""
+    underscore or a hyphen between two letters or digits stays as it is: neither starts emphasis, a list or a rule
+    there, and a label such as `not_entailment` or `sci-fi` keeps its plain name where the text is also an
+    accessible name (widget labels)."""
     out = []
     for i, ch in enumerate(text):
-        intraword = ch == "_" and 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum()
+        intraword = ch in "_-" and 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum()
         out.append("\\" + ch if ch in "\\`*_{}[]()#+-.!|<>$~:@" and not intraword else ch)
     return "".join(out)
 
