@@ -311,29 +311,32 @@ STAGE_NAMES = {
 }
 
 
+# (field, what, format) of a round's facts that are one number, in the order they are shown
+ROUND_NUMBERS = (
+    ("eval_accuracy", "accuracy on the evaluation split", "{:.1%}"),
+    ("eval_ece", "calibration error on the evaluation split", "{:.3f}"),
+    ("gold_accuracy", "accuracy on the gold labels (trained on)", "{:.1%}"),
+    ("loss", "gold loss (last epoch)", "{:.3f}"),
+    ("prompt_gold_accuracy", "the prompt alone on the gold labels", "{:.1%}"),
+)
+PSEUDO_LABEL_NUMBERS = (
+    ("mean_confidence", "their mean confidence", "{:.2f}"),
+    ("flip_rate", "flipped since the last round", "{:.1%}"),
+)
+
+
 def round_facts(m) -> list[dict[str, str]]:
     """A round's record (`list_core.records.RoundRecord`) as named facts for a table, leaving out what the round
     did not measure."""
-    facts: list[tuple[str, str]] = []
-    if m.eval_accuracy is not None:
-        facts.append(("accuracy on the evaluation split", f"{m.eval_accuracy:.1%}"))
-    if m.eval_ece is not None:
-        facts.append(("calibration error on the evaluation split", f"{m.eval_ece:.3f}"))
-    if m.gold_accuracy is not None:
-        facts.append(("accuracy on the gold labels (trained on)", f"{m.gold_accuracy:.1%}"))
-    if m.loss is not None:
-        facts.append(("gold loss (last epoch)", f"{m.loss:.3f}"))
-    if m.prompt_gold_accuracy is not None:
-        facts.append(("the prompt alone on the gold labels", f"{m.prompt_gold_accuracy:.1%}"))
+    numbers = lambda spec: [(w, f.format(v)) for k, w, f in spec if (v := getattr(m, k)) is not None]  # noqa: E731
+    facts = numbers(ROUND_NUMBERS)
+    if m.prompt_weight is not None:
         facts.append(("the prompt's pseudo-labels weigh as", f"{m.prompt_weight:.1f} gold labels (evidence it beats "
                       f"chance {m.prompt_evidence:.2f})"))  # fmt: skip
     if m.pseudo_label_counts:
         counts = ", ".join(f"{c} {n:,}" for c, n in m.pseudo_label_counts.items())
         facts.append(("pseudo-labels", f"{sum(m.pseudo_label_counts.values()):,} ({counts})"))
-    if m.mean_confidence is not None:
-        facts.append(("their mean confidence", f"{m.mean_confidence:.2f}"))
-    if m.flip_rate is not None:
-        facts.append(("flipped since the last round", f"{m.flip_rate:.1%}"))
+    facts += numbers(PSEUDO_LABEL_NUMBERS)
     if m.confident is not None:
         facts.append(("confident ones in the KD warm-up", f"{m.confident:,} ({m.warmup_steps or 0:,} steps)"))
     w = m.weights
