@@ -129,8 +129,9 @@ if st.button("Score prompts", key="pw_score", disabled=prompt is None):
         elif line.strip():
             st.error(f"Cannot read candidate line {md_escape(line)}: expected `template | word1, word2`")
             st.stop()
-    run_safely(jobq.enqueue, conn, "prompt_eval", {"candidates": cands, "suggest": suggest}, project.id,
-               success="Scoring queued; results appear below.")  # fmt: skip
+    # a toast, not a message that would still say "queued" beside the finished board below
+    if run_safely(jobq.enqueue, conn, "prompt_eval", {"candidates": cands, "suggest": suggest}, project.id):
+        st.toast("Scoring queued; results appear below.")
 
 
 def adopt_a_row(entries: list[dict], sources: list[str]) -> None:

@@ -370,6 +370,8 @@ def test_workbench_saves_a_row_of_the_board_as_the_prompt(env):
     at = app("pages/prompt.py", p.id)
     at.text_area(key="pw_candidates").input("{text} All in all, it was {mask} . | awful/bad, good\n{text} | a, b")
     at.button(key="pw_score").click().run()
+    # said once (a toast): a message stayed on screen, still saying "queued", beside the finished board
+    assert [t.value for t in at.toast] == ["Scoring queued; results appear below."] and not at.success
     assert Worker(str(tmp / "app.db")).run_once().status == "succeeded"
     at.run()
     assert not at.exception, at.exception
