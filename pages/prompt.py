@@ -134,6 +134,11 @@ if st.button("Score prompts", key="pw_score", disabled=prompt is None):
         st.toast("Scoring queued; results appear below.")
 
 
+def words_of(label_words: list) -> str:
+    """Label words as the board shows them: classes by commas, a class's several words by slashes."""
+    return ", ".join(w if isinstance(w, str) else "/".join(w) for w in label_words)
+
+
 def adopt_a_row(entries: list[dict], sources: list[str]) -> None:
     """Save a row of the board (one that scored, other than the saved prompt) as the project's prompt, keeping the
     saved class descriptions, and show it in the editor."""
@@ -143,7 +148,6 @@ def adopt_a_row(entries: list[dict], sources: list[str]) -> None:
             and not (saved and saved.same_as(e["template"], e["label_words"], kept))]  # fmt: skip
     if not rows:
         return
-    words_of = lambda ws: ", ".join(w if isinstance(w, str) else "/".join(w) for w in ws)  # noqa: E731
     c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
     pick = c1.selectbox("Make a row of the board the prompt", rows, key="pw_adopt_row",
                         format_func=lambda i: f"{sources[i]} · {entries[i]['template']} · {words_of(entries[i]['label_words'])}")  # fmt: skip
@@ -168,7 +172,6 @@ def leaderboard() -> None:
         st.error(md_escape((job.error or "").split("\n")[0]))
     if not job.result:
         return
-    words_of = lambda ws: ", ".join(w if isinstance(w, str) else "/".join(w) for w in ws)  # noqa: E731
     evals, golds = job.result.get("eval", 0), job.result.get("gold", 0)  # no column of empty cells without them
     problems = any(e.get("error") for e in job.result["leaderboard"])
     source = {"prompt": "your prompt", "suggested": "your prompt + suggested words"}
