@@ -28,6 +28,12 @@ def split_words(text: str) -> list[str]:
     return [w.strip() for w in text.split(",") if w.strip()]
 
 
+def initial(key: str, value: str) -> dict:
+    """A text input's starting value, unless the page has just set the input's value itself (a row of the board
+    saved as the prompt): Streamlit warns when a widget gets both."""
+    return {} if key in st.session_state else {"value": value}
+
+
 latest = storage.latest_prompt(conn, project.id)
 default_t = (
     latest.template
@@ -49,14 +55,14 @@ else:
                    "pair-similarity baseline reads that (62% on rte with 30 labeled pairs). For more, create the "
                    "project on a backbone with a pretrained MLM head (e.g. roberta-large on a GPU).")  # fmt: skip
 template = st.text_input("Template — slots: " + (" {text_a} {text_b}" if project.task == "pair" else " {text}") + " and one {mask}",
-                         value=default_t, key="pw_template")  # fmt: skip
+                         key="pw_template", **initial("pw_template", default_t))  # fmt: skip
 cols = st.columns(len(project.labels))
 words: list[list[str]] = []
 descriptions: list[str] = []
 for i, lab in enumerate(project.labels):
     saved = latest.label_words[i] if latest and i < len(latest.label_words) else ""
     saved = saved if isinstance(saved, str) else ", ".join(saved)
-    words.append(split_words(cols[i].text_input(f"Label words for “{md_escape(lab)}”", value=saved, key=f"pw_word_{i}",
+    words.append(split_words(cols[i].text_input(f"Label words for “{md_escape(lab)}”", key=f"pw_word_{i}", **initial(f"pw_word_{i}", saved),
                                                 help="one or several, comma-separated: great, good, excellent")))  # fmt: skip
     saved_d = latest.descriptions[i] if latest and latest.descriptions and i < len(latest.descriptions) else ""
     descriptions.append(cols[i].text_input(f"Description of “{md_escape(lab)}” (optional)", value=saved_d, key=f"pw_desc_{i}",
@@ -142,6 +148,9 @@ def words_of(label_words: list) -> str:
 def adopt_a_row(entries: list[dict], sources: list[str]) -> None:
     """Save a row of the board (one that scored, other than the saved prompt) as the project's prompt, keeping the
     saved class descriptions, and show it in the editor."""
+    if (version := st.session_state.pop("pw_adopted", None)) is not None:
+        st.session_state["pw_saved"] = version
+        st.rerun()  # the whole page, not this fragment: the editor above the board shows the saved prompt
     saved = storage.latest_prompt(conn, project.id)
     kept = list(saved.descriptions or []) if saved else []
     rows = [i for i, e in enumerate(entries) if not e.get("error")
@@ -151,14 +160,23 @@ def adopt_a_row(entries: list[dict], sources: list[str]) -> None:
     c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
     pick = c1.selectbox("Make a row of the board the prompt", rows, key="pw_adopt_row",
                         format_func=lambda i: f"{sources[i]} · {entries[i]['template']} · {words_of(entries[i]['label_words'])}")  # fmt: skip
-    if c2.button("Save as the prompt", key="pw_adopt"):
-        e = entries[pick]
-        v = run_safely(storage.save_prompt, conn, project.id, e["template"], e["label_words"], kept or None)
-        if v:
-            for key in ["pw_template", *(f"pw_word_{i}" for i in range(len(project.labels)))]:
-                st.session_state.pop(key, None)  # the editor starts again from the saved prompt
-            st.session_state["pw_saved"] = v.version
-            st.rerun()  # the whole page: the editor above the board shows it
+    c2.button("Save as the prompt", key="pw_adopt", on_click=adopt, args=(entries[pick], kept))
+    if error := st.session_state.pop("pw_adopt_error", None):
+        st.error(md_escape(error))
+
+
+def adopt(entry: dict, descriptions: list[str]) -> None:
+    """Save a board row as the prompt and put it into the editor's inputs (a callback: it runs before the inputs
+    are drawn, the only time a page may set their values so that the browser shows them)."""
+    try:
+        v = storage.save_prompt(conn, project.id, entry["template"], entry["label_words"], descriptions or None)
+    except (storage.StoreError, ValueError) as e:
+        st.session_state["pw_adopt_error"] = str(e)
+        return
+    st.session_state["pw_template"] = entry["template"]
+    for i, w in enumerate(entry["label_words"]):
+        st.session_state[f"pw_word_{i}"] = w if isinstance(w, str) else ", ".join(w)
+    st.session_state["pw_adopted"] = v.version
 
 
 @st.fragment(run_every=2)

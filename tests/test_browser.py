@@ -142,6 +142,16 @@ def test_whole_loop_in_a_real_browser(server, tmp_path, tiny_dirs):
         page.get_by_role("textbox", name="Label words for “positive”", exact=True).press("Enter")
         page.get_by_role("button", name="Save prompt").click()
         expect(page.get_by_text("Saved as version 1")).to_be_visible()
+        # a row of the scoring board becomes the prompt, and the editor shows it (AppTest passed while the browser
+        # kept showing the old words)
+        page.get_by_role("textbox", name="Candidates").fill("{text} It was {mask} . | bad/awful, great")
+        page.get_by_role("textbox", name="Candidates").press("Control+Enter")
+        page.get_by_role("button", name="Score prompts").click()
+        expect(page.get_by_text("prompt scoring · succeeded")).to_be_visible(timeout=120_000)
+        page.get_by_role("button", name="Save as the prompt").click()
+        expect(page.get_by_text("Saved as version 2")).to_be_visible()
+        expect(page.get_by_role("textbox", name="Label words for “negative”", exact=True)).to_have_value("bad, awful")
+        assert st_store.latest_prompt(db, pid).label_words == [["bad", "awful"], "great"]
         shot("2-prompt")
 
         # Label with keyboard shortcuts: 1 = negative, 2 = positive
