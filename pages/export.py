@@ -174,6 +174,11 @@ if st.button("Predict", key="pr_go", disabled=not rows):
         st.session_state["pr_job"] = (job.id, source_rows is not None)
 
 
+def top_class(probs: list[float]) -> int:
+    """The index of the most probable class."""
+    return max(range(len(probs)), key=probs.__getitem__)
+
+
 def prediction_pending() -> bool:
     """A prediction this session asked for that has not ended yet (one whose job is gone, with its project, is
     forgotten)."""
@@ -204,7 +209,7 @@ def prediction_result() -> None:
         return
     if not is_file:
         probs = job.result["probs"][0]
-        top = max(range(len(probs)), key=probs.__getitem__)
+        top = top_class(probs)
         st.markdown(f"Prediction: **{md_escape(project.labels[top])}** ({probs[top]:.1%})")
         st.bar_chart({"probability": dict(zip(project.labels, probs))}, horizontal=True, height=60 + 40 * len(probs))
         return
@@ -215,7 +220,7 @@ def prediction_result() -> None:
     w.writerow([*columns, "prediction", *[f"p_{lab}" for lab in project.labels]])
     for r, p in done:  # the input's own columns, then the prediction
         src = r.get("source") or r
-        w.writerow([*(src.get(c, "") for c in columns), project.labels[max(range(len(p)), key=p.__getitem__)], *p])
+        w.writerow([*(src.get(c, "") for c in columns), project.labels[top_class(p)], *p])
     st.session_state["pr_last_csv"] = buf.getvalue()
     st.success(f"Predicted {len(done):,} rows.")
     st.download_button(

@@ -351,7 +351,7 @@ def round_facts(m) -> list[dict[str, str]]:
 
 def rounds_table(records: list) -> list[dict[str, str]]:
     """Every round's facts side by side: a row per fact, a column per round (round 0 is the teacher)."""
-    per_round = {("teacher" if m.round == 0 else f"round {m.round}"): dict(map(dict.values, round_facts(m)))
+    per_round = {("teacher" if m.round == 0 else f"round {m.round}"): {f["what"]: f["value"] for f in round_facts(m)}
                  for m in records}  # fmt: skip
     whats = list(dict.fromkeys(w for facts in per_round.values() for w in facts))
     return [{"what": w, **{col: facts.get(w, "") for col, facts in per_round.items()}} for w in whats]
