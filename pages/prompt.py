@@ -4,7 +4,7 @@ score prompts zero-shot on the gold labels and on the pool; label-word suggestio
 import streamlit as st
 
 import storage
-from list_core.prompts import Prompt, PromptError, encode, label_word_ids
+from list_core.prompts import Prompt, PromptError, encode, label_word_ids, starting_words
 from storage import jobs as jobq
 from ui.common import db, job_status_line, md_escape, mlm_head, require_project, run_safely
 
@@ -56,23 +56,28 @@ else:
                    "project on a backbone with a pretrained MLM head (e.g. roberta-large on a GPU).")  # fmt: skip
 template = st.text_input("Template — slots: " + (" {text_a} {text_b}" if project.task == "pair" else " {text}") + " and one {mask}",
                          key="pw_template", **initial("pw_template", default_t))  # fmt: skip
+try:
+    tok = tokenizer(project.backbone)
+except Exception as e:  # a missing or unreadable backbone folder
+    st.error(f"Cannot load the tokenizer of backbone {md_escape(project.backbone)}: {md_escape(str(e))}")
+    st.stop()
+
+# before any saved prompt the words start as the class names: scoring and suggestions work at once
+start = starting_words(project.labels, default_t, tok if reads_mask else None) if latest is None else []
+if latest is None:
+    st.caption("The label words start as the class names; write the words that say what each class means "
+               "(the scores below tell which work best).")  # fmt: skip
 cols = st.columns(len(project.labels))
 words: list[list[str]] = []
 descriptions: list[str] = []
 for i, lab in enumerate(project.labels):
-    saved = latest.label_words[i] if latest and i < len(latest.label_words) else ""
+    saved = latest.label_words[i] if latest and i < len(latest.label_words) else (start[i] if start else "")
     saved = saved if isinstance(saved, str) else ", ".join(saved)
     words.append(split_words(cols[i].text_input(f"Label words for “{md_escape(lab)}”", key=f"pw_word_{i}", **initial(f"pw_word_{i}", saved),
                                                 help="one or several, comma-separated: great, good, excellent")))  # fmt: skip
     saved_d = latest.descriptions[i] if latest and latest.descriptions and i < len(latest.descriptions) else ""
     descriptions.append(cols[i].text_input(f"Description of “{md_escape(lab)}” (optional)", value=saved_d, key=f"pw_desc_{i}",
                                            help="a sentence that describes the class, used with the words").strip())  # fmt: skip
-
-try:
-    tok = tokenizer(project.backbone)
-except Exception as e:  # a missing or unreadable backbone folder
-    st.error(f"Cannot load the tokenizer of backbone {md_escape(project.backbone)}: {md_escape(str(e))}")
-    st.stop()
 
 prompt, problems = None, []
 missing = [lab for lab, w in zip(project.labels, words) if not w]

@@ -6,7 +6,7 @@ import streamlit as st
 
 from list_core.records import RoundRecord
 from storage import runs as runq
-from ui.common import db, plot_text, require_project, rounds_table, run_safely, trains_adapters
+from ui.common import db, md_escape, plot_text, require_project, rounds_table, run_safely, trains_adapters
 
 
 def whole_rounds(fig):
@@ -66,7 +66,9 @@ if kept is not None:
             runq.keep_round, conn, run_id, 0, success=f"{run.label.capitalize()} now keeps the teacher (round 0)."
         )
 
-st.dataframe(rounds_table(rounds), key="rd_facts", hide_index=True, height="content")
+# a static table: its cells wrap, where a data grid cut the long ones (time per stage, meta-weights) at its width;
+# its cells are markdown, and class names are the user's
+st.table([{k: md_escape(v) for k, v in row.items()} for row in rounds_table(rounds)], hide_index=True)
 
 later = [m for m in rounds if m.round >= 1]
 if not later:

@@ -316,6 +316,29 @@ def test_workbench_on_a_sentence_encoder_before_any_label(env, tiny_headless_dir
     assert any(c.value.startswith("Your prompt suggests") for c in label.caption)
 
 
+def test_workbench_starts_the_label_words_as_the_class_names(env, tiny_headless_dir):
+    """Before any saved prompt the label words are the class names, so scoring and word suggestions work at once
+    (the user had to invent words before "Score prompts" did anything); a saved prompt's words replace them."""
+    db, tmp, dirs = env
+    p = make_project(db, str(tiny_headless_dir), with_prompt=False)
+    at = app("pages/prompt.py", p.id)
+    assert [at.text_input(key=f"pw_word_{i}").value for i in (0, 1)] == ["negative", "positive"]
+    assert any("start as the class names" in c.value for c in at.caption)
+    assert not at.button(key="pw_score").disabled and not at.error
+    at.button(key="pw_score").click().run()
+    job = jobq.list_jobs(db)[0]
+    assert job.kind == "prompt_eval" and job.payload["candidates"][0]["label_words"] == ["negative", "positive"]
+    st_store.save_prompt(db, p.id, "{text} It was {mask} .", ["bad", "great"])
+    at = app("pages/prompt.py", p.id)
+    assert [at.text_input(key=f"pw_word_{i}").value for i in (0, 1)] == ["bad", "great"]
+    assert not any("start as the class names" in c.value for c in at.caption)
+    # an MLM head: "negative" and "positive" are one token of the tiny BERT's vocabulary each, so they stay
+    mlm = st_store.create_project(db, "mlm", "single", ["positive", "unfathomableness"], str(dirs["bert"]), 8)
+    at = app("pages/prompt.py", mlm.id)
+    assert [at.text_input(key=f"pw_word_{i}").value for i in (0, 1)] == ["positive", ""]
+    assert any("Type at least one label word for “unfathomableness”" in i.value for i in at.info)
+
+
 def test_workbench_warns_a_pair_project_on_a_sentence_encoder(env, tiny_headless_dir):
     """A pair task on the default kind of backbone ends near chance (rte in BENCHMARKS.md): the workbench says so
     before any label is given; on a backbone with an MLM head it does not."""
@@ -783,9 +806,11 @@ def test_rounds_page_says_which_round_is_kept_and_can_keep_another(env):
     assert Worker(str(tmp / "app.db")).run_once().status == "succeeded"
     at = app("pages/rounds.py", p.id)
     assert any("keeps round 2 for export and prediction: the last round (no evaluation" in c.value for c in at.caption)
-    facts = at.dataframe[0].value  # a row per fact, a column per round
+    facts = at.table[0].value  # a row per fact, a column per round; a static table, whose long cells wrap
     assert facts.columns.tolist() == ["what", "teacher", "round 1", "round 2"] and not at.get("json")
-    assert facts["what"].tolist()[0] == "accuracy on the gold labels (trained on)"
+    from ui.common import md_escape
+
+    assert facts["what"].tolist()[0] == md_escape("accuracy on the gold labels (trained on)")  # cells are markdown
     assert facts["teacher"].tolist()[facts["what"].tolist().index("pseudo-labels")] == ""  # the teacher made none
     at.select_slider(key="round").set_value(1).run()
     at.button(key="rd_keep").click().run()

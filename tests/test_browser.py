@@ -7,6 +7,7 @@ opens the inspector and downloads the adapter. A screenshot of each page goes to
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -185,6 +186,10 @@ def test_whole_loop_in_a_real_browser(server, tmp_path, tiny_dirs):
         page.goto(url + "/rounds")
         expect(page.get_by_role("heading", name="Rounds", exact=True)).to_be_visible()
         expect(page.locator(".js-plotly-plot").first).to_be_visible()
+        # the facts of every round: each cell whole, as text (a data grid drew them on a canvas, cut at its width)
+        expect(
+            page.get_by_role("cell", name=re.compile(r"^\d+ s \(.*student \d+.*gold tuning \d+\)$")).first
+        ).to_be_visible()
         shot("6-rounds")
 
         # Inspect: pseudo-labels with their meta-weights

@@ -1,6 +1,6 @@
 import pytest
 
-from list_core.prompts import Prompt, PromptError, encode, label_word_ids
+from list_core.prompts import Prompt, PromptError, encode, label_word_ids, starting_words
 
 
 def test_render_and_slots():
@@ -51,6 +51,26 @@ def test_bpe_label_words_take_leading_space_form(roberta):
     assert tok.convert_ids_to_tokens(bare) == ["bad", "great"]
     with pytest.raises(PromptError, match=r"'movie' is 3 tokens for this tokenizer: \['Ġ', 'mo', 'vie'\]"):
         label_word_ids(Prompt("{text} It was {mask} .", ("bad", "movie")), tok)
+
+
+def test_starting_words_are_the_class_names():
+    """Before the user writes label words they start as the class names, as a reader would say them."""
+    labels = ["Positive", "NEGATIVE", "not_entailment", "sci-fi", "USA"]
+    assert starting_words(labels, "{text} It was {mask} .") == [
+        "positive",
+        "NEGATIVE",
+        "not entailment",
+        "sci-fi",
+        "USA",
+    ]
+
+
+def test_starting_words_for_an_mlm_head_leave_names_of_several_tokens_blank(bert, roberta):
+    """An MLM head reads one token per label word: a class name that is not one token starts blank (the page then
+    asks for a word) rather than as an error on a page the user has not touched yet."""
+    assert starting_words(["great", "unfathomableness"], "{text} It was {mask} .", bert.tokenizer) == ["great", ""]
+    # BPE: the leading-space form when the mask follows a space ("Ġbad" is one token, "movie" is three)
+    assert starting_words(["bad", "movie"], "{text} It was {mask} .", roberta.tokenizer) == ["bad", ""]
 
 
 @pytest.mark.parametrize("fixture", ["bert", "roberta"])
