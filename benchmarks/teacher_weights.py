@@ -12,7 +12,10 @@ default-backbone features with `w` chosen by each rule, and scored on the test s
 - w20, w80: fixed large weights (the prompt dominates);
 - relative: the prompt against the gold labels' own probe, w = evidence x (5 + 75 x P(the prompt is right more often
   than a leave-one-out logistic regression on the gold labels | the gold examples where exactly one of them is
-  right)), a paired sign test with a uniform prior: from 5 x evidence (the probe wins) to 80 x evidence.
+  right)), a paired sign test with a uniform prior: from 5 x evidence (the probe wins) to 80 x evidence;
+- silhouette, confidence: of the three teachers evidence, w20 and w80, the one whose pool predictions fit the pool's
+  own structure best (no label read): the highest mean silhouette (cosine) of its predicted classes, or the highest
+  mean confidence, on 2,000 pool texts (the cluster assumption: a good boundary runs between clusters).
 
 Features are cached per set in `--cache` (default /tmp/list_teacher_features).
 """
@@ -114,6 +117,18 @@ def relative_weight(xg, yg, protos, evidence: float, seed: int = 1) -> float:
     return evidence * (5.0 + 75.0 * T.prompt_evidence(wins, wins + losses, 2))
 
 
+def pool_fit(clf, xp: np.ndarray, seed: int = 1, n: int = 2000) -> dict[str, float]:
+    """How well a teacher's pool predictions fit the pool's structure, read without labels: the mean cosine
+    silhouette of its predicted classes and its mean confidence, on up to `n` pool texts (-1: one class only)."""
+    from sklearn.metrics import silhouette_score
+
+    sub = np.random.default_rng(seed).choice(len(xp), min(n, len(xp)), replace=False)
+    proba = clf.predict_proba(xp[sub])  # (n, C)
+    pred = proba.argmax(1)
+    sil = silhouette_score(xp[sub], pred, metric="cosine") if len(np.unique(pred)) > 1 else -1.0
+    return {"silhouette": float(sil), "confidence": float(proba.max(1).mean())}
+
+
 def arguments(module: str, doc: str, argv: list[str] | None) -> argparse.Namespace:
     """The command line shared by the frozen-feature analyses: DATA SETS... --k --seeds --cache."""
     ap = argparse.ArgumentParser(prog=f"python -m benchmarks.{module}", description=doc.split("\n")[0])
@@ -151,13 +166,19 @@ def main(argv: list[str] | None = None) -> int:
                 w_rel = relative_weight(xg, yg, protos, info["prompt_evidence"], seed)
                 row["relative"] = fixed_weight_teacher(xg, yg, xp, protos, w_rel, 3, seed)
                 accs = {r: 100 * float((c.predict(xt) == yt).mean()) for r, c in row.items()}
-                rows.append(accs | {"cv_w": w, "relative_w": round(w_rel, 1)})
-                print(name, k, seed, {r: round(v, 1) for r, v in rows[-1].items()}, flush=True)
-            means = {
-                r: round(float(np.mean([x[r] for x in rows])), 1) for r in ("evidence", "cv", "w20", "w80", "relative")
-            }
+                fit = {r: pool_fit(row[r], xp, seed) for r in ("evidence", "w20", "w80")}
+                picks = {crit: max(fit, key=lambda r, c=crit: fit[r][c]) for crit in ("silhouette", "confidence")}
+                accs |= {crit: accs[r] for crit, r in picks.items()}  # the first of equals: the evidence rule's
+                rows.append(
+                    accs | {"cv_w": w, "relative_w": round(w_rel, 1)} | {f"{c}_pick": r for c, r in picks.items()}
+                )
+                print(name, k, seed, {r: round(v, 1) if isinstance(v, float) else v for r, v in rows[-1].items()},
+                      flush=True)  # fmt: skip
+            rules = ("evidence", "cv", "w20", "w80", "relative", "silhouette", "confidence")
+            means = {r: round(float(np.mean([x[r] for x in rows])), 1) for r in rules}
             print("MEAN", name, f"K={k}", f"seeds {args.seeds}", means, "cv weights:", [x["cv_w"] for x in rows],
-                  "relative weights:", [x["relative_w"] for x in rows])  # fmt: skip
+                  "relative weights:", [x["relative_w"] for x in rows],
+                  "silhouette picks:", [x["silhouette_pick"] for x in rows])  # fmt: skip
     return 0
 
 
