@@ -62,16 +62,15 @@ except Exception as e:  # a missing or unreadable backbone folder
     st.error(f"Cannot load the tokenizer of backbone {md_escape(project.backbone)}: {md_escape(str(e))}")
     st.stop()
 
-# before any saved prompt the words start as the class names: scoring and suggestions work at once
-start = starting_words(project.labels, default_t, tok if reads_mask else None) if latest is None else []
-if latest is None:
+if latest is None:  # the words start as the class names: scoring and suggestions work at once
+    start = starting_words(project.labels, default_t, tok if reads_mask else None)
     st.caption("The label words start as the class names; write the words that say what each class means "
                "(the scores below tell which work best).")  # fmt: skip
 cols = st.columns(len(project.labels))
 words: list[list[str]] = []
 descriptions: list[str] = []
 for i, lab in enumerate(project.labels):
-    saved = latest.label_words[i] if latest and i < len(latest.label_words) else (start[i] if start else "")
+    saved = (latest.label_words[i] if i < len(latest.label_words) else "") if latest else start[i]
     saved = saved if isinstance(saved, str) else ", ".join(saved)
     words.append(split_words(cols[i].text_input(f"Label words for “{md_escape(lab)}”", key=f"pw_word_{i}", **initial(f"pw_word_{i}", saved),
                                                 help="one or several, comma-separated: great, good, excellent")))  # fmt: skip
