@@ -1,12 +1,14 @@
 """How much should the prompt weigh in the teacher? Teacher-only accuracy under several prompt-weighting rules.
 
-    python -m benchmarks.teacher_weights ../shared/data mr subj --k 10 30 --seeds 1 2 3 4 5
+    python -m benchmarks.teacher_weights ../shared/data mr subj --k 10 30 --seeds 1 2 3 4 5 [--swap-prompt]
 
 The prompt-aware teacher (`list_core.teacher.prompt_aware_probe`: gold + verbaliser points + the zero-shot
 prompt's confident pseudo-labels worth `w` gold examples, then 3 rounds of self-training) is fitted on frozen
 default-backbone features with `w` chosen by each rule, and scored on the test split (for this analysis only):
 
-- evidence: today's rule, w = prompt_weight (5) x P(prompt accuracy > chance | its hits on the gold labels);
+- evidence: LiST's rule, w = prompt_weight (5) x P(prompt accuracy > chance | its hits on the gold labels), and
+  nothing from a prompt that looks wrong (`teacher.prompt_looks_wrong`: that probability at most 0.1);
+- no gate: the same without that last clause (LiST's rule until 2026-12-02);
 - cv: the w of a grid (0 ... 80) with the best stratified 5-fold accuracy on the gold labels (ties: nearest to
   the evidence rule's), a choice made on gold labels only;
 - w20, w80: fixed large weights (the prompt dominates);
@@ -15,7 +17,15 @@ default-backbone features with `w` chosen by each rule, and scored on the test s
   right)), a paired sign test with a uniform prior: from 5 x evidence (the probe wins) to 80 x evidence;
 - silhouette, confidence: of the three teachers evidence, w20 and w80, the one whose pool predictions fit the pool's
   own structure best (no label read): the highest mean silhouette (cosine) of its predicted classes, or the highest
-  mean confidence, on 2,000 pool texts (the cluster assumption: a good boundary runs between clusters).
+  mean confidence, on 2,000 pool texts (the cluster assumption: a good boundary runs between clusters);
+- scaled silhouette: the silhouette choice among the prompt worth 1, 4 and 16 times the evidence rule's weight
+  (so a prompt at chance on the gold labels stays ignored);
+- points x evidence: each verbaliser point weighted by the evidence itself, however high;
+- prompt-prior: the prompt-first peer's rule (`teacher.prompt_prior_logreg`: the prompt's confident pool labels at
+  full weight, whatever its gold accuracy), for comparison.
+
+With `--swap-prompt` every class gets the next class's verbaliser (label words mixed up, a user's mistake): a rule
+that trusts the prompt should lose little more than the prompt is worth.
 
 Features are cached per set in `--cache` (default /tmp/list_teacher_features).
 """
@@ -54,28 +64,10 @@ def features(root: Path, cache: Path):
     return data, z["xp"], z["xt"], z["protos"]
 
 
-def fixed_weight_teacher(xg, yg, xp, protos, w: float, iterations: int = 3, seed: int = 1, vp: int = 5):
+def fixed_weight_teacher(xg, yg, xp, protos, w: float, iterations: int = 3, seed: int = 1, vp: int = 5,
+                         point_weight: float = 1.0):  # fmt: skip
     """`T.prompt_aware_probe` with the prompt's weight `w` given instead of derived from the evidence."""
-    num_classes = len(protos)
-    p = protos / np.linalg.norm(protos, axis=1, keepdims=True)
-    xs, ys = [np.repeat(p, vp, 0)], [np.repeat(np.arange(num_classes), vp)]
-    ws = [np.ones(len(ys[0]))]
-    if w > 0:
-        scores = T.zero_shot_scores(xp, p)  # (N, C)
-        top2 = np.sort(scores, axis=1)[:, -2:]
-        pred, margin = scores.argmax(1), top2[:, 1] - top2[:, 0]
-        keep = T.median_confident(pred, margin)
-        xs.append(xp[keep])
-        ys.append(pred[keep])
-        ws.append(np.full(int(keep.sum()), w / max(1, int(keep.sum()))))
-    clf = T.logreg(np.concatenate([xg, *xs]), np.concatenate([yg, *ys]), 100.0, seed,
-                   np.concatenate([np.ones(len(yg)), *ws]))  # fmt: skip
-    for _ in range(iterations):
-        proba = clf.predict_proba(xp)
-        pred, conf = clf.classes_[proba.argmax(1)], proba.max(1)
-        keep = T.median_confident(pred, conf)
-        clf = T.logreg(np.concatenate([xg, xs[0], xp[keep]]), np.concatenate([yg, ys[0], pred[keep]]), 100.0, seed)
-    return clf
+    return T.prompt_weighted_probe(xg, yg, xp, protos, w, vp, iterations, 100.0, seed, point_weight)
 
 
 def cv_weight(xg, yg, xp, protos, default: float, seed: int = 1, folds: int = 5) -> float:
@@ -129,7 +121,7 @@ def pool_fit(clf, xp: np.ndarray, seed: int = 1, n: int = 2000) -> dict[str, flo
     return {"silhouette": float(sil), "confidence": float(proba.max(1).mean())}
 
 
-def arguments(module: str, doc: str, argv: list[str] | None) -> argparse.Namespace:
+def arguments(module: str, doc: str, argv: list[str] | None, swap_prompt: bool = False) -> argparse.Namespace:
     """The command line shared by the frozen-feature analyses: DATA SETS... --k --seeds --cache."""
     ap = argparse.ArgumentParser(prog=f"python -m benchmarks.{module}", description=doc.split("\n")[0])
     ap.add_argument("data", type=Path, help="the folder holding the sets")
@@ -137,6 +129,8 @@ def arguments(module: str, doc: str, argv: list[str] | None) -> argparse.Namespa
     ap.add_argument("--k", type=int, nargs="+", default=[10, 30])
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     ap.add_argument("--cache", type=Path, default=Path("/tmp/list_teacher_features"))
+    if swap_prompt:
+        ap.add_argument("--swap-prompt", action="store_true", help="give every class the next class's verbaliser")
     return ap.parse_args(argv)
 
 
@@ -148,9 +142,13 @@ def gold_split(data, k: int, seed: int) -> tuple[list[int], list[int]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = arguments("teacher_weights", __doc__, argv)
+    args = arguments("teacher_weights", __doc__, argv, swap_prompt=True)
+    rules = ("evidence", "no gate", "points x evidence", "cv", "w20", "w80", "relative", "silhouette",
+             "confidence", "scaled", "prompt-prior")  # fmt: skip
     for name in args.sets:
         data, xp_all, xt, protos = features(args.data / name, args.cache)
+        if args.swap_prompt:
+            protos = np.roll(protos, 1, axis=0)
         yt = np.array([data.label(r) for r in data.test])
         for k in args.k:
             rows = []
@@ -159,26 +157,36 @@ def main(argv: list[str] | None = None) -> int:
                 xg, yg = xp_all[gi], np.array([data.label(data.pool[i]) for i in gi])
                 xp = xp_all[ui]
                 clf, info = T.prompt_aware_probe(xg, yg, xp, protos, 5.0, 5, 3, 100.0, seed)
-                w = cv_weight(xg, yg, xp, protos, info["prompt_weight"], seed)
+                w_ev = 5.0 * info["prompt_evidence"]  # before LiST's rule sets a wrong-looking prompt's weight to 0
+                w = cv_weight(xg, yg, xp, protos, w_ev, seed)
                 row = {"evidence": clf, "cv": fixed_weight_teacher(xg, yg, xp, protos, w, 3, seed),
                        "w20": fixed_weight_teacher(xg, yg, xp, protos, 20.0, 3, seed),
-                       "w80": fixed_weight_teacher(xg, yg, xp, protos, 80.0, 3, seed)}  # fmt: skip
+                       "w80": fixed_weight_teacher(xg, yg, xp, protos, 80.0, 3, seed),
+                       "4x": fixed_weight_teacher(xg, yg, xp, protos, 4 * w_ev, 3, seed),
+                       "16x": fixed_weight_teacher(xg, yg, xp, protos, 16 * w_ev, 3, seed),
+                       "no gate": fixed_weight_teacher(xg, yg, xp, protos, w_ev, 3, seed),
+                       "points x evidence": fixed_weight_teacher(xg, yg, xp, protos, w_ev, 3, seed, 5,
+                                                                 info["prompt_evidence"]),
+                       "prompt-prior": T.prompt_prior_logreg(xg, yg, xp, protos, 100.0, 3, seed)}  # fmt: skip
                 w_rel = relative_weight(xg, yg, protos, info["prompt_evidence"], seed)
                 row["relative"] = fixed_weight_teacher(xg, yg, xp, protos, w_rel, 3, seed)
                 accs = {r: 100 * float((c.predict(xt) == yt).mean()) for r, c in row.items()}
-                fit = {r: pool_fit(row[r], xp, seed) for r in ("evidence", "w20", "w80")}
-                picks = {crit: max(fit, key=lambda r, c=crit: fit[r][c]) for crit in ("silhouette", "confidence")}
+                fit = {r: pool_fit(row[r], xp, seed) for r in ("evidence", "w20", "w80", "4x", "16x")}
+                picks = {crit: max(("evidence", "w20", "w80"), key=lambda r, c=crit: fit[r][c])
+                         for crit in ("silhouette", "confidence")}  # fmt: skip
+                picks["scaled"] = max(("evidence", "4x", "16x"), key=lambda r: fit[r]["silhouette"])
                 accs |= {crit: accs[r] for crit, r in picks.items()}  # the first of equals: the evidence rule's
                 rows.append(
-                    accs | {"cv_w": w, "relative_w": round(w_rel, 1)} | {f"{c}_pick": r for c, r in picks.items()}
-                )
+                    {r: accs[r] for r in rules} | {"cv_w": w, "relative_w": round(w_rel, 1)}
+                    | {f"{c}_pick": r for c, r in picks.items()}
+                )  # fmt: skip
                 print(name, k, seed, {r: round(v, 1) if isinstance(v, float) else v for r, v in rows[-1].items()},
                       flush=True)  # fmt: skip
-            rules = ("evidence", "cv", "w20", "w80", "relative", "silhouette", "confidence")
             means = {r: round(float(np.mean([x[r] for x in rows])), 1) for r in rules}
             print("MEAN", name, f"K={k}", f"seeds {args.seeds}", means, "cv weights:", [x["cv_w"] for x in rows],
                   "relative weights:", [x["relative_w"] for x in rows],
-                  "silhouette picks:", [x["silhouette_pick"] for x in rows])  # fmt: skip
+                  "silhouette picks:", [x["silhouette_pick"] for x in rows],
+                  "scaled picks:", [x["scaled_pick"] for x in rows])  # fmt: skip
     return 0
 
 

@@ -17,7 +17,7 @@ from .heads import linear_of
 from .model import ListModel
 from .prompts import Prompt
 from .self_training import RunResult, TaskData, run_list
-from .teacher import logreg, median_confident, self_train_logreg, zero_shot_scores
+from .teacher import logreg, prompt_prior_logreg, self_train_logreg
 
 
 def embed(
@@ -97,12 +97,7 @@ def prompt_prior_probe(
     protos = ListModel(
         backbone, prompt, head="similarity", adapter=None, max_length=cfg.max_length
     ).verbaliser_prototypes()
-    scores = zero_shot_scores(x_pool, protos.cpu().numpy())  # (N, C)
-    top2 = np.sort(scores, axis=1)[:, -2:]
-    pred = scores.argmax(1)
-    keep = median_confident(pred, top2[:, 1] - top2[:, 0])
-    clf = self_train_logreg(np.concatenate([x_gold, x_pool[keep]]), np.concatenate([y_gold, pred[keep]]), x_pool, c,
-                            iterations, cfg.seed)  # fmt: skip
+    clf = prompt_prior_logreg(x_gold, y_gold, x_pool, protos.cpu().numpy(), c, iterations, cfg.seed)
     return LinearProbe(backbone, prompt, clf, cfg.max_length)
 
 

@@ -19,6 +19,7 @@ from .backbone import Backbone
 from .data import Encoded, Row, collate
 from .model import ListModel
 from .prompts import Prompt, PromptError
+from .teacher import prompt_evidence, prompt_looks_wrong
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]{2,24}")
 _STOP = set(
@@ -127,11 +128,11 @@ def score_prompts(
     eval_rows: Sequence[Row] = (),
     eval_y: Sequence[int] = (),
 ) -> list[dict[str, Any]]:
-    """Each candidate (`{"template", "label_words", "descriptions"?}`) zero-shot: accuracy and loss on the gold
-    labels (when there are any), accuracy on a labeled evaluation split (`eval_accuracy`, when given) and the
-    share of each class it predicts on `pool_rows`. Best first: by evaluation accuracy when there is an
-    evaluation split (hundreds of labels say more than 30), else by gold accuracy; a bad candidate gets an
-    `error` instead."""
+    """Each candidate (`{"template", "label_words", "descriptions"?}`) zero-shot: accuracy, loss and the evidence
+    that it beats chance (`teacher.prompt_evidence`) on the gold labels (when there are any), accuracy on a labeled
+    evaluation split (`eval_accuracy`, when given) and the share of each class it predicts on `pool_rows`. Best
+    first: by evaluation accuracy when there is an evaluation split (hundreds of labels say more than 30), else by
+    gold accuracy; a bad candidate gets an `error` instead."""
     y = torch.tensor(list(gold_y), dtype=torch.long)
     y_eval = torch.tensor(list(eval_y), dtype=torch.long)
     if len(eval_rows) != len(y_eval):
@@ -141,8 +142,9 @@ def score_prompts(
         if progress is not None:
             progress(k, len(candidates))
         entry: dict[str, Any] = {"template": cand["template"], "label_words": cand["label_words"]}
-        if cand.get("origin"):
-            entry["origin"] = cand["origin"]
+        for key in ("origin", "descriptions"):
+            if cand.get(key):
+                entry[key] = cand[key]
         try:
             prompt = Prompt.from_json(cand)
             if prompt.num_classes != len(labels):
@@ -151,7 +153,9 @@ def score_prompts(
             entry["head"] = model.head_kind
             if len(gold_rows):
                 logits = model.logits(model.encode(gold_rows))
-                entry["accuracy"] = float((logits.argmax(-1) == y).float().mean())
+                hits = int((logits.argmax(-1) == y).sum())
+                entry["accuracy"] = hits / len(y)
+                entry["evidence"] = prompt_evidence(hits, len(y), len(labels))  # P(it beats chance), as LiST weighs it
                 entry["loss"] = float(torch.nn.functional.cross_entropy(logits, y))
             if len(eval_rows):
                 pred = model.logits(model.encode(eval_rows)).argmax(-1)
@@ -231,6 +235,45 @@ def with_suggestions(
     if not added:
         return None
     return {**candidate, "label_words": words, "origin": "suggested"}
+
+
+def rematched(
+    backbone: Backbone,
+    candidate: dict[str, Any],
+    gold_rows: Sequence[Row],
+    gold_y: Sequence[int],
+    labels: Sequence[str],
+    max_length: int = 128,
+) -> dict[str, Any] | None:
+    """The candidate with its verbalisers (label words and descriptions) moved between the classes, one class's to
+    each, in the assignment that gets the most gold labels right zero-shot; offered only when the candidate itself
+    looks wrong on them (`teacher.prompt_looks_wrong`: label words attached to the wrong classes) and the
+    assignment gets more right. None otherwise (also for a candidate that is not a valid prompt: the board says
+    why)."""
+    try:
+        prompt = Prompt.from_json(candidate)
+    except PromptError:
+        return None
+    if not len(gold_rows) or prompt.num_classes != len(labels):
+        return None
+    model = zero_shot_model(backbone, prompt, max_length)
+    pred = model.logits(model.encode(gold_rows)).argmax(-1)  # (N,)
+    c = prompt.num_classes
+    hits = np.zeros((c, c))  # hits[v, k]: gold examples of class k that verbaliser v's class wins
+    np.add.at(hits, (pred.numpy(), np.asarray(list(gold_y))), 1)
+    own = int(np.trace(hits))
+    if not prompt_looks_wrong(prompt_evidence(own, len(gold_rows), c)):
+        return None
+    from scipy.optimize import linear_sum_assignment
+
+    verbaliser, cls = linear_sum_assignment(hits, maximize=True)
+    order = [int(v) for _, v in sorted(zip(cls, verbaliser))]  # order[k]: the verbaliser class k gets
+    if int(hits[order, range(c)].sum()) <= own:
+        return None
+    out = {**candidate, "label_words": [candidate["label_words"][v] for v in order], "origin": "rematched"}
+    if candidate.get("descriptions"):
+        out["descriptions"] = [candidate["descriptions"][v] for v in order]
+    return out
 
 
 def candidate_words(rows: Sequence[Row], limit: int = 1500) -> list[str]:

@@ -15,6 +15,10 @@ set is
   `prompt_weight` labeled examples; one that is no better than chance on them is ignored. With more gold
   labels the fixed prompt weight matters less and less, as a prior should.
 
+A prompt that looks wrong (`prompt_looks_wrong`: at least 90% likely to be right less often than chance, the mark
+of label words attached to the wrong classes) gives neither pool labels nor points: its points, amplified by the
+self-training, pulled the teacher below chance (`benchmarks.teacher_weights --swap-prompt`).
+
 It is then self-trained `iterations` times on the pool (`self_train_logreg`'s median rule). Only gold labels
 and the classifiers' own predictions are used.
 """
@@ -22,6 +26,8 @@ and the classifiers' own predictions are used.
 from __future__ import annotations
 
 import numpy as np
+
+WRONG_PROMPT_EVIDENCE = 0.1  # P(the prompt beats chance) at or below which it looks wrong (`prompt_looks_wrong`)
 
 
 def logreg(x: np.ndarray, y: np.ndarray, c: float, seed: int, sample_weight: np.ndarray | None = None):
@@ -77,6 +83,54 @@ def prompt_evidence(correct: int, n: int, num_classes: int, grid: int = 2001) ->
     return float(post[acc > 1.0 / num_classes].sum() / post.sum())
 
 
+def prompt_looks_wrong(evidence: float) -> bool:
+    """Whether the gold labels make it at least 90% likely that the prompt is right less often than chance: the mark
+    of label words attached to the wrong classes (`evidence` from `prompt_evidence`)."""
+    return evidence <= WRONG_PROMPT_EVIDENCE
+
+
+def prompt_weighted_probe(
+    x_gold: np.ndarray,
+    y_gold: np.ndarray,
+    x_pool: np.ndarray | None,
+    prototypes: np.ndarray,
+    w: float,
+    verbaliser_points: int = 5,
+    iterations: int = 3,
+    c: float = 100.0,
+    seed: int = 0,
+    point_weight: float = 1.0,
+):
+    """Gold + verbaliser points (each of weight `point_weight`) + the zero-shot prompt's confident pool labels
+    worth `w` gold examples, then `iterations` rounds of self-training (module docstring). Returns the
+    scikit-learn classifier."""
+    num_classes = len(prototypes)
+    p = prototypes / np.linalg.norm(prototypes, axis=1, keepdims=True)
+    xs, ys = [np.repeat(p, verbaliser_points, 0)], [np.repeat(np.arange(num_classes), verbaliser_points)]
+    ws = [np.full(len(ys[0]), point_weight)]
+    if x_pool is not None and len(x_pool) and w > 0:
+        scores = zero_shot_scores(x_pool, p)  # (N, C)
+        top2 = np.sort(scores, axis=1)[:, -2:]
+        pred, margin = scores.argmax(1), top2[:, 1] - top2[:, 0]
+        keep = median_confident(pred, margin)
+        xs.append(x_pool[keep])
+        ys.append(pred[keep])
+        ws.append(np.full(int(keep.sum()), w / max(1, int(keep.sum()))))
+    clf = logreg(np.concatenate([x_gold, *xs]), np.concatenate([y_gold, *ys]), c, seed,
+                 np.concatenate([np.ones(len(y_gold)), *ws]))  # fmt: skip
+    if x_pool is not None and len(x_pool):
+        for _ in range(iterations):  # the self-training keeps the verbaliser points, not the zero-shot labels
+            proba = clf.predict_proba(x_pool)  # (N, C')
+            pred, conf = clf.classes_[proba.argmax(1)], proba.max(1)
+            keep = median_confident(pred, conf)
+            sw = None  # all ones unless the points weigh otherwise
+            if point_weight != 1.0:
+                sw = np.concatenate([np.ones(len(y_gold)), ws[0], np.ones(int(keep.sum()))])
+            clf = logreg(np.concatenate([x_gold, xs[0], x_pool[keep]]), np.concatenate([y_gold, ys[0], pred[keep]]),
+                         c, seed, sw)  # fmt: skip
+    return clf
+
+
 def prompt_aware_probe(
     x_gold: np.ndarray,
     y_gold: np.ndarray,
@@ -89,34 +143,33 @@ def prompt_aware_probe(
     seed: int = 0,
 ) -> tuple[object, dict[str, float]]:
     """The evidence-weighted prompt + gold teacher (module docstring). Returns the classifier and what it
-    measured: the prompt's gold accuracy, the evidence and the weight the prompt got."""
-    num_classes = len(prototypes)
+    measured: the prompt's gold accuracy, the evidence and the weight its pool labels got."""
     p = prototypes / np.linalg.norm(prototypes, axis=1, keepdims=True)
-    zs_gold = zero_shot_scores(x_gold, p).argmax(1)
-    correct = int((zs_gold == y_gold).sum())
-    evidence = prompt_evidence(correct, len(y_gold), num_classes)
+    correct = int((zero_shot_scores(x_gold, p).argmax(1) == y_gold).sum())
+    evidence = prompt_evidence(correct, len(y_gold), len(prototypes))
     w = prompt_weight * evidence
-    xs, ys, ws = [np.repeat(p, verbaliser_points, 0)], [np.repeat(np.arange(num_classes), verbaliser_points)], []
-    ws.append(np.ones(len(ys[0])))
-    if x_pool is not None and len(x_pool) and w > 0:
-        scores = zero_shot_scores(x_pool, p)  # (N, C)
-        top2 = np.sort(scores, axis=1)[:, -2:]
-        pred, margin = scores.argmax(1), top2[:, 1] - top2[:, 0]
-        keep = median_confident(pred, margin)
-        xs.append(x_pool[keep])
-        ys.append(pred[keep])
-        ws.append(np.full(int(keep.sum()), w / max(1, int(keep.sum()))))
-    x_extra, y_extra, w_extra = np.concatenate(xs), np.concatenate(ys), np.concatenate(ws)
-    clf = logreg(np.concatenate([x_gold, x_extra]), np.concatenate([y_gold, y_extra]), c, seed,
-                 np.concatenate([np.ones(len(y_gold)), w_extra]))  # fmt: skip
-    if x_pool is not None and len(x_pool):
-        x_vp, y_vp = xs[0], ys[0]  # the self-training keeps the verbaliser points, not the zero-shot labels
-        for _ in range(iterations):
-            proba = clf.predict_proba(x_pool)
-            pred, conf = clf.classes_[proba.argmax(1)], proba.max(1)
-            keep = median_confident(pred, conf)
-            clf = logreg(
-                np.concatenate([x_gold, x_vp, x_pool[keep]]), np.concatenate([y_gold, y_vp, pred[keep]]), c, seed
-            )
+    if prompt_looks_wrong(evidence):  # the app warns of it too: the teacher is the gold labels' alone
+        w, verbaliser_points = 0.0, 0
+    clf = prompt_weighted_probe(x_gold, y_gold, x_pool, prototypes, w, verbaliser_points, iterations, c, seed)
     info = {"prompt_gold_accuracy": correct / max(1, len(y_gold)), "prompt_evidence": evidence, "prompt_weight": w}
     return clf, info
+
+
+def prompt_prior_logreg(
+    x_gold: np.ndarray,
+    y_gold: np.ndarray,
+    x_pool: np.ndarray,
+    prototypes: np.ndarray,
+    c: float = 100.0,
+    iterations: int = 3,
+    seed: int = 0,
+):
+    """The prompt-first peer (`baselines.prompt_prior_probe`) on features: the zero-shot prompt's pool labels at
+    or above their class's median margin join the gold examples as labels of full weight, whatever the prompt's
+    accuracy on the gold labels, then `self_train_logreg`'s `iterations` rounds."""
+    scores = zero_shot_scores(x_pool, prototypes)  # (N, C)
+    top2 = np.sort(scores, axis=1)[:, -2:]
+    pred = scores.argmax(1)
+    keep = median_confident(pred, top2[:, 1] - top2[:, 0])
+    return self_train_logreg(np.concatenate([x_gold, x_pool[keep]]), np.concatenate([y_gold, pred[keep]]), x_pool, c,
+                             iterations, seed)  # fmt: skip

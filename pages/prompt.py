@@ -5,6 +5,7 @@ import streamlit as st
 
 import storage
 from list_core.prompts import Prompt, PromptError, encode, label_word_ids, starting_words
+from list_core.teacher import prompt_looks_wrong
 from storage import jobs as jobq
 from ui.common import db, job_status_line, md_escape, mlm_head, require_project, run_safely
 
@@ -150,8 +151,8 @@ def words_of(label_words: list) -> str:
 
 
 def adopt_a_row(entries: list[dict], sources: list[str]) -> None:
-    """Save a row of the board (one that scored, other than the saved prompt) as the project's prompt, keeping the
-    saved class descriptions, and show it in the editor."""
+    """Save a row of the board (one that scored, other than the saved prompt) as the project's prompt, with its own
+    class descriptions or else the saved ones, and show it in the editor."""
     if (version := st.session_state.pop("pw_adopted", None)) is not None:
         st.session_state["pw_saved"] = version
         st.rerun()  # the whole page, not this fragment: the editor above the board shows the saved prompt
@@ -164,7 +165,9 @@ def adopt_a_row(entries: list[dict], sources: list[str]) -> None:
     c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
     pick = c1.selectbox("Make a row of the board the prompt", rows, key="pw_adopt_row",
                         format_func=lambda i: f"{sources[i]} · {entries[i]['template']} · {words_of(entries[i]['label_words'])}")  # fmt: skip
-    c2.button("Save as the prompt", key="pw_adopt", on_click=adopt, args=(entries[pick], kept))
+    # a row's own descriptions where it has them (a re-matched row moved them with their words), else the saved ones
+    own = entries[pick].get("descriptions") or kept
+    c2.button("Save as the prompt", key="pw_adopt", on_click=adopt, args=(entries[pick], own))
     if error := st.session_state.pop("pw_adopt_error", None):
         st.error(md_escape(error))
 
@@ -196,7 +199,8 @@ def leaderboard() -> None:
         return
     evals, golds = job.result.get("eval", 0), job.result.get("gold", 0)  # no column of empty cells without them
     problems = any(e.get("error") for e in job.result["leaderboard"])
-    source = {"prompt": "your prompt", "suggested": "your prompt + suggested words"}
+    source = {"prompt": "your prompt", "suggested": "your prompt + suggested words",
+              "rematched": "your words, re-matched to the classes"}  # fmt: skip
     # the scores first, so they are in view on a narrow screen; the prompt's own (long) text after them
     board = [{"source": source.get(e.get("origin"), "candidate"),
               **({f"eval accuracy ({evals:,})": e.get("eval_accuracy")} if evals else {}),
@@ -210,6 +214,15 @@ def leaderboard() -> None:
         k: st.column_config.NumberColumn(k, format="percent") for k in (board[0] if board else {}) if "accuracy" in k
     }
     st.dataframe(board, key="pw_board", hide_index=True, column_config={**shares, **accuracies})
+    mine = next((e for e in job.result["leaderboard"] if e.get("origin") == "prompt"), {})
+    if mine.get("evidence") is not None and prompt_looks_wrong(mine["evidence"]):
+        hits, chance = round(mine["accuracy"] * golds), golds / len(project.labels)
+        st.warning(f"Your prompt gets {hits} of your {golds} gold labels right, fewer than guessing would "
+                   f"(about {chance:.0f}): its label words may be attached to the wrong classes. Check that each "
+                   "class's words describe that class: LiST's model starts from them."
+                   + (" The row “your words, re-matched to the classes” gives each class the words your gold labels "
+                      "say fit it (one class's words each); save it below if it scores better."
+                      if any(e.get("origin") == "rematched" for e in job.result["leaderboard"]) else ""))  # fmt: skip
     adopt_a_row(job.result["leaderboard"], [row["source"] for row in board])
     if evals:
         of = job.result.get("eval_of", evals)

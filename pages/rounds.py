@@ -5,6 +5,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from list_core.records import RoundRecord
+from list_core.teacher import prompt_looks_wrong
 from storage import runs as runq
 from ui.common import db, md_escape, plot_text, require_project, rounds_table, run_safely, trains_adapters
 
@@ -31,6 +32,12 @@ if not rounds:
     st.info("This run has no completed round yet.")
     st.stop()
 
+teacher = rounds[0] if rounds[0].round == 0 else None
+if teacher and teacher.prompt_evidence is not None and prompt_looks_wrong(teacher.prompt_evidence):
+    st.warning(f"The prompt was right on {teacher.prompt_gold_accuracy:.0%} of the gold labels, less often than "
+               f"guessing would be ({1 / len(project.labels):.0%}): its label words may be attached to the wrong "
+               "classes. The teacher left it out (it learned from the gold labels alone), but every student "
+               "started from its verbalisers: check them on the Prompt page and train again.")  # fmt: skip
 xs = [m.round for m in rounds]
 fig = go.Figure()
 for key, name in (

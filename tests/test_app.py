@@ -892,3 +892,50 @@ def test_train_page_sends_a_run_to_a_ray_cluster_and_refuses_a_bad_address(env, 
     assert not at.exception and any("queued" in s.value for s in at.success)
     job = jobq.get_job(db, runq.list_runs(db, p.id)[0].job_id)
     assert job.payload["ray_address"] == "ray://head:10001"
+
+
+def test_a_prompt_that_contradicts_the_gold_labels_is_flagged_and_re_matched(env, tiny_headless_dir):
+    """Label words attached to the wrong classes (a user's slip) left a LiST teacher below chance, silently
+    (benchmarks.teacher_weights --swap-prompt: bbc K=10 17%). The workbench and the Rounds page say so when the
+    gold labels make it 90% likely that the prompt is right less often than chance; the board offers the words
+    re-matched to the classes (descriptions moving with them), one click away; then neither page warns."""
+    from storage import predictions as predq
+    from ui import actions
+
+    db, tmp, _ = env
+    p = make_project(db, str(tiny_headless_dir), with_prompt=False)
+    st_store.save_prompt(db, p.id, "{text} It was {mask} .", ["bad", "great"], ["a bad review", "a good review"])
+    at = app("pages/prompt.py", p.id)
+    at.button(key="pw_score").click().run()  # no gold label yet: the prompt's predictions become suggestions
+    assert Worker(str(tmp / "app.db")).run_once().status == "succeeded"
+    examples = st_store.page_examples(db, p.id, limit=100)[:12]
+    for e in examples:  # every gold label the opposite of what the prompt says
+        st_store.set_label(db, e.id, 1 - predq.prediction(db, e.id)["label"])
+    at.button(key="pw_score").click().run()
+    assert Worker(str(tmp / "app.db")).run_once().status == "succeeded"
+    at.run()
+    assert not at.exception, at.exception
+    (warning,) = [w.value for w in at.warning]
+    assert "gets 0 of your 12 gold labels right" in warning and "re-matched to the classes" in warning
+    board = at.dataframe[0].value
+    fixed = board[board["source"] == "your words, re-matched to the classes"]
+    assert fixed["label words"].tolist() == ["great, bad"] and fixed["gold accuracy"].tolist() == [1.0]
+    tiny = dict(rounds=1, student_steps=2, finetune_epochs=1, max_length=16, tau=0.0)
+    actions.start_run(db, p.id, "list", "fast", overrides={**tiny, "adapter": {"bottleneck": 4}})
+    assert Worker(str(tmp / "app.db")).run_once().status == "succeeded"
+    rounds = app("pages/rounds.py", p.id)
+    assert any("right on 0% of the gold labels" in w.value for w in rounds.warning), [w.value for w in rounds.warning]
+    # one click: the re-matched row becomes the prompt, each description moved with its words
+    options = at.selectbox(key="pw_adopt_row").options  # as shown: "source · template · words"
+    at.selectbox(key="pw_adopt_row").select_index(next(i for i, o in enumerate(options) if "re-matched" in o)).run()
+    at.button(key="pw_adopt").click().run()
+    assert not at.exception, at.exception
+    latest = st_store.latest_prompt(db, p.id)
+    assert latest.label_words == ["great", "bad"] and latest.descriptions == ["a good review", "a bad review"]
+    at.button(key="pw_score").click().run()
+    assert Worker(str(tmp / "app.db")).run_once().status == "succeeded"
+    at.run()
+    assert not at.warning, [w.value for w in at.warning]
+    actions.start_run(db, p.id, "list", "fast", overrides={**tiny, "adapter": {"bottleneck": 4}})
+    assert Worker(str(tmp / "app.db")).run_once().status == "succeeded"
+    assert not app("pages/rounds.py", p.id).warning  # the newest run is shown first

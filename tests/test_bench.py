@@ -81,6 +81,29 @@ def test_bench_runs_methods_and_writes_json_and_report(tmp_path, tiny_dirs, caps
     assert re.search(r"\| tinymr \| self-train-probe \([^|]*\) \[\d+ CPU cores\] \| 2 \|", md)
 
 
+def test_a_later_file_s_run_of_the_same_seed_replaces_the_earlier_one():
+    """An engine change that moves only some runs is re-measured on those seeds alone: the summary and the report
+    count the new run in place of the old one (they pooled both), other seeds and methods untouched."""
+    from list_core.bench_report import summary
+
+    machine = {"cores": 2, "cpu": "x", "memory_gb": 24, "gpu": None, "torch": "2.13.0", "python": "3.12"}
+
+    def run(seed, acc, method="list"):
+        return {"set": "mr", "k": 10, "method": method, "seed": seed, "accuracy": acc, "seconds": 1.0,
+                "peak_rss_mb": 1.0, "machine": machine}  # fmt: skip
+
+    def merged(*runs):
+        return {"args": {"merged": [], "commands": []}, "machine": None, "results": list(runs)}
+
+    old = merged(run(1, 0.70), run(3, 0.65), run(1, 0.60, "zero-shot"))
+    new = merged(run(3, 0.69))
+    got = summary([old, new])["10"]["mr"]
+    assert got["list"] == {"mean": pytest.approx(69.5), "std": pytest.approx(0.71, abs=0.01), "n": 2}
+    assert got["zero-shot"]["n"] == 1
+    assert summary([new, old])["10"]["mr"]["list"]["mean"] == pytest.approx(67.5)  # the order of the files decides
+    assert "| mr | list | 2 | 69.5 ± 0.7 |" in bench.report([old, new])
+
+
 def test_gold_ids_come_only_from_the_fewshot_file(tmp_path):
     data = bench.load_data(make_data(tmp_path / "d"))
     task, unlabeled = bench.make_task(data, 4, 1)

@@ -3,8 +3,9 @@
 import pytest
 
 from list_core.backbone import load_backbone
-from list_core.prompt_tools import score_prompts, with_suggestions, zero_shot_model
+from list_core.prompt_tools import rematched, score_prompts, with_suggestions, zero_shot_model
 from list_core.prompts import Prompt
+from list_core.teacher import prompt_evidence
 
 TEXTS = [{"text": f"{w} {x}"} for w in ("great", "bad", "good", "awful", "fine") for x in ("movie", "film", "story")]
 A = {"template": "{text} It was {mask} .", "label_words": ["bad", "great"]}
@@ -44,6 +45,11 @@ def test_without_an_evaluation_split_the_gold_labels_order_the_board(bert):
     pred_b = predictions(bert, B)
     board = score_prompts(bert, [A, B], TEXTS, pred_b, TEXTS[:3], ["negative", "positive"])
     assert board[0]["label_words"] == B["label_words"] and board[0]["accuracy"] == 1.0
+    # the evidence that each beats chance, as LiST's teacher weighs the prompt: from its hits on the gold labels
+    for e in board:
+        hits = round(e["accuracy"] * len(TEXTS))
+        assert e["evidence"] == pytest.approx(prompt_evidence(hits, len(TEXTS), 2))
+    assert board[0]["evidence"] > 0.9
     assert all("eval_accuracy" not in e for e in board)
     assert sum(board[0]["pool_distribution"].values()) == pytest.approx(1.0)
 
@@ -101,3 +107,25 @@ def test_sentence_encoder_suggestions_follow_the_prompt_and_the_gold_labels(tiny
     assert set(only) == {"neg"}
     with pytest.raises(PromptError, match="3 label words for 2 labels"):
         suggest_label_words(bb, Prompt("{text} It was {mask} .", ("a", "b", "c")), rows, y, ["neg", "pos"])
+
+
+def test_label_words_on_the_wrong_classes_are_re_matched_by_the_gold_labels(backbone):
+    """A prompt the gold labels contradict gets a candidate with its verbalisers moved between the classes, one
+    class's to each, in the assignment that gets the most gold labels right (here all: the gold labels are its own
+    predictions with the classes rolled); descriptions move with their words. A prompt the gold labels support,
+    or an invalid one, gets none."""
+    three = {"template": "{text} It was {mask} .", "label_words": ["bad", "great", "fine"],
+             "descriptions": ["a bad one", "a great one", "a fine one"]}  # fmt: skip
+    labels = ["negative", "positive", "neutral"]
+    pred = predictions(backbone, three)
+    gold_y = [(p + 1) % 3 for p in pred]  # verbaliser v's predictions belong to class v + 1
+    fixed = rematched(backbone, three, TEXTS, gold_y, labels)
+    assert fixed["origin"] == "rematched" and fixed["template"] == three["template"]
+    assert predictions(backbone, fixed) == gold_y  # every gold label right
+    pairs = set(zip(three["label_words"], three["descriptions"]))  # each description moves with its words
+    assert set(zip(fixed["label_words"], fixed["descriptions"])) == pairs
+    if len(set(pred)) == 3:  # every verbaliser wins somewhere: the assignment is the only one
+        assert fixed["label_words"] == [three["label_words"][(k - 1) % 3] for k in range(3)]  # class k: v = k - 1
+    assert rematched(backbone, three, TEXTS, pred, labels) is None  # the prompt is right on its own predictions
+    assert rematched(backbone, {**three, "template": "{text} no mask"}, TEXTS, gold_y, labels) is None
+    assert rematched(backbone, three, TEXTS, gold_y, labels[:2]) is None  # 3 verbalisers for 2 classes

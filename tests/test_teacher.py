@@ -5,7 +5,15 @@ import numpy as np
 import pytest
 from scipy.stats import beta
 
-from list_core.teacher import median_confident, prompt_aware_probe, prompt_evidence, zero_shot_scores
+from list_core.teacher import (
+    median_confident,
+    prompt_aware_probe,
+    prompt_evidence,
+    prompt_looks_wrong,
+    prompt_prior_logreg,
+    prompt_weighted_probe,
+    zero_shot_scores,
+)
 
 
 @pytest.mark.parametrize("correct, n, classes", [(7, 10, 2), (4, 10, 2), (20, 30, 2), (0, 30, 2), (9, 30, 5)])
@@ -46,14 +54,16 @@ def test_a_right_prompt_is_used_and_a_wrong_one_ignored():
 
         def fit(protos, weight, xg=xg, yg=yg, xu=xu, xt=xt, yt=yt):
             clf, info = prompt_aware_probe(xg, yg, xu, protos, prompt_weight=weight, verbaliser_points=0, iterations=0)
-            hits = round(info["prompt_gold_accuracy"] * 10)
-            assert info["prompt_weight"] == pytest.approx(weight * prompt_evidence(hits, 10, 2))
+            evidence = prompt_evidence(round(info["prompt_gold_accuracy"] * 10), 10, 2)
+            expected = 0.0 if prompt_looks_wrong(evidence) else weight * evidence  # a wrong-looking one: ignored
+            assert info["prompt_weight"] == pytest.approx(expected)
             return (clf.predict(xt) == yt).mean(), info
 
         none, _ = fit(right, 0.0)
         acc_right, info_right = fit(right, 5.0)
         acc_wrong, info_wrong = fit(wrong, 5.0)
-        acc_fixed, _ = fit(wrong, 5.0 / info_wrong["prompt_evidence"])  # the wrong prompt at the full weight 5
+        at_5 = prompt_weighted_probe(xg, yg, xu, wrong, 5.0, verbaliser_points=0, iterations=0)  # at weight 5
+        acc_fixed = (at_5.predict(xt) == yt).mean()
         gains.append(acc_right - none)
         kept.append(acc_wrong - none)
         fixed.append(acc_fixed - none)
@@ -69,3 +79,47 @@ def test_zero_shot_scores_are_cosines():
     x = np.array([[1.0, 0.0], [0.6, 0.8]])
     p = np.array([[2.0, 0.0], [0.0, 3.0]])
     assert np.allclose(zero_shot_scores(x, p), [[1.0, 0.0], [0.6, 0.8]])
+
+
+def test_verbaliser_points_of_weight_zero_are_no_points():
+    xg, yg, xu, _, _ = _task(0, n_gold=10)
+    protos = np.eye(8)[[0, 0]] * np.array([[-1.0], [1.0]])
+    none = prompt_weighted_probe(xg, yg, xu, protos, 2.0, verbaliser_points=0, iterations=2)
+    zero = prompt_weighted_probe(xg, yg, xu, protos, 2.0, verbaliser_points=5, iterations=2, point_weight=0.0)
+    full = prompt_weighted_probe(xg, yg, xu, protos, 2.0, verbaliser_points=5, iterations=2)
+    assert np.allclose(zero.coef_, none.coef_, atol=1e-3) and np.allclose(zero.intercept_, none.intercept_, atol=1e-3)
+    assert not np.allclose(full.coef_, none.coef_, atol=1e-2)
+
+
+def test_the_prompt_first_peer_trusts_a_wrong_prompt_where_the_evidence_rule_does_not():
+    """The peer (`prompt_prior_logreg`) adds the prompt's confident pool labels at full weight whatever its gold
+    accuracy: with the classes swapped it follows the prompt below chance; the evidence rule stays with the gold."""
+    wrong = np.eye(8)[[0, 0]] * np.array([[1.0], [-1.0]])  # class 1 along -e0: the truth reversed
+    peer, evidence = [], []
+    for seed in range(5):
+        xg, yg, xu, xt, yt = _task(seed, n_gold=10, noise=1.5)
+        peer.append((prompt_prior_logreg(xg, yg, xu, wrong).predict(xt) == yt).mean())
+        clf, _ = prompt_aware_probe(xg, yg, xu, wrong, verbaliser_points=0)
+        evidence.append((clf.predict(xt) == yt).mean())
+    assert np.mean(peer) < 0.4 and np.mean(evidence) > 0.6
+
+
+def test_a_prompt_looks_wrong_when_it_is_90_percent_likely_below_chance():
+    assert prompt_looks_wrong(prompt_evidence(0, 12, 2))  # 0 of 12
+    assert prompt_looks_wrong(prompt_evidence(0, 10, 5))  # 0 of 10 with 5 classes: 0.8^11 = 0.086
+    assert not prompt_looks_wrong(prompt_evidence(3, 10, 2))  # 3 of 10: P(beats chance) = 0.113
+    assert not prompt_looks_wrong(prompt_evidence(4, 10, 2))  # mr K=10 seed 3's right prompt (0.274)
+
+
+def test_a_wrong_looking_prompt_gives_neither_pool_labels_nor_points():
+    """Verbaliser points at full weight pulled a teacher with mixed-up label words below chance (bbc K=10: 17%).
+    A prompt that looks wrong adds nothing: the teacher is the gold labels' alone. A right one is used as before."""
+    xg, yg, xu, xt, yt = _task(1, n_gold=10, noise=1.5)
+    right = np.eye(8)[[0, 0]] * np.array([[-1.0], [1.0]])
+    clf, info = prompt_aware_probe(xg, yg, xu, -right, iterations=2)  # the classes swapped
+    assert prompt_looks_wrong(info["prompt_evidence"]) and info["prompt_weight"] == 0
+    gold_only = prompt_weighted_probe(xg, yg, xu, -right, 0.0, verbaliser_points=0, iterations=2)
+    assert np.array_equal(clf.coef_, gold_only.coef_)
+    clf, info = prompt_aware_probe(xg, yg, xu, right, iterations=2)
+    with_points = prompt_weighted_probe(xg, yg, xu, right, info["prompt_weight"], verbaliser_points=5, iterations=2)
+    assert info["prompt_weight"] > 4 and np.array_equal(clf.coef_, with_points.coef_)

@@ -249,7 +249,7 @@ def prompt_eval(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str,
     """Zero-shot scores of candidate prompts on the gold labels and the evaluation split, the class distribution
     each predicts on the pool, label-word suggestions (and the prompt with them, scored beside it), and (before
     any run) the prompt's own suggestions for labeling. The first candidate is the project's prompt."""
-    from list_core.prompt_tools import score_prompts, suggest_label_words, with_suggestions
+    from list_core.prompt_tools import rematched, score_prompts, suggest_label_words, with_suggestions
 
     project = get_project(ctx.db, job.project_id)
     bb = ctx.backbone(job.payload.get("backbone") or project.backbone)
@@ -262,6 +262,9 @@ def prompt_eval(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str,
     evals = all_evals[:: max(1, -(-len(all_evals) // PROMPT_EVAL_LIMIT))]  # an even sample of a large split
     candidates = job.payload.get("candidates", [])
     candidates = [{**candidates[0], "origin": "prompt"}, *candidates[1:]] if candidates else []
+    # a prompt the gold labels contradict: its verbalisers re-matched to the classes, scored beside it
+    fixed = rematched(bb, candidates[0], rows, y, project.labels) if rows and candidates else None
+    candidates += [fixed] if fixed else []
     suggestions = None
     if job.payload.get("suggest") and rows and candidates:
         jobq.progress(ctx.db, job.id, "suggesting label words")
