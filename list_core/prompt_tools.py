@@ -252,11 +252,11 @@ def rematched(
     why)."""
     try:
         prompt = Prompt.from_json(candidate)
+        if not len(gold_rows) or prompt.num_classes != len(labels):
+            return None
+        model = zero_shot_model(backbone, prompt, max_length)  # a label word of several tokens fails here
     except PromptError:
         return None
-    if not len(gold_rows) or prompt.num_classes != len(labels):
-        return None
-    model = zero_shot_model(backbone, prompt, max_length)
     pred = model.logits(model.encode(gold_rows)).argmax(-1)  # (N,)
     c = prompt.num_classes
     hits = np.zeros((c, c))  # hits[v, k]: gold examples of class k that verbaliser v's class wins

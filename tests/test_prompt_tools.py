@@ -128,4 +128,7 @@ def test_label_words_on_the_wrong_classes_are_re_matched_by_the_gold_labels(back
         assert fixed["label_words"] == [three["label_words"][(k - 1) % 3] for k in range(3)]  # class k: v = k - 1
     assert rematched(backbone, three, TEXTS, pred, labels) is None  # the prompt is right on its own predictions
     assert rematched(backbone, {**three, "template": "{text} no mask"}, TEXTS, gold_y, labels) is None
+    if backbone.head_pretrained:  # a label word of several tokens: an MLM head cannot read it (the board says so)
+        several = {**three, "label_words": ["bad", "unfathomableness", "fine"]}
+        assert rematched(backbone, several, TEXTS, gold_y, labels) is None
     assert rematched(backbone, three, TEXTS, gold_y, labels[:2]) is None  # 3 verbalisers for 2 classes
