@@ -175,7 +175,8 @@ def run_list(
             seconds["pool_labels"] = time.perf_counter() - t0
         model.teacher_pool_proba = None  # (N, C): held once, as q0
         # round 0's time: fitting the teacher (on frozen features, or gold epochs) and its labels for the pool
-        teacher_seconds = {k: v for k, v in seconds.items() if k in ("probe", "teacher", "pool_labels")}
+        stages = ("probe", "pool_labels") if fitted_teacher else ("probe", "teacher", "pool_labels")
+        teacher_seconds = {k: v for k, v in seconds.items() if k in stages}
         teacher = RoundRecord(round=0, loss=loss, **measured, seconds=teacher_seconds)
         if ckpt:
             ckpt.save_round(0, model.trainable_state(), {"metrics": teacher.to_dict(), "table": []}, {"last_labels": {}},
