@@ -219,11 +219,15 @@ def suggest_label_words(
 
 
 def with_suggestions(
-    candidate: dict[str, Any], suggestions: dict[str, list[str]], labels: Sequence[str], n: int = 3
+    candidate: dict[str, Any],
+    suggestions: dict[str, list[str]],
+    labels: Sequence[str],
+    n: int = 3,
+    origin: str = "suggested",
 ) -> dict[str, Any] | None:
     """The candidate prompt with up to `n` suggested words added to each class's label words, to be scored beside
-    it; None when nothing would be added. A word the prompt already uses, or one suggested for several classes, is
-    skipped (a word stands for one class only)."""
+    it (marked `origin`); None when nothing would be added. A word the prompt already uses, or one suggested for
+    several classes, is skipped (a word stands for one class only)."""
     owns = [[w] if isinstance(w, str) else list(w) for w in candidate["label_words"]]
     suggested = Counter(w.lower() for lab in labels for w in set(suggestions.get(lab, [])))
     taken = {w.lower() for own in owns for w in own} | {w for w, k in suggested.items() if k > 1}
@@ -234,7 +238,7 @@ def with_suggestions(
         words.append(own + new if len(own) + len(new) > 1 else own[0])
     if not added:
         return None
-    return {**candidate, "label_words": words, "origin": "suggested"}
+    return {**candidate, "label_words": words, "origin": origin}
 
 
 def rematched(

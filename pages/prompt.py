@@ -200,7 +200,8 @@ def leaderboard() -> None:
     evals, golds = job.result.get("eval", 0), job.result.get("gold", 0)  # no column of empty cells without them
     problems = any(e.get("error") for e in job.result["leaderboard"])
     source = {"prompt": "your prompt", "suggested": "your prompt + suggested words",
-              "rematched": "your words, re-matched to the classes"}  # fmt: skip
+              "rematched": "your words, re-matched to the classes",
+              "rematched+suggested": "your words re-matched + suggested words"}  # fmt: skip
     # the scores first, so they are in view on a narrow screen; the prompt's own (long) text after them
     board = [{"source": source.get(e.get("origin"), "candidate"),
               **({f"eval accuracy ({evals:,})": e.get("eval_accuracy")} if evals else {}),
@@ -231,12 +232,17 @@ def leaderboard() -> None:
     elif not job.result.get("gold"):
         st.caption("No gold labels yet: the class shares above show what the prompt does with your data.")
     if job.result.get("suggestions"):
-        st.write("Suggested label words (near your gold examples and your own label words):")
+        rematched_base = job.result.get("suggestions_base") == "rematched"
+        near = "your label words re-matched to the classes" if rematched_base else "your own label words"
+        st.write(f"Suggested label words (near your gold examples and {near}):")
         st.dataframe([{"class": c, "words": ", ".join(ws)} for c, ws in job.result["suggestions"].items()],
                      key="pw_suggestions", hide_index=True)  # fmt: skip
-        if any(e.get("origin") == "suggested" for e in job.result["leaderboard"]):
-            st.caption("The board's row “your prompt + suggested words” adds the first three of each class to your "
-                       "words. Suggestions come from a few examples and can hurt as well as help: add them only if "
+        row = next((source[e["origin"]] for e in job.result["leaderboard"]
+                    if e.get("origin") in ("suggested", "rematched+suggested")), None)  # fmt: skip
+        if row:
+            st.caption(f"The board's row “{row}” adds the first three of each class to "
+                       + ("the re-matched words. " if rematched_base else "your words. ")
+                       + "Suggestions come from a few examples and can hurt as well as help: add them only if "
                        "that row scores better on the evaluation split (its gold accuracy is optimistic: the words "
                        "were chosen on those labels).")  # fmt: skip
     if job.result.get("prompt_suggestions"):

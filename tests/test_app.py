@@ -920,6 +920,11 @@ def test_a_prompt_that_contradicts_the_gold_labels_is_flagged_and_re_matched(env
     board = at.dataframe[0].value
     fixed = board[board["source"] == "your words, re-matched to the classes"]
     assert fixed["label words"].tolist() == ["great, bad"] and fixed["gold accuracy"].tolist() == [1.0]
+    # the suggestions build on the re-matched words, not on the contradicted ones (their row, when they add a word,
+    # is "your words re-matched + suggested words")
+    assert jobq.list_jobs(db, p.id)[0].result["suggestions_base"] == "rematched"
+    assert any(m.value.endswith("your label words re-matched to the classes):") for m in at.markdown)
+    assert "your prompt + suggested words" not in board["source"].tolist()
     tiny = dict(rounds=1, student_steps=2, finetune_epochs=1, max_length=16, tau=0.0)
     actions.start_run(db, p.id, "list", "fast", overrides={**tiny, "adapter": {"bottleneck": 4}})
     assert Worker(str(tmp / "app.db")).run_once().status == "succeeded"

@@ -80,6 +80,10 @@ def test_the_prompt_with_its_suggested_words():
     assert got == {"template": cand["template"], "label_words": [["bad", "awful", "dull"], ["great", "good"]],
                    "descriptions": ["d0", "d1"], "origin": "suggested"}  # fmt: skip
     assert with_suggestions(cand, {"positive": ["GREAT"]}, ["negative", "positive"]) is None
+    # built on re-matched words, the row says so
+    assert with_suggestions(cand, sug, ["negative", "positive"], origin="rematched+suggested")["origin"] == (
+        "rematched+suggested"
+    )
     # a word of another class, or one suggested for both classes, would make the prompt invalid: skipped
     both = with_suggestions(cand, {"negative": ["good", "meh", "fine"], "positive": ["fine", "wow"]}, ["n", "p"])
     assert both is None  # the labels do not match the suggestion keys: nothing to add

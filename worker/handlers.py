@@ -268,10 +268,14 @@ def prompt_eval(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str,
     suggestions = None
     if job.payload.get("suggest") and rows and candidates:
         jobq.progress(ctx.db, job.id, "suggesting label words")
-        suggestions = suggest_label_words(bb, Prompt.from_json(candidates[0]), rows, y, project.labels,
+        # on the words the gold labels support: a prompt they contradict would anchor the suggestions on the
+        # wrong classes' words (with mr's words swapped they suggested "great, excellent, good" for negative)
+        base = fixed or candidates[0]
+        suggestions = suggest_label_words(bb, Prompt.from_json(base), rows, y, project.labels,
                                           pool.take(range(min(2000, len(pool)))))  # fmt: skip
         # the prompt with the suggested words is scored beside it: the user sees whether they help
-        extra = with_suggestions(candidates[0], suggestions, project.labels)
+        extra = with_suggestions(base, suggestions, project.labels, origin="rematched+suggested" if fixed else
+                                 "suggested")  # fmt: skip
         candidates += [extra] if extra else []
     board = score_prompts(bb, candidates, rows, y, sample, project.labels,
                           progress=lambda k, n: jobq.progress(ctx.db, job.id, "scoring prompts", k, n),
@@ -281,6 +285,7 @@ def prompt_eval(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str,
                               "head_pretrained": bb.head_pretrained}  # fmt: skip
     if suggestions is not None:
         result["suggestions"] = suggestions
+        result["suggestions_base"] = "rematched" if fixed else "prompt"
     mine = next((e for e in board if e.get("origin") == "prompt"), {"error": "no prompt"})
     if "error" not in mine and not predq.has_run_predictions(ctx.db, project.id):
         result["prompt_suggestions"] = _prompt_suggestions(ctx, job, project.id, Prompt.from_json(candidates[0]))
