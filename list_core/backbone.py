@@ -48,6 +48,10 @@ def _distilbert_transform(m: PreTrainedModel) -> tuple[nn.Linear, Callable, nn.M
     return m.vocab_transform, m.activation, m.vocab_layer_norm
 
 
+# transformers builds a model on the meta device by patching process-wide state: two threads loading at once (the
+# worker's training and light lanes) both failed with "Cannot copy out of meta tensor". Loads take turns.
+MODEL_LOAD_LOCK = threading.Lock()  # held by every from_pretrained of this package
+
 _BERT_LIKE = r"\.layer\.\d+\.(attention\.output\.dense|output\.dense)$"
 FAMILIES: dict[str, FamilySpec] = {
     "bert": FamilySpec(_BERT_LIKE, _bert_transform),
@@ -188,15 +192,20 @@ def load_backbone(name: str | None = None, device: str | torch.device | None = N
     path = resolve_backbone_path(name)
     if not Path(path).is_dir() and (path.startswith((".", "~")) or os.path.isabs(path) or path.count("/") > 1):
         raise FileNotFoundError(f"backbone folder {path} does not exist (give a local folder or a hub id)")
-    dev = pick_device(device)
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    with MODEL_LOAD_LOCK:
+        return _load(name, path, pick_device(device))
+
+
+def _load(name: str | None, path: str, dev: torch.device) -> Backbone:
+    """`load_backbone`'s work, one thread at a time."""
     if not Path(path).is_dir() and not _in_hub_cache(path) and not _hub_reachable():
         # fail in seconds, not after a minute of download retries
         raise OSError(f"backbone {path!r} is neither a local folder nor in the Hugging Face cache, and the Hub "
                       "cannot be reached from here (offline): download it on a connected machine "
                       "(save_pretrained) and give its folder")  # fmt: skip
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         try:
             model, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True, local_files_only=True)

@@ -21,6 +21,7 @@ from torch import nn
 from transformers import AutoModel, AutoModelForMaskedLM
 
 from .adapter import adapted_layers, set_submodule
+from .backbone import MODEL_LOAD_LOCK
 from .cards import export_card
 from .folded import export_head_fields, linear_form
 from .heads import PromptHead
@@ -49,7 +50,8 @@ def save_peft(
     bb = model.backbone
     mlm = isinstance(model.head, PromptHead)
     if base_path is not None:
-        base = (AutoModelForMaskedLM if mlm else AutoModel).from_pretrained(base_path)
+        with MODEL_LOAD_LOCK:  # not while another thread loads a model
+            base = (AutoModelForMaskedLM if mlm else AutoModel).from_pretrained(base_path)
     else:  # a clean in-memory copy of the backbone (no download, works for the bundled default too)
         base = copy.deepcopy(bb.model if mlm else bb.encoder)
         for name, layer in adapted_layers(base).items():

@@ -56,3 +56,26 @@ def test_a_hub_id_offline_fails_at_once_with_what_to_do(monkeypatch):
     with pytest.raises(OSError, match="cannot be reached from here .* give its folder"):
         backbone.load_backbone("some-org/some-model")
     assert time.monotonic() - t < 5
+
+
+def test_threads_that_load_at_once_all_get_a_working_backbone(tiny_dirs, tiny_headless_dir):
+    """The worker's two lanes load backbones in threads of one process. Two loads at once both failed ("Cannot copy
+    out of meta tensor": transformers builds on the meta device through process-wide state), and a training run
+    and a prompt scoring started together were both lost. Loads take turns."""
+    import threading
+
+    paths = [str(tiny_dirs["bert"]), str(tiny_headless_dir), str(tiny_dirs["roberta"]), str(tiny_headless_dir)]
+    start, got = threading.Barrier(len(paths)), {}
+
+    def load(i: int) -> None:
+        start.wait(timeout=30)
+        try:
+            bb = load_backbone(paths[i], device="cpu")
+            got[i] = all(not p.is_meta for p in bb.model.parameters())
+        except Exception as e:  # noqa: BLE001 - the failure is what this test reports
+            got[i] = repr(e)
+
+    threads = [threading.Thread(target=load, args=(i,)) for i in range(len(paths))]
+    [t.start() for t in threads]
+    [t.join(120) for t in threads]
+    assert got == dict.fromkeys(range(len(paths)), True)

@@ -326,6 +326,33 @@ def test_a_prediction_does_not_wait_behind_a_training_run(project, monkeypatch):
     assert runq.get_run(db, run.id).status == "succeeded"
 
 
+def test_a_run_and_a_prompt_scoring_that_start_together_both_succeed(project, monkeypatch):
+    """A training run and a prompt scoring taken by the two lanes at the same moment loaded the backbone in two
+    threads at once, and both jobs failed ("Cannot copy out of meta tensor"; seen in the browser, a resumed run
+    lost). Here the two loads are made to start together."""
+    import threading
+
+    import list_core.backbone as backbone
+
+    db, p, path = project
+    run, train = actions.start_run(db, p.id, "list", "fast", seed=3, overrides=TINY)
+    prompt = {"template": "{text} It was {mask} .", "label_words": ["bad", "great"]}
+    light = jobq.enqueue(db, "prompt_eval", {"candidates": [prompt]}, p.id)
+    together, real = threading.Barrier(2), backbone.load_backbone
+
+    def load_together(*args, **kwargs):
+        together.wait(timeout=30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(backbone, "load_backbone", load_together)
+    from worker.runner import run_lanes
+
+    run_lanes(["train", "light"], threading.Event(), exit_when_idle=True, db=path, poll_s=0.1)
+    t, lt = jobq.get_job(db, train.id), jobq.get_job(db, light.id)
+    assert t.status == "succeeded" and lt.status == "succeeded", (t.error, lt.error)
+    assert runq.get_run(db, run.id).status == "succeeded"
+
+
 def test_a_round_checkpointed_just_before_a_kill_still_reaches_the_database(project, monkeypatch):
     """Issue 13.6: a kill after a round's checkpoint was on disk but before its rows were in the database left
     the database without that round, and the resumed run skipped it."""
