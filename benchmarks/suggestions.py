@@ -5,7 +5,11 @@ first three suggested words of each class added (what the workbench scores as "y
 
 The suggestions come from the K gold examples and up to 2,000 unlabeled pool texts
 (`list_core.prompt_tools.suggest_label_words`, then `with_suggestions`), as in the app. The test split (first
-`--test` texts) is read only to score the two prompts.
+`--test` texts) is read only to score the prompts.
+
+With `--swap-prompt` every class is given the next class's label word (a prompt the gold labels contradict), and
+each line also scores what the workbench offers then: the words re-matched to the classes (`rematched`, when the
+prompt looks wrong on the gold labels), alone and with the suggestions built on them ("re-matched + suggested").
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from list_core.prompt_tools import suggest_label_words, with_suggestions, zero_shot_model
+from list_core.prompt_tools import rematched, suggest_label_words, with_suggestions, zero_shot_model
 from list_core.prompts import Prompt
 
 
@@ -38,6 +42,26 @@ def compare(backbone, prompt: Prompt, task, test_rows: list[dict], test_y: list[
             "suggested": words, "label_words": extra["label_words"] if extra else None}  # fmt: skip
 
 
+def swapped(prompt: Prompt) -> Prompt:
+    """The prompt with each class given the next class's label words (and description)."""
+    d = prompt.to_json()
+    roll = lambda xs: [xs[-1], *xs[:-1]] if xs else xs  # noqa: E731 - class c gets class c-1's
+    return Prompt.from_json(
+        {**d, "label_words": roll(list(d["label_words"])), "descriptions": roll(d.get("descriptions"))}
+    )
+
+
+def compare_rematched(backbone, prompt: Prompt, task, test_rows: list[dict], test_y: list[int]) -> dict[str, Any]:
+    """The workbench's offer for a prompt the gold labels contradict: its words re-matched to the classes, alone
+    and with the suggestions built on them (None where the prompt does not look wrong)."""
+    fixed = rematched(backbone, prompt.to_json(), task.gold_rows, task.gold_labels, task.labels)
+    if fixed is None:
+        return {"rematched": None, "rematched_with_suggestions": None}
+    got = compare(backbone, Prompt.from_json(fixed), task, test_rows, test_y)
+    return {"rematched": got["prompt"], "rematched_with_suggestions": got["with_suggestions"],
+            "rematched_suggested": got["suggested"]}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.suggestions", description=__doc__.split("\n")[0])
     ap.add_argument("data", type=Path)
@@ -45,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--k", type=int, default=30)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--test", type=int, default=1000, help="test texts scored (the first N)")
+    ap.add_argument("--swap-prompt", action="store_true", help="give every class the next class's label words")
     args = ap.parse_args(argv)
     from list_core.backbone import load_backbone
     from list_core.bench import load_data, make_task
@@ -57,12 +82,27 @@ def main(argv: list[str] | None = None) -> int:
         got = []
         for seed in args.seeds:
             task, _ = make_task(data, args.k, seed)
-            got.append(compare(backbone, data.prompt(), task, rows, y))
-            print(name, f"K={args.k}", f"seed {seed}", f"prompt {got[-1]['prompt']:.1f}",
-                  f"with suggestions {got[-1]['with_suggestions']:.1f}", got[-1]["suggested"], flush=True)  # fmt: skip
-        a, b = np.mean([g["prompt"] for g in got]), np.mean([g["with_suggestions"] for g in got])
-        print(f"MEAN {name} K={args.k} seeds {args.seeds}: prompt {a:.1f}, with suggestions {b:.1f} ({b - a:+.1f})")
+            prompt = swapped(data.prompt()) if args.swap_prompt else data.prompt()
+            got.append(compare(backbone, prompt, task, rows, y))
+            line = [name, f"K={args.k}", f"seed {seed}", f"prompt {got[-1]['prompt']:.1f}",
+                    f"with suggestions {_pct(got[-1]['with_suggestions'])}"]  # fmt: skip
+            if args.swap_prompt:
+                got[-1].update(compare_rematched(backbone, prompt, task, rows, y))
+                line += [f"re-matched {_pct(got[-1]['rematched'])}",
+                         f"re-matched + suggested {_pct(got[-1]['rematched_with_suggestions'])}",
+                         got[-1].get("rematched_suggested")]  # fmt: skip
+            print(*line, got[-1]["suggested"], flush=True)
+        keys = ["prompt", "with_suggestions"] + (
+            ["rematched", "rematched_with_suggestions"] if args.swap_prompt else []
+        )
+        means = {k: np.mean([g[k] if g[k] is not None else np.nan for g in got]) for k in keys}
+        print(f"MEAN {name} K={args.k} seeds {args.seeds}:", ", ".join(f"{k} {v:.1f}" for k, v in means.items()),
+              f"(suggestions {means['with_suggestions'] - means['prompt']:+.1f})")  # fmt: skip
     return 0
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f}"
 
 
 if __name__ == "__main__":

@@ -24,3 +24,20 @@ def test_compare_scores_the_prompt_alone_and_with_its_suggestions(tiny_headless_
     assert [w[0] for w in words] == ["bad", "great"] and sum(len(w) for w in words) > 2
     manual = Prompt(prompt.template, tuple(tuple(w) if isinstance(w, list) else w for w in words))
     assert got["with_suggestions"] == compare(bb, manual, task, test, y)["prompt"]
+
+
+def test_a_swapped_prompt_is_scored_with_the_words_the_workbench_re_matches(tiny_headless_dir):
+    from benchmarks.suggestions import compare_rematched, swapped
+
+    bb = load_backbone(str(tiny_headless_dir), device="cpu")
+    prompt = Prompt("{text} It was {mask} .", ("bad", "great"), ("a bad one", "a good one"))
+    wrong = swapped(prompt)
+    assert wrong.label_words == ("great", "bad") and list(wrong.descriptions) == ["a good one", "a bad one"]
+    task = TaskData(labels=["negative", "positive"], gold_rows=[{"text": t} for t in WORDS[:6]],
+                    gold_labels=[1, 1, 1, 0, 0, 0], unlabeled_rows=[{"text": t} for t in WORDS[6:]])  # fmt: skip
+    test = [{"text": t} for t in WORDS]
+    y = [i % 2 for i in range(len(WORDS))]
+    got = compare_rematched(bb, wrong, task, test, y)
+    right = compare(bb, prompt, task, test, y)  # the re-matched words are the right prompt's
+    assert got["rematched"] == right["prompt"] and got["rematched_with_suggestions"] == right["with_suggestions"]
+    assert compare_rematched(bb, prompt, task, test, y)["rematched"] is None  # a right prompt is not re-matched
