@@ -95,9 +95,12 @@ def main(argv: list[str] | None = None) -> int:
         keys = ["prompt", "with_suggestions"] + (
             ["rematched", "rematched_with_suggestions"] if args.swap_prompt else []
         )
-        means = {k: np.mean([g[k] if g[k] is not None else np.nan for g in got]) for k in keys}
-        print(f"MEAN {name} K={args.k} seeds {args.seeds}:", ", ".join(f"{k} {v:.1f}" for k, v in means.items()),
-              f"(suggestions {means['with_suggestions'] - means['prompt']:+.1f})")  # fmt: skip
+        seen = {k: [g[k] for g in got if g[k] is not None] for k in keys}  # re-matched: where the prompt looked wrong
+        means = {k: f"{np.mean(v):.1f}" + (f" ({len(v)} of {len(got)} seeds)" if len(v) < len(got) else "")
+                 for k, v in seen.items() if v}  # fmt: skip
+        gain = np.mean(seen["with_suggestions"]) - np.mean(seen["prompt"])
+        print(f"MEAN {name} K={args.k} seeds {args.seeds}:", ", ".join(f"{k} {v}" for k, v in means.items()),
+              f"(suggestions {gain:+.1f})")  # fmt: skip
     return 0
 
 
