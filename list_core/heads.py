@@ -135,7 +135,7 @@ class SimilarityHead(nn.Module):
     The prototypes start as the backbone's own embeddings of each class's verbaliser (`Prompt.verbaliser_
     sentences`), so the untrained head is the zero-shot prompt classifier; scales and prototypes are
     learnable. A fresh student re-starts from the verbaliser prototypes, as the paper's student re-starts
-    from the pretrained MLM head. With one scale per class the head can also hold any linear classifier of
+    from the pretrained MLM head (from the teacher's fit instead when the gold labels contradict the prompt). With one scale per class the head can also hold any linear classifier of
     normalised features exactly (`set_linear`): a teacher fitted on frozen features.
     """
 
@@ -147,10 +147,21 @@ class SimilarityHead(nn.Module):
         self.log_scale = nn.Parameter(torch.full((c,), math.log(scale), device=prototypes.device))  # (C,)
         self.bias = nn.Parameter(torch.zeros(c, device=prototypes.device))  # (C,)
         self._initial = {k: v.detach().clone() for k, v in self.state_dict().items()}
+        self.verbaliser_prototypes = self.prototypes.detach().clone()  # (C, D): the prompt, whatever the start state
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Back to the verbaliser prototypes (the zero-shot prompt)."""
+        """Back to the start state: the verbaliser prototypes (the zero-shot prompt) unless `set_initial` moved it."""
         self.load_state_dict(self._initial)
+
+    def initial_state(self) -> dict[str, torch.Tensor]:
+        """The state every reset returns to."""
+        return {k: v.clone() for k, v in self._initial.items()}
+
+    @torch.no_grad()
+    def set_initial(self, state: dict[str, torch.Tensor]) -> None:
+        """Make `state` (e.g. a teacher's fit) the state every reset returns to, and reset to it."""
+        self.load_state_dict(state)
+        self._initial = {k: v.detach().clone() for k, v in self.state_dict().items()}
 
     def cosines(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         x = nn.functional.normalize(pool(hidden, attention_mask, "mean"), dim=-1)  # (B, D)

@@ -242,7 +242,7 @@ class ListModel(nn.Module):
         x_pool = None
         if pool is not None and len(pool):
             x_pool = (pool_features if pool_features is not None else self.frozen_features(pool, batch_size)).numpy()
-        protos = self.head._initial["prototypes"].float().cpu().numpy()
+        protos = self.head.verbaliser_prototypes.float().cpu().numpy()
         clf, info = prompt_aware_probe(x_gold, np.asarray(list(labels)), x_pool, protos, prompt_weight,
                                        verbaliser_points, self_train, seed=seed)  # fmt: skip
         w, b = linear_of(clf, self.num_classes, x_gold.shape[1])

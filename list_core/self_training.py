@@ -22,6 +22,7 @@ from .model import ListModel
 from .pool import pass_over, sample, take
 from .prompts import Prompt
 from .records import PseudoLabelRow, RoundRecord, WeightStats
+from .teacher import prompt_looks_wrong
 from .training import fit_gold, train_student
 
 
@@ -113,6 +114,7 @@ def run_list(
         ckpt = RunCheckpoint(checkpoint_dir, fp)
     progress = ckpt.load_progress() if ckpt else None
     probe_init: dict[str, torch.Tensor] = {}  # the probe head's fit, kept with round 0 so a resume need not redo it
+    student_init: dict[str, torch.Tensor] = {}  # where the students start when it is not the verbalisers (round 0)
     if model.head_kind == "probe":  # fitted up front: every student re-starts from this fit
         t0 = time.perf_counter()
         saved = ckpt.load_tensors(0) if progress is not None else {}
@@ -145,7 +147,8 @@ def run_list(
     if progress is None:
         gen = seed_everything(derive_seed(cfg.seed, "teacher"))
         model.reset_trainable(gen)
-        if model.head_kind == "similarity" and fitted_teacher:  # students re-start from the verbalisers, not this fit
+        # students re-start from the verbalisers, not from this fit (unless the prompt looks wrong)
+        if model.head_kind == "similarity" and fitted_teacher:
             t0 = time.perf_counter()
             fit_pool = model.encode(take(rows, fit_index))
             report(Event("probe", message=f"fitting the prompt-aware teacher (self-trained {cfg.probe_self_train}x "
@@ -154,6 +157,13 @@ def run_list(
                                      cfg.verbaliser_points, cfg.seed, cfg.eval_batch_size,
                                      score.features(model, fit_pool, cfg.eval_batch_size))  # fmt: skip
             model.identity_adapters()  # the fitted teacher reads the frozen features it was fitted on
+            if prompt_looks_wrong(model.teacher_info["prompt_evidence"]):  # its verbalisers would mislead them
+                model.head.set_initial(model.head.state_dict())
+                student_init = {f"student_init.{k}": v for k, v in model.head.initial_state().items()}
+                why = ("the prompt looks wrong on the gold labels (its label words may be attached to the wrong "
+                       "classes): the teacher left it out and every student starts from the teacher's fit, not from "
+                       "its verbalisers")  # fmt: skip
+                report(Event("warning", message=why))
             seconds["probe"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         epochs = 0 if fitted_teacher else cfg.teacher_epochs
@@ -180,7 +190,7 @@ def run_list(
         teacher = RoundRecord(round=0, loss=loss, **measured, seconds=teacher_seconds)
         if ckpt:
             ckpt.save_round(0, model.trainable_state(), {"metrics": teacher.to_dict(), "table": []}, {"last_labels": {}},
-                            tensors={**({"q0": q0} if q0 is not None else {}), **probe_init} or None)  # fmt: skip
+                            tensors={**({"q0": q0} if q0 is not None else {}), **probe_init, **student_init} or None)  # fmt: skip
         report(Event("round_end", round=0, record=teacher, model=model))
         start, rounds, tables = 1, [], []
     else:
@@ -188,7 +198,12 @@ def run_list(
         state, _ = ckpt.load_round(done)
         model.load_trainable_state(state)
         teacher = RoundRecord.from_dict(ckpt.load_round(0)[1]["metrics"])
-        q0 = ckpt.load_tensors(0).get("q0")
+        saved0 = ckpt.load_tensors(0)
+        q0 = saved0.get("q0")
+        if any(k.startswith("student_init.") for k in saved0):  # the students start from the teacher's fit
+            model.head.set_initial({k.removeprefix("student_init."): v for k, v in saved0.items()
+                                    if k.startswith("student_init.")})  # fmt: skip
+            model.load_trainable_state(state)
         saved = [ckpt.load_round(r)[1] for r in range(1, done + 1)]
         rounds = [RoundRecord.from_dict(r["metrics"]) for r in saved]
         tables = [[PseudoLabelRow.from_dict(x) for x in r["table"]] for r in saved]

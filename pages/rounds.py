@@ -36,8 +36,9 @@ teacher = rounds[0] if rounds[0].round == 0 else None
 if teacher and teacher.prompt_evidence is not None and prompt_looks_wrong(teacher.prompt_evidence):
     st.warning(f"The prompt was right on {teacher.prompt_gold_accuracy:.0%} of the gold labels, less often than "
                f"guessing would be ({1 / len(project.labels):.0%}): its label words may be attached to the wrong "
-               "classes. The teacher left it out (it learned from the gold labels alone), but every student "
-               "started from its verbalisers: check them on the Prompt page and train again.")  # fmt: skip
+               "classes. The teacher left it out (it learned from the gold labels alone) and every student "
+               "started from the teacher's fit instead of the verbalisers: check the label words on the Prompt "
+               "page (it offers them re-matched to the classes) and train again.")  # fmt: skip
 xs = [m.round for m in rounds]
 fig = go.Figure()
 for key, name in (

@@ -339,7 +339,11 @@ def test_the_readme_library_example_runs(tiny_dirs, tmp_path, monkeypatch):
     monkeypatch.setattr(list_core, "load_backbone", lambda *a, **k: load_backbone(str(tiny_dirs["bert"])))
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
-    exec(compile(code.replace("callback=print", "callback=None"), "README.md", "exec"), scope)
+    # as written, with the fast preset's long loops shortened (the example's API, not its training time, is tested)
+    short = 'preset("fast", teacher_epochs=1, rounds=1, student_steps=4, finetune_epochs=1)'
+    assert 'preset("fast")' in code
+    code = code.replace("callback=print", "callback=None").replace('preset("fast")', short)
+    exec(compile(code, "README.md", "exec"), scope)
     assert scope["result"].predict_proba([{"text": "a fine film"}]).shape == (1, 2)
 
 
@@ -382,3 +386,42 @@ def test_noisy_student_reads_pool_texts_with_tokens_dropped_and_gold_texts_whole
     assert sum(b - a for b, a, _ in seen) > 0  # tokens were hidden
     with pytest.raises(ValueError, match="student_token_dropout=0.95"):
         tiny_cfg(student_token_dropout=0.95)
+
+
+def test_students_start_from_the_teacher_when_the_prompt_looks_wrong(tiny_headless_dir, tmp_path):
+    """A prompt whose label words are attached to the wrong classes adds nothing to the teacher, but each student
+    re-started from its verbalisers and had to unlearn them (mr K=10 s2 with the words mixed up: 4.2 below the
+    teacher). Such students start from the teacher's fit; with a right prompt they still start from the
+    verbalisers; a resumed run starts them from the same fit."""
+    from list_core.checkpoint import RunCheckpoint
+
+    bb = load_backbone(str(tiny_headless_dir), device="cpu")
+    cfg = tiny_cfg(rounds=2, probe_self_train=1)
+    right = run_list(bb, PROMPT, task(), cfg)
+    assert right.teacher.prompt_weight > 0
+    start = right.model.head.initial_state()["prototypes"]
+    assert torch.equal(start, right.model.head.verbaliser_prototypes)
+
+    swapped = Prompt(PROMPT.template, ("great", "bad"))  # the tiny model reads the words: every gold label wrong
+    events = []
+    wrong = run_list(bb, swapped, task(), cfg, callback=events.append, checkpoint_dir=tmp_path / "full")
+    assert wrong.teacher.prompt_gold_accuracy == 0.0 and wrong.teacher.prompt_weight == 0.0
+    assert any(e.stage == "warning" and "starts from the teacher's fit" in e.message for e in events)
+    ckpt = RunCheckpoint.read(tmp_path / "full")
+    teacher_state, _ = ckpt.load_round(0)
+    init = {k.removeprefix("student_init."): v for k, v in ckpt.load_tensors(0).items() if "student_init." in k}
+    assert init and all(torch.equal(init[k], teacher_state[f"head.{k}"]) for k in init)
+    start = wrong.model.head.initial_state()
+    assert all(torch.equal(start[k], init[k]) for k in init)
+    assert not torch.allclose(start["prototypes"], wrong.model.head.verbaliser_prototypes)
+
+    def kill_in_round_2(e):
+        if e.round == 2 and e.stage == "meta":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_list(bb, swapped, task(), cfg, callback=kill_in_round_2, checkpoint_dir=tmp_path / "killed")
+    resumed = run_list(load_backbone(str(tiny_headless_dir), device="cpu"), swapped, task(), cfg,
+                       checkpoint_dir=tmp_path / "killed").model.trainable_state()  # fmt: skip
+    full = wrong.model.trainable_state()
+    assert all(torch.equal(resumed[k], full[k]) for k in full)
