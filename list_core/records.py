@@ -63,6 +63,8 @@ class RoundRecord(_Record):
     prompt_gold_accuracy: float | None = None
     prompt_evidence: float | None = None
     prompt_weight: float | None = None
+    # where each student starts (fitted similarity teacher): "verbalisers", or "teacher" when the prompt looked wrong
+    students_start: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RoundRecord:

@@ -174,6 +174,8 @@ def run_list(
         loss = fit_gold(model, gold, task.gold_labels, epochs, cfg.teacher_lr, cfg, gen, report, "teacher")
         seconds["teacher"] = time.perf_counter() - t0
         measured = {**metrics_of(), **model.teacher_info}
+        if model.head_kind == "similarity" and fitted_teacher:
+            measured["students_start"] = "teacher" if student_init else "verbalisers"
         last_labels: dict[str, int] = {}
         if model.teacher_pool_proba is not None and len(fit_index) == n_pool:  # labelled the pool while fitting
             q0 = model.teacher_pool_proba

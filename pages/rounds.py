@@ -37,8 +37,10 @@ if teacher and teacher.prompt_evidence is not None and prompt_looks_wrong(teache
     st.warning(f"The prompt was right on {teacher.prompt_gold_accuracy:.0%} of the gold labels, less often than "
                f"guessing would be ({1 / len(project.labels):.0%}): its label words may be attached to the wrong "
                "classes. The teacher left it out (it learned from the gold labels alone) and every student "
-               "started from the teacher's fit instead of the verbalisers: check the label words on the Prompt "
-               "page (it offers them re-matched to the classes) and train again.")  # fmt: skip
+               + ("started from the teacher's fit instead of the verbalisers"
+                  if teacher.students_start == "teacher" else "started from its verbalisers")
+               + ": check the label words on the Prompt page (it offers them re-matched to the classes) and train "
+               "again.")  # fmt: skip
 xs = [m.round for m in rounds]
 fig = go.Figure()
 for key, name in (

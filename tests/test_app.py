@@ -929,7 +929,14 @@ def test_a_prompt_that_contradicts_the_gold_labels_is_flagged_and_re_matched(env
     actions.start_run(db, p.id, "list", "fast", overrides={**tiny, "adapter": {"bottleneck": 4}})
     assert Worker(str(tmp / "app.db")).run_once().status == "succeeded"
     rounds = app("pages/rounds.py", p.id)
-    assert any("right on 0% of the gold labels" in w.value for w in rounds.warning), [w.value for w in rounds.warning]
+    (said,) = [w.value for w in rounds.warning if "right on 0% of the gold labels" in w.value]
+    assert "every student started from the teacher's fit instead of the verbalisers" in said
+    # a run made before students started from the teacher's fit says what its students did
+    run_id = runq.list_runs(db, p.id)[0].id
+    (m0,) = [m for m in runq.rounds(db, run_id) if m["round"] == 0]
+    runq.save_round(db, run_id, 0, {k: v for k, v in m0.items() if k != "students_start"}, [])
+    said = [w.value for w in app("pages/rounds.py", p.id).warning if "right on 0%" in w.value]
+    assert said and "every student started from its verbalisers" in said[0], said
     # one click: the re-matched row becomes the prompt, each description moved with its words
     options = at.selectbox(key="pw_adopt_row").options  # as shown: "source · template · words"
     at.selectbox(key="pw_adopt_row").select_index(next(i for i, o in enumerate(options) if "re-matched" in o)).run()

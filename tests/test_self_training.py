@@ -401,11 +401,13 @@ def test_students_start_from_the_teacher_when_the_prompt_looks_wrong(tiny_headle
     assert right.teacher.prompt_weight > 0
     start = right.model.head.initial_state()["prototypes"]
     assert torch.equal(start, right.model.head.verbaliser_prototypes)
+    assert right.teacher.students_start == "verbalisers"  # what the Rounds page reports
 
     swapped = Prompt(PROMPT.template, ("great", "bad"))  # the tiny model reads the words: every gold label wrong
     events = []
     wrong = run_list(bb, swapped, task(), cfg, callback=events.append, checkpoint_dir=tmp_path / "full")
     assert wrong.teacher.prompt_gold_accuracy == 0.0 and wrong.teacher.prompt_weight == 0.0
+    assert wrong.teacher.students_start == "teacher"
     assert any(e.stage == "warning" and "starts from the teacher's fit" in e.message for e in events)
     ckpt = RunCheckpoint.read(tmp_path / "full")
     teacher_state, _ = ckpt.load_round(0)
