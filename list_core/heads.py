@@ -74,7 +74,23 @@ class ClassicHead(nn.Module):
         return self.linear(pool(hidden, attention_mask, self.pooling))  # (B, C)
 
 
-class ProbeHead(nn.Module):
+class _Restartable:
+    """A head with a start state every reset returns to (a fit, or the verbalisers), kept as `_initial`."""
+
+    _initial: dict[str, torch.Tensor] | None
+
+    def initial_state(self) -> dict[str, torch.Tensor]:
+        """The state every reset returns to (empty when there is none yet)."""
+        return {k: v.clone() for k, v in (self._initial or {}).items()}
+
+    @torch.no_grad()
+    def set_initial(self, state: dict[str, torch.Tensor]) -> None:
+        """Make `state` (a fit made earlier, a teacher's fit) the state every reset returns to, and reset to it."""
+        self.load_state_dict(state)
+        self._initial = {k: v.detach().clone() for k, v in self.state_dict().items()}
+
+
+class ProbeHead(_Restartable, nn.Module):
     """A linear classifier on L2-normalised mean-pooled features, initialised by a logistic-regression fit on
     the gold examples' frozen features (optionally self-trained on the pool's frozen features). For backbones
     without a pretrained MLM head (e.g. sentence encoders) this starts every teacher and student from the
@@ -114,29 +130,20 @@ class ProbeHead(nn.Module):
         else:
             self.load_state_dict(self._initial)
 
-    def initial_state(self) -> dict[str, torch.Tensor]:
-        """The fitted state every reset returns to (empty before `fit`)."""
-        return {k: v.clone() for k, v in (self._initial or {}).items()}
-
-    @torch.no_grad()
-    def set_initial(self, state: dict[str, torch.Tensor]) -> None:
-        """Take a fit made earlier (a resumed run's checkpoint) as the reset state, and reset to it."""
-        self.load_state_dict(state)
-        self._initial = {k: v.detach().clone() for k, v in self.state_dict().items()}
-
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, mask_pos: torch.Tensor) -> torch.Tensor:
         x = nn.functional.normalize(pool(hidden, attention_mask, "mean"), dim=-1)  # (B, D)
         return self.linear(x)  # (B, C)
 
 
-class SimilarityHead(nn.Module):
+class SimilarityHead(_Restartable, nn.Module):
     """The prompt for a sentence encoder: `logit_c = scale_c * cos(mean-pooled h, prototype_c) + bias_c`.
 
     The prototypes start as the backbone's own embeddings of each class's verbaliser (`Prompt.verbaliser_
     sentences`), so the untrained head is the zero-shot prompt classifier; scales and prototypes are
     learnable. A fresh student re-starts from the verbaliser prototypes, as the paper's student re-starts
-    from the pretrained MLM head (from the teacher's fit instead when the gold labels contradict the prompt). With one scale per class the head can also hold any linear classifier of
-    normalised features exactly (`set_linear`): a teacher fitted on frozen features.
+    from the pretrained MLM head (from the teacher's fit instead when the gold labels contradict the prompt:
+    `set_initial`). With one scale per class the head can also hold any linear classifier of normalised features
+    exactly (`set_linear`): a teacher fitted on frozen features.
     """
 
     def __init__(self, prototypes: torch.Tensor, scale: float = 20.0) -> None:
@@ -152,16 +159,6 @@ class SimilarityHead(nn.Module):
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Back to the start state: the verbaliser prototypes (the zero-shot prompt) unless `set_initial` moved it."""
         self.load_state_dict(self._initial)
-
-    def initial_state(self) -> dict[str, torch.Tensor]:
-        """The state every reset returns to."""
-        return {k: v.clone() for k, v in self._initial.items()}
-
-    @torch.no_grad()
-    def set_initial(self, state: dict[str, torch.Tensor]) -> None:
-        """Make `state` (e.g. a teacher's fit) the state every reset returns to, and reset to it."""
-        self.load_state_dict(state)
-        self._initial = {k: v.detach().clone() for k, v in self.state_dict().items()}
 
     def cosines(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         x = nn.functional.normalize(pool(hidden, attention_mask, "mean"), dim=-1)  # (B, D)

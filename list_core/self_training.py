@@ -74,6 +74,11 @@ def _weight_stats(w: torch.Tensor) -> WeightStats:
                        float((w == 0).float().mean()))  # fmt: skip
 
 
+def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The checkpoint tensors saved under `prefix`, without it."""
+    return {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+
+
 def run_list(
     backbone: Backbone,
     prompt: Prompt,
@@ -115,13 +120,12 @@ def run_list(
     progress = ckpt.load_progress() if ckpt else None
     probe_init: dict[str, torch.Tensor] = {}  # the probe head's fit, kept with round 0 so a resume need not redo it
     student_init: dict[str, torch.Tensor] = {}  # where the students start when it is not the verbalisers (round 0)
+    students_start = None  # for the record: "verbalisers" or "teacher" (a fitted similarity teacher)
     if model.head_kind == "probe":  # fitted up front: every student re-starts from this fit
         t0 = time.perf_counter()
         saved = ckpt.load_tensors(0) if progress is not None else {}
         if "probe_init.linear.weight" in saved:
-            model.head.set_initial(
-                {k.removeprefix("probe_init."): v for k, v in saved.items() if k.startswith("probe_init.")}
-            )
+            model.head.set_initial(_prefixed(saved, "probe_init."))
             report(Event("probe", message="the probe head as fitted before the interruption (from the checkpoint)"))
         else:
             fit_pool = model.encode(take(rows, fit_index)) if fitted_teacher else None
@@ -157,8 +161,10 @@ def run_list(
                                      cfg.verbaliser_points, cfg.seed, cfg.eval_batch_size,
                                      score.features(model, fit_pool, cfg.eval_batch_size))  # fmt: skip
             model.identity_adapters()  # the fitted teacher reads the frozen features it was fitted on
+            students_start = "verbalisers"
             if prompt_looks_wrong(model.teacher_info["prompt_evidence"]):  # its verbalisers would mislead them
                 model.head.set_initial(model.head.state_dict())
+                students_start = "teacher"
                 student_init = {f"student_init.{k}": v for k, v in model.head.initial_state().items()}
                 why = ("the prompt looks wrong on the gold labels (its label words may be attached to the wrong "
                        "classes): the teacher left it out and every student starts from the teacher's fit, not from "
@@ -173,9 +179,7 @@ def run_list(
             )
         loss = fit_gold(model, gold, task.gold_labels, epochs, cfg.teacher_lr, cfg, gen, report, "teacher")
         seconds["teacher"] = time.perf_counter() - t0
-        measured = {**metrics_of(), **model.teacher_info}
-        if model.head_kind == "similarity" and fitted_teacher:
-            measured["students_start"] = "teacher" if student_init else "verbalisers"
+        measured = {**metrics_of(), **model.teacher_info, "students_start": students_start}
         last_labels: dict[str, int] = {}
         if model.teacher_pool_proba is not None and len(fit_index) == n_pool:  # labelled the pool while fitting
             q0 = model.teacher_pool_proba
@@ -197,15 +201,13 @@ def run_list(
         start, rounds, tables = 1, [], []
     else:
         done = progress["completed"]
+        saved0 = ckpt.load_tensors(0)
+        q0 = saved0.get("q0")
+        if student_init := _prefixed(saved0, "student_init."):  # the students start from the teacher's fit
+            model.head.set_initial(student_init)
         state, _ = ckpt.load_round(done)
         model.load_trainable_state(state)
         teacher = RoundRecord.from_dict(ckpt.load_round(0)[1]["metrics"])
-        saved0 = ckpt.load_tensors(0)
-        q0 = saved0.get("q0")
-        if any(k.startswith("student_init.") for k in saved0):  # the students start from the teacher's fit
-            model.head.set_initial({k.removeprefix("student_init."): v for k, v in saved0.items()
-                                    if k.startswith("student_init.")})  # fmt: skip
-            model.load_trainable_state(state)
         saved = [ckpt.load_round(r)[1] for r in range(1, done + 1)]
         rounds = [RoundRecord.from_dict(r["metrics"]) for r in saved]
         tables = [[PseudoLabelRow.from_dict(x) for x in r["table"]] for r in saved]
