@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from list_core import teacher as T
+from list_core.heads import linear_of
 from list_core.losses import kd_loss
 
 from .meta_weights import Head
@@ -41,6 +42,7 @@ class Lever:
     dropout: float = 0.0  # on the student's input features, in the student phase only (noisy student)
     rounds: int = 3
     ensemble: bool = True  # later rounds' pseudo-labels: mean of q0 and the current model
+    start: str = "verbalisers"  # or "teacher": every student's head starts as the teacher's linear fit
 
 
 LEVERS = {
@@ -52,6 +54,7 @@ LEVERS = {
     "dropout 0.3 + steps x4": Lever(steps=600, dropout=0.3),
     "6 rounds": Lever(rounds=6),
     "no ensemble": Lever(ensemble=False),
+    "start from the teacher": Lever(start="teacher"),
 }
 
 
@@ -87,9 +90,18 @@ def _kd_steps(model: Student, x: torch.Tensor, q: torch.Tensor, index: np.ndarra
         _step(model, opt, kd_loss(model(x[idx]), q[idx]).mean())
 
 
-def run(lever: Lever, xg, yg, xp, yp, xt, yt, protos, q0, seed: int, pt) -> tuple[float, float, float, float]:
+def from_linear(model: Student, weight: torch.Tensor, bias: torch.Tensor) -> None:
+    """Start the student's head as the linear classifier `weight`, `bias` of normalised features (per-class scales,
+    as `SimilarityHead.set_linear`); the adapter starts as the identity, so the student starts as that classifier."""
+    norm = weight.norm(dim=-1).clamp(min=1e-12)  # (C,)
+    model.head.protos = torch.nn.Parameter(weight / norm[:, None])
+    model.head.log_scale = torch.nn.Parameter(norm.log())
+    model.head.bias = torch.nn.Parameter(bias.clone())
+
+
+def run(lever: Lever, xg, yg, xp, yp, xt, yt, protos, q0, seed: int, pt, linear=None) -> tuple[float, ...]:
     """(pseudo-label accuracy in round 1, in the last round, final test accuracy, test accuracy of the mean of the
-    final model's and the teacher's probabilities `pt` (E, C)), in %."""
+    final model's and the teacher's probabilities `pt` (E, C)), in %. `linear`: the teacher's (weight, bias)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model: Student | None = None  # the previous round's model labels the next round's pool
@@ -105,6 +117,8 @@ def run(lever: Lever, xg, yg, xp, yp, xt, yt, protos, q0, seed: int, pt) -> tupl
             q = (q + q0[chosen]) / 2 if lever.ensemble else q
         plabel.append(float((q.argmax(1) == yp[chosen]).float().mean()))
         model = Student(protos)
+        if lever.start == "teacher":
+            from_linear(model, *linear)
         model.noise = lever.dropout
         model.train()
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
@@ -125,7 +139,8 @@ def run(lever: Lever, xg, yg, xp, yp, xt, yt, protos, q0, seed: int, pt) -> tupl
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = arguments("student_levers", __doc__, argv)
+    args = arguments("student_levers", __doc__, argv, levers=tuple(LEVERS))
+    levers = {lv: LEVERS[lv] for lv in args.levers}
     torch.set_num_threads(1)
     f = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
     for name in args.sets:
@@ -134,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         yt = torch.tensor([data.label(r) for r in data.test])
         y_all = np.array([data.label(r) for r in data.pool])
         for k in args.k:
-            res: dict[str, list[tuple[float, float, float, float]]] = {lv: [] for lv in LEVERS}
+            res: dict[str, list[tuple[float, float, float, float]]] = {lv: [] for lv in levers}
             teach = []
             for seed in args.seeds:
                 gi, ui = gold_split(data, k, seed)
@@ -142,8 +157,9 @@ def main(argv: list[str] | None = None) -> int:
                 q0, pt = f(clf.predict_proba(xp_all[ui])), f(clf.predict_proba(xt_np))  # (N, C), (E, C)
                 teach.append(100 * float((clf.predict(xt_np) == yt.numpy()).mean()))
                 xg, yg, xp, yp = f(xp_all[gi]), torch.tensor(y_all[gi]), f(xp_all[ui]), torch.tensor(y_all[ui])
-                for lv, lever in LEVERS.items():
-                    res[lv].append(run(lever, xg, yg, xp, yp, xt, yt, protos, q0, seed, pt))
+                linear = linear_of(clf, len(protos_np), protos_np.shape[1])
+                for lv, lever in levers.items():
+                    res[lv].append(run(lever, xg, yg, xp, yp, xt, yt, protos, q0, seed, pt, linear))
                 line = {lv: f"{v[-1][0]:.1f}->{v[-1][1]:.1f} acc {v[-1][2]:.1f}" for lv, v in res.items()}
                 print(name, f"K={k}", seed, f"teacher {teach[-1]:.1f}", line, flush=True)
             print(f"MEAN {name} K={k} seeds {args.seeds} teacher {np.mean(teach):.1f}", flush=True)

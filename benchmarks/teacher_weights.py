@@ -121,7 +121,8 @@ def pool_fit(clf, xp: np.ndarray, seed: int = 1, n: int = 2000) -> dict[str, flo
     return {"silhouette": float(sil), "confidence": float(proba.max(1).mean())}
 
 
-def arguments(module: str, doc: str, argv: list[str] | None, swap_prompt: bool = False) -> argparse.Namespace:
+def arguments(module: str, doc: str, argv: list[str] | None, swap_prompt: bool = False,
+              levers: tuple[str, ...] = ()) -> argparse.Namespace:  # fmt: skip
     """The command line shared by the frozen-feature analyses: DATA SETS... --k --seeds --cache."""
     ap = argparse.ArgumentParser(prog=f"python -m benchmarks.{module}", description=doc.split("\n")[0])
     ap.add_argument("data", type=Path, help="the folder holding the sets")
@@ -129,6 +130,8 @@ def arguments(module: str, doc: str, argv: list[str] | None, swap_prompt: bool =
     ap.add_argument("--k", type=int, nargs="+", default=[10, 30])
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     ap.add_argument("--cache", type=Path, default=Path("/tmp/list_teacher_features"))
+    if levers:
+        ap.add_argument("--levers", nargs="+", choices=levers, default=list(levers), help="which levers (default: all)")
     if swap_prompt:
         ap.add_argument("--swap-prompt", action="store_true", help="give every class the next class's verbaliser")
     return ap.parse_args(argv)

@@ -35,3 +35,14 @@ def test_rounds_follow_a_right_teacher_and_report_pseudo_label_accuracy():
     assert first == 100.0  # round 1 pseudo-labels are the teacher's
     assert last > 90.0 and acc > 90.0
     assert ens < 50.0  # averaged with a fully confident wrong teacher, the ensemble follows it
+
+
+def test_a_student_started_from_the_teacher_is_the_teachers_linear_classifier():
+    from benchmarks.student_levers import from_linear
+
+    torch.manual_seed(0)
+    protos, x = torch.randn(3, 8), torch.randn(5, 8)
+    weight, bias = torch.randn(3, 8), torch.randn(3)
+    student = Student(protos)
+    from_linear(student, weight, bias)
+    assert torch.allclose(student.eval()(x), F.normalize(x, dim=-1) @ weight.T + bias, atol=1e-5)
