@@ -77,7 +77,7 @@ if st.button("Start run", key="tr_start", type="primary", disabled=bool(override
         st.session_state.setdefault("tr_watch", set()).add(out[1].id)
 
 for note in st.session_state.pop("tr_notices", []):  # runs that ended since the last full rerun
-    {"succeeded": st.success, "failed": st.error}.get(note["status"], st.warning)(note["text"])
+    {"succeeded": st.success, "failed": st.error, "queued": st.info}.get(note["status"], st.warning)(note["text"])
 
 
 @st.fragment(run_every=2)
@@ -130,10 +130,35 @@ for r in runs:
                  "created": r.created_at[:19]})  # fmt: skip
 st.dataframe(hist, key="tr_history", hide_index=True,
              column_config={k: st.column_config.NumberColumn(k, format="percent") for k in ("gold acc", "eval acc")})  # fmt: skip
-failed = [r for r in runs if r.status == "failed" and r.job_id]
-if failed:
-    with st.expander(f"Why {failed[0].label} failed"):
-        st.code(jobq.get_job(conn, failed[0].job_id).error or "", language=None)
+stopped = [r for r in runs if r.status in ("failed", "cancelled")]
+if stopped:
+    with st.expander(f"Failed or cancelled runs ({len(stopped)}): why, and resume", expanded=stopped[0] is runs[0]):
+        names = {r.id: f"{r.label} ({r.status})" for r in stopped}
+        rid = st.selectbox("Run", list(names), format_func=names.get, key="tr_stopped")
+        r = next(x for x in stopped if x.id == rid)
+        error = jobq.get_job(conn, r.job_id).error if r.job_id else None
+        if error:
+            st.code(error, language=None)
+        done = sorted(runq.round_numbers(conn, r.id))
+        total = int(r.config.get("rounds", 0))
+        if r.inputs is None:
+            st.caption("Started before runs kept a snapshot of their inputs: it cannot be resumed; start a new run.")
+        else:
+            if getattr(methods.REGISTRY.get(r.method), "trains_adapters", False) and done:
+                where = (f"continues after its last checkpointed round (round {done[-1]} of {total} is stored; "
+                         "0 is the teacher)" if total else "continues from its checkpoint")  # fmt: skip
+            else:
+                where = "starts over"
+            st.caption(f"Resuming {r.label} {where}, on the inputs, settings and seed it started with: it ends as it "
+                       "would have without the interruption. Its old job keeps the error above.")  # fmt: skip
+            if st.button(f"Resume {r.label}", key="tr_resume"):
+                out = run_safely(runq.resume_run, conn, r.id, alongside)
+                if out:
+                    st.session_state.setdefault("tr_watch", set()).add(out[1].id)
+                    st.session_state.setdefault("tr_notices", []).append(
+                        {"status": "queued", "text": f"{r.label.capitalize()} queued again: it resumes when the worker "
+                                                     "takes it."})  # fmt: skip
+                    st.rerun()
 
 
 def _inputs(r) -> dict:

@@ -260,3 +260,30 @@ def start_run(
         job = enqueue(db, "list_run", payload, project_id=project_id)
         db.execute("UPDATE runs SET job_id = ? WHERE id = ?", [job.id, run.id])
     return get_run(db, run.id), job
+
+
+def resume_run(db: sqlite_utils.Database, run_id: int, alongside: bool = False) -> tuple[Run, Job]:
+    """Queue a failed or cancelled run again under a new job, in one transaction: a run that trains adapters
+    continues after its last checkpointed round, on the inputs, settings and seed it started with (so it ends as an
+    uninterrupted run would have); others start over. The old job keeps its error. One active run per project
+    unless `alongside`."""
+    from .jobs import enqueue, get_job
+
+    with write(db):
+        run = get_run(db, run_id)
+        if run.status not in ("failed", "cancelled"):
+            raise StoreError(f"{run.label} is {run.status}: only a failed or cancelled run can be resumed")
+        if run.inputs is None:
+            raise StoreError(f"{run.label} was started before runs kept a snapshot of their inputs: start a new run")
+        active = db.execute(
+            "SELECT number, status FROM runs WHERE project_id = ? AND status IN ('queued', 'running') AND id != ? "
+            "ORDER BY id LIMIT 1",
+            [run.project_id, run.id],
+        ).fetchone()
+        if active and not alongside:
+            raise StoreError(f"run {active[0]} is already {active[1]} in this project: wait for it, cancel it, or "
+                             "ask for a run alongside it")  # fmt: skip
+        payload = get_job(db, run.job_id).payload if run.job_id else {"run_id": run.id}
+        job = enqueue(db, "list_run", payload, project_id=run.project_id)
+        db.execute("UPDATE runs SET job_id = ?, status = 'queued', finished_at = NULL WHERE id = ?", [job.id, run.id])
+    return get_run(db, run.id), job

@@ -951,3 +951,40 @@ def test_a_prompt_that_contradicts_the_gold_labels_is_flagged_and_re_matched(env
     actions.start_run(db, p.id, "list", "fast", overrides={**tiny, "adapter": {"bottleneck": 4}})
     assert Worker(str(tmp / "app.db")).run_once().status == "succeeded"
     assert not app("pages/rounds.py", p.id).warning  # the newest run is shown first
+
+
+def test_a_failed_run_is_explained_and_resumed_from_the_train_page(env):
+    """A run that failed shows why, says whether resuming continues from a checkpoint or starts over, and the Resume
+    button queues it again under a new job (refused with a message while another run is active)."""
+    from ui import actions
+
+    db, tmp, dirs = env
+    p = make_project(db, str(dirs["bert"]))
+    for e in st_store.page_examples(db, p.id, limit=100):
+        st_store.set_label(db, e.id, int(e.text.startswith(("great", "good"))))
+    st_store.save_prompt(db, p.id, "{text} It was {mask} .", ["bad", "unfathomableness"])
+    run, job = actions.start_run(db, p.id, overrides={"rounds": 2, "max_length": 32})
+    assert Worker(tmp / "app.db").run_once().status == "failed"
+    at = app("pages/train.py", p.id)
+    assert [x.label for x in at.expander if "Failed or cancelled" in x.label] == ["Failed or cancelled runs (1): why, "
+                                                                                  "and resume"]  # fmt: skip
+    assert any("unfathomableness" in c.value for c in at.code)
+    assert any("Resuming run 1 starts over" in c.value for c in at.caption)
+    for r in (0, 1):  # as if its first rounds had reached their checkpoints before it failed
+        runq.save_round(db, run.id, r, {"round": r}, [])
+    at.run()
+    assert any("continues after its last checkpointed round (round 1 of 2 is stored" in c.value for c in at.caption)
+    other, other_job = actions.start_run(db, p.id, overrides={"rounds": 2})
+    at.button(key="tr_resume").click().run()
+    assert any(f"run {other.number} is already queued" in e.value for e in at.error)
+    assert runq.get_run(db, run.id).status == "failed"
+    jobq.request_cancel(db, other_job.id)
+    at.selectbox(key="tr_stopped").set_value(run.id).run()
+    at.button(key="tr_resume").click().run()
+    assert not at.exception
+    resumed = runq.get_run(db, run.id)
+    assert resumed.status == "queued" and resumed.job_id != job.id
+    assert any("Run 1 queued again" in i.value for i in at.info)
+    assert [x.label for x in at.expander if "Failed or cancelled" in x.label] == ["Failed or cancelled runs (1): why, "
+                                                                                  "and resume"]  # fmt: skip
+    assert at.selectbox(key="tr_stopped").options == ["run 2 (cancelled)"]

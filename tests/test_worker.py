@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 import storage as st
 from list_core.export import load_classifier
@@ -16,6 +17,7 @@ from storage import exports as exportq
 from storage import jobs as jobq
 from storage import predictions as predq
 from storage import runs as runq
+from storage.db import write
 from ui import actions
 from worker.runner import Worker
 
@@ -609,3 +611,64 @@ def test_runs_are_numbered_within_their_project(project):
     second, _ = actions.start_run(db, p.id, "list", "fast", overrides=TINY, alongside=True)
     assert (first.number, theirs.number, second.number) == (1, 1, 2) and theirs.id == 2
     assert theirs.label == "run 1"
+
+
+def test_a_failed_run_resumes_after_its_last_round_and_ends_as_an_uninterrupted_run(project, tmp_path, tiny_dirs,
+                                                                                    monkeypatch):  # fmt: skip
+    """A run that fails in round 2 of 3 (a full disk, say) is resumed by the user: a new job continues after its last
+    checkpointed round, on the same inputs, and its final weights equal those of a run that never failed."""
+    from safetensors.torch import load_file
+
+    db, p, path = project
+    three = {**TINY, "rounds": 3}
+    run, job = actions.start_run(db, p.id, "list", "fast", seed=3, overrides=three)
+    real = runq.save_round
+
+    def disk_full_at_round_2(conn, run_id, round_, *args, **kwargs):
+        if round_ == 2:
+            raise OSError(28, "No space left on device")
+        return real(conn, run_id, round_, *args, **kwargs)
+
+    monkeypatch.setattr(runq, "save_round", disk_full_at_round_2)
+    failed = Worker(path).run_once()
+    assert failed.status == "failed" and "No space left" in failed.error
+    assert runq.get_run(db, run.id).status == "failed" and [m["round"] for m in runq.rounds(db, run.id)] == [0, 1]
+    monkeypatch.setattr(runq, "save_round", real)
+    st.add_examples(db, p.id, [{"text": "imported meanwhile"}])  # the resumed run still trains on its snapshot
+
+    resumed, job2 = runq.resume_run(db, run.id)
+    assert resumed.status == "queued" and resumed.job_id == job2.id != job.id and job2.payload == job.payload
+    assert jobq.get_job(db, job.id).error == failed.error  # the failure stays on record
+    with pytest.raises(st.StoreError, match="only a failed or cancelled run"):
+        runq.resume_run(db, run.id)
+    done = Worker(path).run_once()
+    assert done.id == job2.id and done.status == "succeeded", done.error
+    # round 2 reached its checkpoint before the database write failed: stored now, and round 3 trained
+    assert done.result["resumed_from"] == 2
+    assert [m["round"] for m in runq.rounds(db, run.id)] == [0, 1, 2, 3]
+    assert runq.get_run(db, run.id).status == "succeeded"
+
+    other_db, other, other_path = make_project(tmp_path / "uninterrupted", tiny_dirs)
+    clean, _ = actions.start_run(other_db, other.id, "list", "fast", seed=3, overrides=three)
+    assert Worker(other_path).run_once().status == "succeeded"
+    final = lambda conn, r: load_file(  # noqa: E731
+        str(Path(runq.get_run(conn, r.id).checkpoint_dir) / "round-003" / "trainable.safetensors"))  # fmt: skip
+    a, b = final(db, run), final(other_db, clean)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resuming_a_run_checks_it_can_be_resumed(project):
+    db, p, _ = project
+    run, job = actions.start_run(db, p.id, overrides=TINY)
+    with pytest.raises(st.StoreError, match="is queued: only a failed or cancelled run"):
+        runq.resume_run(db, run.id)
+    jobq.request_cancel(db, job.id)
+    other, _ = actions.start_run(db, p.id, overrides=TINY)
+    with pytest.raises(st.StoreError, match=f"run {other.number} is already queued"):
+        runq.resume_run(db, run.id)
+    resumed, _ = runq.resume_run(db, run.id, alongside=True)
+    assert resumed.status == "queued"
+    with write(db):
+        db.execute("UPDATE runs SET status = 'failed', inputs = NULL WHERE id = ?", [other.id])
+    with pytest.raises(st.StoreError, match="before runs kept a snapshot"):
+        runq.resume_run(db, other.id)
