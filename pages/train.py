@@ -132,7 +132,9 @@ st.dataframe(hist, key="tr_history", hide_index=True,
              column_config={k: st.column_config.NumberColumn(k, format="percent") for k in ("gold acc", "eval acc")})  # fmt: skip
 stopped = [r for r in runs if r.status in ("failed", "cancelled")]
 if stopped:
-    with st.expander(f"Failed or cancelled runs ({len(stopped)}): why, and resume", expanded=stopped[0] is runs[0]):
+    with st.expander(
+        f"Failed or cancelled runs ({len(stopped)}): why, and resume", expanded=stopped[0].id == runs[0].id
+    ):
         names = {r.id: f"{r.label} ({r.status})" for r in stopped}
         rid = st.selectbox("Run", list(names), format_func=names.get, key="tr_stopped")
         r = next(x for x in stopped if x.id == rid)

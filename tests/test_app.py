@@ -968,6 +968,7 @@ def test_a_failed_run_is_explained_and_resumed_from_the_train_page(env):
     at = app("pages/train.py", p.id)
     assert [x.label for x in at.expander if "Failed or cancelled" in x.label] == ["Failed or cancelled runs (1): why, "
                                                                                   "and resume"]  # fmt: skip
+    assert next(x for x in at.expander if "Failed or cancelled" in x.label).proto.expanded  # the latest run failed
     assert any("unfathomableness" in c.value for c in at.code)
     assert any("Resuming run 1 starts over" in c.value for c in at.caption)
     for r in (0, 1):  # as if its first rounds had reached their checkpoints before it failed
