@@ -19,6 +19,10 @@ from safetensors.torch import load_file, save_file
 from .events import Cancelled, scoped
 
 
+class CheckpointMismatch(ValueError):
+    """A checkpoint folder written by a run with other inputs or settings: it cannot be resumed from."""
+
+
 def fingerprint(*parts: Any) -> str:
     """A short hash of JSON-serialisable run inputs (config, data), to refuse resuming a different run."""
     blob = json.dumps(parts, sort_keys=True, default=str).encode()
@@ -64,7 +68,7 @@ class RunCheckpoint:
             return None
         progress = json.loads(self._progress.read_text())
         if progress.get("fingerprint") != self.fp:
-            raise ValueError(
+            raise CheckpointMismatch(
                 f"checkpoint in {self.dir} belongs to a different run (fingerprint {progress.get('fingerprint')} "
                 f"!= {self.fp}); use a new checkpoint folder"
             )

@@ -672,3 +672,31 @@ def test_resuming_a_run_checks_it_can_be_resumed(project):
         db.execute("UPDATE runs SET status = 'failed', inputs = NULL WHERE id = ?", [other.id])
     with pytest.raises(st.StoreError, match="before runs kept a snapshot"):
         runq.resume_run(db, other.id)
+
+
+def test_a_run_whose_checkpoints_no_longer_match_says_to_start_a_new_run(project, monkeypatch):
+    """Resumed after its recorded settings changed (an upgrade, say), a run cannot continue from its checkpoints: it
+    fails with what to do, and leaves them as they were."""
+    import json as _json
+
+    db, p, path = project
+    run, _ = actions.start_run(db, p.id, "list", "fast", seed=3, overrides=TINY)
+    real = runq.save_round
+
+    def fails_at_round_1(conn, run_id, round_, *args, **kwargs):
+        if round_ == 1:
+            raise OSError(28, "No space left on device")
+        return real(conn, run_id, round_, *args, **kwargs)
+
+    monkeypatch.setattr(runq, "save_round", fails_at_round_1)
+    assert Worker(path).run_once().status == "failed"
+    monkeypatch.setattr(runq, "save_round", real)
+    progress = Path(runq.get_run(db, run.id).checkpoint_dir) / "progress.json"
+    record = _json.loads(progress.read_text())
+    progress.write_text(_json.dumps({**record, "fingerprint": "0123456789abcdef"}))  # as if written by other settings
+    runq.resume_run(db, run.id)
+    again = Worker(path).run_once()
+    assert again.status == "failed" and "Run 1 cannot continue from its checkpoints" in again.error
+    assert "Start a new run with the same settings" in again.error
+    assert _json.loads(progress.read_text())["fingerprint"] == "0123456789abcdef"  # nothing overwritten
+    assert runq.get_run(db, run.id).status == "failed"

@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Any
 
-from list_core.checkpoint import fenced
+from list_core.checkpoint import CheckpointMismatch, fenced
 from list_core.config import TrainConfig
 from list_core.distributed import DistributedError, use_scorer
 from list_core.events import Event
@@ -139,9 +139,16 @@ def list_run(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, An
         scorer = ctx.scorer(job.payload.get("ray_address"))  # None: this process (no Ray import)
         started = time.monotonic()
         with use_scorer(scorer), fenced(lambda: jobq.owns(ctx.db, job.id, ctx.worker_id)):
-            result = method.run(
-                bb, prompt, task, cfg, progress, cancel.is_set, str(ckpt) if method.trains_adapters else None
-            )
+            try:
+                result = method.run(
+                    bb, prompt, task, cfg, progress, cancel.is_set, str(ckpt) if method.trains_adapters else None
+                )
+            except CheckpointMismatch as e:  # e.g. resumed after an upgrade changed how settings are recorded
+                raise RuntimeError(
+                    f"{run.label.capitalize()} cannot continue from its checkpoints: they were written with other "
+                    "settings or data than the run has now (by an older version of LiST Studio, say). Start a new "
+                    f"run with the same settings. ({e})"
+                ) from None
         metrics: RunMetrics = run_metrics(method.name, result, task, cfg.eval_batch_size)
         if not metrics.stage_seconds:  # a method without rounds: its one stage, so the run history shows a time
             metrics = dataclasses.replace(metrics, stage_seconds={"fit": time.monotonic() - started})
