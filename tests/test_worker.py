@@ -355,19 +355,27 @@ def test_a_run_and_a_prompt_scoring_that_start_together_both_succeed(project, mo
     assert runq.get_run(db, run.id).status == "succeeded"
 
 
+def _fail_saving_round(monkeypatch, at_round: int, error: BaseException):
+    """Make the database write of round `at_round` raise `error` (after its checkpoint is on disk); returns the real
+    `runq.save_round`, to put back."""
+    real = runq.save_round
+
+    def failing(conn, run_id, round_, *args, **kwargs):
+        if round_ == at_round:
+            raise error
+        return real(conn, run_id, round_, *args, **kwargs)
+
+    monkeypatch.setattr(runq, "save_round", failing)
+    return real
+
+
 def test_a_round_checkpointed_just_before_a_kill_still_reaches_the_database(project, monkeypatch):
     """Issue 13.6: a kill after a round's checkpoint was on disk but before its rows were in the database left
     the database without that round, and the resumed run skipped it."""
     db, p, path = project
     run, job = actions.start_run(db, p.id, "list", "fast", seed=3, overrides=TINY)
-    real = runq.save_round
-
-    def killed_at_round_1(conn, run_id, round_, *args, **kwargs):
-        if round_ == 1:
-            raise KeyboardInterrupt  # stands in for SIGKILL between the checkpoint and the database rows
-        return real(conn, run_id, round_, *args, **kwargs)
-
-    monkeypatch.setattr(runq, "save_round", killed_at_round_1)
+    # KeyboardInterrupt stands in for SIGKILL between the checkpoint and the database rows
+    real = _fail_saving_round(monkeypatch, 1, KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         Worker(path).run_once()
     assert [m["round"] for m in runq.rounds(db, run.id)] == [0]
@@ -622,14 +630,7 @@ def test_a_failed_run_resumes_after_its_last_round_and_ends_as_an_uninterrupted_
     db, p, path = project
     three = {**TINY, "rounds": 3}
     run, job = actions.start_run(db, p.id, "list", "fast", seed=3, overrides=three)
-    real = runq.save_round
-
-    def disk_full_at_round_2(conn, run_id, round_, *args, **kwargs):
-        if round_ == 2:
-            raise OSError(28, "No space left on device")
-        return real(conn, run_id, round_, *args, **kwargs)
-
-    monkeypatch.setattr(runq, "save_round", disk_full_at_round_2)
+    real = _fail_saving_round(monkeypatch, 2, OSError(28, "No space left on device"))
     failed = Worker(path).run_once()
     assert failed.status == "failed" and "No space left" in failed.error
     assert runq.get_run(db, run.id).status == "failed" and [m["round"] for m in runq.rounds(db, run.id)] == [0, 1]
@@ -681,14 +682,7 @@ def test_a_run_whose_checkpoints_no_longer_match_says_to_start_a_new_run(project
 
     db, p, path = project
     run, _ = actions.start_run(db, p.id, "list", "fast", seed=3, overrides=TINY)
-    real = runq.save_round
-
-    def fails_at_round_1(conn, run_id, round_, *args, **kwargs):
-        if round_ == 1:
-            raise OSError(28, "No space left on device")
-        return real(conn, run_id, round_, *args, **kwargs)
-
-    monkeypatch.setattr(runq, "save_round", fails_at_round_1)
+    real = _fail_saving_round(monkeypatch, 1, OSError(28, "No space left on device"))
     assert Worker(path).run_once().status == "failed"
     monkeypatch.setattr(runq, "save_round", real)
     progress = Path(runq.get_run(db, run.id).checkpoint_dir) / "progress.json"
