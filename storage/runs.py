@@ -219,6 +219,18 @@ def count_pseudo_labels(db: sqlite_utils.Database, run_id: int, round_: int) -> 
     ]
 
 
+def _refuse_a_second_active_run(db: sqlite_utils.Database, project_id: int) -> None:
+    """One queued or running run per project (a double click must not queue a duplicate)."""
+    active = db.execute(
+        "SELECT number, id, status FROM runs WHERE project_id = ? AND status IN ('queued', 'running') ORDER BY id "
+        "LIMIT 1",
+        [project_id],
+    ).fetchone()
+    if active:
+        raise StoreError(f"run {active[0] or active[1]} is already {active[2]} in this project: wait for it, cancel "
+                         "it, or ask for a run alongside it")  # fmt: skip
+
+
 def start_run(
     db: sqlite_utils.Database,
     project_id: int,
@@ -245,13 +257,8 @@ def start_run(
         missing = [lab for lab, n in zip(project.labels, class_counts(db, project_id)) if n == 0]
         if missing:
             raise StoreError(f"no gold example for {missing}: label at least one example of each class")
-        active = db.execute(
-            "SELECT id, status FROM runs WHERE project_id = ? AND status IN ('queued', 'running') ORDER BY id LIMIT 1",
-            [project_id],
-        ).fetchone()
-        if active and not alongside:
-            raise StoreError(f"run {active[0]} is already {active[1]} in this project: wait for it, cancel it, or "
-                             "ask for a run alongside it")  # fmt: skip
+        if not alongside:
+            _refuse_a_second_active_run(db, project_id)
         run = create_run(db, project_id, method, preset, config, seed, project.backbone, prompt.id)
         payload = {
             "run_id": run.id,
@@ -275,14 +282,8 @@ def resume_run(db: sqlite_utils.Database, run_id: int, alongside: bool = False) 
             raise StoreError(f"{run.label} is {run.status}: only a failed or cancelled run can be resumed")
         if run.inputs is None:
             raise StoreError(f"{run.label} was started before runs kept a snapshot of their inputs: start a new run")
-        active = db.execute(
-            "SELECT number, status FROM runs WHERE project_id = ? AND status IN ('queued', 'running') AND id != ? "
-            "ORDER BY id LIMIT 1",
-            [run.project_id, run.id],
-        ).fetchone()
-        if active and not alongside:
-            raise StoreError(f"run {active[0]} is already {active[1]} in this project: wait for it, cancel it, or "
-                             "ask for a run alongside it")  # fmt: skip
+        if not alongside:
+            _refuse_a_second_active_run(db, run.project_id)  # this run is failed or cancelled: not active
         payload = get_job(db, run.job_id).payload if run.job_id else {"run_id": run.id}
         job = enqueue(db, "list_run", payload, project_id=run.project_id)
         db.execute("UPDATE runs SET job_id = ?, status = 'queued', finished_at = NULL WHERE id = ?", [job.id, run.id])
