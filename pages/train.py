@@ -80,9 +80,14 @@ for note in st.session_state.pop("tr_notices", []):  # runs that ended since the
     {"succeeded": st.success, "failed": st.error, "queued": st.info}.get(note["status"], st.warning)(note["text"])
 
 
+runs = runq.list_runs(conn, project.id)
+st.session_state["tr_shown"] = [(r.id, r.status) for r in runs]  # what the run history below shows
+
+
 @st.fragment(run_every=2)
 def live() -> None:
-    """Running jobs with progress; when a watched job ends, announce it and refresh the whole page (history)."""
+    """Running jobs with progress; when a watched job ends, announce it and refresh the whole page; when any run's
+    status changes (it starts, or another tab starts or resumes one), refresh the page so its history is current."""
     watch: set[int] = st.session_state.setdefault("tr_watch", set())
     recent = [j for j in jobq.list_jobs(conn, project.id, limit=20) if j.kind == "list_run"]
     ended = [j for j in recent if j.done and j.id in watch]
@@ -95,6 +100,8 @@ def live() -> None:
                 f" · evaluation accuracy {acc:.1%}" if acc is not None else ""
             )
             st.session_state.setdefault("tr_notices", []).append({"status": j.status, "text": text})
+        st.rerun(scope="app")
+    if [(r.id, r.status) for r in runq.list_runs(conn, project.id)] != st.session_state.get("tr_shown"):
         st.rerun(scope="app")
     jobs = [j for j in recent if not j.done]
     watch |= {j.id for j in jobs}
@@ -116,7 +123,6 @@ live()
 
 st.divider()
 st.subheader("Run history")
-runs = runq.list_runs(conn, project.id)
 if not runs:
     st.info("No run yet.")
     st.stop()

@@ -176,6 +176,9 @@ def test_whole_loop_in_a_real_browser(server, tmp_path, tiny_dirs):
         _until(
             lambda: runq.list_runs(db, pid) and runq.list_runs(db, pid)[0].status == "running", 120, "the run to start"
         )
+        # the run history follows the run without a reload (it said "queued" until the run ended)
+        running = page.get_by_role("gridcell", name="running", exact=True, include_hidden=True)  # drawn on a canvas
+        expect(running).to_have_count(1, timeout=15_000)
         shot("4-train-running")
         run = _until(lambda: (r := runq.list_runs(db, pid)[0]).status in ("succeeded", "failed") and r, 600, "the run")
         assert run.status == "succeeded", run
