@@ -328,6 +328,38 @@ def test_a_prediction_does_not_wait_behind_a_training_run(project, monkeypatch):
     assert runq.get_run(db, run.id).status == "succeeded"
 
 
+def test_the_lanes_claim_nothing_until_the_engine_is_imported(project, monkeypatch):
+    """A worker imports the engine (torch, transformers: seconds) as it starts, so a job queued later does not wait
+    for that. Until the import has finished no lane claims a job (two lanes importing one package at once can meet
+    a partly initialised module), and the worker counts as alive meanwhile."""
+    import threading
+
+    import worker.runner as runner
+
+    db, p, path = project
+    prompt = {"template": "{text} It was {mask} .", "label_words": ["bad", "great"]}
+    job = jobq.enqueue(db, "prompt_eval", {"candidates": [prompt]}, p.id)
+    seen, real = [], runner.warm_up
+
+    def slow_warm_up() -> float:
+        time.sleep(1.0)  # 20 polls of each lane
+        seen.append((jobq.get_job(db, job.id).status, len(jobq.alive_workers(db))))
+        return real()
+
+    monkeypatch.setattr(runner, "warm_up", slow_warm_up)
+    stop = threading.Event()
+    lanes = threading.Thread(target=runner.run_lanes, args=(["train", "light"], stop),
+                             kwargs={"db": path, "poll_s": 0.05})  # fmt: skip
+    lanes.start()
+    try:
+        done = _wait(lambda: (j := jobq.get_job(db, job.id)).done and j, 60, "the job")
+    finally:
+        stop.set()
+        lanes.join(30)
+    assert seen == [("queued", 2)]  # not claimed while importing; both lanes registered and heartbeating
+    assert done.status == "succeeded", done.error
+
+
 def test_a_run_and_a_prompt_scoring_that_start_together_both_succeed(project, monkeypatch):
     """A training run and a prompt scoring taken by the two lanes at the same moment loaded the backbone in two
     threads at once, and both jobs failed ("Cannot copy out of meta tensor"; seen in the browser, a resumed run

@@ -51,10 +51,17 @@ class Worker:
         self.stop = threading.Event()  # set by run_forever's caller (SIGTERM, Ctrl-C, the app gone)  # shared by this worker's jobs (backbone cache)
         jobq.register_worker(self.db, self.id, os.getpid(), socket.gethostname())
 
-    def run_forever(self, stop: threading.Event, exit_when_idle: bool = False) -> None:
+    def run_forever(
+        self, stop: threading.Event, exit_when_idle: bool = False, ready: threading.Event | None = None
+    ) -> None:
+        """Run jobs until `stop`; with `ready`, claim the first job only once it is set (the engine imported)."""
         self.stop = stop
         log.info("worker %s (%s jobs) on %s", self.id, ", ".join(self.kinds), self.db_file)
         try:
+            while ready is not None and not ready.wait(self.poll_s):  # alive (heartbeats) while the engine imports
+                if stop.is_set():
+                    return
+                jobq.worker_heartbeat(self.db, self.id)
             while not stop.is_set():
                 jobq.worker_heartbeat(self.db, self.id)
                 job = self.run_once()
@@ -128,12 +135,44 @@ class Worker:
         db.close()
 
 
+def warm_up() -> float:
+    """Import the engine (torch, transformers, list_core and the job handlers); returns the seconds it took.
+
+    About 8 s on 2 CPU cores: done once when the worker starts, it is not paid by the user's first job."""
+    t = time.perf_counter()
+    from . import handlers  # noqa: F401  (imports list_core, torch and transformers)
+
+    return time.perf_counter() - t
+
+
+def _warm_up_in_background() -> threading.Event:
+    """Start `warm_up` in a thread; the returned event is set when it has finished (or failed: then each job
+    imports what it needs, and reports the error itself)."""
+    ready = threading.Event()
+
+    def warm() -> None:
+        try:
+            log.info("engine imported in %.1f s; claiming jobs", warm_up())
+        except Exception:
+            log.exception("importing the engine failed")
+        finally:
+            ready.set()
+
+    threading.Thread(target=warm, name="warm-up", daemon=True).start()
+    return ready
+
+
 def run_lanes(lanes: list[str], stop: threading.Event, exit_when_idle: bool = False, **worker_kwargs) -> None:
     """Run one `Worker` per lane in its own thread until `stop` (or, with `exit_when_idle`, until each lane's
-    queue is empty). Each lane owns its SQLite connection and backbone cache, so the lanes share nothing."""
+    queue is empty). Each lane owns its SQLite connection and backbone cache, so the lanes share nothing.
+
+    Unless it exits when idle, the process imports the engine as it starts and the lanes claim their first job
+    once that is done: a job queued later does not wait for the imports, and two lanes never import the engine
+    at the same time (two threads importing one package at once can meet a partly initialised module)."""
+    ready = None if exit_when_idle else _warm_up_in_background()
 
     def loop(lane: str) -> None:
-        Worker(lane=lane, **worker_kwargs).run_forever(stop, exit_when_idle=exit_when_idle)
+        Worker(lane=lane, **worker_kwargs).run_forever(stop, exit_when_idle=exit_when_idle, ready=ready)
 
     threads = [threading.Thread(target=loop, args=(lane,), name=f"lane-{lane}", daemon=True) for lane in lanes]
     for t in threads:
