@@ -170,8 +170,11 @@ def test_peft_round_trip_of_the_similarity_head(tiny_headless_dir, tmp_path):
     assert (ours - theirs).abs().max() <= 1e-4
 
 
-def test_predict_cli_fails_once_and_non_zero_on_a_wrong_column_or_nothing_to_predict(tiny_dirs, tmp_path):
-    """Issue 12.7: a wrong --text-column was one error per row, exit 0 and a header-only output file."""
+def test_predict_cli_fails_once_and_non_zero_on_a_wrong_column_or_nothing_to_predict(tiny_dirs, tmp_path, capsys):
+    """Issue 12.7: a wrong --text-column was one error per row, exit 0 and a header-only output file. (The first
+    case runs the command, for its exit status; the second calls its `main`, without a fresh interpreter.)"""
+    from list_core.predict import main
+
     save_native(trained(tiny_dirs["bert"]), tmp_path / "a", labels=["neg", "pos"])
     data = tmp_path / "in.csv"
     data.write_text("id,review\n1,great movie\n2,bad film\n3,fine\n")
@@ -186,11 +189,13 @@ def test_predict_cli_fails_once_and_non_zero_on_a_wrong_column_or_nothing_to_pre
     assert res.stderr.count("no column 'text'") == 1 and "columns: id, review" in res.stderr
     empty = tmp_path / "empty.csv"
     empty.write_text("id,text\n1,\n2,\n")
-    res = cli("--input", str(empty))
-    assert res.returncode == 1 and not out.exists() and "nothing to predict" in res.stderr
+    code = main(["--adapter", str(tmp_path / "a"), "--output", str(out), "--input", str(empty)])
+    assert code == 1 and not out.exists() and "nothing to predict" in capsys.readouterr().err
 
 
-def test_predict_cli_reports_bad_rows_and_predicts_the_rest(tiny_dirs, tmp_path):
+def test_predict_cli_reports_bad_rows_and_predicts_the_rest(tiny_dirs, tmp_path, capsys):
+    from list_core.predict import main
+
     save_native(trained(tiny_dirs["bert"]), tmp_path / "a", labels=["neg", "pos"])
     data = tmp_path / "in.csv"
     data.write_bytes(b'id,text\n1,great movie\n2,"multi\nline review"\n3,too,many\n4,\n5,\xff\xfe broken\n6,bad film\n')
@@ -210,16 +215,10 @@ def test_predict_cli_reports_bad_rows_and_predicts_the_rest(tiny_dirs, tmp_path)
     assert [r["id"] for r in got] == ["1", "2", "6"] and got[1]["text"] == "multi\nline review"
     jl = tmp_path / "in.jsonl"
     jl.write_text('{"text": "great"}\nnot json\n{"text": ""}\n{"txt": "x"}\n{"text": "bad"}\n')
-    res = subprocess.run(
-        [sys.executable, "-m", "list_core.predict", "--adapter", str(tmp_path / "a"), "--input", str(jl), "--output", str(tmp_path / "o.jsonl")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert res.returncode == 0, res.stderr
-    assert (
-        "line 2: invalid JSON" in res.stderr
-        and "line 3: empty text" in res.stderr
-        and "line 4: no column 'text'" in res.stderr
-    )
+    code = main(["--adapter", str(tmp_path / "a"), "--input", str(jl), "--output", str(tmp_path / "o.jsonl")])
+    err = capsys.readouterr().err  # the command's `main`, in this process
+    assert code == 0, err
+    assert "line 2: invalid JSON" in err and "line 3: empty text" in err and "line 4: no column 'text'" in err
     assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 2
 
 

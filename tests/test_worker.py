@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -182,6 +183,46 @@ def _spawn_worker(path: Path, *extra: str) -> subprocess.Popen:
         [sys.executable, "-m", "worker", "--db", str(path), "--poll", "0.2", *extra],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
+
+
+class _ForkedWorker:
+    """`python -m worker --db PATH --poll 0.2` in a child forked from a process that has already imported the
+    engine (what the worker's own warm-up does in ~8 s), for tests that start a worker many times. The child runs
+    the same `main` as the command and dies by the same signals; `Popen`'s methods the tests use."""
+
+    def __init__(self, path: Path) -> None:
+        import multiprocessing as mp
+
+        from worker.__main__ import main
+
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["worker.handlers"])  # takes effect when the server starts (once per session)
+        self.proc = ctx.Process(target=main, args=(["--db", str(path), "--poll", "0.2"],))
+        # the child would first re-run this process's __main__: pytest's, or the page an AppTest last ran
+        real_main, sys.modules["__main__"] = sys.modules["__main__"], types.ModuleType("__main__")
+        try:
+            self.proc.start()
+        finally:
+            sys.modules["__main__"] = real_main
+        self.pid = self.proc.pid
+
+    def send_signal(self, sig: int) -> None:
+        os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.proc.kill()
+
+    def terminate(self) -> None:
+        self.proc.terminate()
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        self.proc.join(timeout)
+        if self.proc.exitcode is None:
+            raise subprocess.TimeoutExpired("worker", timeout)
+        return self.proc.exitcode
+
+    def poll(self) -> int | None:
+        return self.proc.exitcode
 
 
 def _wait(pred, timeout: float, what: str):
@@ -514,7 +555,9 @@ def test_ten_random_kills_lose_nothing(project):
     """Issue 13 reliability: kill -9 the worker at 10 random moments of a run (each after the attempt finished a
     round, so anywhere inside a round, between a checkpoint and its rows included). Every time the next worker
     resumes it; at the end the run has succeeded, labels are intact and the database's rounds match the
-    checkpoints."""
+    checkpoints. The 11 workers are forked from a process that has imported the engine (`_ForkedWorker`), not
+    started as 11 fresh interpreters (11 x ~8 s of imports); one started by the command is killed in
+    `test_sigkilled_worker_job_resumes_from_checkpoint`."""
     import random
 
     db, p, path = project
@@ -526,12 +569,13 @@ def test_ten_random_kills_lose_nothing(project):
     kills = 0
     while kills < 10:
         done_before = len(runq.rounds(db, run.id))
-        proc = _spawn_worker(path)
+        proc = _ForkedWorker(path)
         try:
             if done_before > rounds:
                 break  # nothing left to kill: the run is complete
-            _wait(lambda n=done_before: len(runq.rounds(db, run.id)) > n or jobq.get_job(db, job.id).done, 120,
-                  "this attempt to finish a round")  # fmt: skip
+            _wait(lambda n=done_before, w=proc: len(runq.rounds(db, run.id)) > n or jobq.get_job(db, job.id).done
+                  or w.poll() is not None, 120, "this attempt to finish a round")  # fmt: skip
+            assert proc.poll() is None, f"the worker exited by itself (exit status {proc.poll()})"
             if jobq.get_job(db, job.id).done:
                 break
             time.sleep(rng.uniform(0.0, 0.8))  # a random moment inside a later round
@@ -542,7 +586,7 @@ def test_ten_random_kills_lose_nothing(project):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
-    last = _spawn_worker(path)
+    last = _ForkedWorker(path)
     try:
         j = _wait(lambda: (j := jobq.get_job(db, job.id)).done and j, 240, "the run to finish")
     finally:
