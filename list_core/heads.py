@@ -160,12 +160,14 @@ class SimilarityHead(_Restartable, nn.Module):
         """Back to the start state: the verbaliser prototypes (the zero-shot prompt) unless `set_initial` moved it."""
         self.load_state_dict(self._initial)
 
-    def cosines(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        x = nn.functional.normalize(pool(hidden, attention_mask, "mean"), dim=-1)  # (B, D)
-        return x @ nn.functional.normalize(self.prototypes, dim=-1).T  # (B, C)
-
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, mask_pos: torch.Tensor) -> torch.Tensor:
-        return self.log_scale.exp() * self.cosines(hidden, attention_mask) + self.bias  # (B, C)
+        return self.logits_of(nn.functional.normalize(pool(hidden, attention_mask, "mean"), dim=-1))  # (B, C)
+
+    def logits_of(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, D) normalised mean-pooled features -> (B, C) logits: what `forward` computes after the pooling, so
+        texts encoded once serve any prompt (prompts differ only in their prototypes)."""
+        cos = x @ nn.functional.normalize(self.prototypes, dim=-1).T  # (B, C)
+        return self.log_scale.exp() * cos + self.bias
 
     @torch.no_grad()
     def set_linear(self, weight: torch.Tensor, bias: torch.Tensor) -> None:

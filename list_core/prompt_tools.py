@@ -137,6 +137,18 @@ def score_prompts(
     y_eval = torch.tensor(list(eval_y), dtype=torch.long)
     if len(eval_rows) != len(y_eval):
         raise ValueError(f"{len(eval_rows)} evaluation rows but {len(y_eval)} evaluation labels")
+    features: dict[str, torch.Tensor] = {}  # (N, D) per set of rows, for similarity heads
+
+    def class_logits(model: ListModel, name: str, rows: Sequence[Row]) -> torch.Tensor:
+        """(N, C) zero-shot logits. A similarity head reads the texts alone (its prompt is in its prototypes), so
+        each set of texts is encoded once for every candidate: one pass over the pool instead of one per prompt."""
+        if not model.plain_input:
+            return model.logits(model.encode(rows))
+        if name not in features:
+            features[name] = model.frozen_features(model.encode(rows))
+        with torch.no_grad():
+            return model.head.logits_of(features[name].to(model.device)).float().cpu()
+
     board = []
     for k, cand in enumerate(candidates):
         if progress is not None:
@@ -152,16 +164,16 @@ def score_prompts(
             model = zero_shot_model(backbone, prompt, max_length)
             entry["head"] = model.head_kind
             if len(gold_rows):
-                logits = model.logits(model.encode(gold_rows))
+                logits = class_logits(model, "gold", gold_rows)
                 hits = int((logits.argmax(-1) == y).sum())
                 entry["accuracy"] = hits / len(y)
                 entry["evidence"] = prompt_evidence(hits, len(y), len(labels))  # P(it beats chance), as LiST weighs it
                 entry["loss"] = float(torch.nn.functional.cross_entropy(logits, y))
             if len(eval_rows):
-                pred = model.logits(model.encode(eval_rows)).argmax(-1)
+                pred = class_logits(model, "eval", eval_rows).argmax(-1)
                 entry["eval_accuracy"] = float((pred == y_eval).float().mean())
             if len(pool_rows):
-                pred = model.logits(model.encode(pool_rows)).argmax(-1)
+                pred = class_logits(model, "pool", pool_rows).argmax(-1)
                 counts = torch.bincount(pred, minlength=len(labels)).tolist()
                 entry["pool_distribution"] = {lab: n / len(pool_rows) for lab, n in zip(labels, counts)}
         except PromptError as e:

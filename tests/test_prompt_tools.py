@@ -41,6 +41,38 @@ def test_evaluation_accuracy_is_the_zero_shot_accuracy_and_orders_the_board(back
     assert "accuracy" not in only
 
 
+def test_on_a_sentence_encoder_the_texts_are_encoded_once_for_every_candidate(tiny_headless_dir, monkeypatch):
+    """A similarity head reads the texts alone (the prompt is in its prototypes): the board of three candidates
+    passes the encoder over the gold, evaluation and pool texts once each (not once per candidate), and every
+    number is what each candidate's own forward pass gives."""
+    import torch
+
+    from list_core.model import ListModel
+
+    bb = load_backbone(str(tiny_headless_dir), device="cpu")
+    c = {"template": "{text} All in all, {mask} .", "label_words": [["bad", "awful"], "good"]}
+    gold, evals, pool = TEXTS[:6], TEXTS[6:10], TEXTS
+    y, y_eval = [0, 1, 0, 1, 1, 0], [1, 0, 0, 1]
+    passes, real = [], ListModel.frozen_features
+    monkeypatch.setattr(ListModel, "frozen_features", lambda m, enc, *a: passes.append(len(enc)) or real(m, enc, *a))
+    board = score_prompts(bb, [A, B, c], gold, y, pool, ["negative", "positive"], eval_rows=evals, eval_y=y_eval)
+    verbalisers = [2, 2, 3]  # each candidate's verbaliser sentences (its prototypes): one per label word
+    assert sorted(passes) == sorted([*verbalisers, len(gold), len(evals), len(pool)])
+    for entry in board:
+        model = zero_shot_model(bb, Prompt.from_json(entry))
+        logits = model.logits(model.encode(gold))  # the head's own forward pass over the texts
+        assert entry["accuracy"] == (logits.argmax(-1) == torch.tensor(y)).sum().item() / len(y)
+        assert entry["loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, torch.tensor(y)).item(),
+                                              abs=1e-5)  # fmt: skip
+        assert (
+            entry["eval_accuracy"]
+            == (model.logits(model.encode(evals)).argmax(-1) == torch.tensor(y_eval)).float().mean().item()
+        )
+        pred = model.logits(model.encode(pool)).argmax(-1)
+        assert entry["pool_distribution"] == {"negative": (pred == 0).sum().item() / len(pool),
+                                              "positive": (pred == 1).sum().item() / len(pool)}  # fmt: skip
+
+
 def test_without_an_evaluation_split_the_gold_labels_order_the_board(bert):
     pred_b = predictions(bert, B)
     board = score_prompts(bert, [A, B], TEXTS, pred_b, TEXTS[:3], ["negative", "positive"])
