@@ -127,17 +127,19 @@ def score_prompts(
     progress=None,
     eval_rows: Sequence[Row] = (),
     eval_y: Sequence[int] = (),
+    features: dict[str, torch.Tensor] | None = None,
 ) -> list[dict[str, Any]]:
     """Each candidate (`{"template", "label_words", "descriptions"?}`) zero-shot: accuracy, loss and the evidence
     that it beats chance (`teacher.prompt_evidence`) on the gold labels (when there are any), accuracy on a labeled
     evaluation split (`eval_accuracy`, when given) and the share of each class it predicts on `pool_rows`. Best
     first: by evaluation accuracy when there is an evaluation split (hundreds of labels say more than 30), else by
-    gold accuracy; a bad candidate gets an `error` instead."""
+    gold accuracy; a bad candidate gets an `error` instead. On a sentence encoder the texts' features are computed
+    once for all candidates, into `features` ("gold", "eval", "pool": (N, D)) when the caller passes a dict to reuse."""
     y = torch.tensor(list(gold_y), dtype=torch.long)
     y_eval = torch.tensor(list(eval_y), dtype=torch.long)
     if len(eval_rows) != len(y_eval):
         raise ValueError(f"{len(eval_rows)} evaluation rows but {len(y_eval)} evaluation labels")
-    features: dict[str, torch.Tensor] = {}  # (N, D) per set of rows, for similarity heads
+    features = {} if features is None else features  # (N, D) per set of rows, for similarity heads
 
     def class_logits(model: ListModel, name: str, rows: Sequence[Row]) -> torch.Tensor:
         """(N, C) zero-shot logits. A similarity head reads the texts alone (its prompt is in its prototypes), so

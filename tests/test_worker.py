@@ -110,6 +110,40 @@ def test_prompt_eval_job(project):
     assert origins["suggested"]["label_words"][1][0] == "great" and len(origins["suggested"]["label_words"][1]) == 4
 
 
+def test_prompt_suggestions_on_a_sentence_encoder_reuse_the_boards_features(tmp_path, tiny_headless_dir, monkeypatch):
+    """Before any run, scoring prompts also writes the prompt's suggestions for every pool text. On a sentence
+    encoder they come from the features the board computed (the pool is encoded once in the job, not twice), and
+    they are the zero-shot model's own probabilities."""
+    from list_core.backbone import load_backbone
+    from list_core.model import ListModel
+    from list_core.prompt_tools import zero_shot_model
+    from list_core.prompts import Prompt
+
+    db = st.connect(tmp_path / "h.db")
+    p = st.create_project(db, "headless", "single", ["negative", "positive"], str(tiny_headless_dir))
+    st.add_examples(db, p.id, [{"text": t} for t in POOL])
+    for e in st.page_examples(db, p.id, limit=100)[:4]:
+        st.set_label(db, e.id, int(e.text.startswith(("great", "good"))))
+    prompt = {"template": "{text} It was {mask} .", "label_words": ["bad", "great"]}
+    st.save_prompt(db, p.id, prompt["template"], prompt["label_words"])
+    features, logits = [], []
+    real_features, real_logits = ListModel.frozen_features, ListModel.logits
+    monkeypatch.setattr(
+        ListModel, "frozen_features", lambda m, enc, *a: features.append(len(enc)) or real_features(m, enc, *a)
+    )
+    monkeypatch.setattr(ListModel, "logits", lambda m, enc, *a: logits.append(len(enc)) or real_logits(m, enc, *a))
+    jobq.enqueue(db, "prompt_eval", {"candidates": [prompt], "suggest": False}, p.id)
+    done = Worker(tmp_path / "h.db").run_once()
+    assert done.status == "succeeded", done.error
+    n = done.result["prompt_suggestions"]
+    assert n == len(POOL) and features.count(n) == 1 and n not in logits  # the pool: one pass in the job
+    model = zero_shot_model(load_backbone(str(tiny_headless_dir), device="cpu"), Prompt.from_json(prompt))
+    pool = st.page_examples(db, p.id, limit=100)  # the pool split: labeled or not
+    expected = real_logits(model, model.encode([e.row() for e in pool])).softmax(-1)
+    got = torch.tensor([predq.prediction(db, e.id)["probs"] for e in pool])
+    assert len(pool) == n and torch.allclose(got, expected, atol=1e-5)
+
+
 def test_prompt_eval_with_an_unusable_prompt_first(project):
     """The prompt's own zero-shot suggestions come from the project's prompt (the first candidate), not from
     whichever candidate ranks first: a broken prompt with a usable second candidate failed the whole job."""
@@ -478,7 +512,7 @@ def test_a_run_resumes_on_the_data_it_started_with(project, monkeypatch):
         Worker(path).run_once()
     monkeypatch.setattr(runq, "save_round", real)
     st.add_examples(db, p.id, [{"text": f"new text {i}"} for i in range(5)])  # meanwhile: an import,
-    pool = [e for e in st.page_examples(db, p.id, limit=100) if e.gold is None]
+    pool = st.page_examples(db, p.id, limit=100)  # the pool split: labeled or not
     exclude(db, pool[0].id, p.id)  # a rejected pseudo-label,
     st.set_label(db, pool[1].id, 1)  # and a new gold label
     done = Worker(path, stale_after_s=0.01).run_once()

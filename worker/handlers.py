@@ -219,14 +219,25 @@ def _suggest(
     scorer: Any = None,
     batch_size: int = 64,
     stage: str = "predicting",
+    rows: ExampleRows | None = None,
+    features: Any = None,
 ) -> int:
-    """The model's suggestions for every pool example, read, scored and written a chunk at a time (bounded memory
-    for any pool size; each chunk is its own short write). Returns how many were scored."""
-    rows = ExampleRows(ctx.db, example_ids(ctx.db, project_id, "pool"))
+    """The model's suggestions for every pool example (`rows`: the project's pool), read, scored and written a
+    chunk at a time (bounded memory for any pool size; each chunk is its own short write). With `features` (the
+    rows' (N, D) features, already computed for a similarity head) the texts are not encoded again. Returns how
+    many were scored."""
+    import torch
+
+    rows = rows if rows is not None else ExampleRows(ctx.db, example_ids(ctx.db, project_id, "pool"))
     for part in spans(len(rows)):
         jobq.progress(ctx.db, job.id, stage, part.start, len(rows), message="suggestions for every example",
                       worker_id=ctx.worker_id)  # fmt: skip
-        probs = _proba(model, rows.take(part), scorer, batch_size)
+        if features is not None:
+            with torch.no_grad():
+                x = features[part.start : part.stop].to(model.device)  # (B, D)
+                probs = (model.head.logits_of(x).float().cpu() / model.temperature).softmax(-1)  # (B, C)
+        else:
+            probs = _proba(model, rows.take(part), scorer, batch_size)
         predq.save_predictions(ctx.db, project_id, run_id,
                                [{"example_id": rows.ids[i], "probs": p.tolist()} for i, p in zip(part, probs)])  # fmt: skip
     return len(rows)
@@ -284,9 +295,11 @@ def prompt_eval(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str,
         extra = with_suggestions(base, suggestions, project.labels, origin="rematched+suggested" if fixed else
                                  "suggested")  # fmt: skip
         candidates += [extra] if extra else []
+    features: dict = {}  # a sentence encoder's features of the texts, computed once for the board
     board = score_prompts(bb, candidates, rows, y, sample, project.labels,
                           progress=lambda k, n: jobq.progress(ctx.db, job.id, "scoring prompts", k, n),
-                          eval_rows=[e.row() for e in evals], eval_y=[int(e.eval_label) for e in evals])  # fmt: skip
+                          eval_rows=[e.row() for e in evals], eval_y=[int(e.eval_label) for e in evals],
+                          features=features)  # fmt: skip
     result: dict[str, Any] = {"leaderboard": board, "gold": len(rows), "eval": len(evals),
                               "eval_of": len(all_evals),
                               "head_pretrained": bb.head_pretrained}  # fmt: skip
@@ -295,17 +308,32 @@ def prompt_eval(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str,
         result["suggestions_base"] = "rematched" if fixed else "prompt"
     mine = next((e for e in board if e.get("origin") == "prompt"), {"error": "no prompt"})
     if "error" not in mine and not predq.has_run_predictions(ctx.db, project.id):
-        result["prompt_suggestions"] = _prompt_suggestions(ctx, job, project.id, Prompt.from_json(candidates[0]))
+        # the board's sample is the whole pool below 4,000 texts: its features serve the suggestions too
+        whole = features.get("pool") if len(sample) == len(pool) else None
+        result["prompt_suggestions"] = _prompt_suggestions(ctx, job, project.id, Prompt.from_json(candidates[0]),
+                                                           pool, (bb, whole))  # fmt: skip
     return result
 
 
-def _prompt_suggestions(ctx: JobContext, job: Job, project_id: int, prompt: Prompt) -> int:
+def _prompt_suggestions(
+    ctx: JobContext,
+    job: Job,
+    project_id: int,
+    prompt: Prompt,
+    pool: ExampleRows | None = None,
+    computed: tuple = (None, None),
+) -> int:
     """Before any run, the prompt's own zero-shot predictions are the Label page's suggestions (and make
-    "most uncertain" work from the first label)."""
+    "most uncertain" work from the first label). `computed`: (backbone, features of every text of `pool`), used
+    when they are this model's (a similarity head on the project's backbone)."""
     from list_core.prompt_tools import zero_shot_model
 
     model = zero_shot_model(ctx.backbone(get_project(ctx.db, project_id).backbone), prompt)
-    return _suggest(ctx, job, project_id, None, model, stage="suggestions from the prompt")
+    backbone, features = computed
+    usable = (features is not None and pool is not None and model.plain_input and model.backbone is backbone
+              and len(features) == len(pool))  # fmt: skip
+    return _suggest(ctx, job, project_id, None, model, stage="suggestions from the prompt", rows=pool,
+                    features=features if usable else None)  # fmt: skip
 
 
 def export(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any]:
