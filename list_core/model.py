@@ -201,6 +201,12 @@ class ListModel(nn.Module):
             self.train(was_training)
         return out
 
+    @torch.no_grad()
+    def feature_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """(N, D) `frozen_features` -> (N, C) logits of a similarity head without adapters (the zero-shot prompt): its
+        input is the text alone, so features computed once serve any prompt on the same backbone."""
+        return self.head.logits_of(features.to(self.device)).float().cpu()
+
     def prepare_head(
         self,
         gold: Encoded,

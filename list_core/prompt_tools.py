@@ -148,8 +148,7 @@ def score_prompts(
             return model.logits(model.encode(rows))
         if name not in features:
             features[name] = model.frozen_features(model.encode(rows))
-        with torch.no_grad():
-            return model.head.logits_of(features[name].to(model.device)).float().cpu()
+        return model.feature_logits(features[name])
 
     board = []
     for k, cand in enumerate(candidates):

@@ -80,8 +80,12 @@ for note in st.session_state.pop("tr_notices", []):  # runs that ended since the
     {"succeeded": st.success, "failed": st.error, "queued": st.info}.get(note["status"], st.warning)(note["text"])
 
 
+def statuses(runs: list) -> list[tuple[int, str]]:
+    return [(r.id, r.status) for r in runs]
+
+
 runs = runq.list_runs(conn, project.id)
-st.session_state["tr_shown"] = [(r.id, r.status) for r in runs]  # what the run history below shows
+st.session_state["tr_shown"] = statuses(runs)  # what the run history below shows
 
 
 @st.fragment(run_every=2)
@@ -101,7 +105,7 @@ def live() -> None:
             )
             st.session_state.setdefault("tr_notices", []).append({"status": j.status, "text": text})
         st.rerun(scope="app")
-    if [(r.id, r.status) for r in runq.list_runs(conn, project.id)] != st.session_state.get("tr_shown"):
+    if statuses(runq.list_runs(conn, project.id)) != st.session_state.get("tr_shown"):
         st.rerun(scope="app")
     jobs = [j for j in recent if not j.done]
     watch |= {j.id for j in jobs}

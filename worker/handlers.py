@@ -226,16 +226,12 @@ def _suggest(
     chunk at a time (bounded memory for any pool size; each chunk is its own short write). With `features` (the
     rows' (N, D) features, already computed for a similarity head) the texts are not encoded again. Returns how
     many were scored."""
-    import torch
-
     rows = rows if rows is not None else ExampleRows(ctx.db, example_ids(ctx.db, project_id, "pool"))
     for part in spans(len(rows)):
         jobq.progress(ctx.db, job.id, stage, part.start, len(rows), message="suggestions for every example",
                       worker_id=ctx.worker_id)  # fmt: skip
         if features is not None:
-            with torch.no_grad():
-                x = features[part.start : part.stop].to(model.device)  # (B, D)
-                probs = (model.head.logits_of(x).float().cpu() / model.temperature).softmax(-1)  # (B, C)
+            probs = (model.feature_logits(features[part.start : part.stop]) / model.temperature).softmax(-1)  # (B, C)
         else:
             probs = _proba(model, rows.take(part), scorer, batch_size)
         predq.save_predictions(ctx.db, project_id, run_id,
@@ -308,10 +304,12 @@ def prompt_eval(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str,
         result["suggestions_base"] = "rematched" if fixed else "prompt"
     mine = next((e for e in board if e.get("origin") == "prompt"), {"error": "no prompt"})
     if "error" not in mine and not predq.has_run_predictions(ctx.db, project.id):
-        # the board's sample is the whole pool below 4,000 texts: its features serve the suggestions too
-        whole = features.get("pool") if len(sample) == len(pool) else None
+        # the board's sample is the whole pool below 4,000 texts: on the project's backbone its features serve the
+        # suggestions too
+        own = (job.payload.get("backbone") or project.backbone) == project.backbone
+        whole = features.get("pool") if own and len(sample) == len(pool) else None
         result["prompt_suggestions"] = _prompt_suggestions(ctx, job, project.id, Prompt.from_json(candidates[0]),
-                                                           pool, (bb, whole))  # fmt: skip
+                                                           pool, whole)  # fmt: skip
     return result
 
 
@@ -321,19 +319,16 @@ def _prompt_suggestions(
     project_id: int,
     prompt: Prompt,
     pool: ExampleRows | None = None,
-    computed: tuple = (None, None),
+    pool_features: Any = None,
 ) -> int:
     """Before any run, the prompt's own zero-shot predictions are the Label page's suggestions (and make
-    "most uncertain" work from the first label). `computed`: (backbone, features of every text of `pool`), used
-    when they are this model's (a similarity head on the project's backbone)."""
+    "most uncertain" work from the first label). `pool_features`: the `frozen_features` of every text of `pool`
+    on the project's backbone, when already computed (used by a similarity head)."""
     from list_core.prompt_tools import zero_shot_model
 
     model = zero_shot_model(ctx.backbone(get_project(ctx.db, project_id).backbone), prompt)
-    backbone, features = computed
-    usable = (features is not None and pool is not None and model.plain_input and model.backbone is backbone
-              and len(features) == len(pool))  # fmt: skip
     return _suggest(ctx, job, project_id, None, model, stage="suggestions from the prompt", rows=pool,
-                    features=features if usable else None)  # fmt: skip
+                    features=pool_features if model.plain_input else None)  # fmt: skip
 
 
 def export(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any]:
