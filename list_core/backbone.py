@@ -18,6 +18,7 @@ from transformers.activations import get_activation
 from transformers.utils import logging as hf_logging
 
 from .adapter import AdaptedLinear, Adapter, adapted_layers, set_submodule, wrap_targets
+from .feature_cache import FeatureCache
 from .locate import resolve_backbone_path
 
 
@@ -78,6 +79,8 @@ class Backbone:
     device: torch.device
     # one forward at a time: the active adapter and the train/eval mode are state of the shared layers
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False, compare=False)
+    # the prompt tools' frozen features of texts already scored (never read by training; `feature_cache`)
+    feature_cache: FeatureCache = field(default_factory=FeatureCache, init=False, repr=False, compare=False)
 
     @property
     def spec(self) -> FamilySpec:

@@ -134,7 +134,8 @@ def score_prompts(
     evaluation split (`eval_accuracy`, when given) and the share of each class it predicts on `pool_rows`. Best
     first: by evaluation accuracy when there is an evaluation split (hundreds of labels say more than 30), else by
     gold accuracy; a bad candidate gets an `error` instead. On a sentence encoder the texts' features are computed
-    once for all candidates, into `features` ("gold", "eval", "pool": (N, D)) when the caller passes a dict to reuse."""
+    once for all candidates (and kept in the backbone's `feature_cache` for the next scoring), into `features`
+    ("gold", "eval", "pool": (N, D)) when the caller passes a dict."""
     y = torch.tensor(list(gold_y), dtype=torch.long)
     y_eval = torch.tensor(list(eval_y), dtype=torch.long)
     if len(eval_rows) != len(y_eval):
@@ -146,8 +147,8 @@ def score_prompts(
         each set of texts is encoded once for every candidate: one pass over the pool instead of one per prompt."""
         if not model.plain_input:
             return model.logits(model.encode(rows))
-        if name not in features:
-            features[name] = model.frozen_features(model.encode(rows))
+        if name not in features:  # the backbone keeps the features of texts scored before (`feature_cache`)
+            features[name] = backbone.feature_cache.row_features(model, rows)
         return model.feature_logits(features[name])
 
     board = []
@@ -208,13 +209,14 @@ def suggest_label_words(
     if backbone.head_pretrained:
         return _mlm_suggestions(backbone, prompt, rows, yt, labels, k, max_length)
     model = zero_shot_model(backbone, prompt, max_length)
-    x = model.frozen_features(model.encode(rows))  # (N, D)
+    cache = backbone.feature_cache  # the gold texts and the word sentences were most likely embedded before
+    x = cache.row_features(model, rows)  # (N, D)
     words = candidate_words(list(rows) + list(pool_rows))
     if not words:
         return {}
     sentences = [" ".join(re.sub(r"\{(text|text_a|text_b)\}", "", prompt.template).replace("{mask}", w).split())
                  for w in words]  # fmt: skip
-    v = model.frozen_features(Encoded.sentences(backbone.tokenizer, sentences, max_length))  # (W, D)
+    v = cache.features(model, Encoded.sentences(backbone.tokenizer, sentences, max_length))  # (W, D)
     sim = x @ v.T  # (N, W)
     protos = model.head.prototypes.detach()  # (C, D): the verbaliser prototypes, normalised (untrained head)
     to_protos = protos @ torch.nn.functional.normalize(v.float(), dim=-1).T  # (C, W)

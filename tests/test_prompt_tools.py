@@ -43,8 +43,9 @@ def test_evaluation_accuracy_is_the_zero_shot_accuracy_and_orders_the_board(back
 
 def test_on_a_sentence_encoder_the_texts_are_encoded_once_for_every_candidate(tiny_headless_dir, monkeypatch):
     """A similarity head reads the texts alone (the prompt is in its prototypes): the board of three candidates
-    passes the encoder over the gold, evaluation and pool texts once each (not once per candidate), and every
-    number is what each candidate's own forward pass gives."""
+    passes the encoder over each text once (not once per candidate; the pool's texts that are also gold or
+    evaluation texts not again), and every number is what each candidate's own forward pass gives. Scoring the
+    board again encodes only the prototypes: the backbone keeps the texts' features."""
     import torch
 
     from list_core.model import ListModel
@@ -57,7 +58,10 @@ def test_on_a_sentence_encoder_the_texts_are_encoded_once_for_every_candidate(ti
     monkeypatch.setattr(ListModel, "frozen_features", lambda m, enc, *a: passes.append(len(enc)) or real(m, enc, *a))
     board = score_prompts(bb, [A, B, c], gold, y, pool, ["negative", "positive"], eval_rows=evals, eval_y=y_eval)
     verbalisers = [2, 2, 3]  # each candidate's verbaliser sentences (its prototypes): one per label word
-    assert sorted(passes) == sorted([*verbalisers, len(gold), len(evals), len(pool)])
+    assert sorted(passes) == sorted([*verbalisers, len(gold), len(evals), len(pool) - len(gold) - len(evals)])
+    passes.clear()
+    again = score_prompts(bb, [A, B, c], gold, y, pool, ["negative", "positive"], eval_rows=evals, eval_y=y_eval)
+    assert sorted(passes) == sorted(verbalisers) and again == board
     for entry in board:
         model = zero_shot_model(bb, Prompt.from_json(entry))
         logits = model.logits(model.encode(gold))  # the head's own forward pass over the texts

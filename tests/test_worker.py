@@ -136,12 +136,66 @@ def test_prompt_suggestions_on_a_sentence_encoder_reuse_the_boards_features(tmp_
     done = Worker(tmp_path / "h.db").run_once()
     assert done.status == "succeeded", done.error
     n = done.result["prompt_suggestions"]
-    assert n == len(POOL) and features.count(n) == 1 and n not in logits  # the pool: one pass in the job
+    # two verbaliser sentences per zero-shot model (the re-matching check's, the board's, the suggestions'); the
+    # texts once each: the gold, then the rest of the pool for the board; the suggestions read the same features
+    assert n == len(POOL) and features == [2, 2, 4, n - 4, 2] and n not in logits
     model = zero_shot_model(load_backbone(str(tiny_headless_dir), device="cpu"), Prompt.from_json(prompt))
     pool = st.page_examples(db, p.id, limit=100)  # the pool split: labeled or not
     expected = real_logits(model, model.encode([e.row() for e in pool])).softmax(-1)
     got = torch.tensor([predq.prediction(db, e.id)["probs"] for e in pool])
     assert len(pool) == n and torch.allclose(got, expected, atol=1e-5)
+
+
+def test_scoring_the_prompt_again_encodes_no_text_again(tmp_path, tiny_headless_dir, monkeypatch):
+    """The workbench's loop (edit the label words, score them, again): on a sentence encoder the worker keeps the
+    texts' features on its backbone, so the second scoring passes only the new words' verbaliser sentences through
+    the encoder (not the gold, pool or candidate-word texts of the board, the label-word suggestions and the Label
+    page's suggestions from the prompt), with the same board as a cold start would give."""
+    from list_core.model import ListModel
+
+    db = st.connect(tmp_path / "h.db")
+    p = st.create_project(db, "headless", "single", ["negative", "positive"], str(tiny_headless_dir))
+    st.add_examples(db, p.id, [{"text": t} for t in POOL])
+    for e in st.page_examples(db, p.id, limit=100)[:4]:
+        st.set_label(db, e.id, int(e.text.startswith(("great", "good"))))
+    first = {"template": "{text} It was {mask} .", "label_words": ["bad", "great"]}
+    second = {"template": "{text} It was {mask} .", "label_words": ["awful", "good"]}  # new words, same template
+    passes, real = [], ListModel.frozen_features
+    monkeypatch.setattr(ListModel, "frozen_features", lambda m, enc, *a: passes.append(len(enc)) or real(m, enc, *a))
+    worker = Worker(tmp_path / "h.db")
+    jobq.enqueue(db, "prompt_eval", {"candidates": [first], "suggest": True}, p.id)
+    assert worker.run_once().status == "succeeded"
+    cold = sum(passes)
+    passes.clear()
+    jobq.enqueue(db, "prompt_eval", {"candidates": [second], "suggest": True}, p.id)
+    warm = worker.run_once()
+    assert warm.status == "succeeded", warm.error
+    # each zero-shot model's verbaliser sentences: 2, and 5 to 8 for the prompt with up to 3 suggested words a class
+    assert passes.count(2) == len(passes) - 1 and 5 <= max(passes) <= 8 and sum(passes) < cold / 2, (passes, cold)
+    jobq.enqueue(db, "prompt_eval", {"candidates": [second], "suggest": True}, p.id)
+    fresh = Worker(tmp_path / "h.db").run_once()  # a new worker: nothing cached
+    assert fresh.result["leaderboard"] == warm.result["leaderboard"]
+    assert fresh.result["suggestions"] == warm.result["suggestions"]
+
+
+def test_the_diverse_order_and_the_prompts_suggestions_encode_the_pool_once(tmp_path, tiny_headless_dir, monkeypatch):
+    """On a sentence encoder the diverse order clusters the texts' frozen features and the prompt's suggestions read
+    the same features (the backbone's cache): one pass over the pool in the job, not two."""
+    from list_core.model import ListModel
+
+    db = st.connect(tmp_path / "h.db")
+    p = st.create_project(db, "headless", "single", ["negative", "positive"], str(tiny_headless_dir))
+    st.add_examples(db, p.id, [{"text": t} for t in POOL])
+    st.save_prompt(db, p.id, "{text} It was {mask} .", ["bad", "great"])
+    passes, real = [], ListModel.frozen_features
+    monkeypatch.setattr(ListModel, "frozen_features", lambda m, enc, *a: passes.append(len(enc)) or real(m, enc, *a))
+    forward, real_logits = [], ListModel.logits
+    monkeypatch.setattr(ListModel, "logits", lambda m, enc, *a: forward.append(len(enc)) or real_logits(m, enc, *a))
+    jobq.enqueue(db, "diversity", {"k": 3}, p.id)
+    done = Worker(tmp_path / "h.db").run_once()
+    assert done.status == "succeeded", done.error
+    assert passes == [len(POOL), 2] and not forward  # the pool, then the prompt's two verbaliser sentences
+    assert predq.prediction(db, st.page_examples(db, p.id, limit=1)[0].id) is not None
 
 
 def test_prompt_eval_with_an_unusable_prompt_first(project):

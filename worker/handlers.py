@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from list_core.checkpoint import CheckpointMismatch, fenced
@@ -220,18 +221,18 @@ def _suggest(
     batch_size: int = 64,
     stage: str = "predicting",
     rows: ExampleRows | None = None,
-    features: Any = None,
+    features: Callable[[range], Any] | None = None,
 ) -> int:
     """The model's suggestions for every pool example (`rows`: the project's pool), read, scored and written a
-    chunk at a time (bounded memory for any pool size; each chunk is its own short write). With `features` (the
-    rows' (N, D) features, already computed for a similarity head) the texts are not encoded again. Returns how
-    many were scored."""
+    chunk at a time (bounded memory for any pool size; each chunk is its own short write). With `features` (a
+    chunk's positions -> its rows' (B, D) frozen features, for a similarity head without adapters) the head reads
+    those instead of a forward pass. Returns how many were scored."""
     rows = rows if rows is not None else ExampleRows(ctx.db, example_ids(ctx.db, project_id, "pool"))
     for part in spans(len(rows)):
         jobq.progress(ctx.db, job.id, stage, part.start, len(rows), message="suggestions for every example",
                       worker_id=ctx.worker_id)  # fmt: skip
         if features is not None:
-            probs = (model.feature_logits(features[part.start : part.stop]) / model.temperature).softmax(-1)  # (B, C)
+            probs = (model.feature_logits(features(part)) / model.temperature).softmax(-1)  # (B, C)
         else:
             probs = _proba(model, rows.take(part), scorer, batch_size)
         predq.save_predictions(ctx.db, project_id, run_id,
@@ -291,11 +292,9 @@ def prompt_eval(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str,
         extra = with_suggestions(base, suggestions, project.labels, origin="rematched+suggested" if fixed else
                                  "suggested")  # fmt: skip
         candidates += [extra] if extra else []
-    features: dict = {}  # a sentence encoder's features of the texts, computed once for the board
     board = score_prompts(bb, candidates, rows, y, sample, project.labels,
                           progress=lambda k, n: jobq.progress(ctx.db, job.id, "scoring prompts", k, n),
-                          eval_rows=[e.row() for e in evals], eval_y=[int(e.eval_label) for e in evals],
-                          features=features)  # fmt: skip
+                          eval_rows=[e.row() for e in evals], eval_y=[int(e.eval_label) for e in evals])  # fmt: skip
     result: dict[str, Any] = {"leaderboard": board, "gold": len(rows), "eval": len(evals),
                               "eval_of": len(all_evals),
                               "head_pretrained": bb.head_pretrained}  # fmt: skip
@@ -304,31 +303,26 @@ def prompt_eval(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str,
         result["suggestions_base"] = "rematched" if fixed else "prompt"
     mine = next((e for e in board if e.get("origin") == "prompt"), {"error": "no prompt"})
     if "error" not in mine and not predq.has_run_predictions(ctx.db, project.id):
-        # the board's sample is the whole pool below 4,000 texts: on the project's backbone its features serve the
-        # suggestions too
-        own = (job.payload.get("backbone") or project.backbone) == project.backbone
-        whole = features.get("pool") if own and len(sample) == len(pool) else None
-        result["prompt_suggestions"] = _prompt_suggestions(ctx, job, project.id, Prompt.from_json(candidates[0]),
-                                                           pool, whole)  # fmt: skip
+        result["prompt_suggestions"] = _prompt_suggestions(ctx, job, project.id, Prompt.from_json(candidates[0]), pool)
     return result
 
 
 def _prompt_suggestions(
-    ctx: JobContext,
-    job: Job,
-    project_id: int,
-    prompt: Prompt,
-    pool: ExampleRows | None = None,
-    pool_features: Any = None,
+    ctx: JobContext, job: Job, project_id: int, prompt: Prompt, pool: ExampleRows | None = None
 ) -> int:
     """Before any run, the prompt's own zero-shot predictions are the Label page's suggestions (and make
-    "most uncertain" work from the first label). `pool_features`: the `frozen_features` of every text of `pool`
-    on the project's backbone, when already computed (used by a similarity head)."""
+    "most uncertain" work from the first label). A similarity head reads the texts alone, so their frozen
+    features come from the backbone's `feature_cache`: the texts the board has just scored (the whole pool below
+    4,000 texts) or an earlier scoring read are not encoded again."""
     from list_core.prompt_tools import zero_shot_model
 
     model = zero_shot_model(ctx.backbone(get_project(ctx.db, project_id).backbone), prompt)
-    return _suggest(ctx, job, project_id, None, model, stage="suggestions from the prompt", rows=pool,
-                    features=pool_features if model.plain_input else None)  # fmt: skip
+    rows = pool if pool is not None else ExampleRows(ctx.db, example_ids(ctx.db, project_id, "pool"))
+    features = None
+    if model.plain_input:
+        features = lambda part: model.backbone.feature_cache.row_features(model, rows.take(part))  # noqa: E731
+    return _suggest(ctx, job, project_id, None, model, stage="suggestions from the prompt", rows=rows,
+                    features=features)  # fmt: skip
 
 
 def export(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any]:
@@ -357,7 +351,6 @@ def diversity(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, A
     uncertain" can follow."""
     import numpy as np
 
-    from list_core.baselines import embed
     from list_core.prompt_tools import diverse_order
 
     project = get_project(ctx.db, job.project_id)
@@ -370,7 +363,8 @@ def diversity(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, A
         picked = sorted(np.random.default_rng(0).choice(len(pool), DIVERSE_LIMIT, replace=False).tolist())
     jobq.progress(ctx.db, job.id, "embedding", 0, len(picked))
     slot_template = "{text_a} {mask} {text_b}" if project.task == "pair" else "{text} {mask}"
-    x = embed(bb, Prompt(slot_template, ("a", "b")), pool.take(picked))
+    texts = ListModel(bb, Prompt(slot_template, ("a", "b")), head="classic", adapter=None)
+    x = bb.feature_cache.row_features(texts, pool.take(picked)).numpy()  # the prompt's suggestions reuse them
     k = int(job.payload.get("k", project.target_gold))
     order = diverse_order(x, k)
     set_label_queue(ctx.db, project.id, [pool.ids[picked[i]] for i in order], "diverse")
