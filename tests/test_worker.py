@@ -42,6 +42,27 @@ def project(tmp_path, tiny_dirs):
     return make_project(tmp_path, tiny_dirs)
 
 
+@pytest.fixture()
+def headless(tmp_path, tiny_headless_dir):
+    """A project on a sentence encoder (the similarity head): 4 gold labels and a prompt; (db, project, db path)."""
+    db = st.connect(tmp_path / "h.db")
+    p = st.create_project(db, "headless", "single", ["negative", "positive"], str(tiny_headless_dir))
+    st.add_examples(db, p.id, [{"text": t} for t in POOL])
+    for e in st.page_examples(db, p.id, limit=100)[:4]:
+        st.set_label(db, e.id, int(e.text.startswith(("great", "good"))))
+    st.save_prompt(db, p.id, "{text} It was {mask} .", ["bad", "great"])
+    return db, p, tmp_path / "h.db"
+
+
+def count_texts(monkeypatch, method: str) -> list[int]:
+    """Record how many texts each call of `ListModel.<method>` (frozen_features, logits) reads."""
+    from list_core.model import ListModel
+
+    calls, real = [], getattr(ListModel, method)
+    monkeypatch.setattr(ListModel, method, lambda m, enc, *a: calls.append(len(enc)) or real(m, enc, *a))
+    return calls
+
+
 def make_project(tmp_path, tiny_dirs):
     """A tiny project with 8 gold labels, an evaluation split and a prompt: (db, project, db path)."""
     db = st.connect(tmp_path / "w.db")
@@ -110,7 +131,7 @@ def test_prompt_eval_job(project):
     assert origins["suggested"]["label_words"][1][0] == "great" and len(origins["suggested"]["label_words"][1]) == 4
 
 
-def test_prompt_suggestions_on_a_sentence_encoder_reuse_the_boards_features(tmp_path, tiny_headless_dir, monkeypatch):
+def test_prompt_suggestions_on_a_sentence_encoder_reuse_the_boards_features(headless, monkeypatch):
     """Before any run, scoring prompts also writes the prompt's suggestions for every pool text. On a sentence
     encoder they come from the features the board computed (the pool is encoded once in the job, not twice), and
     they are the zero-shot model's own probabilities."""
@@ -119,50 +140,34 @@ def test_prompt_suggestions_on_a_sentence_encoder_reuse_the_boards_features(tmp_
     from list_core.prompt_tools import zero_shot_model
     from list_core.prompts import Prompt
 
-    db = st.connect(tmp_path / "h.db")
-    p = st.create_project(db, "headless", "single", ["negative", "positive"], str(tiny_headless_dir))
-    st.add_examples(db, p.id, [{"text": t} for t in POOL])
-    for e in st.page_examples(db, p.id, limit=100)[:4]:
-        st.set_label(db, e.id, int(e.text.startswith(("great", "good"))))
+    db, p, path = headless
     prompt = {"template": "{text} It was {mask} .", "label_words": ["bad", "great"]}
-    st.save_prompt(db, p.id, prompt["template"], prompt["label_words"])
-    features, logits = [], []
-    real_features, real_logits = ListModel.frozen_features, ListModel.logits
-    monkeypatch.setattr(
-        ListModel, "frozen_features", lambda m, enc, *a: features.append(len(enc)) or real_features(m, enc, *a)
-    )
-    monkeypatch.setattr(ListModel, "logits", lambda m, enc, *a: logits.append(len(enc)) or real_logits(m, enc, *a))
+    real_logits = ListModel.logits
+    features, logits = count_texts(monkeypatch, "frozen_features"), count_texts(monkeypatch, "logits")
     jobq.enqueue(db, "prompt_eval", {"candidates": [prompt], "suggest": False}, p.id)
-    done = Worker(tmp_path / "h.db").run_once()
+    done = Worker(path).run_once()
     assert done.status == "succeeded", done.error
     n = done.result["prompt_suggestions"]
     # two verbaliser sentences per zero-shot model (the re-matching check's, the board's, the suggestions'); the
     # texts once each: the gold, then the rest of the pool for the board; the suggestions read the same features
     assert n == len(POOL) and features == [2, 2, 4, n - 4, 2] and n not in logits
-    model = zero_shot_model(load_backbone(str(tiny_headless_dir), device="cpu"), Prompt.from_json(prompt))
+    model = zero_shot_model(load_backbone(p.backbone, device="cpu"), Prompt.from_json(prompt))
     pool = st.page_examples(db, p.id, limit=100)  # the pool split: labeled or not
     expected = real_logits(model, model.encode([e.row() for e in pool])).softmax(-1)
     got = torch.tensor([predq.prediction(db, e.id)["probs"] for e in pool])
     assert len(pool) == n and torch.allclose(got, expected, atol=1e-5)
 
 
-def test_scoring_the_prompt_again_encodes_no_text_again(tmp_path, tiny_headless_dir, monkeypatch):
+def test_scoring_the_prompt_again_encodes_no_text_again(headless, monkeypatch):
     """The workbench's loop (edit the label words, score them, again): on a sentence encoder the worker keeps the
     texts' features on its backbone, so the second scoring passes only the new words' verbaliser sentences through
     the encoder (not the gold, pool or candidate-word texts of the board, the label-word suggestions and the Label
     page's suggestions from the prompt), with the same board as a cold start would give."""
-    from list_core.model import ListModel
-
-    db = st.connect(tmp_path / "h.db")
-    p = st.create_project(db, "headless", "single", ["negative", "positive"], str(tiny_headless_dir))
-    st.add_examples(db, p.id, [{"text": t} for t in POOL])
-    for e in st.page_examples(db, p.id, limit=100)[:4]:
-        st.set_label(db, e.id, int(e.text.startswith(("great", "good"))))
+    db, p, path = headless
     first = {"template": "{text} It was {mask} .", "label_words": ["bad", "great"]}
     second = {"template": "{text} It was {mask} .", "label_words": ["awful", "good"]}  # new words, same template
-    passes, real = [], ListModel.frozen_features
-    monkeypatch.setattr(ListModel, "frozen_features", lambda m, enc, *a: passes.append(len(enc)) or real(m, enc, *a))
-    worker = Worker(tmp_path / "h.db")
+    passes = count_texts(monkeypatch, "frozen_features")
+    worker = Worker(path)
     jobq.enqueue(db, "prompt_eval", {"candidates": [first], "suggest": True}, p.id)
     assert worker.run_once().status == "succeeded"
     cold = sum(passes)
@@ -173,26 +178,18 @@ def test_scoring_the_prompt_again_encodes_no_text_again(tmp_path, tiny_headless_
     # each zero-shot model's verbaliser sentences: 2, and 5 to 8 for the prompt with up to 3 suggested words a class
     assert passes.count(2) == len(passes) - 1 and 5 <= max(passes) <= 8 and sum(passes) < cold / 2, (passes, cold)
     jobq.enqueue(db, "prompt_eval", {"candidates": [second], "suggest": True}, p.id)
-    fresh = Worker(tmp_path / "h.db").run_once()  # a new worker: nothing cached
+    fresh = Worker(path).run_once()  # a new worker: nothing cached
     assert fresh.result["leaderboard"] == warm.result["leaderboard"]
     assert fresh.result["suggestions"] == warm.result["suggestions"]
 
 
-def test_the_diverse_order_and_the_prompts_suggestions_encode_the_pool_once(tmp_path, tiny_headless_dir, monkeypatch):
+def test_the_diverse_order_and_the_prompts_suggestions_encode_the_pool_once(headless, monkeypatch):
     """On a sentence encoder the diverse order clusters the texts' frozen features and the prompt's suggestions read
     the same features (the backbone's cache): one pass over the pool in the job, not two."""
-    from list_core.model import ListModel
-
-    db = st.connect(tmp_path / "h.db")
-    p = st.create_project(db, "headless", "single", ["negative", "positive"], str(tiny_headless_dir))
-    st.add_examples(db, p.id, [{"text": t} for t in POOL])
-    st.save_prompt(db, p.id, "{text} It was {mask} .", ["bad", "great"])
-    passes, real = [], ListModel.frozen_features
-    monkeypatch.setattr(ListModel, "frozen_features", lambda m, enc, *a: passes.append(len(enc)) or real(m, enc, *a))
-    forward, real_logits = [], ListModel.logits
-    monkeypatch.setattr(ListModel, "logits", lambda m, enc, *a: forward.append(len(enc)) or real_logits(m, enc, *a))
+    db, p, path = headless
+    passes, forward = count_texts(monkeypatch, "frozen_features"), count_texts(monkeypatch, "logits")
     jobq.enqueue(db, "diversity", {"k": 3}, p.id)
-    done = Worker(tmp_path / "h.db").run_once()
+    done = Worker(path).run_once()
     assert done.status == "succeeded", done.error
     assert passes == [len(POOL), 2] and not forward  # the pool, then the prompt's two verbaliser sentences
     assert predq.prediction(db, st.page_examples(db, p.id, limit=1)[0].id) is not None
