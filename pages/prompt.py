@@ -186,12 +186,23 @@ def adopt(entry: dict, descriptions: list[str]) -> None:
     st.session_state["pw_adopted"] = v.version
 
 
-@st.fragment(run_every=2)
+def latest_scoring():
+    """The project's latest prompt-scoring job, or None."""
+    return next((j for j in jobq.list_jobs(conn, project.id, limit=20) if j.kind == "prompt_eval"), None)
+
+
+# while a scoring is queued or running the board polls four times as often: an edited prompt scores in about a second
+# on a sentence encoder, and a 2 s poll was most of the wait
+pending = (scoring := latest_scoring()) is not None and scoring.status in ("queued", "running")
+
+
+@st.fragment(run_every=0.5 if pending else 2)
 def leaderboard() -> None:
-    jobs = [j for j in jobq.list_jobs(conn, project.id, limit=20) if j.kind == "prompt_eval"]
-    if not jobs:
+    job = latest_scoring()
+    if job is None:
         return
-    job = jobs[0]
+    if pending and job.status not in ("queued", "running"):
+        st.rerun()  # the whole page: its board is shown and the fragment goes back to its slow poll
     st.caption(job_status_line(job))
     if job.status == "failed":
         st.error(md_escape((job.error or "").split("\n")[0]))

@@ -74,6 +74,14 @@ def dead_workers(db: sqlite_utils.Database) -> list[str]:
     return [r["id"] for r in db.query("SELECT id, pid FROM workers WHERE host = ?", [host]) if not _pid_alive(r["pid"])]
 
 
+def has_queued(db: sqlite_utils.Database, kinds: Sequence[str]) -> bool:
+    """Whether a job of `kinds` waits to be claimed: a read (no write lock), cheap enough for an idle worker to
+    ask several times a second between its claims."""
+    marks = ",".join("?" * len(kinds))
+    sql = f"SELECT 1 FROM jobs WHERE status = 'queued' AND cancel_requested = 0 AND kind IN ({marks}) LIMIT 1"
+    return db.execute(sql, list(kinds)).fetchone() is not None
+
+
 def claim(
     db: sqlite_utils.Database,
     worker_id: str,

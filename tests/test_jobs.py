@@ -176,3 +176,16 @@ def test_a_job_that_keeps_making_progress_is_never_given_up(dbfile):
         jobq.made_progress(db, job.id, w)  # a round finished before this worker died
         time.sleep(0.05)
     assert jobq.get_job(db, job.id).attempts == 6 and jobq.get_job(db, job.id).status == "running"
+
+
+def test_has_queued_sees_only_claimable_jobs_of_the_kinds_asked(dbfile):
+    db = st.connect(dbfile)
+    assert not jobq.has_queued(db, ("predict", "export"))
+    job = jobq.enqueue(db, "list_run", {"run_id": 1})
+    assert not jobq.has_queued(db, ("predict", "export")) and jobq.has_queued(db, ("list_run",))
+    jobq.claim(db, "w1")
+    assert not jobq.has_queued(db, ("list_run",))  # running, not queued
+    jobq.enqueue(db, "predict", {"run_id": 1})
+    assert jobq.has_queued(db, ("predict",))
+    jobq.request_cancel(db, jobq.list_jobs(db)[0].id)
+    assert not jobq.has_queued(db, ("predict",)) and jobq.get_job(db, job.id).status == "running"

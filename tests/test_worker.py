@@ -486,6 +486,36 @@ def test_the_lanes_claim_nothing_until_the_engine_is_imported(project, monkeypat
     assert done.status == "succeeded", done.error
 
 
+def test_an_idle_lane_takes_a_new_job_between_its_claims(project, monkeypatch):
+    """An idle lane claims (a write that also takes back dead workers' jobs) every `poll_s`, and meanwhile looks for
+    a queued job of its kinds (a read) every `PEEK_S`: a job queued just after a claim is taken at once, not at the
+    next claim (here 300 s away), and a job of the other lane's kinds does not wake it."""
+    import threading
+
+    import worker.runner as runner
+
+    db, p, path = project
+    claims, real = [], jobq.claim
+    monkeypatch.setattr(jobq, "claim", lambda *a, **k: claims.append(time.monotonic()) or real(*a, **k))
+    stop = threading.Event()
+    light = runner.Worker(path, lane="light", poll_s=300)
+    thread = threading.Thread(target=light.run_forever, args=(stop,))
+    thread.start()
+    try:
+        _wait(lambda: claims, 30, "the first claim")
+        actions.start_run(db, p.id, "list", "fast", seed=3, overrides=TINY)  # a training job: not this lane's
+        time.sleep(5 * runner.PEEK_S)
+        assert len(claims) == 1
+        prompt = {"template": "{text} It was {mask} .", "label_words": ["bad", "great"]}
+        job = jobq.enqueue(db, "prompt_eval", {"candidates": [prompt]}, p.id)
+        done = _wait(lambda: (j := jobq.get_job(db, job.id)).done and j, 60, "the job")
+    finally:
+        stop.set()
+        thread.join(30)
+    assert done.status == "succeeded", done.error
+    assert len(claims) >= 2 and done.worker_id == light.id
+
+
 def test_a_run_and_a_prompt_scoring_that_start_together_both_succeed(project, monkeypatch):
     """A training run and a prompt scoring taken by the two lanes at the same moment loaded the backbone in two
     threads at once, and both jobs failed ("Cannot copy out of meta tensor"; seen in the browser, a resumed run
