@@ -191,18 +191,20 @@ def latest_scoring():
     return next((j for j in jobq.list_jobs(conn, project.id, limit=20) if j.kind == "prompt_eval"), None)
 
 
-# while a scoring is queued or running the board polls four times as often: an edited prompt scores in about a second
-# on a sentence encoder, and a 2 s poll was most of the wait
-pending = (scoring := latest_scoring()) is not None and scoring.status in ("queued", "running")
+# For its first seconds a scoring is polled four times as often: an edited prompt scores in about a second on a
+# sentence encoder, and a 2 s poll was most of the wait. Not for longer: a first scoring takes 5-50 s, and each
+# poll reruns the fragment.
+FAST_POLL_S = 4.0
+fast = (scoring := latest_scoring()) is not None and not scoring.done and jobq.age_s(scoring) < FAST_POLL_S
 
 
-@st.fragment(run_every=0.5 if pending else 2)
+@st.fragment(run_every=0.5 if fast else 2)
 def leaderboard() -> None:
     job = latest_scoring()
     if job is None:
         return
-    if pending and job.status not in ("queued", "running"):
-        st.rerun()  # the whole page: its board is shown and the fragment goes back to its slow poll
+    if fast and (job.done or jobq.age_s(job) >= FAST_POLL_S):
+        st.rerun()  # the whole page: its board is shown (or the fragment goes back to its slow poll)
     st.caption(job_status_line(job))
     if job.status == "failed":
         st.error(md_escape((job.error or "").split("\n")[0]))

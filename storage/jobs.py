@@ -27,6 +27,12 @@ def _ago(seconds: float) -> str:
     return (datetime.now(UTC) - timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+def age_s(job: Job) -> float:
+    """Seconds since the job was queued."""
+    queued = datetime.strptime(job.created_at, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
+    return (datetime.now(UTC) - queued).total_seconds()
+
+
 def enqueue(db: sqlite_utils.Database, kind: str, payload: dict[str, Any], project_id: int | None = None) -> Job:
     if kind not in KINDS:
         raise StoreError(f"job kind {kind!r} is not one of {KINDS}")

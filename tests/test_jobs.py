@@ -189,3 +189,11 @@ def test_has_queued_sees_only_claimable_jobs_of_the_kinds_asked(dbfile):
     assert jobq.has_queued(db, ("predict",))
     jobq.request_cancel(db, jobq.list_jobs(db)[0].id)
     assert not jobq.has_queued(db, ("predict",)) and jobq.get_job(db, job.id).status == "running"
+
+
+def test_a_jobs_age_counts_from_when_it_was_queued(dbfile):
+    db = st.connect(dbfile)
+    job = jobq.enqueue(db, "predict", {"run_id": 1})
+    first = jobq.age_s(job)
+    time.sleep(0.05)
+    assert 0 <= first < jobq.age_s(job) < 30
