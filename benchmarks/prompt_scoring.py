@@ -9,8 +9,9 @@ label-word suggestions (the prompt with the suggested words joins the board), as
 engine is imported and the backbone loaded before the clock starts (a warm worker); printed: the job's seconds
 with nothing cached (`seconds`, the backbone's feature cache emptied first), then `again`: the user's next
 scoring, the prompt's label words edited ("quite <word>" added to each class's word) and the same three kinds of
-candidate, on the features the first scoring left in the cache (each the best of `repeat`), the board's size and
-what the cache holds. Asserts nothing.
+candidate, on the features the first scoring left in the cache, then, the cache emptied again, the `embed` job an
+import queues (`embed_job`) and the first scoring after it (`first_after_embed`); each the best of `repeat`; the
+board's size and what the cache holds. Asserts nothing.
 """
 
 from __future__ import annotations
@@ -67,14 +68,22 @@ def measure(root: Path, k: int, pool: int, n_eval: int, repeat: int) -> dict:
                 raise RuntimeError(f"the scoring job {done.status}: {done.error}")
             return time.perf_counter() - t, done.result
 
-        cold, warm = [], []
+        cold, warm, embed, ahead = [], [], [], []
         for _ in range(repeat):
             cache.clear()
             cold.append(score(candidates)[0])
             seconds, result = score(again)
             warm.append(seconds)
+            cache.clear()  # an import's `embed` job, then the first scoring
+            t = time.perf_counter()
+            jobq.prepare_scoring(db, p.id)
+            if (done := light.run_once()).status != "succeeded":
+                raise RuntimeError(f"the embed job {done.status}: {done.error}")
+            embed.append(time.perf_counter() - t)
+            ahead.append(score(candidates)[0])
         return {"set": data.name, "gold": len(gold), "pool": len(rows) - len(gold), "eval": min(n_eval, len(data.test)),
                 "board": len(result["leaderboard"]), "seconds": round(min(cold), 2), "again": round(min(warm), 2),
+                "embed_job": round(min(embed), 2), "first_after_embed": round(min(ahead), 2),
                 "cached_texts": len(cache), "cache_mb": round(cache.nbytes / 2**20, 1)}  # fmt: skip
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import streamlit as st
 
 import storage
+from storage import jobs as jobq
 from storage.importers import ImportFileError, read_table, upload_limit_mb
 from ui.common import (
     current_project,
@@ -52,6 +53,7 @@ with right:
         if p:
             storage.import_file(conn, p.id, EXAMPLE, {"text": "text"}, label_column="label")
             storage.save_prompt(conn, p.id, "{text} It was {mask} .", ["terrible", "great"])
+            run_safely(jobq.prepare_scoring, conn, p.id)
             open_project(p.id)
 
 st.divider()
@@ -156,6 +158,8 @@ if source is not None:
             st.session_state["import_notice"] = (
                 f"Imported {rep.added:,} examples ({rep.duplicates:,} duplicates skipped, {rep.labeled:,} with labels)."
             )
+            if rep.added:  # the worker reads the new texts now, so the first "Score prompts" need not wait for them
+                run_safely(jobq.prepare_scoring, conn, project.id)
             st.rerun()
 if notice := st.session_state.pop("import_notice", None):
     st.success(notice)

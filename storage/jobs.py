@@ -15,10 +15,13 @@ from .db import now, write
 from .models import Job
 from .projects import StoreError
 
-KINDS = ("list_run", "prompt_eval", "predict", "export", "diversity")
+KINDS = ("list_run", "prompt_eval", "predict", "export", "diversity", "embed")
 # A worker runs a training lane and a light lane side by side, so a prediction, a prompt score, an export or the
 # diversity order never waits behind a training run that takes minutes to hours.
-LANES: dict[str, tuple[str, ...]] = {"train": ("list_run",), "light": ("prompt_eval", "predict", "export", "diversity")}
+LANES: dict[str, tuple[str, ...]] = {
+    "train": ("list_run",),
+    "light": ("prompt_eval", "predict", "export", "diversity", "embed"),
+}
 STALE_AFTER_S = 60.0
 MAX_ATTEMPTS = 3
 
@@ -78,6 +81,15 @@ def dead_workers(db: sqlite_utils.Database) -> list[str]:
     """Registered workers of this host whose process is gone (killed): their jobs need not wait to go stale."""
     host = socket.gethostname()
     return [r["id"] for r in db.query("SELECT id, pid FROM workers WHERE host = ?", [host]) if not _pid_alive(r["pid"])]
+
+
+def prepare_scoring(db: sqlite_utils.Database, project_id: int) -> Job:
+    """Queue an `embed` job for the project (the worker reads the texts a prompt scoring will read), unless one is
+    queued already: several imports in a row need one (two at once may queue two; the second then reads nothing
+    new)."""
+    sql = "SELECT id FROM jobs WHERE kind = 'embed' AND project_id = ? AND status = 'queued' ORDER BY id LIMIT 1"
+    row = db.execute(sql, [project_id]).fetchone()
+    return get_job(db, row[0]) if row else enqueue(db, "embed", {}, project_id)
 
 
 def has_queued(db: sqlite_utils.Database, kinds: Sequence[str]) -> bool:

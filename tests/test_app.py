@@ -162,6 +162,7 @@ def test_text_columns_guess_gives_each_text_of_a_pair_its_own_column():
 
 def test_example_project_and_import_by_path(env):
     db, tmp, _ = env
+    from storage import jobs as jobq
     from ui.common import GOTO
 
     at = app("pages/projects.py")
@@ -186,6 +187,9 @@ def test_example_project_and_import_by_path(env):
     at.button(key="import_go").click().run()
     assert any("Imported 2 examples" in s.value and "1 with labels" in s.value for s in at.success)
     assert any("62 examples" in m.value for m in at.markdown)  # the list is fresh at once (issue 12.4)
+    # the worker is asked to read the texts ahead of the first prompt scoring: one job for imports in a row
+    embeds = lambda: [j for j in jobq.list_jobs(db, p.id) if j.kind == "embed"]  # noqa: E731
+    assert [j.status for j in embeds()] == ["queued"]
     second = tmp / "imports" / "second.csv"
     second.write_text("text,label\nyet another,negative\n")
     at.selectbox(key="map_label").select("(none)").run()
@@ -199,14 +203,14 @@ def test_example_project_and_import_by_path(env):
     at.checkbox(key="map_indices").check().run()
     at.button(key="import_go").click().run()
     assert any("Imported 2 examples" in s.value and "2 with labels" in s.value for s in at.success)
+    assert [j.status for j in embeds()] == ["queued"]
     bad = tmp / "imports" / "bad.csv"
     bad.write_text("review\nok\nnot,ok\n")
     at.text_input(key="import_path").input(str(bad)).run()
     assert any("line 3 has 2 fields" in e.value for e in at.error)
     assert not at.exception
-    # delete: refused while a job is queued, then done after typing the name
-    from storage import jobs as jobq
-
+    # delete: refused while a job is queued (not the embed job: it goes with the project), then done after typing
+    # the name
     job = jobq.enqueue(db, "diversity", {"project_id": p.id}, project_id=p.id)
     at.text_input(key=f"del_name_{p.id}").input(p.name).run()
     at.button(key=f"del_{p.id}").click().run()

@@ -197,3 +197,17 @@ def test_a_jobs_age_counts_from_when_it_was_queued(dbfile):
     first = jobq.age_s(job)
     time.sleep(0.05)
     assert 0 <= first < jobq.age_s(job) < 30
+
+
+def test_imports_in_a_row_queue_one_embed_job_and_it_does_not_block_deleting_the_project(dbfile):
+    db = st.connect(dbfile)
+    p = st.create_project(db, "p", "single", ["a", "b"], "x")
+    first = jobq.prepare_scoring(db, p.id)
+    assert jobq.prepare_scoring(db, p.id).id == first.id and first.kind == "embed"
+    jobq.claim(db, "w1")  # running: the next import queues another
+    assert jobq.prepare_scoring(db, p.id).id != first.id
+    with pytest.raises(st.StoreError, match=f"running jobs \\[{first.id}\\]"):
+        st.delete_project(db, p.id)  # a running one does block it
+    jobq.finish(db, first.id, "w1", "succeeded", {"embedded": 0})
+    st.delete_project(db, p.id)  # the queued one goes with the project
+    assert not st.list_projects(db) and not jobq.list_jobs(db)

@@ -183,6 +183,30 @@ def test_scoring_the_prompt_again_encodes_no_text_again(headless, monkeypatch):
     assert fresh.result["suggestions"] == warm.result["suggestions"]
 
 
+def test_after_an_import_the_worker_reads_the_texts_ahead_of_the_first_scoring(headless, project, monkeypatch):
+    """The `embed` job an import queues puts the features of the texts a prompt scoring reads (gold, pool sample,
+    evaluation sample) in the backbone's cache: the first scoring then encodes only verbaliser sentences. On a
+    backbone with an MLM head (the template is the input) there is nothing to prepare."""
+    db, p, path = headless
+    passes = count_texts(monkeypatch, "frozen_features")
+    worker = Worker(path)
+    jobq.prepare_scoring(db, p.id)
+    done = worker.run_once()
+    assert done.status == "succeeded", done.error
+    assert done.result["embedded"] == 4 + len(POOL) and done.result["cached"] == len(POOL)  # the gold are pool texts
+    assert passes == [len(POOL)]
+    passes.clear()
+    prompt = {"template": "{text} It was {mask} .", "label_words": ["bad", "great"]}
+    jobq.enqueue(db, "prompt_eval", {"candidates": [prompt], "suggest": False}, p.id)
+    scored = worker.run_once()
+    assert scored.status == "succeeded", scored.error
+    assert passes == [2, 2, 2] and scored.result["prompt_suggestions"] == len(POOL)  # three models' prototypes only
+    mlm_db, mlm, mlm_path = project
+    jobq.prepare_scoring(mlm_db, mlm.id)
+    done = Worker(mlm_path).run_once()
+    assert done.status == "succeeded" and done.result["embedded"] == 0 and "MLM head" in done.result["why"]
+
+
 def test_the_diverse_order_and_the_prompts_suggestions_encode_the_pool_once(headless, monkeypatch):
     """On a sentence encoder the diverse order clusters the texts' frozen features and the prompt's suggestions read
     the same features (the backbone's cache): one pass over the pool in the job, not two."""

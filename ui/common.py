@@ -186,7 +186,7 @@ STAGES = {
     "done": "done",
 }
 KINDS = {"list_run": "training", "prompt_eval": "prompt scoring", "predict": "prediction", "diversity": "diverse order",
-         "export": "export"}  # fmt: skip
+         "export": "export", "embed": "reading the texts"}  # fmt: skip
 
 
 def text_column_guess(columns: list[str], records: list[dict]) -> str:

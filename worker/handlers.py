@@ -260,6 +260,18 @@ def predict(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any
 PROMPT_EVAL_LIMIT = 2000  # evaluation texts a prompt is scored on (each candidate reads them all)
 
 
+def _scored_texts(ctx: JobContext, project_id: int) -> tuple:
+    """What a prompt scoring reads: the pool (rows read only where needed), its sample for the class shares (<= ~2,000
+    texts), the gold rows and labels, the evaluation split and its even sample (<= `PROMPT_EVAL_LIMIT`)."""
+    gold = gold_labels(ctx.db, project_id)
+    pool = ExampleRows(ctx.db, example_ids(ctx.db, project_id, "pool"))
+    rows = [e.row() for e in examples_by_ids(ctx.db, [i for i, _ in gold])]
+    sample = pool.take(range(0, len(pool), max(1, len(pool) // 2000)))
+    all_evals = all_examples(ctx.db, project_id, "eval")
+    evals = all_evals[:: max(1, -(-len(all_evals) // PROMPT_EVAL_LIMIT))]
+    return pool, sample, rows, [lab for _, lab in gold], all_evals, evals
+
+
 def prompt_eval(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any]:
     """Zero-shot scores of candidate prompts on the gold labels and the evaluation split, the class distribution
     each predicts on the pool, label-word suggestions (and the prompt with them, scored beside it), and (before
@@ -268,13 +280,7 @@ def prompt_eval(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str,
 
     project = get_project(ctx.db, job.project_id)
     bb = ctx.backbone(job.payload.get("backbone") or project.backbone)
-    gold = gold_labels(ctx.db, project.id)
-    pool = ExampleRows(ctx.db, example_ids(ctx.db, project.id, "pool"))  # rows read only where needed
-    rows = [e.row() for e in examples_by_ids(ctx.db, [i for i, _ in gold])]
-    y = [lab for _, lab in gold]
-    sample = pool.take(range(0, len(pool), max(1, len(pool) // 2000)))  # the pool distribution from <= ~2,000 texts
-    all_evals = all_examples(ctx.db, project.id, "eval")
-    evals = all_evals[:: max(1, -(-len(all_evals) // PROMPT_EVAL_LIMIT))]  # an even sample of a large split
+    pool, sample, rows, y, all_evals, evals = _scored_texts(ctx, project.id)
     candidates = job.payload.get("candidates", [])
     candidates = [{**candidates[0], "origin": "prompt"}, *candidates[1:]] if candidates else []
     # a prompt the gold labels contradict: its verbalisers re-matched to the classes, scored beside it
@@ -345,6 +351,11 @@ def export(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any]
 DIVERSE_LIMIT = 20_000  # texts clustered for the diverse order: a labeling queue, not a pass over a huge pool
 
 
+def slot_template(task: str) -> str:
+    """A template of the task's text slots alone: frozen features of the texts depend on nothing else."""
+    return "{text_a} {mask} {text_b}" if task == "pair" else "{text} {mask}"
+
+
 def diversity(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any]:
     """A labeling order that covers the data (k-means on frozen embeddings of the pool, or of a random sample of
     `DIVERSE_LIMIT` texts from a larger pool), and, before any run, the prompt's own suggestions so that "most
@@ -362,8 +373,7 @@ def diversity(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, A
     if len(pool) > DIVERSE_LIMIT:
         picked = sorted(np.random.default_rng(0).choice(len(pool), DIVERSE_LIMIT, replace=False).tolist())
     jobq.progress(ctx.db, job.id, "embedding", 0, len(picked))
-    slot_template = "{text_a} {mask} {text_b}" if project.task == "pair" else "{text} {mask}"
-    texts = ListModel(bb, Prompt(slot_template, ("a", "b")), head="classic", adapter=None)
+    texts = ListModel(bb, Prompt(slot_template(project.task), ("a", "b")), head="classic", adapter=None)
     x = bb.feature_cache.row_features(texts, pool.take(picked)).numpy()  # the prompt's suggestions reuse them
     k = int(job.payload.get("k", project.target_gold))
     order = diverse_order(x, k)
@@ -374,10 +384,31 @@ def diversity(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, A
     return {"ordered": len(order), "clusters": min(len(picked), k), "of": len(pool)}
 
 
+def embed(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any]:
+    """After an import, on a sentence encoder: the frozen features of the texts a prompt scoring reads (gold, the
+    pool's sample, the evaluation sample) into the backbone's `feature_cache`, so the user's first "Score prompts"
+    does not wait for them. A backbone with an MLM head reads the prompt's template instead: nothing to prepare."""
+    project = get_project(ctx.db, job.project_id)
+    bb = ctx.backbone(project.backbone)
+    if bb.head_pretrained:
+        return {"embedded": 0, "why": "the backbone's MLM head reads each prompt's template: nothing to prepare"}
+    _, sample, rows, _, _, evals = _scored_texts(ctx, project.id)
+    texts = [*rows, *sample, *[e.row() for e in evals]]
+    model = ListModel(bb, Prompt(slot_template(project.task), ("a", "b")), head="classic", adapter=None)
+    jobq.progress(ctx.db, job.id, "reading the texts", 0, len(texts))
+    for part in spans(len(texts), 256):
+        if cancel.is_set():
+            break
+        bb.feature_cache.row_features(model, texts[part.start : part.stop])
+        jobq.progress(ctx.db, job.id, "reading the texts", part.stop, len(texts))
+    return {"embedded": len(texts), "cached": len(bb.feature_cache)}
+
+
 HANDLERS = {
     "list_run": list_run,
     "prompt_eval": prompt_eval,
     "predict": predict,
     "export": export,
     "diversity": diversity,
+    "embed": embed,
 }
