@@ -214,9 +214,7 @@ def suggest_label_words(
     words = candidate_words(list(rows) + list(pool_rows))
     if not words:
         return {}
-    sentences = [" ".join(re.sub(r"\{(text|text_a|text_b)\}", "", prompt.template).replace("{mask}", w).split())
-                 for w in words]  # fmt: skip
-    v = cache.features(model, Encoded.sentences(backbone.tokenizer, sentences, max_length))  # (W, D)
+    v = word_features(model, words)  # (W, D)
     sim = x @ v.T  # (N, W)
     protos = model.head.prototypes.detach()  # (C, D): the verbaliser prototypes, normalised (untrained head)
     to_protos = protos @ torch.nn.functional.normalize(v.float(), dim=-1).T  # (C, W)
@@ -231,6 +229,15 @@ def suggest_label_words(
         score = z(data) + z(meaning) if len(words) > 1 else data
         out[name] = [words[i] for i in score.topk(min(k, len(words))).indices.tolist()]
     return out
+
+
+def word_features(model: ListModel, words: Sequence[str]) -> torch.Tensor:
+    """(W, D) frozen features of each word's verbaliser sentence in `model`'s template ("It was <word> ."), through
+    the backbone's `feature_cache` (the same 1,500 candidate words come back at every scoring)."""
+    template = " " + re.sub(r"\{(text|text_a|text_b)\}", "", model.prompt.template) + " "
+    sentences = [" ".join(template.replace("{mask}", w).split()) for w in words]
+    enc = Encoded.sentences(model.backbone.tokenizer, sentences, model.max_length)
+    return model.backbone.feature_cache.features(model, enc)
 
 
 def with_suggestions(

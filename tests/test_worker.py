@@ -193,14 +193,15 @@ def test_after_an_import_the_worker_reads_the_texts_ahead_of_the_first_scoring(h
     jobq.prepare_scoring(db, p.id)
     done = worker.run_once()
     assert done.status == "succeeded", done.error
-    assert done.result["embedded"] == 4 + len(POOL) and done.result["cached"] == len(POOL)  # the gold are pool texts
-    assert passes == [len(POOL)]
+    words = done.result["words"]  # the suggestions' candidate words, in the saved prompt's template
+    assert done.result["embedded"] == 4 + len(POOL) and done.result["cached"] == len(POOL) + words > len(POOL)
+    assert passes == [len(POOL), 2, words]  # the texts (the gold are pool texts), the prompt's prototypes, the words
     passes.clear()
     prompt = {"template": "{text} It was {mask} .", "label_words": ["bad", "great"]}
-    jobq.enqueue(db, "prompt_eval", {"candidates": [prompt], "suggest": False}, p.id)
+    jobq.enqueue(db, "prompt_eval", {"candidates": [prompt], "suggest": True}, p.id)
     scored = worker.run_once()
     assert scored.status == "succeeded", scored.error
-    assert passes == [2, 2, 2] and scored.result["prompt_suggestions"] == len(POOL)  # three models' prototypes only
+    assert max(passes) <= 8 and scored.result["prompt_suggestions"] == len(POOL)  # zero-shot models' prototypes only
     mlm_db, mlm, mlm_path = project
     jobq.prepare_scoring(mlm_db, mlm.id)
     done = Worker(mlm_path).run_once()

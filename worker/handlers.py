@@ -16,7 +16,7 @@ from list_core.events import Event
 from list_core.methods import get as get_method
 from list_core.model import ListModel
 from list_core.pool import spans
-from list_core.prompts import Prompt
+from list_core.prompts import Prompt, PromptError
 from list_core.records import RunMetrics
 from list_core.self_training import TaskData
 from storage import ExampleRows, all_examples, example_ids, examples_by_ids, gold_labels
@@ -392,7 +392,9 @@ def embed(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any]:
     bb = ctx.backbone(project.backbone)
     if bb.head_pretrained:
         return {"embedded": 0, "why": "the backbone's MLM head reads each prompt's template: nothing to prepare"}
-    _, sample, rows, _, _, evals = _scored_texts(ctx, project.id)
+    from list_core.prompt_tools import candidate_words, word_features, zero_shot_model
+
+    pool, sample, rows, _, _, evals = _scored_texts(ctx, project.id)
     texts = [*rows, *sample, *[e.row() for e in evals]]
     model = ListModel(bb, Prompt(slot_template(project.task), ("a", "b")), head="classic", adapter=None)
     jobq.progress(ctx.db, job.id, "reading the texts", 0, len(texts))
@@ -401,7 +403,15 @@ def embed(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any]:
             break
         bb.feature_cache.row_features(model, texts[part.start : part.stop])
         jobq.progress(ctx.db, job.id, "reading the texts", part.stop, len(texts))
-    return {"embedded": len(texts), "cached": len(bb.feature_cache)}
+    words = []
+    if (saved := latest_prompt(ctx.db, project.id)) is not None and not cancel.is_set():
+        # the label-word suggestions' candidates in the saved prompt's template (as `prompt_eval` picks them)
+        words = candidate_words([*rows, *pool.take(range(min(2000, len(pool))))])
+        try:
+            word_features(zero_shot_model(bb, prompt_of(saved)), words)
+        except PromptError:  # a prompt this backbone cannot read: the workbench's board will say why
+            words = []
+    return {"embedded": len(texts), "words": len(words), "cached": len(bb.feature_cache)}
 
 
 HANDLERS = {
