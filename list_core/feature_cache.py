@@ -4,8 +4,9 @@ The zero-shot tools on a sentence encoder (the Prompt workbench's board, its lab
 page's suggestions from the prompt) read only the frozen features of texts: the prompt lives in the similarity
 head's prototypes. A user edits a prompt and scores it again and again on the same gold, evaluation and pool
 texts, so the features of those texts are kept, keyed by a digest of the texts (no tokenizing on a hit) or of
-their token ids, in the least-recently-used order, up to a budget in bytes. Training never reads this cache: a run's features are computed afresh, so its result does not
-depend on what was scored before it (features of the same text can differ in the last bits with its batch).
+their token ids, in the least-recently-used order, up to a budget in bytes. Training never reads this cache: a
+run's features are computed afresh, so its result does not depend on what was scored before it (features of the
+same text can differ in the last bits with its batch).
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ def _digest(data: bytes) -> bytes:
 
 
 class FeatureCache:
-    """Frozen features by token ids, least recently used first out once `max_bytes` is exceeded. Thread-safe: the
-    worker's two lanes may score prompts and suggestions on one backbone at once."""
+    """Frozen features by text or by token ids, least recently used first out once `max_bytes` is exceeded.
+    Thread-safe: the worker's two lanes may score prompts and suggestions on one backbone at once."""
 
     def __init__(self, max_bytes: int | None = None) -> None:
         max_bytes = budget_bytes() if max_bytes is None else max_bytes

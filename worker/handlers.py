@@ -7,7 +7,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from list_core.checkpoint import CheckpointMismatch, fenced
 from list_core.config import TrainConfig
@@ -260,16 +260,33 @@ def predict(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any
 PROMPT_EVAL_LIMIT = 2000  # evaluation texts a prompt is scored on (each candidate reads them all)
 
 
-def _scored_texts(ctx: JobContext, project_id: int) -> tuple:
+SUGGEST_POOL = 2000  # pool texts (the first ones) the label-word suggestions draw their candidate words from
+
+
+class ScoredTexts(NamedTuple):
     """What a prompt scoring reads: the pool (rows read only where needed), its sample for the class shares (<= ~2,000
     texts), the gold rows and labels, the evaluation split and its even sample (<= `PROMPT_EVAL_LIMIT`)."""
+
+    pool: ExampleRows
+    sample: list
+    rows: list
+    y: list[int]
+    all_evals: list
+    evals: list
+
+    def suggest_pool(self) -> list:
+        """The pool texts the label-word suggestions read."""
+        return self.pool.take(range(min(SUGGEST_POOL, len(self.pool))))
+
+
+def _scored_texts(ctx: JobContext, project_id: int) -> ScoredTexts:
     gold = gold_labels(ctx.db, project_id)
     pool = ExampleRows(ctx.db, example_ids(ctx.db, project_id, "pool"))
     rows = [e.row() for e in examples_by_ids(ctx.db, [i for i, _ in gold])]
     sample = pool.take(range(0, len(pool), max(1, len(pool) // 2000)))
     all_evals = all_examples(ctx.db, project_id, "eval")
     evals = all_evals[:: max(1, -(-len(all_evals) // PROMPT_EVAL_LIMIT))]
-    return pool, sample, rows, [lab for _, lab in gold], all_evals, evals
+    return ScoredTexts(pool, sample, rows, [lab for _, lab in gold], all_evals, evals)
 
 
 def prompt_eval(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any]:
@@ -280,7 +297,8 @@ def prompt_eval(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str,
 
     project = get_project(ctx.db, job.project_id)
     bb = ctx.backbone(job.payload.get("backbone") or project.backbone)
-    pool, sample, rows, y, all_evals, evals = _scored_texts(ctx, project.id)
+    texts = _scored_texts(ctx, project.id)
+    pool, sample, rows, y, all_evals, evals = texts
     candidates = job.payload.get("candidates", [])
     candidates = [{**candidates[0], "origin": "prompt"}, *candidates[1:]] if candidates else []
     # a prompt the gold labels contradict: its verbalisers re-matched to the classes, scored beside it
@@ -292,8 +310,7 @@ def prompt_eval(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str,
         # on the words the gold labels support: a prompt they contradict would anchor the suggestions on the
         # wrong classes' words (with mr's words swapped they suggested "great, excellent, good" for negative)
         base = fixed or candidates[0]
-        suggestions = suggest_label_words(bb, Prompt.from_json(base), rows, y, project.labels,
-                                          pool.take(range(min(2000, len(pool)))))  # fmt: skip
+        suggestions = suggest_label_words(bb, Prompt.from_json(base), rows, y, project.labels, texts.suggest_pool())
         # the prompt with the suggested words is scored beside it: the user sees whether they help
         extra = with_suggestions(base, suggestions, project.labels, origin="rematched+suggested" if fixed else
                                  "suggested")  # fmt: skip
@@ -351,9 +368,11 @@ def export(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any]
 DIVERSE_LIMIT = 20_000  # texts clustered for the diverse order: a labeling queue, not a pass over a huge pool
 
 
-def slot_template(task: str) -> str:
-    """A template of the task's text slots alone: frozen features of the texts depend on nothing else."""
-    return "{text_a} {mask} {text_b}" if task == "pair" else "{text} {mask}"
+def texts_model(bb: Any, task: str) -> ListModel:
+    """A model without adapters whose prompt is the task's text slots alone: what `feature_cache.row_features` needs
+    to read the texts' frozen features (they depend on nothing else)."""
+    slots = "{text_a} {mask} {text_b}" if task == "pair" else "{text} {mask}"
+    return ListModel(bb, Prompt(slots, ("a", "b")), head="classic", adapter=None)
 
 
 def diversity(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any]:
@@ -373,8 +392,9 @@ def diversity(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, A
     if len(pool) > DIVERSE_LIMIT:
         picked = sorted(np.random.default_rng(0).choice(len(pool), DIVERSE_LIMIT, replace=False).tolist())
     jobq.progress(ctx.db, job.id, "embedding", 0, len(picked))
-    texts = ListModel(bb, Prompt(slot_template(project.task), ("a", "b")), head="classic", adapter=None)
-    x = bb.feature_cache.row_features(texts, pool.take(picked)).numpy()  # the prompt's suggestions reuse them
+    x = bb.feature_cache.row_features(
+        texts_model(bb, project.task), pool.take(picked)
+    ).numpy()  # the prompt's suggestions reuse them
     k = int(job.payload.get("k", project.target_gold))
     order = diverse_order(x, k)
     set_label_queue(ctx.db, project.id, [pool.ids[picked[i]] for i in order], "diverse")
@@ -394,9 +414,9 @@ def embed(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any]:
         return {"embedded": 0, "why": "the backbone's MLM head reads each prompt's template: nothing to prepare"}
     from list_core.prompt_tools import candidate_words, word_features, zero_shot_model
 
-    pool, sample, rows, _, _, evals = _scored_texts(ctx, project.id)
-    texts = [*rows, *sample, *[e.row() for e in evals]]
-    model = ListModel(bb, Prompt(slot_template(project.task), ("a", "b")), head="classic", adapter=None)
+    scored = _scored_texts(ctx, project.id)
+    texts = [*scored.rows, *scored.sample, *[e.row() for e in scored.evals]]
+    model = texts_model(bb, project.task)
     jobq.progress(ctx.db, job.id, "reading the texts", 0, len(texts))
     for part in spans(len(texts), 256):
         if cancel.is_set():
@@ -406,7 +426,7 @@ def embed(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any]:
     words = []
     if (saved := latest_prompt(ctx.db, project.id)) is not None and not cancel.is_set():
         # the label-word suggestions' candidates in the saved prompt's template (as `prompt_eval` picks them)
-        words = candidate_words([*rows, *pool.take(range(min(2000, len(pool))))])
+        words = candidate_words([*scored.rows, *scored.suggest_pool()])
         try:
             word_features(zero_shot_model(bb, prompt_of(saved)), words)
         except PromptError:  # a prompt this backbone cannot read: the workbench's board will say why
