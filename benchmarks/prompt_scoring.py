@@ -9,15 +9,18 @@ label-word suggestions (the prompt with the suggested words joins the board), as
 engine is imported and the backbone loaded before the clock starts (a warm worker); printed: the job's seconds
 with nothing cached (`seconds`, the backbone's feature cache emptied first), then `again`: the user's next
 scoring, the prompt's label words edited ("quite <word>" added to each class's word) and the same three kinds of
-candidate, on the features the first scoring left in the cache, then, the cache emptied again, the `embed` job an
-import queues (`embed_job`) and the first scoring after it (`first_after_embed`); each the best of `repeat`; the
-board's size and what the cache holds. Asserts nothing.
+candidate, on the features the first scoring left in the cache, then `after_restart`: the first scoring of a new
+worker (its backbone loaded before the clock) on the features the first one kept on disk (`features/project-<id>`),
+then, the cache and the disk store emptied again, the `embed` job an import queues (`embed_job`) and the first
+scoring after it (`first_after_embed`); each the best of `repeat`; the board's size and what the cache holds.
+Asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -60,21 +63,28 @@ def measure(root: Path, k: int, pool: int, n_eval: int, repeat: int) -> dict:
         again = [{**prompt, "label_words": edited}, {**prompt, "label_words": [[*w, lab] if lab not in w else w for w, lab
                  in zip(edited, labels)]}, {**prompt, "label_words": edited[1:] + edited[:1]}]  # fmt: skip
 
-        def score(cands: list[dict]) -> tuple[float, dict]:
+        def score(cands: list[dict], worker: Worker = light) -> tuple[float, dict]:
             job = jobq.enqueue(db, "prompt_eval", {"candidates": cands, "suggest": True}, p.id)
             t = time.perf_counter()
-            done = light.run_once()
+            done = worker.run_once()
             if done.id != job.id or done.status != "succeeded":
                 raise RuntimeError(f"the scoring job {done.status}: {done.error}")
             return time.perf_counter() - t, done.result
 
-        cold, warm, embed, ahead = [], [], [], []
-        for _ in range(repeat):
+        def forget() -> None:  # the features in memory and on disk
             cache.clear()
+            shutil.rmtree(st.features_dir(db, p.id), ignore_errors=True)
+
+        cold, warm, restart, embed, ahead = [], [], [], [], []
+        for _ in range(repeat):
+            forget()
             cold.append(score(candidates)[0])
             seconds, result = score(again)
             warm.append(seconds)
-            cache.clear()  # an import's `embed` job, then the first scoring
+            restarted = Worker(Path(tmp) / "scoring.db", lane="light")
+            restarted.context.backbone("default")
+            restart.append(score(candidates, restarted)[0])
+            forget()  # an import's `embed` job, then the first scoring
             t = time.perf_counter()
             jobq.prepare_scoring(db, p.id)
             if (done := light.run_once()).status != "succeeded":
@@ -82,7 +92,7 @@ def measure(root: Path, k: int, pool: int, n_eval: int, repeat: int) -> dict:
             embed.append(time.perf_counter() - t)
             ahead.append(score(candidates)[0])
         return {"set": data.name, "gold": len(gold), "pool": len(rows) - len(gold), "eval": min(n_eval, len(data.test)),
-                "board": len(result["leaderboard"]), "seconds": round(min(cold), 2), "again": round(min(warm), 2),
+                "board": len(result["leaderboard"]), "seconds": round(min(cold), 2), "again": round(min(warm), 2), "after_restart": round(min(restart), 2),
                 "embed_job": round(min(embed), 2), "first_after_embed": round(min(ahead), 2),
                 "cached_texts": len(cache), "cache_mb": round(cache.nbytes / 2**20, 1)}  # fmt: skip
 

@@ -7,24 +7,33 @@ texts, so the features of those texts are kept, keyed by a digest of the texts (
 their token ids, in the least-recently-used order, up to a budget in bytes. Training never reads this cache: a
 run's features are computed afresh, so its result does not depend on what was scored before it (features of the
 same text can differ in the last bits with its batch).
+
+Inside `saved_in(folder)` (the worker wraps each job of a project in it) the features also go to a
+`feature_store.FeatureStore` in that folder, one file per backbone (`fingerprint`), so a restarted worker reads them
+back instead of encoding the texts again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from .data import Encoded, Row
+from .feature_store import FeatureStore, env_megabytes, store_budget_bytes
 
 if TYPE_CHECKING:
+    from .backbone import Backbone
     from .model import ListModel
 
 DEFAULT_MB = 128  # about 87,000 texts of a 384-dimensional encoder (the default backbone), 32,000 of roberta-large
@@ -32,16 +41,38 @@ DEFAULT_MB = 128  # about 87,000 texts of a 384-dimensional encoder (the default
 
 def budget_bytes() -> int:
     """The cache's budget: $LIST_FEATURE_CACHE_MB megabytes (0 turns it off), else `DEFAULT_MB`."""
-    raw = os.environ.get("LIST_FEATURE_CACHE_MB", "").strip() or str(DEFAULT_MB)
+    return env_megabytes("LIST_FEATURE_CACHE_MB", DEFAULT_MB, "0 turns the cache off")
+
+
+OPEN_STORES = 8  # stores (projects x backbones) whose index a cache keeps in memory
+_SAVED_IN: ContextVar[Path | None] = ContextVar("list_feature_store_folder", default=None)
+
+
+@contextlib.contextmanager
+def saved_in(folder: str | os.PathLike | None) -> Iterator[None]:
+    """Within the block (in this thread), features read or computed by any `FeatureCache` are also kept in, and
+    read back from, a `FeatureStore` file in `folder` (None: memory only)."""
+    token = _SAVED_IN.set(Path(folder) if folder is not None else None)
     try:
-        mb = float(raw)
-    except ValueError:
-        raise ValueError(
-            f"LIST_FEATURE_CACHE_MB={raw!r}: must be a number of megabytes (0 turns the cache off)"
-        ) from None
-    if mb < 0:
-        raise ValueError(f"LIST_FEATURE_CACHE_MB={raw!r}: must be >= 0")
-    return int(mb * 2**20)
+        yield
+    finally:
+        _SAVED_IN.reset(token)
+
+
+def fingerprint(backbone: Backbone) -> str:
+    """What a backbone's frozen features depend on, read cheaply: its family and device kind, its tokenizer (class,
+    vocabulary, lower-casing) and 64 values spread through each encoder weight (with its name and shape)."""
+    tok = backbone.tokenizer
+    h = hashlib.blake2b(digest_size=16)
+    h.update(json.dumps([backbone.family, backbone.device.type, type(tok).__name__,
+                         getattr(tok, "do_lower_case", None), sorted(tok.get_vocab().items())]).encode())  # fmt: skip
+    for name, t in sorted(backbone.encoder.state_dict().items()):
+        flat = t.detach().reshape(-1)
+        h.update(f"{name.replace('.base.', '.')}{tuple(t.shape)}".encode())  # a layer wrapped for adapters: as plain
+        if flat.numel():
+            picked = flat[torch.linspace(0, flat.numel() - 1, 64, device=flat.device).long()]  # (64,)
+            h.update(picked.to("cpu", torch.float32).numpy().tobytes())
+    return h.hexdigest()
 
 
 def _digest(data: bytes) -> bytes:
@@ -61,8 +92,11 @@ class FeatureCache:
         self._rows: OrderedDict[bytes, torch.Tensor] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
+        self._stores: OrderedDict[Path, FeatureStore] = OrderedDict()
+        self._fingerprint: str | None = None
+        self.hits = 0  # texts read from memory
+        self.stored_hits = 0  # texts read from a store on disk
+        self.misses = 0  # texts encoded
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -104,19 +138,25 @@ class FeatureCache:
             known = {k: self._rows[k] for k in set(keys) if k in self._rows}
             for k in known:
                 self._rows.move_to_end(k)
+        missing = [k for k in dict.fromkeys(keys) if k not in known]
+        store = self._store(model) if missing else None
+        stored = store.get(missing) if store is not None else {}
         todo: dict[bytes, int] = {}  # key -> its first position: a text that occurs twice is computed once
         for i, k in enumerate(keys):
-            if k not in known:
+            if k not in known and k not in stored:
                 todo.setdefault(k, i)
         new: dict[bytes, torch.Tensor] = {}
         if todo:
             fresh = compute(list(todo.values()))  # (M, D)
             new = {k: row.clone() for k, row in zip(todo, fresh)}  # each entry owns its bytes, not the batch's
-        rows = known | new
+            if store is not None:
+                store.put(new)
+        rows = known | stored | new
         with self._lock:
-            self.hits += sum(k in known for k in keys)  # texts read from the cache
-            self.misses += len(new)  # texts encoded
-            for k, row in new.items():
+            self.hits += sum(k in known for k in keys)
+            self.stored_hits += len(stored)
+            self.misses += len(new)
+            for k, row in (stored | new).items():
                 if k not in self._rows:
                     self._rows[k] = row
                     self._bytes += row.numel() * row.element_size()
@@ -126,3 +166,19 @@ class FeatureCache:
         if not keys:
             return torch.empty((0, model.backbone.hidden_size), dtype=torch.float32)
         return torch.stack([rows[k] for k in keys])
+
+    def _store(self, model: ListModel) -> FeatureStore | None:
+        """The store of the folder `saved_in` names for this thread, for `model`'s backbone; None outside it."""
+        folder = _SAVED_IN.get()
+        if folder is None or store_budget_bytes() <= 0:
+            return None
+        with self._lock:
+            if self._fingerprint is None:  # one cache per backbone: its fingerprint is computed once
+                self._fingerprint = fingerprint(model.backbone)
+            path = folder / f"{self._fingerprint}-{model.backbone.hidden_size}.f32"
+            if path not in self._stores:
+                self._stores[path] = FeatureStore(path, model.backbone.hidden_size)
+                while len(self._stores) > OPEN_STORES:
+                    self._stores.popitem(last=False)
+            self._stores.move_to_end(path)
+            return self._stores[path]

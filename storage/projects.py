@@ -51,9 +51,16 @@ def list_projects(db: sqlite_utils.Database) -> list[Project]:
     return [Project.of(r) for r in db.query("SELECT * FROM projects ORDER BY id")]
 
 
+def features_dir(db: sqlite_utils.Database, project_id: int) -> Path | None:
+    """Where the worker keeps a project's frozen features for prompt scoring (`list_core.feature_store`): the folder
+    `features/project-<id>` beside the database file (None for an in-memory database); it goes with the project."""
+    row = db.execute("PRAGMA database_list").fetchone()  # (seq, name, file) of the main database
+    return Path(row[2]).parent / "features" / f"project-{int(project_id)}" if row and row[2] else None
+
+
 def delete_project(db: sqlite_utils.Database, project_id: int) -> list[str]:
-    """Delete a project with its examples, labels, runs and jobs, and its runs' folders on disk (checkpoints and
-    exports: a folded export is a whole model copy); refused while one of its jobs is queued or running (a worker
+    """Delete a project with its examples, labels, runs and jobs, its runs' folders on disk (checkpoints and
+    exports: a folded export is a whole model copy) and its texts' features (`features_dir`); refused while one of its jobs is queued or running (a worker
     would lose it mid-way: cancel those first), except a queued `embed` job (the texts read ahead for prompt
     scoring, queued by every import: it goes with the project). Returns the folders removed."""
     with write(db):
@@ -70,6 +77,9 @@ def delete_project(db: sqlite_utils.Database, project_id: int) -> list[str]:
         if r["checkpoint_dir"] and folder.name == f"run-{r['id']}" and folder.is_dir():
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(str(folder))
+    if (features := features_dir(db, project_id)) is not None and features.is_dir():  # its texts' features
+        shutil.rmtree(features, ignore_errors=True)
+        removed.append(str(features))
     return removed
 
 

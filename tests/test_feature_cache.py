@@ -1,5 +1,5 @@
 """The backbone's cache of frozen features for the prompt tools: exact rows, only misses encoded, bounded by bytes,
-never read by training."""
+kept on disk within `saved_in` for the next worker (per backbone), never read by training."""
 
 import pytest
 import torch
@@ -7,7 +7,7 @@ import torch
 from list_core.backbone import load_backbone
 from list_core.config import preset
 from list_core.data import Encoded
-from list_core.feature_cache import FeatureCache
+from list_core.feature_cache import FeatureCache, fingerprint, saved_in
 from list_core.model import ListModel
 from list_core.prompt_tools import zero_shot_model
 from list_core.prompts import Prompt
@@ -101,12 +101,48 @@ def test_the_budget_comes_from_the_environment(model, monkeypatch):
             FeatureCache()
 
 
-def test_a_run_never_reads_or_fills_the_cache(tiny_headless_dir):
+def test_inside_saved_in_a_new_worker_reads_the_features_back_from_disk(model, monkeypatch, tmp_path, tiny_dirs):
+    """A restarted worker (a new backbone object and cache) reads the features an earlier one computed in the same
+    folder instead of encoding the texts; another backbone's features are kept apart; outside `saved_in` nothing
+    goes to disk."""
+    rows = [{"text": t} for t in TEXTS]
+    FeatureCache().row_features(model, rows[:4])
+    assert not any(tmp_path.iterdir())
+    with saved_in(tmp_path):
+        first = FeatureCache().row_features(model, rows[:8])
+    restarted = zero_shot_model(load_backbone(model.backbone.name, device="cpu"), PROMPT)
+    passes, cache = counting(monkeypatch), FeatureCache()
+    with saved_in(tmp_path):
+        again = cache.row_features(restarted, rows)
+    assert passes == [4] and torch.equal(again[:8], first)  # read back bit for bit; only the 4 new texts encoded
+    assert (cache.hits, cache.stored_hits, cache.misses) == (0, 8, 4)
+    with saved_in(tmp_path):
+        assert torch.equal(cache.row_features(restarted, rows), again) and passes == [4]  # now from memory
+    other = zero_shot_model(load_backbone(str(tiny_dirs["roberta"]), device="cpu"), PROMPT)
+    with saved_in(tmp_path):
+        FeatureCache().row_features(other, rows)
+    assert passes == [4, 12] and len(list(tmp_path.glob("*.f32"))) == 2  # its own file, none of the other's rows
+
+
+def test_the_fingerprint_follows_the_weights_and_the_tokenizer_not_the_object_or_its_adapters(model, tiny_dirs):
+    bb = model.backbone
+    same = load_backbone(bb.name, device="cpu")
+    assert fingerprint(same) == fingerprint(bb)
+    bb.adapter_layers()  # layers wrapped for adapters read as the plain layers
+    assert fingerprint(bb) == fingerprint(same)
+    with torch.no_grad():
+        next(p for n, p in same.encoder.named_parameters() if "layer.0" in n).add_(1e-3)
+    assert fingerprint(same) != fingerprint(bb)
+    assert fingerprint(load_backbone(str(tiny_dirs["roberta"]), device="cpu")) != fingerprint(bb)
+
+
+def test_a_run_never_reads_or_fills_the_cache(tiny_headless_dir, tmp_path):
     """A run's features are computed afresh, so its result cannot depend on what the prompt tools scored before it
-    (a text's features can differ in the last bits with its batch)."""
+    (a text's features can differ in the last bits with its batch); nothing goes to disk either."""
     bb = load_backbone(str(tiny_headless_dir), device="cpu")
     task = TaskData(["negative", "positive"], [{"text": t} for t in TEXTS[:6]], [1, 1, 1, 0, 0, 0],
                     [{"text": t} for t in TEXTS[6:]])  # fmt: skip
     cfg = preset("fast", rounds=1, student_steps=2, finetune_epochs=1, seed=0)
-    run_list(bb, PROMPT, task, cfg)
-    assert len(bb.feature_cache) == 0 and bb.feature_cache.hits == 0
+    with saved_in(tmp_path):
+        run_list(bb, PROMPT, task, cfg)
+    assert len(bb.feature_cache) == 0 and bb.feature_cache.hits == 0 and not any(tmp_path.iterdir())

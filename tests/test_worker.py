@@ -178,9 +178,31 @@ def test_scoring_the_prompt_again_encodes_no_text_again(headless, monkeypatch):
     # each zero-shot model's verbaliser sentences: 2, and 5 to 8 for the prompt with up to 3 suggested words a class
     assert passes.count(2) == len(passes) - 1 and 5 <= max(passes) <= 8 and sum(passes) < cold / 2, (passes, cold)
     jobq.enqueue(db, "prompt_eval", {"candidates": [second], "suggest": True}, p.id)
+    monkeypatch.setenv("LIST_FEATURE_STORE_MB", "0")  # nothing on disk either
     fresh = Worker(path).run_once()  # a new worker: nothing cached
     assert fresh.result["leaderboard"] == warm.result["leaderboard"]
     assert fresh.result["suggestions"] == warm.result["suggestions"]
+
+
+def test_a_restarted_worker_reads_the_texts_features_back_from_the_projects_folder(headless, monkeypatch):
+    """The features a scoring read are kept beside the database (`features/project-<id>`, one file per backbone):
+    the first scoring of a new worker encodes only verbaliser sentences and gives the same board and suggestions.
+    Deleting the project deletes them."""
+    db, p, path = headless
+    prompt = {"template": "{text} It was {mask} .", "label_words": ["bad", "great"]}
+    jobq.enqueue(db, "prompt_eval", {"candidates": [prompt], "suggest": True}, p.id)
+    cold = Worker(path).run_once()
+    assert cold.status == "succeeded", cold.error
+    folder = st.features_dir(db, p.id)
+    assert folder == path.parent / "features" / f"project-{p.id}" and len(list(folder.glob("*.f32"))) == 1
+    passes = count_texts(monkeypatch, "frozen_features")
+    jobq.enqueue(db, "prompt_eval", {"candidates": [prompt], "suggest": True}, p.id)
+    restarted = Worker(path).run_once()
+    assert restarted.status == "succeeded", restarted.error
+    assert passes and max(passes) <= 8, passes  # each zero-shot model's prototypes: no gold, pool or word text
+    assert restarted.result["leaderboard"] == cold.result["leaderboard"]
+    assert restarted.result["suggestions"] == cold.result["suggestions"]
+    assert str(folder) in st.delete_project(db, p.id) and not folder.exists()
 
 
 def test_after_an_import_the_worker_reads_the_texts_ahead_of_the_first_scoring(headless, project, monkeypatch):

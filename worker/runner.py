@@ -11,7 +11,7 @@ import traceback
 import uuid
 from pathlib import Path
 
-from storage import connect, db_path
+from storage import connect, db_path, features_dir
 from storage import jobs as jobq
 from storage.models import Job
 
@@ -93,11 +93,14 @@ class Worker:
         beat.start()
         from list_core.distributed import DistributedError
         from list_core.events import Cancelled, cancellable  # torch is imported only once a job runs
+        from list_core.feature_cache import saved_in
 
         from .handlers import HANDLERS
 
         try:
-            with cancellable(cancel.is_set):  # checked between batches of every forward pass, not only between steps
+            # the prompt tools' frozen features of the project's texts persist: a restarted worker reads them back
+            features = features_dir(self.db, job.project_id) if job.project_id is not None else None
+            with cancellable(cancel.is_set), saved_in(features):  # cancel: checked between batches of every forward
                 result = HANDLERS[job.kind](self.context, job, cancel)
             jobq.finish(self.db, job.id, self.id, "succeeded", result=result)
         except DistributedError as e:  # the cluster failed: retry (a run resumes from its last round), then give up
