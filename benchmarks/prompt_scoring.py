@@ -86,7 +86,7 @@ def measure(root: Path, k: int, pool: int, n_eval: int, repeat: int) -> dict:
             restart.append(score(candidates, restarted)[0])
             forget()  # an import's `embed` job, then the first scoring
             t = time.perf_counter()
-            jobq.prepare_scoring(db, p.id)
+            jobq.read_ahead(db, p.id, pool=False)
             if (done := light.run_once()).status != "succeeded":
                 raise RuntimeError(f"the embed job {done.status}: {done.error}")
             embed.append(time.perf_counter() - t)

@@ -24,9 +24,12 @@ with right:
     strategy = st.radio("Next example", STRATEGIES, key="lb_strategy",
                         format_func={"diverse": "diverse first", "uncertain": "most uncertain", "in order": "in order"}.get)  # fmt: skip
     if strategy == "diverse" and not has_queue(conn, project.id):
-        st.caption("No diversity order yet.")
-        if st.button("Compute a diverse order", key="lb_diversity"):
-            run_safely(jobq.enqueue, conn, "diversity", {}, project.id, success="Queued: clustering the examples.")
+        if jobq.active_job(conn, project.id, "diversity"):  # an import queued it; until it is done: in order
+            st.caption("The worker is ordering the examples (diverse first); until then they come in order.")
+        else:
+            st.caption("No diversity order yet.")
+            if st.button("Compute a diverse order", key="lb_diversity"):
+                run_safely(jobq.enqueue, conn, "diversity", {}, project.id, success="Queued: clustering the examples.")
     if strategy == "uncertain" and not has_predictions(conn, project.id):
         st.caption("No suggestions yet: score your prompt on the Prompt workbench (or finish a run) first.")
 

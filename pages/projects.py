@@ -13,6 +13,7 @@ from ui.common import (
     db,
     import_dir,
     import_path,
+    label_column_guess,
     md_escape,
     open_project,
     run_safely,
@@ -53,7 +54,7 @@ with right:
         if p:
             storage.import_file(conn, p.id, EXAMPLE, {"text": "text"}, label_column="label")
             storage.save_prompt(conn, p.id, "{text} It was {mask} .", ["terrible", "great"])
-            run_safely(jobq.prepare_scoring, conn, p.id)
+            run_safely(jobq.read_ahead, conn, p.id)
             open_project(p.id)
 
 st.divider()
@@ -129,8 +130,9 @@ if source is not None:
             f"Column for {slot}", table.columns, index=table.columns.index(guesses[slot]), key=f"map_{slot}"
         )
     none = "(none)"
-    label_col = cols[-2].selectbox("Label column (optional)", [none] + table.columns,
-                                   index=(table.columns.index("label") + 1) if "label" in table.columns else 0, key="map_label")  # fmt: skip
+    guess = label_column_guess(project.labels, table.columns, table.records, taken=mapping.values())
+    label_col = cols[-2].selectbox("Label column (optional)", [none] + table.columns, key="map_label",
+                                   index=table.columns.index(guess) + 1 if guess else 0)  # fmt: skip
     split = cols[-1].selectbox("Use as", ["pool", "eval"], key="map_split",
                                format_func={"pool": "data to label / train on", "eval": "evaluation split (labeled)"}.get)  # fmt: skip
     label_values = "names"
@@ -158,8 +160,8 @@ if source is not None:
             st.session_state["import_notice"] = (
                 f"Imported {rep.added:,} examples ({rep.duplicates:,} duplicates skipped, {rep.labeled:,} with labels)."
             )
-            if rep.added:  # the worker reads the new texts now, so the first "Score prompts" need not wait for them
-                run_safely(jobq.prepare_scoring, conn, project.id)
+            if rep.added:  # the worker reads the new texts now (the first "Score prompts" need not wait for them)
+                run_safely(jobq.read_ahead, conn, project.id, split == "pool")  # and orders a new pool for labeling
             st.rerun()
 if notice := st.session_state.pop("import_notice", None):
     st.success(notice)

@@ -83,13 +83,44 @@ def dead_workers(db: sqlite_utils.Database) -> list[str]:
     return [r["id"] for r in db.query("SELECT id, pid FROM workers WHERE host = ?", [host]) if not _pid_alive(r["pid"])]
 
 
-def prepare_scoring(db: sqlite_utils.Database, project_id: int) -> Job:
-    """Queue an `embed` job for the project (the worker reads the texts a prompt scoring will read), unless one is
-    queued already: several imports in a row need one (two at once may queue two; the second then reads nothing
-    new)."""
-    sql = "SELECT id FROM jobs WHERE kind = 'embed' AND project_id = ? AND status = 'queued' ORDER BY id LIMIT 1"
-    row = db.execute(sql, [project_id]).fetchone()
-    return get_job(db, row[0]) if row else enqueue(db, "embed", {}, project_id)
+# Background work nobody waits for: an `embed` job, or a job whose payload says "background" (the diversity order
+# an import queues). A worker claims it after every queued job of the user's, and it makes way (`make_way`) when one
+# arrives while it runs.
+BACKGROUND_SQL = "(kind = 'embed' OR coalesce(json_extract(payload, '$.background'), 0))"
+
+
+def is_background(job: Job) -> bool:
+    """Whether `job` is background work (see `BACKGROUND_SQL`)."""
+    return job.kind == "embed" or bool(job.payload.get("background"))
+
+
+def read_ahead(db: sqlite_utils.Database, project_id: int, pool: bool = True) -> list[Job]:
+    """After an import, queue what the worker can prepare before the user asks, each unless one like it is queued
+    already (imports in a row need one): the texts a prompt scoring reads (`embed`), then, when the import added
+    to the pool, the diverse labeling order the Label page starts with (`diversity`). Both are background work."""
+    jobs = [_queued_once(db, project_id, "embed", {})]
+    return jobs + ([_queued_once(db, project_id, "diversity", {"background": True})] if pool else [])
+
+
+def active_job(db: sqlite_utils.Database, project_id: int, kind: str) -> Job | None:
+    """The project's newest queued or running job of `kind`, if any."""
+    sql = "SELECT id FROM jobs WHERE project_id = ? AND kind = ? AND status IN ('queued', 'running') ORDER BY id DESC"
+    row = db.execute(sql + " LIMIT 1", [project_id, kind]).fetchone()
+    return get_job(db, row[0]) if row else None
+
+
+def _queued_once(db: sqlite_utils.Database, project_id: int, kind: str, payload: dict[str, Any]) -> Job:
+    sql = "SELECT id FROM jobs WHERE kind = ? AND project_id = ? AND status = 'queued' ORDER BY id LIMIT 1"
+    row = db.execute(sql, [kind, project_id]).fetchone()
+    return get_job(db, row[0]) if row else enqueue(db, kind, payload, project_id)
+
+
+def user_job_waiting(db: sqlite_utils.Database, kinds: Sequence[str]) -> bool:
+    """Whether a job of `kinds` that is not background work waits to be claimed (a read)."""
+    marks = ",".join("?" * len(kinds))
+    sql = (f"SELECT 1 FROM jobs WHERE status = 'queued' AND cancel_requested = 0 AND kind IN ({marks}) "
+           f"AND NOT {BACKGROUND_SQL} LIMIT 1")  # fmt: skip
+    return db.execute(sql, list(kinds)).fetchone() is not None
 
 
 def has_queued(db: sqlite_utils.Database, kinds: Sequence[str]) -> bool:
@@ -108,8 +139,8 @@ def claim(
     kinds: Sequence[str] | None = None,
 ) -> Job | None:
     """Take a running job whose worker died (stopped heartbeating, or its process is gone from this host) first,
-    else the oldest queued one; only jobs of `kinds` (a lane) when given. One statement in a write transaction, so
-    two workers never get the same job."""
+    else the oldest queued one, background work last; only jobs of `kinds` (a lane) when given. One statement in a
+    write transaction, so two workers never get the same job."""
     kinds = tuple(KINDS if kinds is None else kinds)
     if bad := [k for k in kinds if k not in KINDS]:
         raise StoreError(f"job kind {bad[0]!r} is not one of {KINDS}")
@@ -137,7 +168,7 @@ def claim(
             "heartbeat_at = ?, attempts = attempts + 1, stalls = stalls + 1, message = NULL "
             f"WHERE id = (SELECT id FROM jobs WHERE kind IN ({','.join('?' * len(kinds))}) AND ("
             "(status = 'queued' AND cancel_requested = 0) OR (status = 'running' AND heartbeat_at < ?)) "
-            "ORDER BY status = 'running' DESC, id LIMIT 1) RETURNING id",
+            f"ORDER BY status = 'running' DESC, {BACKGROUND_SQL}, id LIMIT 1) RETURNING id",
             [worker_id, t, t, *kinds, cutoff],
         ).fetchone()
     return get_job(db, row[0]) if row else None
@@ -248,6 +279,12 @@ def release(db: sqlite_utils.Database, job_id: int, worker_id: str) -> bool:
     """Put a job its worker interrupted (the worker is stopping) back in the queue, as if never claimed by it;
     a training run then resumes from its last finished round. False if the worker no longer owned it."""
     return _requeue(db, job_id, worker_id, "interrupted: its worker stopped; resumes when a worker takes it", True)
+
+
+def make_way(db: sqlite_utils.Database, job_id: int, worker_id: str) -> bool:
+    """Put background work back in the queue because a user's job waits (it is claimed after that job; what it read
+    so far is in the worker's feature cache). False if the worker no longer owned it."""
+    return _requeue(db, job_id, worker_id, "made way for a job you are waiting for; continues after it", True)
 
 
 def retry_later(db: sqlite_utils.Database, job_id: int, worker_id: str, message: str) -> bool:

@@ -107,6 +107,7 @@ def test_pair_import_guesses_a_different_column_for_each_text(env):
     at = app("pages/projects.py", p.id)
     at.text_input(key="import_path").input("rte.csv").run()
     assert (at.selectbox(key="map_text_a").value, at.selectbox(key="map_text_b").value) == ("premise", "hypothesis")
+    assert at.selectbox(key="map_label").value == "gold"  # its cells are the project's label names
     at.selectbox(key="map_text_b").select("premise").run()
     at.button(key="import_go").click().run()
     assert any("both read column 'premise'" in e.value for e in at.error) and st_store.count_examples(db, p.id) == 0
@@ -115,6 +116,27 @@ def test_pair_import_guesses_a_different_column_for_each_text(env):
     st_store.add_examples(db, p.id, [{"text_a": "same", "text_b": "same"}, {"text_a": "a", "text_b": "b"}])
     at.run()
     assert st_store.same_text_pairs(db, p.id) == 1 and any("1 examples of this project" in w.value for w in at.warning)
+
+
+def test_the_label_page_says_when_the_diverse_order_an_import_queued_is_on_its_way(env):
+    """ "Diverse first" is the Label page's default: after an import the worker orders the pool on its own, and the
+    page says so instead of offering to queue a second order; once it is done, the examples follow it."""
+    from storage import jobs as jobq
+    from storage.queue import set_label_queue
+
+    db, _, _ = env
+    p = st_store.create_project(db, "reviews", "single", ["neg", "pos"], "x")
+    st_store.add_examples(db, p.id, [{"text": t} for t in ("first", "second", "third")])
+    at = app("pages/label.py", p.id)
+    assert any("No diversity order yet" in c.value for c in at.caption) and at.button(key="lb_diversity")
+    jobq.read_ahead(db, p.id)
+    at.run()
+    assert any("ordering the examples" in c.value for c in at.caption)
+    assert not any(b.key == "lb_diversity" for b in at.button)
+    ids = [e.id for e in st_store.page_examples(db, p.id, limit=3)]
+    set_label_queue(db, p.id, ids[::-1], "diverse")  # what the job writes
+    at.run()
+    assert any(m.value == "### third" for m in at.markdown) and not any("ordering" in c.value for c in at.caption)
 
 
 def test_the_label_table_shows_both_texts_of_a_pair(env):
@@ -158,6 +180,21 @@ def test_text_columns_guess_gives_each_text_of_a_pair_its_own_column():
     assert text_columns_guess(pair, ["id", "first", "second", "y"], recs) == {"text_a": "first", "text_b": "second"}
     assert text_columns_guess(pair, ["only"], [{"only": "x"}]) == {"text_a": "only", "text_b": "only"}
     assert text_columns_guess(("text",), ["id", "first", "y"], recs) == {"text": "first"}
+
+
+def test_the_label_column_is_the_one_holding_label_names():
+    """A labeled file whose label column was not named "label" (mr's evaluation file: review, sentiment) was
+    imported without its labels unless the user noticed the "(none)" preselected."""
+    from ui.common import label_column_guess
+
+    labels = ["negative", "positive"]
+    recs = [{"review": "good", "sentiment": "positive", "id": 1}, {"review": "bad", "sentiment": " negative"},
+            {"review": "meh", "sentiment": ""}]  # fmt: skip
+    assert label_column_guess(labels, ["review", "sentiment", "id"], recs, taken=["review"]) == "sentiment"
+    assert label_column_guess(labels, ["review", "label"], [{"review": "x", "label": 1}]) == "label"  # by name
+    assert label_column_guess(["0", "1"], ["review", "y"], [{"review": "x", "y": 1}]) is None  # numbers: positions
+    assert label_column_guess(labels, ["review"], [{"review": "positive"}], taken=["review"]) is None  # the text
+    assert label_column_guess(labels, ["review", "other"], [{"review": "x", "other": "maybe"}]) is None
 
 
 def test_example_project_and_import_by_path(env):
@@ -209,9 +246,11 @@ def test_example_project_and_import_by_path(env):
     at.text_input(key="import_path").input(str(bad)).run()
     assert any("line 3 has 2 fields" in e.value for e in at.error)
     assert not at.exception
-    # delete: refused while a job is queued (not the embed job: it goes with the project), then done after typing
-    # the name
-    job = jobq.enqueue(db, "diversity", {"project_id": p.id}, project_id=p.id)
+    orders = [j for j in jobq.list_jobs(db, p.id) if j.kind == "diversity"]  # the Label page's diverse order
+    assert [(j.status, j.payload) for j in orders] == [("queued", {"background": True})]
+    # delete: refused while a job is queued (not the embed and diversity jobs an import queues: they go with the
+    # project), then done after typing the name
+    job = jobq.enqueue(db, "predict", {"run_id": None}, project_id=p.id)
     at.text_input(key=f"del_name_{p.id}").input(p.name).run()
     at.button(key=f"del_{p.id}").click().run()
     assert any("cancel them first" in e.value for e in at.error) and st_store.list_projects(db)

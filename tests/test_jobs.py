@@ -199,15 +199,42 @@ def test_a_jobs_age_counts_from_when_it_was_queued(dbfile):
     assert 0 <= first < jobq.age_s(job) < 30
 
 
-def test_imports_in_a_row_queue_one_embed_job_and_it_does_not_block_deleting_the_project(dbfile):
+def test_imports_in_a_row_queue_one_read_ahead_and_it_does_not_block_deleting_the_project(dbfile):
+    """An import queues the texts read ahead (`embed`) and the diverse order (background `diversity`, only when the
+    pool grew); imports in a row queue one of each; queued, they go with a deleted project."""
     db = st.connect(dbfile)
     p = st.create_project(db, "p", "single", ["a", "b"], "x")
-    first = jobq.prepare_scoring(db, p.id)
-    assert jobq.prepare_scoring(db, p.id).id == first.id and first.kind == "embed"
-    jobq.claim(db, "w1")  # running: the next import queues another
-    assert jobq.prepare_scoring(db, p.id).id != first.id
-    with pytest.raises(st.StoreError, match=f"running jobs \\[{first.id}\\]"):
+    embed, order = jobq.read_ahead(db, p.id)
+    assert (embed.kind, order.kind, order.payload) == ("embed", "diversity", {"background": True})
+    assert [j.id for j in jobq.read_ahead(db, p.id)] == [embed.id, order.id]
+    assert [j.id for j in jobq.read_ahead(db, p.id, pool=False)] == [embed.id]  # an evaluation split: no new order
+    assert jobq.active_job(db, p.id, "diversity").id == order.id and jobq.active_job(db, p.id, "predict") is None
+    assert jobq.claim(db, "w1").id == embed.id  # running: the next import queues another
+    assert jobq.read_ahead(db, p.id)[0].id != embed.id
+    with pytest.raises(st.StoreError, match=f"running jobs \\[{embed.id}\\]"):
         st.delete_project(db, p.id)  # a running one does block it
-    jobq.finish(db, first.id, "w1", "succeeded", {"embedded": 0})
-    st.delete_project(db, p.id)  # the queued one goes with the project
+    jobq.finish(db, embed.id, "w1", "succeeded", {"embedded": 0})
+    st.delete_project(db, p.id)  # the queued ones go with the project
     assert not st.list_projects(db) and not jobq.list_jobs(db)
+
+
+def test_background_work_is_claimed_after_the_users_jobs_and_makes_way_for_them(dbfile):
+    """A diverse order or texts read ahead after an import must not keep a user waiting for the board of a scoring:
+    a worker claims them after every queued job of the user's, and one that runs goes back to the queue when a
+    user's job arrives (`make_way`), then is claimed again after it."""
+    db = st.connect(dbfile)
+    p = st.create_project(db, "p", "single", ["a", "b"], "x")
+    embed, order = jobq.read_ahead(db, p.id)
+    light = jobq.LANES["light"]
+    assert not jobq.user_job_waiting(db, light) and jobq.has_queued(db, light)
+    scoring = jobq.enqueue(db, "prompt_eval", {"candidates": []}, p.id)
+    assert jobq.user_job_waiting(db, light) and not jobq.user_job_waiting(db, jobq.LANES["train"])
+    assert jobq.claim(db, "w1", kinds=light).id == scoring.id  # queued last, claimed first
+    assert jobq.claim(db, "w1", kinds=light).id == embed.id
+    jobq.enqueue(db, "diversity", {}, p.id)  # the user's click on "Compute a diverse order" is not background work
+    assert jobq.user_job_waiting(db, light)
+    assert jobq.make_way(db, embed.id, "w1") and not jobq.make_way(db, embed.id, "w1")  # once: it is queued now
+    again = jobq.get_job(db, embed.id)
+    assert (again.status, again.attempts) == ("queued", 0) and "made way" in again.message
+    assert [jobq.claim(db, "w2", kinds=light).kind for _ in range(3)] == ["diversity", "embed", "diversity"]
+    assert jobq.get_job(db, order.id).status == "running"

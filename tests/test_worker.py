@@ -212,7 +212,7 @@ def test_after_an_import_the_worker_reads_the_texts_ahead_of_the_first_scoring(h
     db, p, path = headless
     passes = count_texts(monkeypatch, "frozen_features")
     worker = Worker(path)
-    jobq.prepare_scoring(db, p.id)
+    jobq.read_ahead(db, p.id, pool=False)
     done = worker.run_once()
     assert done.status == "succeeded", done.error
     words = done.result["words"]  # the suggestions' candidate words, in the saved prompt's template
@@ -225,9 +225,40 @@ def test_after_an_import_the_worker_reads_the_texts_ahead_of_the_first_scoring(h
     assert scored.status == "succeeded", scored.error
     assert max(passes) <= 8 and scored.result["prompt_suggestions"] == len(POOL)  # zero-shot models' prototypes only
     mlm_db, mlm, mlm_path = project
-    jobq.prepare_scoring(mlm_db, mlm.id)
+    jobq.read_ahead(mlm_db, mlm.id, pool=False)
     done = Worker(mlm_path).run_once()
     assert done.status == "succeeded" and done.result["embedded"] == 0 and "MLM head" in done.result["why"]
+
+
+def test_background_work_makes_way_for_a_scoring_and_then_goes_on_from_the_cache(headless, monkeypatch):
+    """The user clicks "Score prompts" while the worker reads an import's texts ahead: the reading stops between
+    two steps and goes back to the queue, the scoring runs, then the reading goes on without encoding again what
+    it or the scoring had read."""
+    import worker.handlers as handlers
+
+    db, p, path = headless
+    real_spans = handlers.spans
+    monkeypatch.setattr(handlers, "spans", lambda n, size=64: real_spans(n, 2))  # many steps on a tiny pool
+    passes, clicked = count_texts(monkeypatch, "frozen_features"), []
+    prompt = {"template": "{text} It was {mask} .", "label_words": ["bad", "great"]}
+
+    def click_during_the_job(db_, job_id, stage, step=None, total=None, **_):
+        if not clicked and step:  # after the job's first step
+            clicked.append(jobq.enqueue(db, "prompt_eval", {"candidates": [prompt]}, p.id))
+
+    monkeypatch.setattr(handlers.jobq, "progress", click_during_the_job)
+    worker = Worker(path, lane="light")
+    embed = jobq.read_ahead(db, p.id, pool=False)[0]
+    first = worker.run_once()
+    assert (first.id, first.status) == (embed.id, "queued") and "made way" in first.message
+    read_before = sum(passes)
+    assert 0 < read_before < len(POOL)
+    scored = worker.run_once()
+    assert (scored.id, scored.status) == (clicked[0].id, "succeeded"), scored.error
+    passes.clear()
+    done = worker.run_once()
+    assert (done.id, done.status) == (embed.id, "succeeded") and done.result["embedded"] == 4 + len(POOL)
+    assert passes == [2, done.result["words"]]  # the prompt's prototypes, the candidate words: every text is cached
 
 
 def test_the_diverse_order_and_the_prompts_suggestions_encode_the_pool_once(headless, monkeypatch):

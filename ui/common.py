@@ -9,6 +9,7 @@ import runpy
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import streamlit as st
@@ -213,6 +214,19 @@ def text_columns_guess(slots: tuple[str, ...], columns: list[str], records: list
         if out[s] is None:
             out[s] = text_column_guess([c for c in columns if c not in out.values()] or columns, records)
     return out
+
+
+def label_column_guess(
+    labels: list[str], columns: list[str], records: list[dict], taken: Iterable[str] = ()
+) -> str | None:
+    """The column that holds the labels, if one does: a column (not a text column in `taken`) whose filled cells in
+    the first 200 rows are all label names (as the import reads them), else one named "label"; None otherwise."""
+    names, taken = set(labels), set(taken)
+    for c in columns:
+        cells = [r.get(c) for r in records[:200] if r.get(c) is not None and str(r.get(c)).strip()]
+        if c not in taken and cells and all(isinstance(v, str) and v.strip() in names for v in cells):
+            return c
+    return "label" if "label" in columns else None
 
 
 def job_status_line(job) -> str:

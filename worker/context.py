@@ -18,11 +18,17 @@ import sqlite_utils
 RAY_RETRIES = int(os.environ.get("LIST_RAY_RETRIES", "2"))
 
 
+class MadeWay(Exception):
+    """Raised by background work (`jobq.is_background`) between two steps when a job the user waits for is queued in
+    its lane: the worker puts it back in the queue, behind that job."""
+
+
 @dataclass
 class JobContext:
     db: sqlite_utils.Database
     runs_dir: Path
     worker_id: str
+    kinds: tuple[str, ...] = ()  # the job kinds of this worker's lane
     backbones: OrderedDict[str, Any] = field(default_factory=OrderedDict)  # name -> Backbone, least recent first
     shutting_down: threading.Event = field(default_factory=threading.Event)  # set: a stop is an interruption
 
@@ -43,6 +49,13 @@ class JobContext:
                 torch.cuda.empty_cache()
         self.backbones[name] = load_backbone(name)
         return self.backbones[name]
+
+    def make_way(self, job: Any) -> None:
+        """Between two steps of background work: raise `MadeWay` if a job the user waits for is queued in this lane."""
+        from storage import jobs as jobq
+
+        if jobq.is_background(job) and jobq.user_job_waiting(self.db, self.kinds):
+            raise MadeWay(f"job {job.id} ({job.kind}) makes way for a queued job")
 
     def scorer(self, address: str | None):
         """The forward-pass engine for `address` (or $LIST_RAY_ADDRESS): the process's shared `RayScorer` for that

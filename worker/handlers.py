@@ -380,6 +380,7 @@ def diversity(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, A
     `DIVERSE_LIMIT` texts from a larger pool), and, before any run, the prompt's own suggestions so that "most
     uncertain" can follow."""
     import numpy as np
+    import torch
 
     from list_core.prompt_tools import diverse_order
 
@@ -391,10 +392,12 @@ def diversity(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, A
     picked = range(len(pool))
     if len(pool) > DIVERSE_LIMIT:
         picked = sorted(np.random.default_rng(0).choice(len(pool), DIVERSE_LIMIT, replace=False).tolist())
-    jobq.progress(ctx.db, job.id, "embedding", 0, len(picked))
-    x = bb.feature_cache.row_features(
-        texts_model(bb, project.task), pool.take(picked)
-    ).numpy()  # the prompt's suggestions reuse them
+    model, parts = texts_model(bb, project.task), []
+    for part in spans(len(picked), 512):  # kept in the feature cache: the prompt's suggestions below reuse them
+        ctx.make_way(job)  # queued by an import, it lets the user's jobs go first (a second try reads the cache)
+        jobq.progress(ctx.db, job.id, "embedding", part.start, len(picked))
+        parts.append(bb.feature_cache.row_features(model, pool.take(picked[part.start : part.stop])))
+    x = torch.cat(parts).numpy()  # (N, D)
     k = int(job.payload.get("k", project.target_gold))
     order = diverse_order(x, k)
     set_label_queue(ctx.db, project.id, [pool.ids[picked[i]] for i in order], "diverse")
@@ -421,6 +424,7 @@ def embed(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any]:
     for part in spans(len(texts), 256):
         if cancel.is_set():
             break
+        ctx.make_way(job)  # a scoring the user asked for goes first; this job then reads the rest from the cache
         bb.feature_cache.row_features(model, texts[part.start : part.stop])
         jobq.progress(ctx.db, job.id, "reading the texts", part.stop, len(texts))
     words = []

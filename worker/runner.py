@@ -15,7 +15,7 @@ from storage import connect, db_path, features_dir
 from storage import jobs as jobq
 from storage.models import Job
 
-from .context import RAY_RETRIES, JobContext
+from .context import RAY_RETRIES, JobContext, MadeWay
 
 log = logging.getLogger("worker")
 # A worker's write waits this long for the lock (an import in the UI may hold it for a while) before its job fails.
@@ -48,7 +48,7 @@ class Worker:
         self.heartbeat_s = heartbeat_s
         self.stale_after_s = stale_after_s
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{lane}-{uuid.uuid4().hex[:6]}"
-        self.context = JobContext(self.db, self.runs_dir, self.id)
+        self.context = JobContext(self.db, self.runs_dir, self.id, tuple(self.kinds))
         self.stop = threading.Event()  # set by run_forever's caller (SIGTERM, Ctrl-C, the app gone)  # shared by this worker's jobs (backbone cache)
         jobq.register_worker(self.db, self.id, os.getpid(), socket.gethostname())
 
@@ -110,6 +110,9 @@ class Worker:
                 jobq.retry_later(self.db, job.id, self.id, f"retrying after a cluster failure: {e}")
             else:
                 jobq.finish(self.db, job.id, self.id, "failed", error=f"{e} (gave up after {job.attempts} attempts)")
+        except MadeWay:  # background work: back in the queue, claimed again after the user's job
+            jobq.make_way(self.db, job.id, self.id)
+            log.info("job %s (%s) made way for a queued job", job.id, job.kind)
         except Cancelled:
             if self.context.shutting_down.is_set():  # the worker stops: the job waits for the next worker
                 jobq.release(self.db, job.id, self.id)
