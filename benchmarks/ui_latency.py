@@ -2,7 +2,9 @@
 
     python benchmarks/ui_latency.py [--n 100000]
 
-Prints seconds per page (best of 3 runs); asserts nothing. No worker is started.
+The project has 40 gold labels, a prompt, a diverse labeling order of its whole pool and a suggestion for every
+example (what an import, a scoring and a run leave); the Label page is timed with each way of choosing the next
+example. Prints seconds per page (best of 3 runs); asserts nothing. No worker is started.
 """
 
 from __future__ import annotations
@@ -44,6 +46,14 @@ def main() -> None:
     for k, i in enumerate(ids):
         st.set_label(db, i, k % 2)
     st.save_prompt(db, p.id, "{text} It was {mask} .", ["terrible", "great"])
+    from storage.predictions import save_predictions
+    from storage.queue import set_label_queue
+
+    pool = [e.id for e in st.page_examples(db, p.id, limit=args.n)]
+    set_label_queue(db, p.id, rng.sample(pool, len(pool)), "diverse")
+    for start in range(0, len(pool), 20_000):
+        save_predictions(db, p.id, None, [{"example_id": i, "probs": [c, 1 - c]} for i, c in
+                                          ((i, rng.random()) for i in pool[start : start + 20_000])])  # fmt: skip
 
     from streamlit.components.v2 import component_manager
     from streamlit.testing.v1 import AppTest
@@ -53,17 +63,23 @@ def main() -> None:
     component_manager.BidiComponentManager.discover_and_register_components = lambda *a, **k: None
     trivial = tmp / "trivial.py"
     trivial.write_text("import streamlit as st\nst.title('x')\n")
-    for page in [str(trivial), "app.py", "pages/projects.py", "pages/prompt.py", "pages/label.py", "pages/train.py",
-                 "pages/rounds.py", "pages/inspect.py", "pages/export.py"]:  # fmt: skip
+    pages = [str(trivial), "app.py", "pages/projects.py", "pages/prompt.py", "pages/label.py", "pages/label.py",
+             "pages/label.py", "pages/train.py", "pages/rounds.py", "pages/inspect.py", "pages/export.py"]  # fmt: skip
+    strategies = iter(["diverse", "uncertain", "in order"])
+    for page in pages:
+        strategy = next(strategies) if page == "pages/label.py" else None
         best = float("inf")
         for _ in range(3):
-            at = AppTest.from_file(str(ROOT / page) if not page.startswith("/") else page, default_timeout=120)
-            at.session_state["project_id"] = p.id
+            at = AppTest.from_file(str(ROOT / page) if not page.startswith("/") else page, default_timeout=600)
+            at.session_state["project"] = p.id
+            if strategy:
+                at.session_state["lb_strategy"] = strategy
             t = time.perf_counter()
             at.run()
             best = min(best, time.perf_counter() - t)
             assert not at.exception, at.exception
-        print(f"{'(empty page)' if page.startswith('/') else page:22s}: {best:.3f} s")
+        name = "(empty page)" if page.startswith("/") else page + (f" ({strategy})" if strategy else "")
+        print(f"{name:32s}: {best:.3f} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -26,23 +26,28 @@ def has_queue(db: sqlite_utils.Database, project_id: int) -> bool:
     return db.execute("SELECT 1 FROM label_queue WHERE project_id = ? LIMIT 1", [project_id]).fetchone() is not None
 
 
+def next_sql(strategy: str, skip: int = 0) -> str:
+    """The query for the next pool example without a gold label by `strategy`, leaving out `skip` example ids
+    (parameters: the project, then those ids). The label queue or the predictions drive it, the project's rows in
+    rank or confidence order through an index, so it stops at the first fit: joined on the example alone, SQLite
+    scanned the whole queue once per example (an 8,000-text pool: 9 s a page, 26 s by confidence)."""
+    not_skipped = f"AND e.id NOT IN ({','.join('?' * skip)}) " if skip else ""
+    unlabeled = "LEFT JOIN gold g ON g.example_id = e.id WHERE {t}.project_id = ? AND e.split = 'pool' " \
+                "AND g.example_id IS NULL " + not_skipped  # fmt: skip
+    if strategy == "uncertain":
+        return ("SELECT e.*, NULL AS gold FROM predictions p CROSS JOIN examples e ON e.id = p.example_id "
+                + unlabeled.format(t="p") + "ORDER BY p.confidence, p.example_id LIMIT 1")  # fmt: skip
+    if strategy == "diverse":
+        return ("SELECT e.*, NULL AS gold FROM label_queue q CROSS JOIN examples e ON e.id = q.example_id "
+                + unlabeled.format(t="q") + "ORDER BY q.rank LIMIT 1")  # fmt: skip
+    return "SELECT e.*, NULL AS gold FROM examples e " + unlabeled.format(t="e") + "ORDER BY e.id LIMIT 1"
+
+
 def next_unlabeled(
     db: sqlite_utils.Database, project_id: int, strategy: str = "diverse", skip: tuple[int, ...] = ()
 ) -> Example | None:
     """The next example without a gold label (and not skipped), by strategy, falling back to id order."""
-    base = (
-        "SELECT e.*, NULL AS gold FROM examples e LEFT JOIN gold g ON g.example_id = e.id "
-        "{join} WHERE e.project_id = ? AND e.split = 'pool' AND g.example_id IS NULL "
-        + (f"AND e.id NOT IN ({','.join('?' * len(skip))}) " if skip else "")
-    )
-    params = [project_id, *skip]
-    if strategy == "uncertain":
-        sql = base.format(join="JOIN predictions p ON p.example_id = e.id") + "ORDER BY p.confidence ASC, e.id LIMIT 1"
-    elif strategy == "diverse":
-        sql = base.format(join="JOIN label_queue q ON q.example_id = e.id") + "ORDER BY q.rank LIMIT 1"
-    else:
-        sql = base.format(join="") + "ORDER BY e.id LIMIT 1"
-    rows = list(db.query(sql, params))
+    rows = list(db.query(next_sql(strategy, len(skip)), [project_id, *skip]))
     if not rows and strategy != "in order":
         return next_unlabeled(db, project_id, "in order", skip)
     return Example.of(rows[0]) if rows else None
