@@ -31,7 +31,10 @@ with right:
             if st.button("Compute a diverse order", key="lb_diversity"):
                 run_safely(jobq.enqueue, conn, "diversity", {}, project.id, success="Queued: clustering the examples.")
     if strategy == "uncertain" and not has_predictions(conn, project.id):
-        st.caption("No suggestions yet: score your prompt on the Prompt workbench (or finish a run) first.")
+        if jobq.active_job(conn, project.id, "prompt_suggest"):
+            st.caption("The worker is writing your prompt's suggestions; until then the examples come in order.")
+        else:
+            st.caption("No suggestions yet: score your prompt on the Prompt workbench (or finish a run) first.")
 
 skipped = tuple(st.session_state.setdefault("lb_skipped", []))
 ex = next_unlabeled(conn, project.id, strategy, skipped)

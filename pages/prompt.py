@@ -261,6 +261,9 @@ def leaderboard() -> None:
     if job.result.get("prompt_suggestions"):
         st.caption(f"The prompt's predictions for {job.result['prompt_suggestions']:,} examples are now the Label "
                    "page's suggestions (until a run replaces them).")  # fmt: skip
+    elif later := job.result.get("prompt_suggestions_job"):
+        st.caption(f"The worker now writes the prompt's predictions for all {job.result['prompt_suggestions_of']:,} "
+                   f"examples as the Label page's suggestions (job {later}, in the background).")  # fmt: skip
 
 
 leaderboard()

@@ -15,12 +15,12 @@ from .db import now, write
 from .models import Job
 from .projects import StoreError
 
-KINDS = ("list_run", "prompt_eval", "predict", "export", "diversity", "embed")
+KINDS = ("list_run", "prompt_eval", "predict", "export", "diversity", "embed", "prompt_suggest")
 # A worker runs a training lane and a light lane side by side, so a prediction, a prompt score, an export or the
 # diversity order never waits behind a training run that takes minutes to hours.
 LANES: dict[str, tuple[str, ...]] = {
     "train": ("list_run",),
-    "light": ("prompt_eval", "predict", "export", "diversity", "embed"),
+    "light": ("prompt_eval", "predict", "export", "diversity", "embed", "prompt_suggest"),
 }
 STALE_AFTER_S = 60.0
 MAX_ATTEMPTS = 3
@@ -84,7 +84,7 @@ def dead_workers(db: sqlite_utils.Database) -> list[str]:
 
 
 # Background work nobody waits for: an `embed` job, or a job whose payload says "background" (the diversity order
-# an import queues). A worker claims it after every queued job of the user's, and it makes way (`make_way`) when one
+# an import queues, the prompt's suggestions for a large pool a scoring queues). A worker claims it after every queued job of the user's, and it makes way (`make_way`) when one
 # arrives while it runs.
 BACKGROUND_SQL = "(kind = 'embed' OR coalesce(json_extract(payload, '$.background'), 0))"
 
@@ -100,6 +100,14 @@ def read_ahead(db: sqlite_utils.Database, project_id: int, pool: bool = True) ->
     to the pool, the diverse labeling order the Label page starts with (`diversity`). Both are background work."""
     jobs = [_queued_once(db, project_id, "embed", {})]
     return jobs + ([_queued_once(db, project_id, "diversity", {"background": True})] if pool else [])
+
+
+def queue_replacing(db: sqlite_utils.Database, project_id: int, kind: str, payload: dict[str, Any]) -> Job:
+    """Queue a job of `kind` for the project in place of any still queued (they would write what it overwrites)."""
+    with write(db):
+        db.execute("UPDATE jobs SET status = 'cancelled', finished_at = ?, error = 'replaced by a newer request' "
+                   "WHERE project_id = ? AND kind = ? AND status = 'queued'", [now(), project_id, kind])  # fmt: skip
+    return enqueue(db, kind, payload, project_id)
 
 
 def active_job(db: sqlite_utils.Database, project_id: int, kind: str) -> Job | None:

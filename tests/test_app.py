@@ -426,6 +426,29 @@ def test_workbench_scores_prompts_on_the_evaluation_split(env):
     assert any("Best first by accuracy on your evaluation split (3 labeled texts)" in c.value for c in at.caption)
 
 
+def test_on_a_large_pool_the_board_comes_first_and_the_label_pages_suggestions_follow(env, monkeypatch):
+    """A pool larger than the board's sample: the board is shown at once and says that the prompt's suggestions for
+    every example are being written in the background; the Label page's "most uncertain" says so too, then uses
+    them."""
+    import worker.handlers as handlers
+
+    db, tmp, dirs = env
+    p = make_project(db, str(dirs["bert"]))
+    monkeypatch.setattr(handlers, "SAMPLE_POOL", 4)  # the board reads 4 of the 20 pool texts
+    at = app("pages/prompt.py", p.id)
+    at.button(key="pw_score").click().run()
+    worker = Worker(str(tmp / "app.db"), lane="light")
+    assert worker.run_once().status == "succeeded"
+    at.run()
+    assert at.dataframe and any("for all 20 examples as the Label page's suggestions" in c.value for c in at.caption)
+    label = app("pages/label.py", p.id)
+    label.radio(key="lb_strategy").set_value("uncertain").run()
+    assert any("writing your prompt's suggestions" in c.value for c in label.caption)
+    assert worker.run_once().kind == "prompt_suggest"
+    label.run()
+    assert any("Your prompt suggests" in c.value for c in label.caption) and not label.exception
+
+
 def test_workbench_saves_a_row_of_the_board_as_the_prompt(env):
     """A candidate or "your prompt + suggested words" that scores better had to be retyped into the editor word by
     word; a row of the board (other than the saved prompt itself) becomes the prompt with one click, its class

@@ -261,6 +261,37 @@ def test_background_work_makes_way_for_a_scoring_and_then_goes_on_from_the_cache
     assert passes == [2, done.result["words"]]  # the prompt's prototypes, the candidate words: every text is cached
 
 
+def test_on_a_pool_the_board_samples_the_prompts_suggestions_are_written_in_the_background(headless, monkeypatch):
+    """Before any run a scoring also writes the prompt's predictions for every pool text (the Label page's
+    suggestions); on a pool larger than the board's sample that read the whole pool before the board was shown
+    (8,000 texts: most of a 29 s wait on 2 cores). The board comes first; a background job writes the suggestions,
+    and a newer scoring's job replaces one still queued."""
+    import worker.handlers as handlers
+
+    db, p, path = headless
+    monkeypatch.setattr(handlers, "SAMPLE_POOL", 5)  # the board reads every 4th of the 20 pool texts
+    passes = count_texts(monkeypatch, "frozen_features")
+    worker = Worker(path, lane="light")
+    prompt = {"template": "{text} It was {mask} .", "label_words": ["bad", "great"]}
+    for words in (["awful", "good"], ["bad", "great"]):
+        jobq.enqueue(db, "prompt_eval", {"candidates": [{**prompt, "label_words": words}]}, p.id)
+        scored = worker.run_once()
+        assert scored.status == "succeeded", scored.error
+    assert "prompt_suggestions" not in scored.result and scored.result["prompt_suggestions_of"] == len(POOL)
+    assert sum(passes) < len(POOL) and not predq.has_predictions(db, p.id)  # the board read its sample only
+    jobs = [j for j in jobq.list_jobs(db, p.id) if j.kind == "prompt_suggest"]
+    assert [j.status for j in jobs] == ["queued", "cancelled"] and jobs[0].id == scored.result["prompt_suggestions_job"]
+    done = worker.run_once()
+    assert (done.id, done.status, done.result) == (jobs[0].id, "succeeded", {"prompt_suggestions": len(POOL)})
+    from list_core.prompt_tools import zero_shot_model
+    from list_core.prompts import Prompt
+
+    zero_shot = zero_shot_model(Worker(path).context.backbone(p.backbone), Prompt.from_json(prompt))
+    first = st.page_examples(db, p.id, limit=1)[0]
+    expected = zero_shot.predict_proba([first.row()])[0]
+    assert predq.prediction(db, first.id)["probs"] == pytest.approx(expected.tolist(), abs=1e-5)  # the newer prompt's
+
+
 def test_the_diverse_order_and_the_prompts_suggestions_encode_the_pool_once(headless, monkeypatch):
     """On a sentence encoder the diverse order clusters the texts' frozen features and the prompt's suggestions read
     the same features (the backbone's cache): one pass over the pool in the job, not two."""

@@ -187,7 +187,7 @@ STAGES = {
     "done": "done",
 }
 KINDS = {"list_run": "training", "prompt_eval": "prompt scoring", "predict": "prediction", "diversity": "diverse order",
-         "export": "export", "embed": "reading the texts"}  # fmt: skip
+         "export": "export", "embed": "reading the texts", "prompt_suggest": "the prompt's suggestions"}  # fmt: skip
 
 
 def text_column_guess(columns: list[str], records: list[dict]) -> str:

@@ -229,6 +229,7 @@ def _suggest(
     those instead of a forward pass. Returns how many were scored."""
     rows = rows if rows is not None else ExampleRows(ctx.db, example_ids(ctx.db, project_id, "pool"))
     for part in spans(len(rows)):
+        ctx.make_way(job)  # background suggestions let the user's jobs go first
         jobq.progress(ctx.db, job.id, stage, part.start, len(rows), message="suggestions for every example",
                       worker_id=ctx.worker_id)  # fmt: skip
         if features is not None:
@@ -260,6 +261,7 @@ def predict(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any
 PROMPT_EVAL_LIMIT = 2000  # evaluation texts a prompt is scored on (each candidate reads them all)
 
 
+SAMPLE_POOL = 2000  # about as many pool texts give a scoring's class shares (all of a pool below twice that)
 SUGGEST_POOL = 2000  # pool texts (the first ones) the label-word suggestions draw their candidate words from
 
 
@@ -283,7 +285,7 @@ def _scored_texts(ctx: JobContext, project_id: int) -> ScoredTexts:
     gold = gold_labels(ctx.db, project_id)
     pool = ExampleRows(ctx.db, example_ids(ctx.db, project_id, "pool"))
     rows = [e.row() for e in examples_by_ids(ctx.db, [i for i, _ in gold])]
-    sample = pool.take(range(0, len(pool), max(1, len(pool) // 2000)))
+    sample = pool.take(range(0, len(pool), max(1, len(pool) // SAMPLE_POOL)))
     all_evals = all_examples(ctx.db, project_id, "eval")
     evals = all_evals[:: max(1, -(-len(all_evals) // PROMPT_EVAL_LIMIT))]
     return ScoredTexts(pool, sample, rows, [lab for _, lab in gold], all_evals, evals)
@@ -326,8 +328,25 @@ def prompt_eval(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str,
         result["suggestions_base"] = "rematched" if fixed else "prompt"
     mine = next((e for e in board if e.get("origin") == "prompt"), {"error": "no prompt"})
     if "error" not in mine and not predq.has_run_predictions(ctx.db, project.id):
-        result["prompt_suggestions"] = _prompt_suggestions(ctx, job, project.id, Prompt.from_json(candidates[0]), pool)
+        if len(sample) == len(pool):  # the board read the whole pool: its suggestions cost little more
+            result["prompt_suggestions"] = _prompt_suggestions(ctx, job, project.id, Prompt.from_json(candidates[0]),
+                                                               pool)  # fmt: skip
+        else:  # a pool the board sampled: the board now, the suggestions for every text in the background
+            later = jobq.queue_replacing(ctx.db, project.id, "prompt_suggest",
+                                         {"prompt": candidates[0], "background": True})  # fmt: skip
+            result["prompt_suggestions_job"] = later.id
+            result["prompt_suggestions_of"] = len(pool)
     return result
+
+
+def prompt_suggest(ctx: JobContext, job: Job, cancel: threading.Event) -> dict[str, Any]:
+    """The prompt's zero-shot predictions for every pool text as the Label page's suggestions, queued by a scoring
+    of a pool it sampled (background work); none once a run has written its own."""
+    if predq.has_run_predictions(ctx.db, job.project_id):
+        return {"prompt_suggestions": 0, "why": "a run's suggestions are on the Label page"}
+    return {
+        "prompt_suggestions": _prompt_suggestions(ctx, job, job.project_id, Prompt.from_json(job.payload["prompt"]))
+    }
 
 
 def _prompt_suggestions(
@@ -445,4 +464,5 @@ HANDLERS = {
     "export": export,
     "diversity": diversity,
     "embed": embed,
+    "prompt_suggest": prompt_suggest,
 }
