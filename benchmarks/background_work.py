@@ -13,13 +13,14 @@ nothing.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+from benchmarks import data_sets_parser
 
 
 def measure(root: Path, pool: int, after: float, make_way: bool) -> dict:
@@ -76,9 +77,7 @@ def measure(root: Path, pool: int, after: float, make_way: bool) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("root", type=Path, help="the folder of data sets (../shared/data)")
-    ap.add_argument("sets", nargs="+")
+    ap = data_sets_parser(__doc__)
     ap.add_argument("--pool", type=int, default=8000)
     ap.add_argument("--after", type=float, default=5.0)
     args = ap.parse_args()

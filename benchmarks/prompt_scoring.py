@@ -18,12 +18,13 @@ Asserts nothing.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks import data_sets_parser
 
 
 def measure(root: Path, k: int, pool: int, n_eval: int, repeat: int) -> dict:
@@ -98,9 +99,7 @@ def measure(root: Path, k: int, pool: int, n_eval: int, repeat: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("root", type=Path, help="the folder of data sets (../shared/data)")
-    ap.add_argument("sets", nargs="+")
+    ap = data_sets_parser(__doc__)
     ap.add_argument("--k", type=int, default=30)
     ap.add_argument("--pool", type=int, default=2000)
     ap.add_argument("--eval", type=int, default=500)
