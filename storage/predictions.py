@@ -33,10 +33,14 @@ def save_predictions(
         )
 
 
+PREDICTION_SQL = ("SELECT probs, label, confidence, run_id FROM predictions "
+                  "WHERE project_id = (SELECT project_id FROM examples WHERE id = ?1) AND example_id = ?1")  # fmt: skip
+
+
 def prediction(db: sqlite_utils.Database, example_id: int) -> dict[str, Any] | None:
-    row = db.execute(
-        "SELECT probs, label, confidence, run_id FROM predictions WHERE example_id = ?", [example_id]
-    ).fetchone()
+    """The suggestion for one example, looked up by its (project, example) key: by the example alone SQLite read
+    every suggestion of every project, on each Label page run."""
+    row = db.execute(PREDICTION_SQL, [example_id]).fetchone()
     return {"probs": json.loads(row[0]), "label": row[1], "confidence": row[2], "run_id": row[3]} if row else None
 
 

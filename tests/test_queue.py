@@ -36,6 +36,16 @@ def test_the_next_example_is_found_through_indexes_without_a_scan_per_example(tm
         assert not any("TEMP B-TREE FOR ORDER BY" in step for step in plan), (strategy, plan)  # no sort of all rows
 
 
+def test_an_examples_suggestion_is_read_through_its_key():
+    """The Label page reads the shown example's suggestion on every run: by the example alone that was a scan of
+    the predictions of every project."""
+    from storage.predictions import PREDICTION_SQL
+
+    db = st.connect(":memory:")
+    plan = [r[3] for r in db.execute("EXPLAIN QUERY PLAN " + PREDICTION_SQL, [1])]
+    assert not any(step.startswith("SCAN") for step in plan), plan
+
+
 def test_reject_and_restore(tmp_path):
     db = st.connect(tmp_path / "q.db")
     p = st.create_project(db, "p", "single", ["a", "b"], "x")
