@@ -99,7 +99,7 @@ class FeatureStore:
             self._forget()  # not the file the index was built on: read it afresh next time
             return {}
         x = torch.from_numpy(np.ascontiguousarray(picked["x"]))  # (M, D)
-        return {k: x[j] for j, (k, _) in enumerate(found)}
+        return {k: x[j].clone() for j, (k, _) in enumerate(found)}  # each row owns its bytes (a cache evicts rows)
 
     def _append(self, rows: dict[bytes, torch.Tensor]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
