@@ -12,7 +12,7 @@ from typing import Any
 import sqlite_utils
 
 from .db import now, write
-from .models import Job
+from .models import BACKGROUND_SQL, Job
 from .projects import StoreError
 
 KINDS = ("list_run", "prompt_eval", "predict", "export", "diversity", "embed", "prompt_suggest")
@@ -81,17 +81,6 @@ def dead_workers(db: sqlite_utils.Database) -> list[str]:
     """Registered workers of this host whose process is gone (killed): their jobs need not wait to go stale."""
     host = socket.gethostname()
     return [r["id"] for r in db.query("SELECT id, pid FROM workers WHERE host = ?", [host]) if not _pid_alive(r["pid"])]
-
-
-# Background work nobody waits for: an `embed` job, or a job whose payload says "background" (the diversity order
-# an import queues, the prompt's suggestions for a large pool a scoring queues). A worker claims it after every queued job of the user's, and it makes way (`make_way`) when one
-# arrives while it runs.
-BACKGROUND_SQL = "(kind = 'embed' OR coalesce(json_extract(payload, '$.background'), 0))"
-
-
-def is_background(job: Job) -> bool:
-    """Whether `job` is background work (see `BACKGROUND_SQL`)."""
-    return job.kind == "embed" or bool(job.payload.get("background"))
 
 
 def read_ahead(db: sqlite_utils.Database, project_id: int, pool: bool = True) -> list[Job]:

@@ -113,6 +113,12 @@ class PromptVersion:
             template, *self.stored_form(label_words, descriptions))  # fmt: skip
 
 
+# Background work nobody waits for: an `embed` job, or a job whose payload says "background" (the diversity order an
+# import queues, the prompt's suggestions for a large pool a scoring queues). A worker claims it after every queued job
+# of the user's, it makes way when one arrives while it runs, and queued it does not keep a project from deletion.
+BACKGROUND_SQL = "(kind = 'embed' OR coalesce(json_extract(payload, '$.background'), 0))"
+
+
 @dataclass(frozen=True)
 class Job:
     id: int
@@ -144,6 +150,11 @@ class Job:
     @property
     def done(self) -> bool:
         return self.status in ("succeeded", "failed", "cancelled")
+
+    @property
+    def background(self) -> bool:
+        """Whether this is background work (`BACKGROUND_SQL`)."""
+        return self.kind == "embed" or bool(self.payload.get("background"))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import sqlite_utils
 
 from .db import now, write
-from .models import Project, PromptVersion
+from .models import BACKGROUND_SQL, Project, PromptVersion
 
 
 class StoreError(ValueError):
@@ -60,14 +60,13 @@ def features_dir(db: sqlite_utils.Database, project_id: int) -> Path | None:
 
 def delete_project(db: sqlite_utils.Database, project_id: int) -> list[str]:
     """Delete a project with its examples, labels, runs and jobs, its runs' folders on disk (checkpoints and
-    exports: a folded export is a whole model copy) and its texts' features (`features_dir`); refused while one of its jobs is queued or running (a worker
-    would lose it mid-way: cancel those first), except a queued `embed` or `diversity` job (the texts read ahead
-    and the labeling order every import queues: nothing of the user's is lost; they go with the project). Returns
-    the folders removed."""
+    exports: a folded export is a whole model copy) and its texts' features (`features_dir`); refused while one of
+    its jobs is queued or running (a worker would lose it mid-way: cancel those first), except queued background
+    work (`BACKGROUND_SQL`: nothing of the user's is lost; it goes with the project). Returns the folders removed."""
     with write(db):
         busy = [r["id"] for r in db.query(
             "SELECT id FROM jobs WHERE project_id = ? AND status IN ('queued', 'running') "
-            "AND NOT (kind IN ('embed', 'diversity') AND status = 'queued')", [project_id])]  # fmt: skip
+            f"AND NOT (status = 'queued' AND {BACKGROUND_SQL})", [project_id])]  # fmt: skip
         if busy:
             raise StoreError(f"project {project_id} has queued or running jobs {busy}: cancel them first")
         runs = list(db.query("SELECT id, checkpoint_dir FROM runs WHERE project_id = ?", [project_id]))

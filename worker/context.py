@@ -19,7 +19,7 @@ RAY_RETRIES = int(os.environ.get("LIST_RAY_RETRIES", "2"))
 
 
 class MadeWay(Exception):
-    """Raised by background work (`jobq.is_background`) between two steps when a job the user waits for is queued in
+    """Raised by background work (`Job.background`) between two steps when a job the user waits for is queued in
     its lane: the worker puts it back in the queue, behind that job."""
 
 
@@ -54,7 +54,7 @@ class JobContext:
         """Between two steps of background work: raise `MadeWay` if a job the user waits for is queued in this lane."""
         from storage import jobs as jobq
 
-        if jobq.is_background(job) and jobq.user_job_waiting(self.db, self.kinds):
+        if job.background and jobq.user_job_waiting(self.db, self.kinds):
             raise MadeWay(f"job {job.id} ({job.kind}) makes way for a queued job")
 
     def scorer(self, address: str | None):
