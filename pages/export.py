@@ -165,13 +165,18 @@ if up is not None:
             st.caption(f"{empty:,} rows with an empty text are skipped.")
     except ImportFileError as e:
         st.error(str(e))
-if st.button("Predict", key="pr_go", disabled=not rows):
-    if source_rows is not None:  # a file: its rows travel in their own table, not in the job
-        job = run_safely(predq.enqueue_file_prediction, conn, project.id, run_id, rows)
+# never disabled: a text typed and the button clicked at once arrive together, where a button still disabled from
+# the run before the text was committed dropped that click
+if st.button("Predict", key="pr_go"):
+    if not rows:
+        st.warning("Type a text or upload a file first.")
     else:
-        job = run_safely(jobq.enqueue, conn, "predict", {"run_id": run_id, "rows": rows}, project.id)
-    if job:
-        st.session_state["pr_job"] = (job.id, source_rows is not None)
+        if source_rows is not None:  # a file: its rows travel in their own table, not in the job
+            job = run_safely(predq.enqueue_file_prediction, conn, project.id, run_id, rows)
+        else:
+            job = run_safely(jobq.enqueue, conn, "predict", {"run_id": run_id, "rows": rows}, project.id)
+        if job:
+            st.session_state["pr_job"] = (job.id, source_rows is not None)
 
 
 def top_class(probs: list[float]) -> int:

@@ -6,7 +6,7 @@ from list_core import methods
 from storage import labels as labq
 from storage import runs as runq
 from storage.queue import exclude, excluded_ids, include
-from ui.common import db, labeler, md_escape, require_project
+from ui.common import db, follow_newest, labeler, md_escape, require_project, rerun_when_changed
 
 conn = db()
 project = require_project()
@@ -19,13 +19,18 @@ if not runs:
     st.info("No LiST run yet: pseudo-labels come from LiST runs.")
     st.stop()
 c1, c2 = st.columns(2)
+follow_newest("run", runs[0].id, [r.id for r in runs])  # a run started meanwhile shows, unless you chose another
 run_id = c1.selectbox("Run", [r.id for r in runs], key="run", bind="query-params",  # ?run=...&round=... in the URL
                       format_func=lambda i: next(f"{r.label} · {r.method}" for r in runs if r.id == i))  # fmt: skip
-rounds = [m["round"] for m in runq.rounds(conn, run_id) if m.get("round", 0) >= 1]
+# a round that finishes, or a run that starts, shows without a reload (the labels you give are written at once)
+rerun_when_changed(lambda: ([r.id for r in runq.list_runs(conn, project.id)], sorted(runq.round_numbers(conn, run_id))),
+                   every=3)  # fmt: skip
+rounds = sorted(r for r in runq.round_numbers(conn, run_id) if r >= 1)
 if not rounds:
-    st.info("This run has no pseudo-labels yet.")
+    st.info("This run has no pseudo-labels yet: they appear here as its rounds finish.")
     st.stop()
-rnd = c2.selectbox("Round", rounds, index=len(rounds) - 1, key="round", bind="query-params")
+moved = follow_newest("round", rounds[-1], rounds)
+rnd = c2.selectbox("Round", rounds, index=None if moved else len(rounds) - 1, key="round", bind="query-params")
 
 f1, f2, f3, f4 = st.columns(4)
 cls = f1.selectbox("Class", ["all", *project.labels], key="in_class")

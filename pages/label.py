@@ -6,7 +6,7 @@ import storage
 from storage import jobs as jobq
 from storage.predictions import has_predictions, prediction
 from storage.queue import STRATEGIES, has_queue, next_unlabeled
-from ui.common import db, labeler, md_escape, require_project, run_safely
+from ui.common import db, labeler, md_escape, require_project, rerun_when_changed, run_safely
 
 conn = db()
 project = require_project()
@@ -36,8 +36,28 @@ with right:
         else:
             st.caption("No suggestions yet: score your prompt on the Prompt workbench (or finish a run) first.")
 
+# Work that changes what this page shows: the order, the suggestions (a prompt scored, a run's predictions). The
+# page follows it without a reload; the example on screen stays until you label or skip it (below).
+FOLLOWED = ("embed", "diversity", "prompt_suggest", "prompt_eval", "list_run")
+if jobq.active_jobs(conn, project.id, FOLLOWED):
+    rerun_when_changed(lambda: jobq.active_jobs(conn, project.id, FOLLOWED), every=3)
+
 skipped = tuple(st.session_state.setdefault("lb_skipped", []))
-ex = next_unlabeled(conn, project.id, strategy, skipped)
+
+
+def shown_example():
+    """The example on screen: the one shown last while it still waits for a label (a new order or new suggestions
+    must not swap it under a click), else the next one by the strategy."""
+    pinned = st.session_state.get("lb_shown")  # (project, strategy, example)
+    if pinned and pinned[:2] == (project.id, strategy) and pinned[2] not in skipped:
+        e = storage.get_example(conn, pinned[2])
+        if e is not None and e.project_id == project.id and e.split == "pool" and e.gold is None:
+            return e
+    return next_unlabeled(conn, project.id, strategy, skipped)
+
+
+ex = shown_example()
+st.session_state["lb_shown"] = (project.id, strategy, ex.id) if ex is not None else None
 
 
 def give(label: int, example_id: int) -> None:
@@ -61,8 +81,11 @@ def undo() -> None:  # this session's own last label, never another user's
         return
     if ev is None:
         st.toast("Nothing of yours to undo in this project.")
-    elif ev.example_id and ev.example_id in st.session_state["lb_skipped"]:
+        return
+    if ev.example_id and ev.example_id in st.session_state["lb_skipped"]:
         st.session_state["lb_skipped"].remove(ev.example_id)
+    if ev.example_id and ev.new_label is None:  # the example whose label was undone is shown again, to relabel
+        st.session_state["lb_shown"] = (project.id, strategy, ev.example_id)
 
 
 with left:

@@ -76,13 +76,18 @@ for p in projects:
             "checkpoints and exported adapters on disk. It cannot be undone."
         )
         typed = st.text_input("Type the project's name to confirm", key=f"del_name_{p.id}")
-        if st.button("Delete for good", key=f"del_{p.id}", disabled=typed != p.name, type="primary"):
-            try:
-                storage.delete_project(conn, p.id)
-            except storage.StoreError as e:
-                st.error(str(e))
+        # enabled before the name is typed: a name typed and the button clicked at once arrive together (a button
+        # disabled until the name was committed dropped that click)
+        if st.button("Delete for good", key=f"del_{p.id}", type="primary"):
+            if typed != p.name:
+                st.error("Type the project's name exactly as shown to delete it.")
             else:
-                st.rerun()
+                try:
+                    storage.delete_project(conn, p.id)
+                except storage.StoreError as e:
+                    st.error(str(e))
+                else:
+                    st.rerun()
 
 project = current_project()
 if project is None:

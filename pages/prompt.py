@@ -109,12 +109,16 @@ elif not rows:
 
 current_words = [w[0] if len(w) == 1 else w for w in words]
 unsaved = latest is None or not latest.same_as(template, current_words, descriptions)
-if st.button("Save prompt", key="pw_save", type="primary" if unsaved else "secondary",
-             disabled=prompt is None or bool(problems)):  # fmt: skip
-    v = run_safely(storage.save_prompt, conn, project.id, template, current_words, descriptions)
-    if v:
-        st.session_state["pw_saved"] = v.version
-        st.rerun()  # the button shows the saved state at once
+# the buttons below are never disabled: an edit typed and a button clicked at once arrive together, where a button
+# disabled by the state before the edit was committed dropped that click
+if st.button("Save prompt", key="pw_save", type="primary" if unsaved else "secondary"):
+    if prompt is None or problems:
+        st.toast("Not saved: " + ("fix the problem above first." if problems else "every class needs a label word."))
+    else:
+        v = run_safely(storage.save_prompt, conn, project.id, template, current_words, descriptions)
+        if v:
+            st.session_state["pw_saved"] = v.version
+            st.rerun()  # the button shows the saved state at once
 if "pw_saved" in st.session_state:
     st.success(f"Saved as version {st.session_state.pop('pw_saved')}.")
 elif latest is not None and not unsaved:
@@ -130,7 +134,10 @@ example = ("{text_a} ? {mask} , {text_b} | Yes/Right, No/Wrong" if project.task 
            else "{text} All in all, it was {mask} . | bad/awful, good/great")  # fmt: skip
 extra = st.text_area("Candidates", key="pw_candidates", height=100, placeholder=example)
 suggest = st.checkbox("Also suggest label words (needs gold labels)", value=True, key="pw_suggest")
-if st.button("Score prompts", key="pw_score", disabled=prompt is None):
+score = st.button("Score prompts", key="pw_score")
+if score and prompt is None:
+    st.toast("Not scored: every class needs a label word.")
+if score and prompt is not None:
     cands = [prompt.to_json()]
     for line in extra.splitlines():
         if "|" in line:

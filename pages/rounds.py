@@ -6,8 +6,20 @@ import streamlit as st
 
 from list_core.records import RoundRecord
 from list_core.teacher import prompt_looks_wrong
+from storage import jobs as jobq
 from storage import runs as runq
-from ui.common import db, md_escape, plot_text, require_project, rounds_table, run_safely, trains_adapters
+from ui.common import (
+    db,
+    follow_newest,
+    job_status_line,
+    md_escape,
+    plot_text,
+    require_project,
+    rerun_when_changed,
+    rounds_table,
+    run_safely,
+    trains_adapters,
+)
 
 
 def whole_rounds(fig):
@@ -23,10 +35,27 @@ runs = [r for r in runq.list_runs(conn, project.id) if trains_adapters(r.method)
 if not runs:
     st.info("No adapter run yet: start one on the Train page.")
     st.stop()
-# bound to the URL (?run=Run 2 · list&round=3): a reload, a second tab or a link shows the same run and round
+# bound to the URL (?run=Run 2 · list&round=3): a reload, a second tab or a link shows the same run and round;
+# a page on the newest run moves to a run started meanwhile (in another tab)
+follow_newest("run", runs[0].id, [r.id for r in runs])
 run_id = st.selectbox("Run", [r.id for r in runs], key="run", bind="query-params",
                       format_func=lambda i: next(f"{r.label} · {r.method}" for r in runs if r.id == i))  # fmt: skip
-st.caption(f"Status: {next(r.status for r in runs if r.id == run_id)}")
+run = next(r for r in runs if r.id == run_id)
+st.caption(f"Status: {run.status}")
+
+
+def progress() -> None:
+    """The shown run's stage and progress while it trains (its rounds appear below as they finish)."""
+    job = jobq.get_job(conn, run.job_id) if run.job_id is not None and run.status in ("queued", "running") else None
+    if job is not None and not job.done:
+        st.write(job_status_line(job))
+        if job.total:
+            st.progress(min(1.0, (job.step or 0) / job.total))
+
+
+# the page follows the worker: a round that finishes, a run that ends or starts shows without a reload
+rerun_when_changed(lambda: ([(r.id, r.status) for r in runq.list_runs(conn, project.id) if trains_adapters(r.method)],
+                            sorted(runq.round_numbers(conn, run_id))), show=progress)  # fmt: skip
 rounds = [RoundRecord.from_dict(m) for m in runq.rounds(conn, run_id)]  # the engine's typed record
 if not rounds:
     st.info("This run has no completed round yet.")
@@ -58,7 +87,6 @@ fig.update_layout(
     yaxis_range=[0, 1],
 )
 st.plotly_chart(whole_rounds(fig), key="rd_acc")
-run = next(r for r in runs if r.id == run_id)
 kept = (run.metrics or {}).get("chosen_round")
 metrics = run.metrics or {}
 if kept is not None:
@@ -92,7 +120,9 @@ c2.plotly_chart(whole_rounds(px.line(x=[m.round for m in later], y=[m.flip_rate 
                                      labels={"x": "round", "y": "share flipped"},
                                      title="Pseudo-labels that flipped since the last round")), key="rd_flips")  # fmt: skip
 
-rnd = st.select_slider("Round", [m.round for m in later], value=later[-1].round, key="round", bind="query-params")
+moved = follow_newest("round", later[-1].round, [m.round for m in later])  # a new round shows, unless you chose one
+rnd = st.select_slider("Round", [m.round for m in later], value=None if moved else later[-1].round, key="round",
+                       bind="query-params")  # fmt: skip
 pls = runq.pseudo_labels(conn, run_id, rnd, limit=5000)
 weighted = [p for p in pls if p.weight is not None]
 c3, c4 = st.columns(2)

@@ -106,6 +106,14 @@ def active_job(db: sqlite_utils.Database, project_id: int, kind: str) -> Job | N
     return get_job(db, row[0]) if row else None
 
 
+def active_jobs(db: sqlite_utils.Database, project_id: int, kinds: Sequence[str]) -> list[tuple[int, str]]:
+    """The project's queued or running jobs of `kinds`, as (id, kind) in id order (a page's cheap poll)."""
+    marks = ",".join("?" * len(kinds))
+    sql = (f"SELECT id, kind FROM jobs WHERE project_id = ? AND kind IN ({marks}) "
+           "AND status IN ('queued', 'running') ORDER BY id")  # fmt: skip
+    return [(i, k) for i, k in db.execute(sql, [project_id, *kinds])]
+
+
 def _queued_once(db: sqlite_utils.Database, project_id: int, kind: str, payload: dict[str, Any]) -> Job:
     sql = "SELECT id FROM jobs WHERE kind = ? AND project_id = ? AND status = 'queued' ORDER BY id LIMIT 1"
     row = db.execute(sql, [kind, project_id]).fetchone()

@@ -136,7 +136,40 @@ def test_the_label_page_says_when_the_diverse_order_an_import_queued_is_on_its_w
     ids = [e.id for e in st_store.page_examples(db, p.id, limit=3)]
     set_label_queue(db, p.id, ids[::-1], "diverse")  # what the job writes
     at.run()
-    assert any(m.value == "### third" for m in at.markdown) and not any("ordering" in c.value for c in at.caption)
+    assert not any("ordering" in c.value for c in at.caption)
+    assert at.markdown[0].value == "### first"  # the example on screen stays: the order applies from the next one
+    at.button(key="lb_label_0").click().run()
+    assert at.markdown[0].value == "### third"
+
+
+def test_the_example_on_screen_stays_until_labeled_and_undo_brings_it_back(env):
+    """The Label page follows the worker without a reload, so an order or suggestions that arrive must not swap
+    the example under the user's click: the example shown stays until labeled or skipped (or labeled elsewhere),
+    its suggestion appears when written, and Undo shows the example whose label it removed, whatever the order."""
+    from storage.predictions import save_predictions
+    from storage.queue import set_label_queue
+
+    db, _, _ = env
+    p = st_store.create_project(db, "reviews", "single", ["neg", "pos"], "x")
+    st_store.add_examples(db, p.id, [{"text": t} for t in ("a", "b", "c", "d")])
+    a, b, c, d = [e.id for e in st_store.page_examples(db, p.id, limit=4)]
+    at = app("pages/label.py", p.id)
+    shown = lambda: at.markdown[0].value  # noqa: E731
+    assert shown() == "### a"
+    set_label_queue(db, p.id, [d, c, b, a])  # an order arrives
+    probs = {a: [0.9, 0.1], b: [0.4, 0.6], c: [0.3, 0.7], d: [0.8, 0.2]}  # and the prompt's suggestions
+    save_predictions(db, p.id, None, [{"example_id": i, "probs": q} for i, q in probs.items()])
+    at.run()
+    assert shown() == "### a" and any("Your prompt suggests **neg** (90%)" in x.value for x in at.caption)
+    at.button(key="lb_label_1").click().run()
+    assert shown() == "### d"  # then the order
+    at.button(key="lb_undo").click().run()
+    assert shown() == "### a" and st_store.get_example(db, a).gold is None  # the undone one, to label again
+    st_store.set_label(db, a, 0, by="another session")  # labeled in another tab meanwhile: the page moves on
+    at.run()
+    assert shown() == "### d"
+    at.radio(key="lb_strategy").set_value("in order").run()  # another strategy picks afresh
+    assert shown() == "### b" and not at.exception
 
 
 def test_the_label_table_shows_both_texts_of_a_pair(env):
@@ -251,6 +284,9 @@ def test_example_project_and_import_by_path(env):
     # delete: refused while a job is queued (not the embed and diversity jobs an import queues: they go with the
     # project), then done after typing the name
     job = jobq.enqueue(db, "predict", {"run_id": None}, project_id=p.id)
+    at.text_input(key=f"del_name_{p.id}").input(p.name[:-1]).run()
+    at.button(key=f"del_{p.id}").click().run()  # enabled before the name is typed, but it needs the name
+    assert any("Type the project's name exactly" in e.value for e in at.error) and st_store.list_projects(db)
     at.text_input(key=f"del_name_{p.id}").input(p.name).run()
     at.button(key=f"del_{p.id}").click().run()
     assert any("cancel them first" in e.value for e in at.error) and st_store.list_projects(db)
@@ -310,7 +346,9 @@ def test_prompt_page_flags_bad_templates_and_words(env):
     at.text_input(key="pw_template").input("{text} It was {mask} .")
     at.text_input(key="pw_word_1").input("unfathomableness").run()
     assert any("'unfathomableness' is 5 tokens" in e.value for e in at.error)
-    assert at.button(key="pw_save").disabled
+    at.button(key="pw_save").click().run()  # enabled (a click made as the fix is typed was lost), but refused
+    assert [t.value for t in at.toast] == ["Not saved: fix the problem above first."]
+    assert st_store.latest_prompt(db, p.id) is None
     at.text_input(key="pw_word_1").input("great").run()
     assert not at.error and "[MASK]" in at.code[0].value
     assert at.button(key="pw_save").proto.type == "primary"  # not saved yet
@@ -598,6 +636,8 @@ def test_train_rounds_inspect_export_pages_after_a_run(env):
         assert jobq.list_jobs(db)[0].kind == "export" and jobq.list_jobs(db)[0].payload["format"] == fmt
     at.button(key="ex_data").click().run()
     assert not at.exception
+    at.button(key="pr_go").click().run()  # never disabled (a click made as the text is typed was lost); says why
+    assert any("Type a text or upload a file first" in w.value for w in at.warning)
     at.text_area(key="pr_text").input("great").run()
     at.button(key="pr_go").click().run()
     assert jobq.list_jobs(db)[0].kind == "predict"
@@ -1055,3 +1095,50 @@ def test_a_failed_run_is_explained_and_resumed_from_the_train_page(env):
     assert [x.label for x in at.expander if "Failed or cancelled" in x.label] == ["Failed or cancelled runs (1): why, "
                                                                                   "and resume"]  # fmt: skip
     assert at.selectbox(key="tr_stopped").options == ["run 2 (cancelled)"]
+
+
+def test_rounds_and_inspect_follow_a_running_run_to_its_newest_round_unless_you_chose_one(env):
+    """A page opened during a run stayed on "no completed round yet" until reloaded: it now follows the worker (a
+    fragment reruns it when a round or a run arrives; here each `run()` is that rerun), moving to the newest round
+    and to a run started meanwhile, but never away from a round or run the user chose."""
+    from ui import actions
+
+    db, tmp, dirs = env
+    p = make_project(db, str(dirs["bert"]))
+    for e in st_store.page_examples(db, p.id, limit=100)[:6]:
+        st_store.set_label(db, e.id, 1 if e.text.startswith(("great", "good")) else 0)
+    run, job = actions.start_run(db, p.id, "list", "fast")
+    ex = [e.id for e in st_store.page_examples(db, p.id, limit=100) if e.gold is None][:3]
+
+    def round_done(run_id: int, k: int) -> None:  # what the worker writes at the end of a round
+        table = [{"example_id": i, "probs": [0.3, 0.7], "label": 1, "confidence": 0.7, "weight": 0.1 * k,
+                  "flipped": False} for i in ex]  # fmt: skip
+        runq.save_round(db, run_id, k, {"round": k, "gold_accuracy": 0.9, "pseudo_label_counts": {"positive": 3}},
+                        table if k else [])  # fmt: skip
+
+    rounds, inspect = app("pages/rounds.py", p.id), app("pages/inspect.py", p.id)
+    assert any("no completed round yet" in i.value for i in rounds.info)
+    assert any("appear here as its rounds finish" in i.value for i in inspect.info)
+    for k in (0, 1, 2):
+        round_done(run.id, k)
+        rounds.run()
+        inspect.run()
+        if k:
+            assert rounds.select_slider(key="round").value == k and inspect.selectbox(key="round").value == k
+    rounds.select_slider(key="round").set_value(1).run()  # the user looks at round 1
+    inspect.selectbox(key="round").set_value(1).run()
+    round_done(run.id, 3)
+    rounds.run()
+    inspect.run()
+    assert rounds.select_slider(key="round").value == 1 and inspect.selectbox(key="round").value == 1
+    assert "3" in rounds.select_slider(key="round").options and not rounds.exception and not inspect.exception
+    # a second run started in another tab: a page on the newest run moves to it; one on an older run stays
+    runq.update_run(db, run.id, status="succeeded")
+    second, _ = actions.start_run(db, p.id, "list", "fast", alongside=True)
+    round_done(second.id, 0)
+    rounds.run()
+    assert rounds.selectbox(key="run").value == second.id
+    rounds.selectbox(key="run").set_value(run.id).run()
+    third, _ = actions.start_run(db, p.id, "list", "fast", alongside=True)
+    rounds.run()
+    assert rounds.selectbox(key="run").value == run.id and not rounds.exception

@@ -9,7 +9,7 @@ import runpy
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import streamlit as st
@@ -227,6 +227,35 @@ def label_column_guess(
         if c not in taken and cells and all(isinstance(v, str) and v.strip() in names for v in cells):
             return c
     return "label" if "label" in columns else None
+
+
+def rerun_when_changed(probe: Callable[[], object], every: float = 2.0, show: Callable[[], None] | None = None) -> None:
+    """Follow the worker without a reload: every `every` seconds (a fragment) compare `probe()` with its value when
+    the page was drawn, and rerun the whole page when it differs (a round arrived, a run ended, background work is
+    done); between changes only `show` (a progress line) is redrawn, so nothing moves under the user's cursor."""
+    shown = probe()
+
+    @st.fragment(run_every=every)
+    def poll() -> None:
+        if probe() != shown:
+            st.rerun(scope="app")
+        if show is not None:
+            show()
+
+    poll()
+
+
+def follow_newest(key: str, newest: object, options: Sequence[object]) -> bool:
+    """Keep the widget `key` on the newest of `options` (a run's rounds, a project's runs) as newer ones arrive,
+    unless the user chose another one. True when it moved the widget's value there: then create the widget without
+    a default value (Session State holds it)."""
+    mark = f"{key}__newest"  # the newest option of the page's last run
+    seen = st.session_state.get(mark)
+    st.session_state[mark] = newest
+    if seen is None or seen == newest or seen not in options or st.session_state.get(key) != seen:
+        return False
+    st.session_state[key] = newest
+    return True
 
 
 def job_status_line(job) -> str:
