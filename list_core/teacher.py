@@ -100,16 +100,23 @@ def prompt_weighted_probe(
     c: float = 100.0,
     seed: int = 0,
     point_weight: float = 1.0,
+    prompt_pool: np.ndarray | None = None,
+    points: np.ndarray | None = None,
 ):
     """Gold + verbaliser points (each of weight `point_weight`) + the zero-shot prompt's confident pool labels
     worth `w` gold examples, then `iterations` rounds of self-training (module docstring). Returns the
-    scikit-learn classifier."""
+    scikit-learn classifier.
+
+    The classifier may read other features than the prompt (`benchmarks.layer_features`): then `prompt_pool` is
+    the pool in the prototypes' space (default `x_pool`) and `points` the verbalisers in the classifier's
+    (default the prototypes)."""
     num_classes = len(prototypes)
     p = prototypes / np.linalg.norm(prototypes, axis=1, keepdims=True)
-    xs, ys = [np.repeat(p, verbaliser_points, 0)], [np.repeat(np.arange(num_classes), verbaliser_points)]
+    points = p if points is None else points
+    xs, ys = [np.repeat(points, verbaliser_points, 0)], [np.repeat(np.arange(num_classes), verbaliser_points)]
     ws = [np.full(len(ys[0]), point_weight)]
     if x_pool is not None and len(x_pool) and w > 0:
-        scores = zero_shot_scores(x_pool, p)  # (N, C)
+        scores = zero_shot_scores(x_pool if prompt_pool is None else prompt_pool, p)  # (N, C)
         top2 = np.sort(scores, axis=1)[:, -2:]
         pred, margin = scores.argmax(1), top2[:, 1] - top2[:, 0]
         keep = median_confident(pred, margin)
@@ -141,16 +148,21 @@ def prompt_aware_probe(
     iterations: int = 3,
     c: float = 100.0,
     seed: int = 0,
+    prompt_gold: np.ndarray | None = None,
+    prompt_pool: np.ndarray | None = None,
+    points: np.ndarray | None = None,
 ) -> tuple[object, dict[str, float]]:
     """The evidence-weighted prompt + gold teacher (module docstring). Returns the classifier and what it
-    measured: the prompt's gold accuracy, the evidence and the weight its pool labels got."""
+    measured: the prompt's gold accuracy, the evidence and the weight its pool labels got. `prompt_gold`,
+    `prompt_pool`, `points`: the prompt's own features when the classifier reads others (`prompt_weighted_probe`)."""
     p = prototypes / np.linalg.norm(prototypes, axis=1, keepdims=True)
-    correct = int((zero_shot_scores(x_gold, p).argmax(1) == y_gold).sum())
+    correct = int((zero_shot_scores(x_gold if prompt_gold is None else prompt_gold, p).argmax(1) == y_gold).sum())
     evidence = prompt_evidence(correct, len(y_gold), len(prototypes))
     w = prompt_weight * evidence
     if prompt_looks_wrong(evidence):  # the app warns of it too: the teacher is the gold labels' alone
         w, verbaliser_points = 0.0, 0
-    clf = prompt_weighted_probe(x_gold, y_gold, x_pool, prototypes, w, verbaliser_points, iterations, c, seed)
+    clf = prompt_weighted_probe(x_gold, y_gold, x_pool, prototypes, w, verbaliser_points, iterations, c, seed,
+                                prompt_pool=prompt_pool, points=points)  # fmt: skip
     info = {"prompt_gold_accuracy": correct / max(1, len(y_gold)), "prompt_evidence": evidence, "prompt_weight": w}
     return clf, info
 

@@ -1,0 +1,151 @@
+"""Would LiST's teacher, and its peers, do better on more than the last layer? Frozen-feature accuracy per view.
+
+    python -m benchmarks.layer_features ../shared/data mr subj bbc --k 10 30 --seeds 1 2 3 4 5
+
+Every encoder layer's output of the default backbone, mean-pooled and L2-normalised, is computed once per set (cached
+in `--cache`). A *view* joins some layers: their normalised vectors side by side, divided by the square root of their
+number, so a view's vectors have norm 1 and its cosine is the mean of the layers' cosines. On each view:
+
+- teacher: LiST's prompt-aware probe (`teacher.prompt_aware_probe`'s rule: gold, verbaliser points, the zero-shot
+  prompt's confident pool labels worth 5 x the evidence gold examples, 3 rounds of self-training), the zero-shot
+  prompt read on the last layer as LiST reads it, the logistic regressions on the view;
+- self-train-probe and prompt-prior-probe: those peers' rules (`teacher.self_train_logreg`,
+  `teacher.prompt_prior_logreg`) on the view;
+- zero-shot: the prompt alone in the view (each text's view cosine to each class's verbaliser in the same view);
+- teacher, cv view: the view each seed's teacher takes when chosen on its gold labels alone (stratified k-fold
+  accuracy of the teacher before self-training; ties go to the fewer layers), the way a run could choose it.
+
+Test labels are read for scoring only. Which view to adopt is not decided here (see BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from list_core import teacher as T
+
+from .teacher_weights import arguments, gold_split
+
+VIEWS: dict[str, tuple[int, ...]] = {"last": (6,), "5-6": (5, 6), "4-6": (4, 5, 6), "1-6": (1, 2, 3, 4, 5, 6)}
+
+
+def layer_features(backbone, texts: list[str], batch_size: int = 64, max_length: int = 128) -> np.ndarray:
+    """(N, L+1, D) every hidden state (the embeddings, then each layer) mean-pooled over real tokens, normalised."""
+    import torch
+
+    tok, enc = backbone.tokenizer, backbone.encoder
+    out = np.zeros((len(texts), enc.config.num_hidden_layers + 1, backbone.hidden_size), dtype=np.float32)
+    order = np.argsort([len(t) for t in texts], kind="stable")  # length-sorted batches pad less
+    with torch.no_grad():
+        for s in range(0, len(texts), batch_size):
+            idx = order[s : s + batch_size]
+            b = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+            states = enc(**{k: b[k] for k in ("input_ids", "attention_mask")}, output_hidden_states=True).hidden_states
+            m = b["attention_mask"].unsqueeze(-1).float()  # (B, T, 1)
+            for layer, h in enumerate(states):  # (B, T, D)
+                pooled = (h * m).sum(1) / m.sum(1).clamp(min=1.0)  # (B, D)
+                out[idx, layer] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+    return out
+
+
+def view(x: np.ndarray, layers: tuple[int, ...]) -> np.ndarray:
+    """(N, L+1, D) per-layer features -> (N, len(layers) * D) of norm 1 (the layers' normalised vectors side by
+    side over sqrt(len(layers)))."""
+    return x[:, list(layers)].reshape(len(x), -1) / np.sqrt(len(layers))
+
+
+def features(root: Path, cache: Path):
+    """(data, pool, test, verbaliser) per-layer features of a data folder (one verbaliser sentence per class)."""
+    from list_core.bench import load_data
+
+    data = load_data(root)
+    path = cache / f"{root.name}_layers.npz"
+    if not path.exists():
+        from list_core.backbone import load_backbone
+
+        sentences = data.prompt().verbaliser_sentences()
+        if any(len(g) != 1 for g in sentences):
+            raise ValueError(f"{root.name}: one verbaliser sentence per class expected, got {sentences}")
+        bb = load_backbone(None, device="cpu")
+        t = time.perf_counter()
+        xp = layer_features(bb, [r["text"] for r in data.pool])
+        xt = layer_features(bb, [r["text"] for r in data.test])
+        vs = layer_features(bb, [g[0] for g in sentences])
+        print(f"# {root.name}: {len(xp) + len(xt):,} texts embedded in {time.perf_counter() - t:.0f} s", flush=True)
+        cache.mkdir(parents=True, exist_ok=True)
+        np.savez(path, xp=xp, xt=xt, vs=vs)
+    z = np.load(path)
+    return data, z["xp"], z["xt"], z["vs"]
+
+
+def teacher(xg, yg, xp, zs_gold, zs_pool, points, protos, seed: int, iterations: int = 3):
+    """LiST's prompt-aware probe with its logistic regressions on view features (`xg`, `xp`, verbaliser `points`)
+    and the zero-shot prompt on last-layer features (`zs_gold`, `zs_pool`, prototypes `protos`)."""
+    clf, _ = T.prompt_aware_probe(xg, yg, xp, protos, 5.0, 5, iterations, 100.0, seed, prompt_gold=zs_gold,
+                                  prompt_pool=zs_pool, points=points)  # fmt: skip
+    return clf
+
+
+def cv_view(x_gold_layers, yg, x_pool_layers, vs, seed: int, folds: int = 5) -> str:
+    """The view whose teacher (before self-training) has the best stratified k-fold accuracy on the gold labels;
+    ties: the view with fewer layers."""
+    from sklearn.model_selection import StratifiedKFold
+
+    k = min(folds, int(np.bincount(yg).min()))
+    if k < 2:
+        return "last"
+    acc = {}
+    for name, layers in VIEWS.items():
+        xg, xp, points = view(x_gold_layers, layers), view(x_pool_layers, layers), view(vs, layers)
+        hits = 0
+        for tr, te in StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(xg, yg):
+            clf = teacher(xg[tr], yg[tr], xp, x_gold_layers[tr, -1], x_pool_layers[:, -1], points, vs[:, -1], seed, 0)
+            hits += int((clf.predict(xg[te]) == yg[te]).sum())
+        acc[name] = hits / len(yg)
+    best = max(acc.values())
+    return min((n for n in VIEWS if acc[n] == best), key=lambda n: len(VIEWS[n]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments("layer_features", __doc__, argv)
+    for name in args.sets:
+        data, xp_all, xt_all, vs = features(args.data / name, args.cache)
+        yt = np.array([data.label(r) for r in data.test])
+        for k in args.k:
+            acc: dict[str, list[float]] = {}
+            chosen = []
+            for seed in args.seeds:
+                gi, ui = gold_split(data, k, seed)
+                yg = np.array([data.label(data.pool[i]) for i in gi])
+                for vname, layers in VIEWS.items():
+                    xg, xp, xt, pts = (
+                        view(xp_all[gi], layers),
+                        view(xp_all[ui], layers),
+                        view(xt_all, layers),
+                        view(vs, layers),
+                    )
+                    runs = {
+                        "teacher": teacher(xg, yg, xp, xp_all[gi, -1], xp_all[ui, -1], pts, vs[:, -1], seed),
+                        "self-train-probe": T.self_train_logreg(xg, yg, xp, 100.0, 3, seed),
+                        "prompt-prior-probe": T.prompt_prior_logreg(xg, yg, xp, pts, 100.0, 3, seed),
+                    }
+                    for method, clf in runs.items():
+                        acc.setdefault(f"{method} {vname}", []).append(100 * float((clf.predict(xt) == yt).mean()))
+                    zs = T.zero_shot_scores(xt, pts).argmax(1)
+                    acc.setdefault(f"zero-shot {vname}", []).append(100 * float((zs == yt).mean()))
+                pick = cv_view(xp_all[gi], yg, xp_all[ui], vs, seed)
+                chosen.append(pick)
+                acc.setdefault("teacher cv view", []).append(acc[f"teacher {pick}"][-1])
+            for key, vals in acc.items():
+                print(
+                    f"{name} K={k} {key}: {np.mean(vals):.2f} (seeds {' '.join(f'{v:.1f}' for v in vals)})", flush=True
+                )
+            print(f"{name} K={k} cv views: {' '.join(chosen)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
