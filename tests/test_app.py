@@ -660,6 +660,11 @@ def test_train_rounds_inspect_export_pages_after_a_run(env):
     at.run()
     assert any(b.proto.label == "Download predictions.csv" for b in at.get("download_button"))
     header, *lines = at.session_state["pr_last_csv"].splitlines()  # what that button downloads
+    said = [lab for lab in ("negative", "positive") for x in lines if x.split(",")[3] == lab]
+    shares = ", ".join(f"{lab} {said.count(lab)} ({said.count(lab) / 2:.0%})" for lab in ("negative", "positive"))
+    from ui.common import md_escape  # class names are the user's: shown as text
+
+    assert any(s.value == md_escape(f"Predicted 2 rows: {shares}.") for s in at.success), [s.value for s in at.success]
     assert header.startswith("id,review,shop,prediction,p_negative") and [x.split(",")[0] for x in lines] == ["7", "9"]
     at.file_uploader(key="pr_file").clear()
     at.text_area(key="pr_text").input("great").run()
