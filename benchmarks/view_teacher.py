@@ -15,6 +15,8 @@ teacher's gain. Arguments after `--` go to `list_core.bench`.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 import numpy as np
 import torch
@@ -44,8 +46,10 @@ def encoded_layers(model: ListModel, enc: Encoded, batch_size: int = 64) -> np.n
 
 
 def install(layers: tuple[int, ...]) -> None:
-    """Make every run of this process label its pool with the view teacher (module docstring)."""
+    """Make every run of this process label its pool with the view teacher (module docstring); once."""
     fit = ListModel.fit_prompt_teacher
+    if fit.__name__ == "fit_then_relabel":
+        return
 
     def fit_then_relabel(self, gold, labels, pool, self_train, prompt_weight, verbaliser_points, seed=0,
                          batch_size=64, pool_features=None):  # fmt: skip
@@ -67,9 +71,13 @@ def install(layers: tuple[int, ...]) -> None:
         proba = np.zeros((len(xp), self.num_classes))
         proba[:, clf.classes_] = clf.predict_proba(view(xp))
         self.teacher_pool_proba = torch.from_numpy(proba).float()
+        print(f"view teacher (layers {' '.join(map(str, layers))}) labelled {len(xp):,} pool texts", file=sys.stderr)
         return info
 
     ListModel.fit_prompt_teacher = fit_then_relabel
+
+
+LAYERS_ENV = "LIST_VIEW_TEACHER_LAYERS"  # how the bench's spawned children, which import this module, get the hook
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,8 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from list_core import bench
 
+    os.environ[LAYERS_ENV] = " ".join(map(str, args.layers))
     install(tuple(args.layers))
     return bench.main([a for a in args.bench if a != "--"])
+
+
+if os.environ.get(LAYERS_ENV):  # the bench runs each job in a fresh spawned process, which imports this module
+    install(tuple(int(x) for x in os.environ[LAYERS_ENV].split()))
 
 
 if __name__ == "__main__":
