@@ -16,7 +16,8 @@ runs = [
     r for r in runq.list_runs(conn, project.id) if r.method in methods.REGISTRY and methods.get(r.method).self_training
 ]
 if not runs:
-    st.info("No LiST run yet: pseudo-labels come from LiST runs.")
+    st.info("No LiST run yet: pseudo-labels come from LiST runs (one shows here as it starts).")
+    rerun_when_changed(lambda: [r.id for r in runq.list_runs(conn, project.id)], every=3)
     st.stop()
 c1, c2 = st.columns(2)
 follow_newest("run", runs[0].id, [r.id for r in runs])  # a run started meanwhile shows, unless you chose another

@@ -33,7 +33,8 @@ st.title("Rounds")
 
 runs = [r for r in runq.list_runs(conn, project.id) if trains_adapters(r.method)]
 if not runs:
-    st.info("No adapter run yet: start one on the Train page.")
+    st.info("No adapter run yet: start one on the Train page (it shows here as it starts).")
+    rerun_when_changed(lambda: [r.id for r in runq.list_runs(conn, project.id)])
     st.stop()
 # bound to the URL (?run=Run 2 · list&round=3): a reload, a second tab or a link shows the same run and round;
 # a page on the newest run moves to a run started meanwhile (in another tab)
