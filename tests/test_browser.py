@@ -223,8 +223,6 @@ def test_whole_loop_in_a_real_browser(server, tmp_path, tiny_dirs):
         page.goto(url + "/train")
         page.get_by_role("button", name="Start run").click()
         expect(page.get_by_text("Run 2 queued.")).to_be_visible()
-        # it moved to the new run, unreloaded
-        expect(watcher.get_by_role("combobox", name="Run")).to_have_value("run 2 · list", timeout=60_000)
         _until(lambda: runq.get_run(db, 2).status == "running", 120, "the second run to start")
         page.goto(url + "/export")
         # typed, then Predict clicked at once, as a user does (the button, disabled until the text was committed,
@@ -247,6 +245,8 @@ def test_whole_loop_in_a_real_browser(server, tmp_path, tiny_dirs):
         expect(page.get_by_text("prediction · succeeded", exact=False)).to_be_visible()
         shot("8b-predict-during-a-run")
         # the Export page lists the newest finished run first: let the second run finish, then export it
+        # the watching tab moved to the new run, unreloaded (checked after the prediction, which must not wait)
+        expect(watcher.get_by_role("combobox", name="Run")).to_have_value("run 2 · list", timeout=60_000)
         _until(lambda: runq.get_run(db, 2).status in ("succeeded", "failed"), 600, "the second run")
         assert runq.get_run(db, 2).status == "succeeded"
         expect(watcher.get_by_text("Status: succeeded")).to_be_visible()  # its rounds and the end, unreloaded
