@@ -24,31 +24,42 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from list_core import teacher as T
+from list_core.data import Encoded, collate, sorted_batches
+from list_core.model import ListModel
+from list_core.prompts import Prompt
 
 from .teacher_weights import arguments, gold_split
 
 VIEWS: dict[str, tuple[int, ...]] = {"last": (6,), "5-6": (5, 6), "4-6": (4, 5, 6), "1-6": (1, 2, 3, 4, 5, 6)}
 
 
-def layer_features(backbone, texts: list[str], batch_size: int = 64, max_length: int = 128) -> np.ndarray:
-    """(N, L+1, D) every hidden state (the embeddings, then each layer) mean-pooled over real tokens, normalised."""
-    import torch
-
-    tok, enc = backbone.tokenizer, backbone.encoder
-    out = np.zeros((len(texts), enc.config.num_hidden_layers + 1, backbone.hidden_size), dtype=np.float32)
-    order = np.argsort([len(t) for t in texts], kind="stable")  # length-sorted batches pad less
-    with torch.no_grad():
-        for s in range(0, len(texts), batch_size):
-            idx = order[s : s + batch_size]
-            b = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-            states = enc(**{k: b[k] for k in ("input_ids", "attention_mask")}, output_hidden_states=True).hidden_states
-            m = b["attention_mask"].unsqueeze(-1).float()  # (B, T, 1)
-            for layer, h in enumerate(states):  # (B, T, D)
-                pooled = (h * m).sum(1) / m.sum(1).clamp(min=1.0)  # (B, D)
-                out[idx, layer] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+@torch.no_grad()
+def encoded_layers(model: ListModel, enc: Encoded, batch_size: int = 64) -> np.ndarray:
+    """(N, L+1, D) every hidden state of the plain backbone (the embeddings, then each layer), mean-pooled over real
+    tokens and normalised, in the input order."""
+    out = None
+    model.eval()
+    for idx in sorted_batches(enc, batch_size):
+        b = collate(enc, idx, model.pad_id, model.device)
+        with model.backbone.activate(None):
+            states = model.encoder(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
+                                   output_hidden_states=True).hidden_states  # fmt: skip
+        m = b["attention_mask"].unsqueeze(-1).float()  # (B, T, 1)
+        pooled = torch.stack([(h.float() * m).sum(1) / m.sum(1).clamp(min=1.0) for h in states], 1)  # (B, L+1, D)
+        if out is None:
+            out = np.zeros((len(enc), *pooled.shape[1:]), dtype=np.float32)
+        out[idx] = torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
     return out
+
+
+def layer_features(backbone, texts: list[str], batch_size: int = 64, max_length: int = 128) -> np.ndarray:
+    """(N, L+1, D) `encoded_layers` of texts, each read alone (as LiST's frozen features are)."""
+    model = ListModel(backbone, Prompt("{text} {mask}", ("a", "b")), head="classic", adapter=None,
+                      max_length=max_length)  # fmt: skip
+    return encoded_layers(model, Encoded.sentences(backbone.tokenizer, texts, max_length), batch_size)
 
 
 def view(x: np.ndarray, layers: tuple[int, ...]) -> np.ndarray:

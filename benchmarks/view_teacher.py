@@ -21,28 +21,10 @@ import sys
 import numpy as np
 import torch
 
-from list_core.data import Encoded, collate, sorted_batches
+from list_core.data import Encoded
 from list_core.model import ListModel
 
-from .layer_features import teacher
-
-
-@torch.no_grad()
-def encoded_layers(model: ListModel, enc: Encoded, batch_size: int = 64) -> np.ndarray:
-    """(N, L+1, D) every hidden state of the plain backbone, mean-pooled over real tokens and normalised."""
-    out = None
-    model.eval()
-    for idx in sorted_batches(enc, batch_size):
-        b = collate(enc, idx, model.pad_id, model.device)
-        with model.backbone.activate(None):
-            states = model.encoder(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
-                                   output_hidden_states=True).hidden_states  # fmt: skip
-        m = b["attention_mask"].unsqueeze(-1).float()  # (B, T, 1)
-        pooled = torch.stack([(h.float() * m).sum(1) / m.sum(1).clamp(min=1.0) for h in states], 1)  # (B, L+1, D)
-        if out is None:
-            out = np.zeros((len(enc), *pooled.shape[1:]), dtype=np.float32)
-        out[idx] = torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
-    return out
+from .layer_features import encoded_layers, teacher
 
 
 def install(layers: tuple[int, ...]) -> None:

@@ -225,9 +225,9 @@ def prediction_result() -> None:
     w.writerow([*columns, "prediction", *[f"p_{lab}" for lab in project.labels]])
     counts = [0] * len(project.labels)
     for r, p in done:  # the input's own columns, then the prediction
-        src = r.get("source") or r
-        counts[top_class(p)] += 1
-        w.writerow([*(src.get(c, "") for c in columns), project.labels[top_class(p)], *p])
+        src, top = r.get("source") or r, top_class(p)
+        counts[top] += 1
+        w.writerow([*(src.get(c, "") for c in columns), project.labels[top], *p])
     st.session_state["pr_last_csv"] = buf.getvalue()
     shares = ", ".join(f"{lab} {n:,} ({n / max(1, len(done)):.0%})" for lab, n in zip(project.labels, counts))
     st.success(md_escape(f"Predicted {len(done):,} rows: {shares}."))  # how the file splits, before opening it

@@ -11,7 +11,7 @@ from storage import runs as runq
 from ui.common import (
     db,
     follow_newest,
-    job_status_line,
+    job_progress,
     md_escape,
     plot_text,
     require_project,
@@ -49,9 +49,7 @@ def progress() -> None:
     """The shown run's stage and progress while it trains (its rounds appear below as they finish)."""
     job = jobq.get_job(conn, run.job_id) if run.job_id is not None and run.status in ("queued", "running") else None
     if job is not None and not job.done:
-        st.write(job_status_line(job))
-        if job.total:
-            st.progress(min(1.0, (job.step or 0) / job.total))
+        job_progress(job)
 
 
 # the page follows the worker: a round that finishes, a run that ends or starts shows without a reload

@@ -11,7 +11,7 @@ from list_core.config import TrainConfig, preset
 from storage import jobs as jobq
 from storage import runs as runq
 from ui import actions
-from ui.common import db, fmt_seconds, job_status_line, md_escape, mlm_head, require_project, run_safely
+from ui.common import db, fmt_seconds, job_progress, md_escape, mlm_head, require_project, run_safely
 
 conn = db()
 project = require_project()
@@ -113,11 +113,7 @@ def live() -> None:
         return
     st.subheader("Running")
     for job in jobs:
-        st.write(job_status_line(job))
-        if job.total:
-            st.progress(min(1.0, (job.step or 0) / job.total))
-        if job.message:
-            st.caption(job.message)
+        job_progress(job)
         if st.button("Cancel", key=f"tr_cancel_{job.id}"):  # a queued job is cancelled at once
             jobq.request_cancel(conn, job.id)
             st.toast(f"Cancelling job {job.id}…")

@@ -3,7 +3,8 @@
 import numpy as np
 import torch
 
-from benchmarks.view_teacher import encoded_layers, install
+from benchmarks.layer_features import encoded_layers
+from benchmarks.view_teacher import install
 from list_core.backbone import load_backbone
 from list_core.data import Encoded
 from list_core.model import ListModel

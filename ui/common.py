@@ -277,6 +277,15 @@ def job_status_line(job) -> str:
     return " · ".join(parts)
 
 
+def job_progress(job) -> None:
+    """A running job's line (`job_status_line`), its progress bar and its last message."""
+    st.write(job_status_line(job))
+    if job.total:
+        st.progress(min(1.0, (job.step or 0) / job.total))
+    if job.message:
+        st.caption(job.message)
+
+
 def fmt_seconds(s: float) -> str:
     s = int(s)
     return f"{s // 60}m {s % 60:02d}s" if s >= 60 else f"{s}s"
