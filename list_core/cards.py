@@ -16,6 +16,8 @@ HEAD_FORMULA = {
     "normalised mean": "logits = normalize(mean(h over attention_mask)) @ weight.T + bias",
     "mean": "logits = mean(h over attention_mask) @ weight.T + bias",
     "first": "logits = h[:, 0] @ weight.T + bias",
+    "layers": "logits = cat([normalize(mean(h_l over attention_mask)) for h_l in the last L hidden states], -1) "
+    "/ sqrt(L) @ weight.T + bias (L: feature_layers)",
 }
 
 _INPUT = {
@@ -125,11 +127,18 @@ def snippet(meta: dict[str, Any], fmt: str, base: str) -> str:
         ]
     else:
         formula = meta["head_formula"]
-        lines.append("    h = model(**inputs).last_hidden_state  # (N, T, D)")
-        if formula.startswith("logits = h[:, 0]"):
-            lines.append("    x = h[:, 0]  # (N, D)")
+        if formula.startswith("logits = cat("):  # several layers' normalised means side by side
+            lines += [
+                '    states = model(**inputs, output_hidden_states=True).hidden_states[-meta["feature_layers"] :]',
+                '    m = batch["attention_mask"][..., None].float()',
+                "    x = torch.cat([torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1) for h in states], -1)",
+                '    x = x / meta["feature_layers"] ** 0.5  # (N, L * D)',
+            ]
+        elif formula.startswith("logits = h[:, 0]"):
+            lines += ["    h = model(**inputs).last_hidden_state  # (N, T, D)", "    x = h[:, 0]  # (N, D)"]
         else:
             lines += [
+                "    h = model(**inputs).last_hidden_state  # (N, T, D)",
                 '    m = batch["attention_mask"][..., None].float()',
                 "    x = (h * m).sum(1) / m.sum(1)  # (N, D)",
             ]

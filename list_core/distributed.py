@@ -202,7 +202,7 @@ class RayScorer:
     def _run(self, model: ListModel, what: str, enc: Encoded, batch_size: int) -> torch.Tensor:
         ray, n = self.ray, len(enc)
         if n == 0:
-            width = model.num_classes if what == "logits" else model.backbone.hidden_size
+            width = model.num_classes if what == "logits" else model.feature_dim
             return torch.empty((0, width))
         pending: dict[Any, int] = {}
         try:

@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from .backbone import Backbone, load_backbone
 from .cards import native_card
 from .config import HEADS, AdapterConfig
+from .heads import VIEW_HEADS
 from .locate import resolve_backbone_path
 from .model import ListModel
 from .prompts import Prompt, PromptError
@@ -46,6 +47,7 @@ def export_config(
         "head": model.head_kind,
         "head_reason": model.head_reason,
         "pooling": getattr(model.head, "pooling", None),
+        "feature_layers": model.feature_layers,
         "adapter": None if model.adapter_config is None else vars(model.adapter_config).copy(),
         "max_length": model.max_length,
         "temperature": model.temperature,  # calibration: divide the logits by it (1: not calibrated)
@@ -155,6 +157,11 @@ def check_config(cfg: dict[str, Any], where: str) -> None:
         raise bad(f"'head' {cfg['head']!r} is not one of {[h for h in HEADS if h != 'auto']}")
     if cfg.get("pooling") not in (None, "mean", "cls"):
         raise bad(f"'pooling' {cfg.get('pooling')!r} is not 'mean' or 'cls'")
+    fl = cfg.get("feature_layers", 1)
+    if not isinstance(fl, int) or isinstance(fl, bool) or not 1 <= fl <= 64:
+        raise bad(f"'feature_layers' must be a whole number of layers (1..64), not {fl!r}")
+    if fl > 1 and cfg["head"] not in VIEW_HEADS:
+        raise bad(f"'feature_layers' {fl}: only the {' and '.join(VIEW_HEADS)} heads read several layers")
     ml = cfg.get("max_length")
     if not isinstance(ml, int) or isinstance(ml, bool) or not 8 <= ml <= 4096:
         raise bad(f"'max_length' must be a whole number of tokens (8..4096), not {ml!r}")
@@ -261,6 +268,7 @@ def build_classifier(
         cfg["pooling"] or "mean",
         cfg["max_length"],
         adapter_name=adapter_name,
+        feature_layers=cfg.get("feature_layers", 1),  # exports made before views read the last layer
     )
     try:
         model.load_trainable_state(state)

@@ -134,6 +134,9 @@ class FeatureCache:
         self, model: ListModel, keys: list[bytes], compute: Callable[[list[int]], torch.Tensor]
     ) -> torch.Tensor:
         """The rows of `keys`, calling `compute(positions)` once for the keys not cached (each key once)."""
+        if model.feature_layers != 1:  # keys and stores name texts, not views: a wider row would be misread
+            raise ValueError(f"the feature cache holds last-layer features; a model reading {model.feature_layers} "
+                             "layers computes its own (model.frozen_features)")  # fmt: skip
         with self._lock:
             known = {k: self._rows[k] for k in set(keys) if k in self._rows}
             for k in known:

@@ -87,6 +87,7 @@ def save_folded(model: ListModel, folder: str | Path, labels: list[str]) -> Path
         "head": model.head_kind,
         "pooling": getattr(model.head, "pooling", "mean"),
         "max_length": model.max_length,
+        "feature_layers": model.feature_layers,
         "source_backbone": model.backbone.name,
         **export_head_fields(model),
         "temperature": model.temperature,  # divide the logits by it for calibrated probabilities
@@ -104,7 +105,8 @@ def export_head_fields(model: ListModel) -> dict:
         fields["label_ids"] = list(model.label_ids)
         fields["label_classes"] = [c for c, group in enumerate(model.prompt.words) for _ in group]
     else:
-        fields["head_formula"] = HEAD_FORMULA[_feature(model.head)]
+        fields["head_formula"] = HEAD_FORMULA["layers" if model.feature_layers > 1 else _feature(model.head)]
+        fields["feature_layers"] = model.feature_layers
     return fields
 
 
@@ -126,7 +128,8 @@ def load_folded(folder: str | Path, device: str | None = None) -> Classifier:
     except (OSError, ValueError) as e:
         raise ExportError(f"{folder / 'model'} cannot be loaded as a model: {e}") from None
     prompt = Prompt.from_json(cfg)
-    model = ListModel(bb, prompt, cfg["head"], adapter=None, pooling=cfg["pooling"], max_length=cfg["max_length"])
+    model = ListModel(bb, prompt, cfg["head"], adapter=None, pooling=cfg["pooling"], max_length=cfg["max_length"],
+                      feature_layers=cfg.get("feature_layers", 1))  # fmt: skip
     if cfg["head"] != "prompt":  # the other heads travel beside the model
         try:
             state = load_file(str(folder / "head.safetensors"))

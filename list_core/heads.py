@@ -131,8 +131,11 @@ class ProbeHead(_Restartable, nn.Module):
             self.load_state_dict(self._initial)
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, mask_pos: torch.Tensor) -> torch.Tensor:
-        x = nn.functional.normalize(pool(hidden, attention_mask, "mean"), dim=-1)  # (B, D)
-        return self.linear(x)  # (B, C)
+        return self.logits_of(nn.functional.normalize(pool(hidden, attention_mask, "mean"), dim=-1))  # (B, C)
+
+    def logits_of(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, D) normalised pooled features (`view_features`) -> (B, C) logits."""
+        return self.linear(x)
 
 
 class SimilarityHead(_Restartable, nn.Module):
@@ -201,6 +204,32 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str = "mea
         return hidden[:, 0]
     m = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+# heads that read pooled features, and so can read several layers' (`view_features`)
+VIEW_HEADS = ("similarity", "probe")
+
+
+def view_features(states: Sequence[torch.Tensor], attention_mask: torch.Tensor) -> torch.Tensor:
+    """L hidden states (B, T, D) -> (B, L*D): each mean-pooled and L2-normalised, side by side over sqrt(L), so the
+    result has norm 1 and its cosine with another text's is the mean of the layers' cosines. One state: the
+    normalised mean-pooled feature."""
+    if len(states) == 1:
+        return nn.functional.normalize(pool(states[0], attention_mask), dim=-1)  # (B, D)
+    x = torch.cat([nn.functional.normalize(pool(h, attention_mask), dim=-1) for h in states], -1)  # (B, L*D)
+    return x / math.sqrt(len(states))
+
+
+def check_feature_layers(n: int, backbone: Backbone) -> int:
+    """`n` if the backbone has at least `n` layers, else a ValueError naming both."""
+    layers = int(
+        getattr(backbone.model.config, "num_hidden_layers", 0) or getattr(backbone.model.config, "n_layers", 0)
+    )
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"feature_layers={n!r}: must be a whole number >= 1")
+    if layers and n > layers:
+        raise ValueError(f"feature_layers={n}: the backbone {backbone.name!r} has only {layers} layers")
+    return n
 
 
 def choose_head(requested: str, backbone: Backbone) -> tuple[str, str]:

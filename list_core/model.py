@@ -6,6 +6,7 @@ import contextlib
 import copy
 import dataclasses
 import itertools
+import math
 import weakref
 from collections.abc import Iterator, Sequence
 
@@ -17,7 +18,17 @@ from .adapter import Adapter, adapted_layers, count_parameters, external_name, s
 from .backbone import Backbone
 from .config import AdapterConfig
 from .data import Encoded, Row, collate, sorted_batches
-from .heads import ClassicHead, ProbeHead, PromptHead, SimilarityHead, choose_head, linear_of, pool
+from .heads import (
+    VIEW_HEADS,
+    ClassicHead,
+    ProbeHead,
+    PromptHead,
+    SimilarityHead,
+    check_feature_layers,
+    choose_head,
+    linear_of,
+    view_features,
+)
 from .prompts import Prompt, label_word_ids
 from .teacher import prompt_aware_probe
 
@@ -42,6 +53,7 @@ class ListModel(nn.Module):
         pooling: str = "mean",
         max_length: int = 128,
         adapter_name: str | None = None,
+        feature_layers: int = 1,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -49,6 +61,8 @@ class ListModel(nn.Module):
         self.max_length = max_length
         self.temperature = 1.0  # set by calibration (`calibration.fit_temperature`); scales logits in predict_proba
         self.head_kind, self.head_reason = choose_head(head, backbone)
+        # the heads on pooled features (similarity, probe) may read several layers; the others read the last one
+        self.feature_layers = check_feature_layers(feature_layers, backbone) if self.head_kind in VIEW_HEADS else 1
         # only an MLM head reads label words as vocabulary ids (one token each); the other heads take any text
         self.label_ids = label_word_ids(prompt, backbone.tokenizer) if self.head_kind == "prompt" else []
         self.teacher_info: dict[str, float] = {}
@@ -71,9 +85,11 @@ class ListModel(nn.Module):
         if self.head_kind == "prompt":
             self.head = PromptHead(backbone, self.label_ids, [len(g) for g in prompt.words])
         elif self.head_kind == "similarity":
-            self.head = SimilarityHead(self.verbaliser_prototypes())
+            # the zero-shot prompt reads the last layer: its prototypes are zero on the other layers' blocks, and the
+            # scale grows by sqrt(L) so the untrained head's logits are the last layer's zero-shot logits exactly
+            self.head = SimilarityHead(self.verbaliser_prototypes(), scale=20.0 * math.sqrt(self.feature_layers))
         elif self.head_kind == "probe":
-            self.head = ProbeHead(backbone.hidden_size, prompt.num_classes)
+            self.head = ProbeHead(self.feature_dim, prompt.num_classes)
         else:
             self.head = ClassicHead(backbone.hidden_size, prompt.num_classes, pooling)
         self.head.to(backbone.device)
@@ -91,6 +107,11 @@ class ListModel(nn.Module):
     def num_classes(self) -> int:
         return self.prompt.num_classes
 
+    @property
+    def feature_dim(self) -> int:
+        """Width of a pooled feature: the hidden size times the layers read (`feature_layers`)."""
+        return self.backbone.hidden_size * self.feature_layers
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, mask_pos: torch.Tensor) -> torch.Tensor:
         """(B, T) ids, (B, T) padding mask, (B,) mask positions -> (B, C) class logits."""
         mask = attention_mask
@@ -98,8 +119,11 @@ class ListModel(nn.Module):
             # an additive (B, 1, 1, T) mask skips transformers' data-dependent mask code, so vmap works
             mask = (1.0 - attention_mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
         with self.backbone.activate(self.adapter_name, self.training):
-            hidden = self.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state  # (B, T, D)
-        return self.head(hidden, attention_mask, mask_pos).float()
+            out = self.encoder(input_ids=input_ids, attention_mask=mask, output_hidden_states=self.feature_layers > 1)
+        if self.feature_layers == 1:
+            return self.head(out.last_hidden_state, attention_mask, mask_pos).float()  # (B, T, D) -> (B, C)
+        x = view_features(out.hidden_states[-self.feature_layers :], attention_mask)  # (B, L*D)
+        return self.head.logits_of(x).float()  # (B, C)
 
     # trainable state ---------------------------------------------------------------------------
 
@@ -161,15 +185,27 @@ class ListModel(nn.Module):
         return Encoded.of(self.prompt, self.backbone.tokenizer, rows, self.max_length, plain=self.plain_input)
 
     def verbaliser_prototypes(self, batch_size: int = 64) -> torch.Tensor:
-        """(C, D) the backbone's own normalised embedding of each class's verbaliser: the mean of the embeddings of
-        its verbaliser sentences (one per label word, plus the description)."""
+        """(C, L*D) the backbone's own normalised embedding of each class's verbaliser: the mean of the last layer's
+        embeddings of its verbaliser sentences (one per label word, plus the description), zero on the blocks of the
+        other layers a view reads (the zero-shot prompt is the last layer's)."""
+        mean = self._verbaliser_mean(batch_size)  # (C, L*D)
+        last = torch.nn.functional.normalize(mean[:, -self.backbone.hidden_size :], dim=-1)  # (C, D)
+        pad = torch.zeros(len(last), self.feature_dim - last.shape[1])
+        return torch.cat([pad, last], 1).to(self.device)  # (C, L*D)
+
+    def verbaliser_points(self, batch_size: int = 64) -> torch.Tensor:
+        """(C, L*D) each class's verbaliser sentences in this model's feature view (`frozen_features`), averaged and
+        normalised: where the prompt's classes sit among the texts' features (the teacher's verbaliser points)."""
+        return torch.nn.functional.normalize(self._verbaliser_mean(batch_size), dim=-1).to(self.device)
+
+    def _verbaliser_mean(self, batch_size: int) -> torch.Tensor:
+        """(C, L*D) the mean of `frozen_features` over each class's verbaliser sentences."""
         sentences = self.prompt.verbaliser_sentences()
         flat = [s for group in sentences for s in group]
         x = self.frozen_features(Encoded.sentences(self.backbone.tokenizer, flat, self.max_length), batch_size)
         sizes = torch.tensor([len(g) for g in sentences])
         owner = torch.repeat_interleave(torch.arange(len(sentences)), sizes)  # (S,)
-        mean = torch.zeros(len(sentences), x.shape[1]).index_add_(0, owner, x) / sizes[:, None]  # (C, D)
-        return torch.nn.functional.normalize(mean, dim=-1).to(self.device)
+        return torch.zeros(len(sentences), x.shape[1]).index_add_(0, owner, x) / sizes[:, None]
 
     @torch.no_grad()
     def logits(self, enc: Encoded, batch_size: int = 64) -> torch.Tensor:
@@ -187,16 +223,19 @@ class ListModel(nn.Module):
 
     @torch.no_grad()
     def frozen_features(self, enc: Encoded, batch_size: int = 64) -> torch.Tensor:
-        """(N, D) L2-normalised mean-pooled features of the plain backbone (adapters off)."""
-        out = torch.empty((len(enc), self.backbone.hidden_size), dtype=torch.float32)
+        """(N, L*D) features of the plain backbone (adapters off): the mean-pooled, L2-normalised output of the last
+        `feature_layers` layers side by side (`view_features`; norm 1)."""
+        out = torch.empty((len(enc), self.feature_dim), dtype=torch.float32)
         was_training = self.training
         self.eval()
         try:
             for idx in sorted_batches(enc, batch_size):
                 b = collate(enc, idx, self.pad_id, self.device)
                 with autocast(self.device), self.backbone.activate(None):
-                    h = self.encoder(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).last_hidden_state
-                out[idx] = torch.nn.functional.normalize(pool(h.float(), b["attention_mask"]), dim=-1).cpu()
+                    o = self.encoder(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
+                                     output_hidden_states=self.feature_layers > 1)  # fmt: skip
+                states = o.hidden_states[-self.feature_layers :] if self.feature_layers > 1 else (o.last_hidden_state,)
+                out[idx] = view_features([h.float() for h in states], b["attention_mask"]).cpu()
         finally:
             self.train(was_training)
         return out
@@ -244,13 +283,19 @@ class ListModel(nn.Module):
         measured about the prompt."""
         if not isinstance(self.head, SimilarityHead):
             raise TypeError(f"the prompt-aware teacher needs the similarity head, not {self.head_kind!r}")
-        x_gold = self.frozen_features(gold, batch_size).numpy()
+        x_gold = self.frozen_features(gold, batch_size).numpy()  # (K, L*D)
         x_pool = None
         if pool is not None and len(pool):
             x_pool = (pool_features if pool_features is not None else self.frozen_features(pool, batch_size)).numpy()
-        protos = self.head.verbaliser_prototypes.float().cpu().numpy()
+        d = self.backbone.hidden_size
+        protos = self.head.verbaliser_prototypes[:, -d:].float().cpu().numpy()  # (C, D)
+        apart: dict[str, np.ndarray | None] = {}
+        if self.feature_layers > 1:  # the zero-shot prompt reads the last layer (the view's last block, renormalised)
+            root = math.sqrt(self.feature_layers)
+            apart = {"prompt_gold": x_gold[:, -d:] * root, "prompt_pool": None if x_pool is None else x_pool[:, -d:] * root,
+                     "points": self.verbaliser_points(batch_size).float().cpu().numpy()}  # fmt: skip
         clf, info = prompt_aware_probe(x_gold, np.asarray(list(labels)), x_pool, protos, prompt_weight,
-                                       verbaliser_points, self_train, seed=seed)  # fmt: skip
+                                       verbaliser_points, self_train, seed=seed, **apart)  # fmt: skip
         w, b = linear_of(clf, self.num_classes, x_gold.shape[1])
         self.head.set_linear(w.to(self.device), b.to(self.device))
         self.teacher_info = info
@@ -271,7 +316,8 @@ class ListModel(nn.Module):
         for name, layer in adapted_layers(encoder).items():
             set_submodule(encoder, name, layer.folded(own[name]) if name in own else layer.base)
         bb = dataclasses.replace(self.backbone, model=mlm)
-        plain = ListModel(bb, self.prompt, self.head_kind, None, getattr(self.head, "pooling", "mean"), self.max_length)
+        plain = ListModel(bb, self.prompt, self.head_kind, None, getattr(self.head, "pooling", "mean"), self.max_length,
+                          feature_layers=self.feature_layers)  # fmt: skip
         plain.head = copy.deepcopy(self.head)
         plain.head_reason = self.head_reason
         return plain

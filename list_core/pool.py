@@ -64,7 +64,7 @@ def pass_over(
     `CHUNK`) rows at a time: (len(index), C) or (len(index), D). Only the output is held whole, so ask for features
     of a bounded index only. `on_chunk(done)` is called after each chunk (progress, and a place to stop)."""
     index = range(len(rows)) if index is None else index
-    width = model.num_classes if what == "logits" else model.backbone.hidden_size
+    width = model.num_classes if what == "logits" else model.feature_dim
     out = torch.empty((len(index), width), dtype=torch.float32)
     forward = score.logits if what == "logits" else score.features
     for part in spans(len(index), chunk):

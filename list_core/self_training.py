@@ -103,7 +103,8 @@ def run_list(
     if not task.unlabeled_rows and cfg.rounds:
         report(Event("warning", message="the unlabeled pool is empty: running prompt fine-tuning only"))
         cfg = cfg.with_(rounds=0)
-    model = ListModel(backbone, prompt, cfg.head, cfg.adapter, cfg.pooling, cfg.max_length)
+    model = ListModel(backbone, prompt, cfg.head, cfg.adapter, cfg.pooling, cfg.max_length,
+                      feature_layers=cfg.feature_layers)  # fmt: skip
     report(Event("setup", message=model.head_reason, metrics={"head": model.head_kind, **model.parameter_report()}))
     gold = model.encode(task.gold_rows)
     rows, n_pool = task.unlabeled_rows, len(task.unlabeled_rows)

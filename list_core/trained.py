@@ -32,7 +32,8 @@ def load_trained(
     r = done[-1] if round_ is None else round_
     if r not in done:
         raise ValueError(f"round {r} is not in {checkpoint_dir} (completed: {done})")
-    model = ListModel(backbone, prompt, head, cfg.adapter, cfg.pooling, cfg.max_length)
+    model = ListModel(backbone, prompt, head, cfg.adapter, cfg.pooling, cfg.max_length,
+                      feature_layers=cfg.feature_layers)  # fmt: skip
     if cfg.head == "auto":  # the run resolved `auto` to `head`: keep that reason (model cards show it)
         kind, reason = choose_head("auto", backbone)
         if kind == head:

@@ -1,0 +1,151 @@
+"""Heads that read several encoder layers (`feature_layers`): the view's math, the zero-shot prompt kept on the last
+layer, the teacher fitted on the view, a run end to end, and every export carrying the view exactly."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from list_core.backbone import load_backbone
+from list_core.config import AdapterConfig, TrainConfig
+from list_core.data import collate
+from list_core.export import ExportError, check_config, load_classifier, save_native
+from list_core.feature_cache import FeatureCache
+from list_core.folded import load_folded, save_folded
+from list_core.heads import view_features
+from list_core.model import ListModel
+from list_core.peft_format import save_peft
+from list_core.prompts import Prompt
+from list_core.self_training import run_list
+from list_core.teacher import prompt_aware_probe
+from list_core.trained import load_trained
+
+from .test_cards import _run_card_snippet
+from .test_self_training import POOL, POOL_ROWS, task, tiny_cfg
+
+PROMPT = Prompt("{text} It was {mask} .", ("bad", ("great", "good")))
+ROWS = [{"text": "the movie was great"}, {"text": "bad acting and a long , long plot"}, {"text": "good"}]
+
+
+def test_a_view_is_the_layers_normalised_means_side_by_side_and_its_cosine_their_mean():
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    h1 = torch.tensor([[[3.0, 0], [1, 0], [9, 9]], [[0, 2], [0, 2], [0, 2]]])  # (B=2, T=3, D=2)
+    h2 = torch.tensor([[[1.0, 1], [1, 1], [5, 0]], [[1, 0], [0, 1], [2, 2]]])
+    x = view_features([h1, h2], mask)  # (2, 4)
+    # by hand: text 0 pools to (2, 0) and (1, 1); text 1 to (0, 2) and (1, 1)
+    r = 2**-0.5
+    expected = torch.tensor([[1.0, 0, r, r], [0, 1, r, r]]) * r
+    assert torch.allclose(x, expected, atol=1e-6)
+    assert torch.allclose(x.norm(dim=-1), torch.ones(2))
+    cos = (x[0] @ x[1]).item()  # layer 1: cos((1,0),(0,1)) = 0; layer 2: 1; their mean 0.5
+    assert cos == pytest.approx(0.5, abs=1e-6)
+    one = view_features([h1], mask)  # one layer: the normalised mean
+    assert torch.allclose(one, torch.tensor([[1.0, 0], [0, 1]]))
+
+
+def _models(path):
+    bb = load_backbone(str(path), device="cpu")
+    return (
+        bb,
+        ListModel(bb, PROMPT, head="similarity", adapter=None),
+        ListModel(bb, PROMPT, head="similarity", adapter=None, feature_layers=2),
+    )
+
+
+def test_the_zero_shot_prompt_reads_the_last_layer_whatever_the_view(tiny_headless_dir):
+    bb, last, both = _models(tiny_headless_dir)
+    enc = last.encode(ROWS)
+    assert torch.allclose(both.logits(enc), last.logits(enc), atol=1e-5)  # the untrained head: zero-shot, unchanged
+    x2, x1 = both.frozen_features(enc), last.frozen_features(enc)
+    d = bb.hidden_size
+    assert x2.shape == (3, 2 * d) and torch.allclose(x2.norm(dim=-1), torch.ones(3), atol=1e-6)
+    assert torch.allclose(x2[:, d:] * 2**0.5, x1, atol=1e-6)  # the view's last block is the last layer's feature
+    assert torch.all(both.head.prototypes[:, :d] == 0)  # the prompt has no say in the other layers at the start
+    # the forward pass with its hidden states equals the head on the frozen view (no adapters)
+    assert torch.allclose(both.feature_logits(x2), both.logits(enc), atol=1e-5)
+
+
+def test_feature_layers_are_checked_and_only_the_pooled_heads_read_several(tiny_headless_dir, tiny_dirs):
+    bb = load_backbone(str(tiny_headless_dir), device="cpu")
+    with pytest.raises(ValueError, match="feature_layers=3: the backbone .* has only 2 layers"):
+        ListModel(bb, PROMPT, head="similarity", adapter=None, feature_layers=3)
+    with pytest.raises(ValueError, match="feature_layers=0"):
+        TrainConfig(feature_layers=0)
+    assert ListModel(bb, PROMPT, head="probe", adapter=None, feature_layers=2).feature_dim == 2 * bb.hidden_size
+    mlm = load_backbone(str(tiny_dirs["bert"]), device="cpu")
+    assert ListModel(mlm, PROMPT, head="prompt", adapter=None, feature_layers=2).feature_layers == 1
+    assert ListModel(mlm, PROMPT, head="classic", adapter=None, feature_layers=2).feature_layers == 1
+    with pytest.raises(ValueError, match="feature cache holds last-layer features"):
+        FeatureCache().features(ListModel(bb, PROMPT, head="similarity", adapter=None, feature_layers=2),
+                                ListModel(bb, PROMPT, head="similarity", adapter=None).encode(ROWS))  # fmt: skip
+    cfg = {"backbone": "b", "backbone_hash": "h", "head": "prompt", "labels": ["neg", "pos"], "max_length": 32,
+           **PROMPT.to_json()}  # fmt: skip
+    check_config(cfg, "x")  # an export made before views: no field, the last layer
+    with pytest.raises(ExportError, match="'feature_layers' 2: only the similarity and probe heads"):
+        check_config({**cfg, "feature_layers": 2}, "x")
+    with pytest.raises(ExportError, match="'feature_layers' must be a whole number"):
+        check_config({**cfg, "head": "similarity", "feature_layers": "2"}, "x")
+
+
+def test_the_teacher_on_a_view_is_the_probe_on_the_view_with_the_prompt_on_the_last_layer(tiny_headless_dir):
+    bb, last, both = _models(tiny_headless_dir)
+    gold = both.encode([{"text": t} for t in ("great film", "bad film", "good acting", "awful story")])
+    labels = [1, 0, 1, 0]
+    pool = both.encode(POOL_ROWS)
+    info = both.fit_prompt_teacher(gold, labels, pool, 1, 5.0, 5, seed=3)
+    d, r = bb.hidden_size, 2**0.5
+    xg, xp = both.frozen_features(gold).numpy(), both.frozen_features(pool).numpy()
+    clf, expected = prompt_aware_probe(xg, np.array(labels), xp, last.head.verbaliser_prototypes.numpy(), 5.0, 5, 1,
+                                       seed=3, prompt_gold=xg[:, d:] * r, prompt_pool=xp[:, d:] * r,
+                                       points=both.verbaliser_points().numpy())  # fmt: skip
+    assert info == expected
+    # the prompt's accuracy on the gold labels is the last layer's zero-shot accuracy
+    zs = last.logits(last.encode([{"text": t} for t in ("great film", "bad film", "good acting", "awful story")]))
+    assert info["prompt_gold_accuracy"] == pytest.approx(float((zs.argmax(-1) == torch.tensor(labels)).float().mean()))
+    # the head holds the fitted classifier exactly
+    assert np.allclose(both.feature_logits(torch.from_numpy(xp)).softmax(-1).numpy(), clf.predict_proba(xp), atol=1e-5)
+
+
+def test_a_run_on_a_view_trains_resumes_and_loads_back_exactly(tiny_headless_dir, tmp_path):
+    bb = load_backbone(str(tiny_headless_dir), device="cpu")
+    cfg = tiny_cfg(rounds=1, probe_self_train=1, feature_layers=2)
+    res = run_list(bb, PROMPT, task(), cfg, checkpoint_dir=tmp_path)
+    assert res.model.feature_layers == 2 and res.model.head.prototypes.shape == (2, 2 * bb.hidden_size)
+    again = load_trained(load_backbone(str(tiny_headless_dir), device="cpu"), PROMPT, "similarity", cfg, tmp_path)
+    enc = res.model.encode(POOL_ROWS)
+    assert torch.allclose(again.logits(enc), res.model.logits(enc), atol=1e-5)
+    assert [r.round for r in res.rounds] == [1] and len(res.tables[-1]) == len(POOL)  # pseudo-labels for the pool
+    assert "prompt_gold_accuracy" in res.teacher.to_dict()  # the teacher was fitted on the view
+
+
+def _trained(path, head: str) -> ListModel:
+    torch.manual_seed(0)
+    m = ListModel(load_backbone(str(path), device="cpu"), PROMPT, head=head, adapter=AdapterConfig(bottleneck=4),
+                  feature_layers=2)  # fmt: skip
+    with torch.no_grad():  # far from the initial values, as after training
+        for p in m.trainable_named_parameters().values():
+            p.add_(torch.randn_like(p) * 0.1)
+    m.temperature = 1.3
+    return m.eval()
+
+
+@pytest.mark.parametrize("head", ["similarity", "probe"])
+def test_every_export_carries_the_view_exactly(tiny_headless_dir, tmp_path, head):
+    m = _trained(tiny_headless_dir, head)
+    expected = (m.logits(m.encode(ROWS)) / m.temperature).softmax(-1)
+    save_native(m, tmp_path / "native", labels=["neg", "pos"])
+    assert json.loads((tmp_path / "native" / "list_config.json").read_text())["feature_layers"] == 2
+    clf = load_classifier(tmp_path / "native", device="cpu")
+    assert clf.model.feature_layers == 2
+    assert (clf.predict_proba([r["text"] for r in ROWS]) - expected).abs().max() <= 1e-5
+    save_folded(m, tmp_path / "folded", ["neg", "pos"])
+    folded = load_folded(tmp_path / "folded")
+    assert (folded.model.predict_proba(ROWS) - expected).abs().max() <= 1e-4
+    save_peft(m, tmp_path / "peft", base_path=str(tiny_headless_dir), labels=["neg", "pos"])
+    for fmt in ("folded", "peft"):  # the cards' snippets: plain transformers (and PEFT), no list_core
+        meta = json.loads(next((tmp_path / fmt).glob("list_*.json")).read_text())
+        assert meta["feature_layers"] == 2 and meta["head_formula"].startswith("logits = cat(")
+        assert (_run_card_snippet(tmp_path / fmt)["predict_proba"](ROWS) - expected).abs().max() <= 1e-4
+    b = collate(m.encode(ROWS), list(range(len(ROWS))), m.pad_id, m.device)
+    assert m(**b).shape == (3, 2)
