@@ -27,10 +27,12 @@ def embed(
     max_length: int = 128,
     batch_size: int = 64,
     plain: bool = True,
+    feature_layers: int = 1,
 ) -> np.ndarray:
-    """Frozen mean-pooled, L2-normalised features: (N, D). `plain`: of the texts alone (how a sentence encoder
-    is used); else of the rows rendered in the template."""
-    model = ListModel(backbone, prompt, head="classic", adapter=None, max_length=max_length)
+    """Frozen mean-pooled, L2-normalised features: (N, L*D) of the last `feature_layers` layers (`view_features`).
+    `plain`: of the texts alone (how a sentence encoder is used); else of the rows rendered in the template."""
+    model = ListModel(backbone, prompt, head="probe", adapter=None, max_length=max_length,
+                      feature_layers=feature_layers)  # fmt: skip
     enc = Encoded.of(prompt, backbone.tokenizer, rows, max_length, plain=plain)
     return model.frozen_features(enc, batch_size).numpy()
 
@@ -43,16 +45,18 @@ class LinearProbe:
     prompt: Prompt
     classifier: object
     max_length: int
+    feature_layers: int = 1
 
     def predict_proba(self, rows: Sequence[Row], batch_size: int = 64) -> torch.Tensor:
-        x = embed(self.backbone, self.prompt, rows, self.max_length, batch_size)
+        x = embed(self.backbone, self.prompt, rows, self.max_length, batch_size, feature_layers=self.feature_layers)
         return torch.from_numpy(self.classifier.predict_proba(x)).float()
 
     def as_model(self) -> ListModel:
         """The same classifier as a `ListModel` without adapters, to keep, export and predict with like any run:
         the similarity head holds a linear classifier of normalised plain features exactly (`set_linear`)."""
-        model = ListModel(self.backbone, self.prompt, head="similarity", adapter=None, max_length=self.max_length)
-        w, b = linear_of(self.classifier, self.prompt.num_classes, self.backbone.hidden_size)
+        model = ListModel(self.backbone, self.prompt, head="similarity", adapter=None, max_length=self.max_length,
+                          feature_layers=self.feature_layers)  # fmt: skip
+        w, b = linear_of(self.classifier, self.prompt.num_classes, model.feature_dim)
         model.head.set_linear(w.to(model.device), b.to(model.device))
         model.head_reason = "a logistic regression on the frozen backbone's normalised mean-pooled features"
         return model.eval()
@@ -61,9 +65,9 @@ class LinearProbe:
 def linear_probe(backbone: Backbone, prompt: Prompt, task: TaskData, cfg: TrainConfig, c: float = 100.0) -> LinearProbe:
     """Logistic regression (C=`c`) on frozen mean-pooled normalised embeddings of the gold examples."""
     check_task(prompt, task.labels, task.gold_rows, task.gold_labels, [])
-    x = embed(backbone, prompt, task.gold_rows, cfg.max_length, cfg.eval_batch_size)
+    x = _embed(backbone, prompt, task.gold_rows, cfg)
     clf = logreg(x, np.asarray(task.gold_labels), c, cfg.seed)
-    return LinearProbe(backbone, prompt, clf, cfg.max_length)
+    return LinearProbe(backbone, prompt, clf, cfg.max_length, cfg.feature_layers)
 
 
 def self_train_probe(
@@ -72,14 +76,10 @@ def self_train_probe(
     """The cheap self-training baseline: a C=`c` probe, then `iterations` times: predict the pool, keep per
     predicted class the examples at or above that class's median confidence, retrain on gold + those."""
     check_task(prompt, task.labels, task.gold_rows, task.gold_labels, task.unlabeled_rows)
-    x_gold = embed(backbone, prompt, task.gold_rows, cfg.max_length, cfg.eval_batch_size)
-    x_pool = (
-        embed(backbone, prompt, task.unlabeled_rows, cfg.max_length, cfg.eval_batch_size)
-        if task.unlabeled_rows
-        else None
-    )
+    x_gold = _embed(backbone, prompt, task.gold_rows, cfg)
+    x_pool = _embed(backbone, prompt, task.unlabeled_rows, cfg) if task.unlabeled_rows else None
     clf = self_train_logreg(x_gold, np.asarray(task.gold_labels), x_pool, c, iterations, cfg.seed)
-    return LinearProbe(backbone, prompt, clf, cfg.max_length)
+    return LinearProbe(backbone, prompt, clf, cfg.max_length, cfg.feature_layers)
 
 
 def prompt_prior_probe(
@@ -89,16 +89,20 @@ def prompt_prior_probe(
     predicted class the examples at or above that class's median margin join the gold examples, then the
     self-trained probe's `iterations` rounds."""
     check_task(prompt, task.labels, task.gold_rows, task.gold_labels, task.unlabeled_rows)
-    x_gold = embed(backbone, prompt, task.gold_rows, cfg.max_length, cfg.eval_batch_size)
+    x_gold = _embed(backbone, prompt, task.gold_rows, cfg)
     y_gold = np.asarray(task.gold_labels)
     if not task.unlabeled_rows:
-        return LinearProbe(backbone, prompt, logreg(x_gold, y_gold, c, cfg.seed), cfg.max_length)
-    x_pool = embed(backbone, prompt, task.unlabeled_rows, cfg.max_length, cfg.eval_batch_size)
-    protos = ListModel(
-        backbone, prompt, head="similarity", adapter=None, max_length=cfg.max_length
-    ).verbaliser_prototypes()
+        return LinearProbe(backbone, prompt, logreg(x_gold, y_gold, c, cfg.seed), cfg.max_length, cfg.feature_layers)
+    x_pool = _embed(backbone, prompt, task.unlabeled_rows, cfg)
+    # the zero-shot prompt on the last layer (zero on the other layers' blocks: the same labels and margin order)
+    protos = ListModel(backbone, prompt, head="similarity", adapter=None, max_length=cfg.max_length,
+                       feature_layers=cfg.feature_layers).verbaliser_prototypes()  # fmt: skip
     clf = prompt_prior_logreg(x_gold, y_gold, x_pool, protos.cpu().numpy(), c, iterations, cfg.seed)
-    return LinearProbe(backbone, prompt, clf, cfg.max_length)
+    return LinearProbe(backbone, prompt, clf, cfg.max_length, cfg.feature_layers)
+
+
+def _embed(backbone: Backbone, prompt: Prompt, rows: Sequence[Row], cfg: TrainConfig) -> np.ndarray:
+    return embed(backbone, prompt, rows, cfg.max_length, cfg.eval_batch_size, feature_layers=cfg.feature_layers)
 
 
 @dataclass

@@ -22,9 +22,9 @@ EXPORT_FORMATS = {
 # where a run without adapter checkpoints (a baseline) keeps its fitted model, inside its run folder
 KEPT_MODEL_DIR = "model"
 # What a setting applies to, by the kind of work a method does (a method lists its kinds in list_core.methods):
-# "any" every method, "frozen" features of the plain backbone, "adapters" training adapters and a head,
-# "rounds" self-training rounds.
-MODES = ("any", "frozen", "adapters", "rounds")
+# "any" every method, "frozen" features of the plain backbone, "probe" a classifier fitted on those features,
+# "adapters" training adapters and a head, "rounds" self-training rounds.
+MODES = ("any", "frozen", "probe", "adapters", "rounds")
 
 
 def knob(
@@ -139,9 +139,9 @@ class TrainConfig:
     head: str = knob("auto", "auto: the MLM prompt head when the backbone's MLM head is pretrained, else the "
                      "similarity head (cosine to each class's verbaliser embedding)", choices=HEADS, modes=("rounds",))  # fmt: skip
     pooling: str = knob("mean", "pooling of the classic head", choices=("mean", "cls"), modes=("adapters",))
-    feature_layers: int = knob(1, "similarity/probe heads: read the top N encoder layers (each mean-pooled and "
+    feature_layers: int = knob(1, "similarity/probe heads and the probe baselines: read the top N encoder layers (each mean-pooled and "
                                "normalised, side by side) instead of the last layer alone; the zero-shot prompt "
-                               "reads the last layer", low=1, high=64, modes=("adapters",))  # fmt: skip
+                               "reads the last layer", low=1, high=64, modes=("adapters", "probe"))  # fmt: skip
     adapter: AdapterConfig = field(default=AdapterConfig(), metadata={"nested": AdapterConfig})
     max_length: int = knob(128, "tokens per example (texts are cut inside their slot)", low=8, high=512, modes=("any",))
     probe_self_train: int = knob(0, "probe/similarity heads: fit the teacher on frozen features and self-train it on "

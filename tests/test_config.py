@@ -51,7 +51,7 @@ def test_knobs_describe_every_field_once():
     assert "rounds" in {k.name for k in get("list").knobs()} and "rounds" not in {
         k.name for k in get("classic").knobs()
     }
-    assert {k.name for k in get("linear-probe").knobs()} == {"max_length", "eval_batch_size", "seed"}
+    assert {k.name for k in get("linear-probe").knobs()} == {"max_length", "eval_batch_size", "seed", "feature_layers"}
     cfg = preset("fast").with_knobs({"adapter.bottleneck": 8, "rounds": 2})
     assert cfg.adapter.bottleneck == 8 and cfg.rounds == 2 and cfg.adapter.sigma == preset("fast").adapter.sigma
 
@@ -68,3 +68,12 @@ def test_stored_configs_carry_a_version_and_old_ones_still_load():
         TrainConfig.from_dict({**stored, "config_version": 99})
     with pytest.raises(ValueError, match="unknown TrainConfig keys"):
         TrainConfig.from_dict({**stored, "colour": "red"})
+
+
+def test_the_layers_a_head_reads_are_offered_where_they_apply():
+    from list_core.methods import get
+
+    offered = {m: "feature_layers" in {k.name for k in get(m).knobs()} for m in
+               ("list", "prompt", "linear-probe", "self-train-probe", "prompt-prior-probe", "zero-shot", "pair-similarity")}  # fmt: skip
+    assert offered == {"list": True, "prompt": True, "linear-probe": True, "self-train-probe": True,
+                       "prompt-prior-probe": True, "zero-shot": False, "pair-similarity": False}  # fmt: skip

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from list_core.backbone import load_backbone
-from list_core.config import AdapterConfig, TrainConfig
+from list_core.baselines import embed, linear_probe, prompt_prior_probe, self_train_probe
+from list_core.config import AdapterConfig, TrainConfig, preset
 from list_core.data import collate
 from list_core.export import ExportError, check_config, load_classifier, save_native
 from list_core.feature_cache import FeatureCache
@@ -18,8 +19,8 @@ from list_core.model import ListModel
 from list_core.peft_format import save_peft
 from list_core.prompts import Prompt
 from list_core.self_training import run_list
-from list_core.teacher import prompt_aware_probe
-from list_core.trained import load_trained
+from list_core.teacher import prompt_aware_probe, zero_shot_scores
+from list_core.trained import keep_model, load_kept, load_trained
 
 from .test_cards import _run_card_snippet
 from .test_self_training import POOL, POOL_ROWS, task, tiny_cfg
@@ -149,3 +150,28 @@ def test_every_export_carries_the_view_exactly(tiny_headless_dir, tmp_path, head
         assert (_run_card_snippet(tmp_path / fmt)["predict_proba"](ROWS) - expected).abs().max() <= 1e-4
     b = collate(m.encode(ROWS), list(range(len(ROWS))), m.pad_id, m.device)
     assert m(**b).shape == (3, 2)
+
+
+@pytest.mark.parametrize("fit", [linear_probe, self_train_probe, prompt_prior_probe])
+def test_the_probe_peers_read_the_same_view_and_keep_it(tiny_headless_dir, tmp_path, fit):
+    """The peers given the view LiST reads (a fair comparison): their logistic regressions on the view's features,
+    kept and loaded back as a model that reads the same view."""
+    bb = load_backbone(str(tiny_headless_dir), device="cpu")
+    t = task()
+    cfg = preset("fast", seed=0, max_length=32, feature_layers=2)
+    probe = fit(bb, PROMPT, t, cfg)
+    x = embed(bb, PROMPT, ROWS, 32, feature_layers=2)
+    assert x.shape[1] == 2 * bb.hidden_size and probe.classifier.coef_.shape[1] == 2 * bb.hidden_size
+    assert np.allclose(probe.predict_proba(ROWS).numpy(), probe.classifier.predict_proba(x), atol=1e-6)
+    model = probe.as_model()
+    assert model.feature_layers == 2 and torch.allclose(model.predict_proba(ROWS), probe.predict_proba(ROWS), atol=1e-5)
+    keep_model(model, tmp_path / "run", t.labels, PROMPT)
+    assert torch.allclose(load_kept(bb, tmp_path / "run").predict_proba(ROWS), probe.predict_proba(ROWS), atol=1e-5)
+    if fit is prompt_prior_probe:  # its prompt labels the pool as the last layer's zero-shot does, margins in order
+        pool = [r["text"] for r in t.unlabeled_rows]
+        one, two = (ListModel(bb, PROMPT, head="similarity", adapter=None, max_length=32, feature_layers=n)
+                    for n in (1, 2))  # fmt: skip
+        s1 = zero_shot_scores(embed(bb, PROMPT, t.unlabeled_rows, 32), one.verbaliser_prototypes().numpy())
+        s2 = zero_shot_scores(embed(bb, PROMPT, t.unlabeled_rows, 32, feature_layers=2),
+                              two.verbaliser_prototypes().numpy())  # fmt: skip
+        assert len(pool) and np.allclose(s2 * 2**0.5, s1, atol=1e-5)  # the same scores, one common scale
