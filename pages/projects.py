@@ -8,6 +8,7 @@ import streamlit as st
 import storage
 from storage import jobs as jobq
 from storage.importers import ImportFileError, read_table, upload_limit_mb
+from storage.mojibake import repairs
 from ui.common import (
     current_project,
     db,
@@ -145,6 +146,15 @@ if source is not None:
         positions = ", ".join(f"{i} = {md_escape(lab)}" for i, lab in enumerate(project.labels))
         if st.checkbox(f"The label column holds class positions ({positions})", key="map_indices"):
             label_values = "indices"
+    broken, shown = repairs(str(r.get(mapping[s]) or "") for r in table.records for s in project.slots)
+    repair_text = False
+    if broken:  # UTF-8 read as Latin-1 upstream ("â€“" for "–"): repaired unless the user says otherwise
+        repair_text = st.checkbox(
+            f"Repair mis-decoded characters in {broken:,} text{'s' if broken != 1 else ''}", value=True,
+            key="map_repair", help="Text that was UTF-8 but was read as Latin-1 or Windows-1252 somewhere before this "
+            "file (\"â€“\" for \"–\", \"Ã©\" for \"é\"). Only such sequences change; accents and other scripts stay.",
+        )  # fmt: skip
+        st.caption("For example: " + " · ".join(f"“{md_escape(a)}” → “{md_escape(b)}”" for a, b in shown[:2]))
     if st.button("Import", key="import_go", type="primary"):
         try:
             from storage.examples import import_table
@@ -158,6 +168,7 @@ if source is not None:
                 source=name,
                 split=split,
                 label_values=label_values,
+                repair_text=repair_text,
             )
         except (storage.StoreError, ValueError) as e:
             st.error(str(e))

@@ -18,6 +18,7 @@ from .db import now, write
 from .importers import ImportFileError, Table, check_distinct_columns, max_text_chars, read_table
 from .labels import set_label
 from .models import Example
+from .mojibake import repair
 from .projects import StoreError, get_project
 
 
@@ -81,9 +82,12 @@ def import_table(
     source: str = "import",
     split: str = "pool",
     label_values: str = "names",
+    repair_text: bool = False,
 ) -> ImportReport:
     """Add the table's rows; `mapping` maps the project's slots (`text` or `text_a`/`text_b`) to columns.
     `label_values`: "names" (label cells are label names) or "indices" (class positions, 0 = the first label).
+    `repair_text`: texts are stored with mis-decoded characters repaired (`mojibake.repair`: "â€“" -> "–"), so a
+    text and its repaired twin are one example.
 
     Validates everything first, then writes in one transaction: a bad file adds nothing, and nothing in it is
     dropped or changed without an error naming its line (conflicting labels, NaN, objects, NUL bytes...).
@@ -106,6 +110,8 @@ def import_table(
     indices = label_values == "indices"
     for rec, line in zip(table.records, table.lines):
         texts = {s: _text(rec.get(mapping[s]), line, mapping[s]) for s in project.slots}
+        if repair_text:
+            texts = {s: repair(t) for s, t in texts.items()}
         blank = [mapping[s] for s, t in texts.items() if not t]
         if blank:
             empty.append(f"line {line} ({', '.join(blank)})")

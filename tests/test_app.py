@@ -11,6 +11,8 @@ import storage as st_store
 from storage import exports as exportq
 from storage import jobs as jobq
 from storage import runs as runq
+from storage.examples import all_examples
+from ui.common import md_escape
 from worker.runner import Worker
 
 TIMEOUT = 60
@@ -92,6 +94,32 @@ def test_projects_page_counts_the_evaluation_split(env):
     at = app("pages/projects.py", p.id)
     assert any(m.value == "3 examples · 0 gold · 2 in the evaluation split" for m in at.markdown)
     assert any("with its 5 examples" in w.value for w in at.warning)  # what Delete removes
+
+
+def test_an_import_offers_to_repair_mis_decoded_text_and_shows_what_changes(env):
+    db, tmp, _ = env
+    p = st_store.create_project(db, "reviews", "single", ["negative", "positive"], "default")
+    (tmp / "imports").mkdir()
+    (tmp / "imports" / "scraped.csv").write_text(
+        "text\nheck \u00e2\u0080\u0093 few films\nBon app\u00c3\u00a9tit\ncaf\u00e9 d\u00e9j\u00e0 vu\n", encoding="utf-8"
+    )
+    (tmp / "imports" / "clean.csv").write_text("text\ncaf\u00e9 one\nplain two\n", encoding="utf-8")
+    at = app("pages/projects.py", p.id)
+    at.text_input(key="import_path").input("clean.csv").run()
+    assert not [c for c in at.checkbox if c.key == "map_repair"]  # nothing to repair: nothing offered
+    at.text_input(key="import_path").input("scraped.csv").run()
+    box = at.checkbox(key="map_repair")
+    assert box.value is True and box.label == "Repair mis-decoded characters in 2 texts"
+    shown = md_escape("“heck â\\x80\\x93 few films” → “heck – few films”")  # the control characters made visible
+    assert any(shown in c.value for c in at.caption)
+    at.button(key="import_go").click().run()
+    assert sorted(e.text for e in all_examples(db, p.id)) == ["Bon appétit", "café déjà vu", "heck – few films"]
+    q = st_store.create_project(db, "as is", "single", ["negative", "positive"], "default")
+    at = app("pages/projects.py", q.id)
+    at.text_input(key="import_path").input("scraped.csv").run()
+    at.checkbox(key="map_repair").uncheck().run()
+    at.button(key="import_go").click().run()
+    assert "heck \u00e2\u0080\u0093 few films" in {e.text for e in all_examples(db, q.id)}
 
 
 def test_pair_import_guesses_a_different_column_for_each_text(env):
