@@ -101,7 +101,8 @@ def test_an_import_offers_to_repair_mis_decoded_text_and_shows_what_changes(env)
     p = st_store.create_project(db, "reviews", "single", ["negative", "positive"], "default")
     (tmp / "imports").mkdir()
     (tmp / "imports" / "scraped.csv").write_text(
-        "text\nheck \u00e2\u0080\u0093 few films\nBon app\u00c3\u00a9tit\ncaf\u00e9 d\u00e9j\u00e0 vu\n", encoding="utf-8"
+        "text\nheck \u00e2\u0080\u0093 few films\nBon app\u00c3\u00a9tit\ncaf\u00e9 d\u00e9j\u00e0 vu\n",
+        encoding="utf-8",
     )
     (tmp / "imports" / "clean.csv").write_text("text\ncaf\u00e9 one\nplain two\n", encoding="utf-8")
     at = app("pages/projects.py", p.id)
