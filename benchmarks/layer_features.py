@@ -101,23 +101,14 @@ def teacher(xg, yg, xp, zs_gold, zs_pool, points, protos, seed: int, iterations:
 
 
 def cv_view(x_gold_layers, yg, x_pool_layers, vs, seed: int, folds: int = 5) -> str:
-    """The view whose teacher (before self-training) has the best stratified k-fold accuracy on the gold labels;
-    ties: the view with fewer layers."""
-    from sklearn.model_selection import StratifiedKFold
+    """The view a run with `feature_layers=0` takes (`list_core.views.choose_layers`: the best stratified k-fold
+    accuracy of the teacher before self-training on the gold labels; ties: fewer layers), by its name in VIEWS."""
+    from list_core.views import choose_layers
 
-    k = min(folds, int(np.bincount(yg).min()))
-    if k < 2:
-        return "last"
-    acc = {}
-    for name, layers in VIEWS.items():
-        xg, xp, points = view(x_gold_layers, layers), view(x_pool_layers, layers), view(vs, layers)
-        hits = 0
-        for tr, te in StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(xg, yg):
-            clf = teacher(xg[tr], yg[tr], xp, x_gold_layers[tr, -1], x_pool_layers[:, -1], points, vs[:, -1], seed, 0)
-            hits += int((clf.predict(xg[te]) == yg[te]).sum())
-        acc[name] = hits / len(yg)
-    best = max(acc.values())
-    return min((n for n in VIEWS if acc[n] == best), key=lambda n: len(VIEWS[n]))
+    top = x_gold_layers.shape[1] - 1  # the hidden states after the embeddings
+    n, _ = choose_layers(x_gold_layers[:, 1:], yg, x_pool_layers[:, 1:], vs[:, -1], vs[:, 1:], np.arange(len(vs)),
+                         seed=seed)  # fmt: skip
+    return next(name for name, layers in VIEWS.items() if layers == tuple(range(top - n + 1, top + 1)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import views
 from .backbone import Backbone
 from .config import TrainConfig
 from .data import Encoded, Row, check_task
@@ -65,6 +66,7 @@ class LinearProbe:
 def linear_probe(backbone: Backbone, prompt: Prompt, task: TaskData, cfg: TrainConfig, c: float = 100.0) -> LinearProbe:
     """Logistic regression (C=`c`) on frozen mean-pooled normalised embeddings of the gold examples."""
     check_task(prompt, task.labels, task.gold_rows, task.gold_labels, [])
+    cfg = _layers(backbone, prompt, task, cfg)
     x = _embed(backbone, prompt, task.gold_rows, cfg)
     clf = logreg(x, np.asarray(task.gold_labels), c, cfg.seed)
     return LinearProbe(backbone, prompt, clf, cfg.max_length, cfg.feature_layers)
@@ -76,6 +78,7 @@ def self_train_probe(
     """The cheap self-training baseline: a C=`c` probe, then `iterations` times: predict the pool, keep per
     predicted class the examples at or above that class's median confidence, retrain on gold + those."""
     check_task(prompt, task.labels, task.gold_rows, task.gold_labels, task.unlabeled_rows)
+    cfg = _layers(backbone, prompt, task, cfg)
     x_gold = _embed(backbone, prompt, task.gold_rows, cfg)
     x_pool = _embed(backbone, prompt, task.unlabeled_rows, cfg) if task.unlabeled_rows else None
     clf = self_train_logreg(x_gold, np.asarray(task.gold_labels), x_pool, c, iterations, cfg.seed)
@@ -89,6 +92,7 @@ def prompt_prior_probe(
     predicted class the examples at or above that class's median margin join the gold examples, then the
     self-trained probe's `iterations` rounds."""
     check_task(prompt, task.labels, task.gold_rows, task.gold_labels, task.unlabeled_rows)
+    cfg = _layers(backbone, prompt, task, cfg)
     x_gold = _embed(backbone, prompt, task.gold_rows, cfg)
     y_gold = np.asarray(task.gold_labels)
     if not task.unlabeled_rows:
@@ -99,6 +103,14 @@ def prompt_prior_probe(
                        feature_layers=cfg.feature_layers).verbaliser_prototypes()  # fmt: skip
     clf = prompt_prior_logreg(x_gold, y_gold, x_pool, protos.cpu().numpy(), c, iterations, cfg.seed)
     return LinearProbe(backbone, prompt, clf, cfg.max_length, cfg.feature_layers)
+
+
+def _layers(backbone: Backbone, prompt: Prompt, task: TaskData, cfg: TrainConfig) -> TrainConfig:
+    """`cfg` with `feature_layers=0` resolved as a LiST run resolves it (`views.resolve`, on the gold labels)."""
+    if cfg.feature_layers:
+        return cfg
+    n, _, _ = views.resolve(backbone, prompt, task.gold_rows, task.gold_labels, task.unlabeled_rows, cfg)
+    return cfg.with_(feature_layers=n)
 
 
 def _embed(backbone: Backbone, prompt: Prompt, rows: Sequence[Row], cfg: TrainConfig) -> np.ndarray:

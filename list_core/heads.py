@@ -220,13 +220,18 @@ def view_features(states: Sequence[torch.Tensor], attention_mask: torch.Tensor) 
     return x / math.sqrt(len(states))
 
 
+def num_layers(backbone: Backbone) -> int:
+    """The encoder's number of layers (0 when its config does not say)."""
+    cfg = backbone.model.config
+    return int(getattr(cfg, "num_hidden_layers", 0) or getattr(cfg, "n_layers", 0) or 0)
+
+
 def check_feature_layers(n: int, backbone: Backbone) -> int:
     """`n` if the backbone has at least `n` layers, else a ValueError naming both."""
-    layers = int(
-        getattr(backbone.model.config, "num_hidden_layers", 0) or getattr(backbone.model.config, "n_layers", 0)
-    )
+    layers = num_layers(backbone)
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"feature_layers={n!r}: must be a whole number >= 1")
+        raise ValueError(f"feature_layers={n!r}: a model reads a whole number >= 1 of layers (0, chosen per run, is "
+                         "resolved by the run before its model is built)")  # fmt: skip
     if layers and n > layers:
         raise ValueError(f"feature_layers={n}: the backbone {backbone.name!r} has only {layers} layers")
     return n

@@ -225,7 +225,22 @@ class ListModel(nn.Module):
     def frozen_features(self, enc: Encoded, batch_size: int = 64) -> torch.Tensor:
         """(N, L*D) features of the plain backbone (adapters off): the mean-pooled, L2-normalised output of the last
         `feature_layers` layers side by side (`view_features`; norm 1)."""
-        out = torch.empty((len(enc), self.feature_dim), dtype=torch.float32)
+        return self._frozen(enc, batch_size, lambda states, mask: view_features(states, mask), self.feature_dim)
+
+    @torch.no_grad()
+    def layer_features(self, enc: Encoded, batch_size: int = 64) -> torch.Tensor:
+        """(N, L, D) each of the last `feature_layers` layers' mean-pooled, L2-normalised output, apart (the views of
+        any top n <= L of them follow without another pass: `views.view_of`)."""
+        d, n = self.backbone.hidden_size, self.feature_layers
+
+        def apart(states: list[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+            return torch.stack([view_features([h], mask) for h in states], 1).reshape(len(mask), n * d)
+
+        return self._frozen(enc, batch_size, apart, n * d).reshape(len(enc), n, d)
+
+    def _frozen(self, enc: Encoded, batch_size: int, combine, width: int) -> torch.Tensor:
+        """(N, width) `combine(states, attention_mask)` over the plain backbone's last `feature_layers` hidden states."""
+        out = torch.empty((len(enc), width), dtype=torch.float32)
         was_training = self.training
         self.eval()
         try:
@@ -235,7 +250,7 @@ class ListModel(nn.Module):
                     o = self.encoder(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
                                      output_hidden_states=self.feature_layers > 1)  # fmt: skip
                 states = o.hidden_states[-self.feature_layers :] if self.feature_layers > 1 else (o.last_hidden_state,)
-                out[idx] = view_features([h.float() for h in states], b["attention_mask"]).cpu()
+                out[idx] = combine([h.float() for h in states], b["attention_mask"]).cpu()
         finally:
             self.train(was_training)
         return out

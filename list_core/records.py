@@ -65,6 +65,10 @@ class RoundRecord(_Record):
     prompt_weight: float | None = None
     # where each student starts (fitted similarity teacher): "verbalisers", or "teacher" when the prompt looked wrong
     students_start: str | None = None
+    # the layers the similarity head reads, when the run chose them (`feature_layers=0`), and each view's k-fold
+    # accuracy of the teacher on the gold labels ({layers: accuracy})
+    feature_layers: int | None = None
+    view_accuracy: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RoundRecord:

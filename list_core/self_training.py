@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from . import views
 from .backbone import Backbone
 from .calibration import expected_calibration_error
 from .checkpoint import RunCheckpoint, fingerprint
@@ -17,6 +18,7 @@ from .config import TrainConfig
 from .data import Encoded, Row, check_task
 from .distributed import Scorer, current_scorer
 from .events import Callback, CancelCheck, Event, Reporter, derive_seed, seed_everything
+from .heads import choose_head
 from .losses import soft_labels
 from .model import ListModel
 from .pool import pass_over, sample, take
@@ -103,16 +105,29 @@ def run_list(
     if not task.unlabeled_rows and cfg.rounds:
         report(Event("warning", message="the unlabeled pool is empty: running prompt fine-tuning only"))
         cfg = cfg.with_(rounds=0)
-    model = ListModel(backbone, prompt, cfg.head, cfg.adapter, cfg.pooling, cfg.max_length,
-                      feature_layers=cfg.feature_layers)  # fmt: skip
-    report(Event("setup", message=model.head_reason, metrics={"head": model.head_kind, **model.parameter_report()}))
-    gold = model.encode(task.gold_rows)
     rows, n_pool = task.unlabeled_rows, len(task.unlabeled_rows)
     seconds: dict[str, float] = {}
-    # a head fitted on frozen features of gold + pool is already a better teacher than one tuned on the gold alone
-    fitted_teacher = model.head_kind in ("probe", "similarity") and cfg.probe_self_train > 0 and n_pool > 0
     # ... on a bounded random sample of the pool (its features are (n, D)); every pool text is labelled after
     fit_index = sample(n_pool, cfg.teacher_pool_limit, torch.Generator().manual_seed(derive_seed(cfg.seed, "fit")))
+    layers, view_accuracy, fit_pool_x = cfg.feature_layers, {}, None
+    if layers == 0:  # chosen on the gold labels (`views`), for the fitted similarity teacher; else the last layer
+        layers = 1
+        if choose_head(cfg.head, backbone)[0] == "similarity" and cfg.probe_self_train > 0 and n_pool > 0:
+            t0 = time.perf_counter()
+            layers, view_accuracy, per_layer = views.resolve(backbone, prompt, task.gold_rows, task.gold_labels,
+                                                             take(rows, fit_index), cfg)  # fmt: skip
+            fit_pool_x = torch.from_numpy(views.view_of(per_layer, layers))  # (n, L*D): the teacher's pool features
+            del per_layer
+            seconds["views"] = time.perf_counter() - t0
+    model = ListModel(backbone, prompt, cfg.head, cfg.adapter, cfg.pooling, cfg.max_length, feature_layers=layers)
+    report(Event("setup", message=model.head_reason, metrics={"head": model.head_kind, **model.parameter_report()}))
+    if view_accuracy:
+        tried = ", ".join(f"top {n}: {100 * a:.0f}%" for n, a in view_accuracy.items())
+        report(Event("setup", message=f"feature_layers=0: the similarity head reads the top {layers} layer(s), where "
+                                      f"the teacher's k-fold accuracy on the gold labels is best ({tried})"))  # fmt: skip
+    gold = model.encode(task.gold_rows)
+    # a head fitted on frozen features of gold + pool is already a better teacher than one tuned on the gold alone
+    fitted_teacher = model.head_kind in ("probe", "similarity") and cfg.probe_self_train > 0 and n_pool > 0
     evalset = model.encode(task.eval_rows) if task.eval_rows else None
     ckpt = None
     if checkpoint_dir is not None:
@@ -158,9 +173,10 @@ def run_list(
             fit_pool = model.encode(take(rows, fit_index))
             report(Event("probe", message=f"fitting the prompt-aware teacher (self-trained {cfg.probe_self_train}x "
                                           f"on {len(fit_pool)} of {n_pool} pool texts)"))  # fmt: skip
+            pool_x = fit_pool_x if fit_pool_x is not None else score.features(model, fit_pool, cfg.eval_batch_size)
             model.fit_prompt_teacher(gold, task.gold_labels, fit_pool, cfg.probe_self_train, cfg.prompt_weight,
-                                     cfg.verbaliser_points, cfg.seed, cfg.eval_batch_size,
-                                     score.features(model, fit_pool, cfg.eval_batch_size))  # fmt: skip
+                                     cfg.verbaliser_points, cfg.seed, cfg.eval_batch_size, pool_x)  # fmt: skip
+            fit_pool_x = None
             model.identity_adapters()  # the fitted teacher reads the frozen features it was fitted on
             students_start = "verbalisers"
             if prompt_looks_wrong(model.teacher_info["prompt_evidence"]):  # its verbalisers would mislead them
@@ -181,6 +197,8 @@ def run_list(
         loss = fit_gold(model, gold, task.gold_labels, epochs, cfg.teacher_lr, cfg, gen, report, "teacher")
         seconds["teacher"] = time.perf_counter() - t0
         measured = {**metrics_of(), **model.teacher_info, "students_start": students_start}
+        if view_accuracy:  # the run chose its layers
+            measured |= {"feature_layers": layers, "view_accuracy": {str(n): a for n, a in view_accuracy.items()}}
         last_labels: dict[str, int] = {}
         if model.teacher_pool_proba is not None and len(fit_index) == n_pool:  # labelled the pool while fitting
             q0 = model.teacher_pool_proba
@@ -192,7 +210,7 @@ def run_list(
             seconds["pool_labels"] = time.perf_counter() - t0
         model.teacher_pool_proba = None  # (N, C): held once, as q0
         # round 0's time: fitting the teacher (on frozen features, or gold epochs) and its labels for the pool
-        stages = ("probe", "pool_labels") if fitted_teacher else ("probe", "teacher", "pool_labels")
+        stages = ("views", "probe", "pool_labels") if fitted_teacher else ("probe", "teacher", "pool_labels")
         teacher_seconds = {k: v for k, v in seconds.items() if k in stages}
         teacher = RoundRecord(round=0, loss=loss, **measured, seconds=teacher_seconds)
         if ckpt:

@@ -32,13 +32,17 @@ def load_trained(
     r = done[-1] if round_ is None else round_
     if r not in done:
         raise ValueError(f"round {r} is not in {checkpoint_dir} (completed: {done})")
-    model = ListModel(backbone, prompt, head, cfg.adapter, cfg.pooling, cfg.max_length,
-                      feature_layers=cfg.feature_layers)  # fmt: skip
+    state = ckpt.load_round(r)[0]
+    layers = cfg.feature_layers
+    if layers == 0:  # chosen by the run: the head's width says how many layers it reads
+        width = next(v.shape[-1] for k, v in state.items() if k in ("head.prototypes", "head.linear.weight"))
+        layers = width // backbone.hidden_size
+    model = ListModel(backbone, prompt, head, cfg.adapter, cfg.pooling, cfg.max_length, feature_layers=layers)
     if cfg.head == "auto":  # the run resolved `auto` to `head`: keep that reason (model cards show it)
         kind, reason = choose_head("auto", backbone)
         if kind == head:
             model.head_reason = reason
-    model.load_trainable_state(ckpt.load_round(r)[0])
+    model.load_trainable_state(state)
     return model.eval()
 
 

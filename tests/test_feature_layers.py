@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from list_core import views
 from list_core.backbone import load_backbone
 from list_core.baselines import embed, linear_probe, prompt_prior_probe, self_train_probe
 from list_core.config import AdapterConfig, TrainConfig, preset
@@ -71,8 +72,10 @@ def test_feature_layers_are_checked_and_only_the_pooled_heads_read_several(tiny_
     bb = load_backbone(str(tiny_headless_dir), device="cpu")
     with pytest.raises(ValueError, match="feature_layers=3: the backbone .* has only 2 layers"):
         ListModel(bb, PROMPT, head="similarity", adapter=None, feature_layers=3)
-    with pytest.raises(ValueError, match="feature_layers=0"):
-        TrainConfig(feature_layers=0)
+    with pytest.raises(ValueError, match="feature_layers=-1"):
+        TrainConfig(feature_layers=-1)
+    with pytest.raises(ValueError, match=r"feature_layers=0: .*resolved by the run"):  # 0 is for a run to choose
+        ListModel(bb, PROMPT, head="similarity", adapter=None, feature_layers=0)
     assert ListModel(bb, PROMPT, head="probe", adapter=None, feature_layers=2).feature_dim == 2 * bb.hidden_size
     mlm = load_backbone(str(tiny_dirs["bert"]), device="cpu")
     assert ListModel(mlm, PROMPT, head="prompt", adapter=None, feature_layers=2).feature_layers == 1
@@ -175,3 +178,63 @@ def test_the_probe_peers_read_the_same_view_and_keep_it(tiny_headless_dir, tmp_p
         s2 = zero_shot_scores(embed(bb, PROMPT, t.unlabeled_rows, 32, feature_layers=2),
                               two.verbaliser_prototypes().numpy())  # fmt: skip
         assert len(pool) and np.allclose(s2 * 2**0.5, s1, atol=1e-5)  # the same scores, one common scale
+
+
+def _layered(n: int, signal_layer: int, seed: int = 0, layers: int = 4, dim: int = 8):
+    """(n, layers, dim) normalised per-layer features whose class shows only in `signal_layer` (others noise)."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    x = rng.normal(size=(n, layers, dim)).astype(np.float32)
+    x[:, signal_layer, 0] += np.where(y == 1, 3.0, -3.0)
+    return x / np.linalg.norm(x, axis=-1, keepdims=True), y
+
+
+def test_the_run_chooses_the_layers_that_carry_the_task_on_its_gold_labels_and_prefers_fewer():
+    assert views.candidates(6) == (1, 2, 3, 6) and views.candidates(2) == (1, 2) and views.candidates(1) == (1,)
+    protos = np.eye(2, 8, dtype=np.float32)[::-1]  # a prompt that points nowhere useful (zero weight, evidence-wise)
+    sentences, owner = np.stack([np.eye(4, 8, dtype=np.float32)] * 2), np.array([0, 1])
+    sentences = sentences / np.linalg.norm(sentences, axis=-1, keepdims=True)
+    gold, y = _layered(20, signal_layer=1)  # the class is in the second of four layers: only the view of all sees it
+    pool, _ = _layered(60, signal_layer=1, seed=1)
+    n, acc = views.choose_layers(gold, y, pool, protos, sentences, owner, seed=0)
+    assert n == 4 and acc[4] > acc[1] and set(acc) == {1, 2, 4}
+    gold, y = _layered(20, signal_layer=3)  # in the last layer: every view sees it, the last alone is kept (a tie)
+    n, acc = views.choose_layers(gold, y, _layered(60, 3, seed=1)[0], protos, sentences, owner, seed=0)
+    assert n == 1 and acc[1] == max(acc.values())
+    assert views.choose_layers(gold[:3], np.array([0, 1, 1]), pool, protos, sentences, owner) == (1, {})  # 1 of a class
+
+
+def test_layer_features_are_the_views_pieces_exactly(tiny_headless_dir):
+    bb = load_backbone(str(tiny_headless_dir), device="cpu")
+    one, two = (ListModel(bb, PROMPT, head="similarity", adapter=None, feature_layers=n) for n in (1, 2))
+    enc = one.encode(ROWS)
+    layers = two.layer_features(enc).numpy()  # (N, 2, D)
+    assert layers.shape == (3, 2, bb.hidden_size)
+    assert np.array_equal(views.view_of(layers, 1), one.frozen_features(enc).numpy())  # bit for bit: the last layer
+    assert np.allclose(views.view_of(layers, 2), two.frozen_features(enc).numpy(), atol=1e-7)
+
+
+def test_a_run_that_chooses_its_layers_records_them_and_loads_back(tiny_headless_dir, tmp_path, monkeypatch):
+    bb = load_backbone(str(tiny_headless_dir), device="cpu")
+    events = []
+    cfg = tiny_cfg(rounds=1, probe_self_train=1, feature_layers=0)
+    res = run_list(bb, PROMPT, task(), cfg, callback=events.append, checkpoint_dir=tmp_path / "a")
+    chosen = res.teacher.feature_layers
+    assert chosen in (1, 2) and res.model.feature_layers == chosen and set(res.teacher.view_accuracy) == {"1", "2"}
+    assert any("feature_layers=0: the similarity head reads the top" in e.message for e in events if e.stage == "setup")
+    back = load_trained(load_backbone(str(tiny_headless_dir), device="cpu"), PROMPT, "similarity", cfg, tmp_path / "a")
+    assert back.feature_layers == chosen
+    # a run whose choice is the last layer is the same run as one told to read it, to the bit
+    monkeypatch.setattr(views, "choose_layers", lambda *a, **k: (1, {1: 0.5, 2: 0.5}))
+    auto = run_list(bb, PROMPT, task(), cfg)
+    fixed = run_list(bb, PROMPT, task(), cfg.with_(feature_layers=1))
+    enc = fixed.model.encode(POOL_ROWS)
+    assert torch.equal(auto.model.logits(enc), fixed.model.logits(enc))
+    assert [(r.probs, r.weight) for r in auto.tables[-1]] == [(r.probs, r.weight) for r in fixed.tables[-1]]
+
+
+def test_the_probe_baselines_choose_their_layers_as_a_run_does(tiny_headless_dir, monkeypatch):
+    bb = load_backbone(str(tiny_headless_dir), device="cpu")
+    monkeypatch.setattr(views, "choose_layers", lambda *a, **k: (2, {1: 0.5, 2: 0.75}))
+    probe = self_train_probe(bb, PROMPT, task(), preset("fast", seed=0, max_length=32, feature_layers=0))
+    assert probe.feature_layers == 2 and probe.classifier.coef_.shape[1] == 2 * bb.hidden_size
