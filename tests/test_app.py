@@ -922,6 +922,13 @@ def test_round_facts_read_as_sentences_not_json():
         {"what": "the prompt alone on the gold labels", "value": "70.0%"},
         {"what": "the prompt's pseudo-labels weigh as", "value": "4.6 gold labels (evidence it beats chance 0.91)"},
     ]
+    chose = RoundRecord(round=0, feature_layers=3, view_accuracy={"1": 0.8, "2": 0.8333, "3": 0.8667, "6": 0.8667},
+                        seconds={"views": 5.2, "probe": 20.0})  # fmt: skip
+    assert round_facts(chose) == [
+        {"what": "layers the head reads", "value": "the top 3 (chosen by the teacher's k-fold accuracy on the gold "
+                                                   "labels: top 1: 80%, top 2: 83%, top 3: 87%, top 6: 87%)"},
+        {"what": "time", "value": "25 s (choosing the layers 5, fit on frozen features 20)"},
+    ]  # fmt: skip
     table = rounds_table([teacher, rec])
     assert [r["what"] for r in table][:3] == [
         "accuracy on the gold labels (trained on)",

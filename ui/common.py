@@ -358,6 +358,7 @@ STAGE_NAMES = {
     "finetune": "gold tuning",
     "fit": "fitting",
     "probe": "fit on frozen features",
+    "views": "choosing the layers",
     "teacher": "gold epochs",
     "pool_labels": "labels for the pool",
 }
@@ -385,6 +386,10 @@ def round_facts(m) -> list[dict[str, str]]:
     if m.prompt_weight is not None:
         facts.append(("the prompt's pseudo-labels weigh as", f"{m.prompt_weight:.1f} gold labels (evidence it beats "
                       f"chance {m.prompt_evidence:.2f})"))  # fmt: skip
+    if m.feature_layers is not None:  # the run chose the layers its head reads, on the gold labels
+        tried = ", ".join(f"top {n}: {a:.0%}" for n, a in m.view_accuracy.items())
+        facts.append(("layers the head reads", f"the top {m.feature_layers} (chosen by the teacher's k-fold accuracy "
+                      f"on the gold labels: {tried})"))  # fmt: skip
     if m.pseudo_label_counts:
         counts = ", ".join(f"{c} {n:,}" for c, n in m.pseudo_label_counts.items())
         facts.append(("pseudo-labels", f"{sum(m.pseudo_label_counts.values()):,} ({counts})"))
