@@ -172,6 +172,10 @@ class TrainConfig:
                       high=0.999999, modes=("rounds",))  # fmt: skip
     kd_selection: str = knob("tau", "KD warm-up examples: confidence > tau (paper), or per class those at or above "
                              "its median confidence (class-balanced)", choices=("tau", "class_median"), modes=("rounds",))  # fmt: skip
+    student_start: str = knob("verbalisers", "fitted similarity teacher: every student's head starts from the "
+                              "verbaliser prototypes (a fresh student, as the paper's starts from the MLM head) or "
+                              "from the teacher's fit (its adapters always start afresh)",
+                              choices=("verbalisers", "teacher"), modes=("rounds",))  # fmt: skip
     student_token_dropout: float = knob(0.0, "noisy student: share of each pool text's tokens hidden from the "
                                         "student while it learns from the pseudo-labels (the teacher labeled the "
                                         "clean text)", low=0.0, high=0.9, modes=("rounds",))  # fmt: skip

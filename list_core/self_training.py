@@ -179,10 +179,12 @@ def run_list(
             fit_pool_x = None
             model.identity_adapters()  # the fitted teacher reads the frozen features it was fitted on
             students_start = "verbalisers"
-            if prompt_looks_wrong(model.teacher_info["prompt_evidence"]):  # its verbalisers would mislead them
+            wrong = prompt_looks_wrong(model.teacher_info["prompt_evidence"])  # its verbalisers would mislead them
+            if wrong or cfg.student_start == "teacher":
                 model.head.set_initial(model.head.state_dict())
                 students_start = "teacher"
                 student_init = {f"student_init.{k}": v for k, v in model.head.initial_state().items()}
+            if wrong:
                 why = ("the prompt looks wrong on the gold labels (its label words may be attached to the wrong "
                        "classes): the teacher left it out and every student starts from the teacher's fit, not from "
                        "its verbalisers")  # fmt: skip

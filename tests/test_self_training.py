@@ -427,3 +427,18 @@ def test_students_start_from_the_teacher_when_the_prompt_looks_wrong(tiny_headle
                        checkpoint_dir=tmp_path / "killed").model.trainable_state()  # fmt: skip
     full = wrong.model.trainable_state()
     assert all(torch.equal(resumed[k], full[k]) for k in full)
+
+
+def test_students_can_be_told_to_start_from_the_teachers_fit(tiny_headless_dir):
+    """`student_start="teacher"`: with a right prompt too, every student's head starts as the teacher's fit (no
+    warning: nothing is wrong), recorded in round 0."""
+    bb = load_backbone(str(tiny_headless_dir), device="cpu")
+    events = []
+    run = run_list(bb, PROMPT, task(), tiny_cfg(rounds=1, probe_self_train=1, student_start="teacher"),
+                   callback=events.append)  # fmt: skip
+    assert run.teacher.prompt_weight > 0 and run.teacher.students_start == "teacher"
+    start = run.model.head.initial_state()["prototypes"]
+    assert not torch.equal(start, run.model.head.verbaliser_prototypes)  # the teacher's fit, not the verbalisers
+    assert not any(e.stage == "warning" for e in events)
+    with pytest.raises(ValueError, match="student_start='fresh'"):
+        tiny_cfg(student_start="fresh")
