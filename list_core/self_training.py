@@ -109,10 +109,13 @@ def run_list(
     seconds: dict[str, float] = {}
     # ... on a bounded random sample of the pool (its features are (n, D)); every pool text is labelled after
     fit_index = sample(n_pool, cfg.teacher_pool_limit, torch.Generator().manual_seed(derive_seed(cfg.seed, "fit")))
+    head_kind = choose_head(cfg.head, backbone)[0]
+    # a head fitted on frozen features of gold + pool is already a better teacher than one tuned on the gold alone
+    fitted_teacher = head_kind in ("probe", "similarity") and cfg.probe_self_train > 0 and n_pool > 0
     layers, view_accuracy, fit_pool_x = cfg.feature_layers, {}, None
     if layers == 0:  # chosen on the gold labels (`views`), for the fitted similarity teacher; else the last layer
         layers = 1
-        if choose_head(cfg.head, backbone)[0] == "similarity" and cfg.probe_self_train > 0 and n_pool > 0:
+        if head_kind == "similarity" and fitted_teacher:
             t0 = time.perf_counter()
             layers, view_accuracy, per_layer = views.resolve(backbone, prompt, task.gold_rows, task.gold_labels,
                                                              take(rows, fit_index), cfg)  # fmt: skip
@@ -126,8 +129,6 @@ def run_list(
         report(Event("setup", message=f"feature_layers=0: the similarity head reads the top {layers} layer(s), where "
                                       f"the teacher's k-fold accuracy on the gold labels is best ({tried})"))  # fmt: skip
     gold = model.encode(task.gold_rows)
-    # a head fitted on frozen features of gold + pool is already a better teacher than one tuned on the gold alone
-    fitted_teacher = model.head_kind in ("probe", "similarity") and cfg.probe_self_train > 0 and n_pool > 0
     evalset = model.encode(task.eval_rows) if task.eval_rows else None
     ckpt = None
     if checkpoint_dir is not None:
