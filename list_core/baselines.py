@@ -68,7 +68,7 @@ def linear_probe(backbone: Backbone, prompt: Prompt, task: TaskData, cfg: TrainC
     check_task(prompt, task.labels, task.gold_rows, task.gold_labels, [])
     cfg = _layers(backbone, prompt, task, cfg)
     x = _embed(backbone, prompt, task.gold_rows, cfg)
-    clf = logreg(x, np.asarray(task.gold_labels), c, cfg.seed)
+    clf = logreg(x, np.asarray(task.gold_labels), c, cfg.seed, balanced=cfg.class_balance)
     return LinearProbe(backbone, prompt, clf, cfg.max_length, cfg.feature_layers)
 
 
@@ -81,7 +81,7 @@ def self_train_probe(
     cfg = _layers(backbone, prompt, task, cfg)
     x_gold = _embed(backbone, prompt, task.gold_rows, cfg)
     x_pool = _embed(backbone, prompt, task.unlabeled_rows, cfg) if task.unlabeled_rows else None
-    clf = self_train_logreg(x_gold, np.asarray(task.gold_labels), x_pool, c, iterations, cfg.seed)
+    clf = self_train_logreg(x_gold, np.asarray(task.gold_labels), x_pool, c, iterations, cfg.seed, cfg.class_balance)
     return LinearProbe(backbone, prompt, clf, cfg.max_length, cfg.feature_layers)
 
 
@@ -96,12 +96,13 @@ def prompt_prior_probe(
     x_gold = _embed(backbone, prompt, task.gold_rows, cfg)
     y_gold = np.asarray(task.gold_labels)
     if not task.unlabeled_rows:
-        return LinearProbe(backbone, prompt, logreg(x_gold, y_gold, c, cfg.seed), cfg.max_length, cfg.feature_layers)
+        clf = logreg(x_gold, y_gold, c, cfg.seed, balanced=cfg.class_balance)
+        return LinearProbe(backbone, prompt, clf, cfg.max_length, cfg.feature_layers)
     x_pool = _embed(backbone, prompt, task.unlabeled_rows, cfg)
     # the zero-shot prompt on the last layer (zero on the other layers' blocks: the same labels and margin order)
     protos = ListModel(backbone, prompt, head="similarity", adapter=None, max_length=cfg.max_length,
                        feature_layers=cfg.feature_layers).verbaliser_prototypes()  # fmt: skip
-    clf = prompt_prior_logreg(x_gold, y_gold, x_pool, protos.cpu().numpy(), c, iterations, cfg.seed)
+    clf = prompt_prior_logreg(x_gold, y_gold, x_pool, protos.cpu().numpy(), c, iterations, cfg.seed, cfg.class_balance)
     return LinearProbe(backbone, prompt, clf, cfg.max_length, cfg.feature_layers)
 
 

@@ -112,13 +112,15 @@ class ProbeHead(_Restartable, nn.Module):
         seed: int = 0,
         pool_features: torch.Tensor | None = None,
         iterations: int = 0,
+        balanced: bool = False,
     ) -> None:
         """Logistic regression (C=`c`) on (N, D) normalised features; becomes the reset state. With
-        `pool_features` and `iterations`, it is self-trained on the unlabeled pool (`self_train_logreg`)."""
+        `pool_features` and `iterations`, it is self-trained on the unlabeled pool (`self_train_logreg`;
+        `balanced`: classes weighted by inverse frequency)."""
         x = features.float().cpu().numpy()
         y = labels.cpu().numpy()
         pool_x = pool_features.float().cpu().numpy() if pool_features is not None else None
-        clf = self_train_logreg(x, y, pool_x, self.c, iterations, seed)
+        clf = self_train_logreg(x, y, pool_x, self.c, iterations, seed, balanced)
         w, b = linear_of(clf, *self.linear.weight.shape)
         self.linear.weight.copy_(w)
         self.linear.bias.copy_(b)

@@ -270,16 +270,18 @@ class ListModel(nn.Module):
         self_train: int = 0,
         batch_size: int = 64,
         pool_features: torch.Tensor | None = None,
+        balanced: bool = False,
     ) -> None:
         """Heads that start from the gold examples (the probe head) are fitted here; others ignore it.
         With `pool` and `self_train` > 0 the probe is self-trained on the pool's frozen features (`pool_features`
-        when they were computed elsewhere, e.g. on a cluster)."""
+        when they were computed elsewhere, e.g. on a cluster); `balanced` as in `TrainConfig.class_balance`."""
         if not isinstance(self.head, ProbeHead):
             return
         pool_x = None
         if pool is not None and self_train and len(pool):
             pool_x = pool_features if pool_features is not None else self.frozen_features(pool, batch_size)
-        self.head.fit(self.frozen_features(gold, batch_size), torch.tensor(list(labels)), seed, pool_x, self_train)
+        self.head.fit(self.frozen_features(gold, batch_size), torch.tensor(list(labels)), seed, pool_x, self_train,
+                      balanced)  # fmt: skip
 
     def fit_prompt_teacher(
         self,
@@ -292,10 +294,11 @@ class ListModel(nn.Module):
         seed: int = 0,
         batch_size: int = 64,
         pool_features: torch.Tensor | None = None,
+        balanced: bool = False,
     ) -> dict[str, float]:
         """Set the similarity head to the prompt-aware probe (`teacher.prompt_aware_probe`) fitted on frozen
         features of the gold examples and the pool (`pool_features` when computed elsewhere); returns what it
-        measured about the prompt."""
+        measured about the prompt. `balanced`: classes weighted by inverse frequency (`TrainConfig.class_balance`)."""
         if not isinstance(self.head, SimilarityHead):
             raise TypeError(f"the prompt-aware teacher needs the similarity head, not {self.head_kind!r}")
         x_gold = self.frozen_features(gold, batch_size).numpy()  # (K, L*D)
@@ -310,7 +313,7 @@ class ListModel(nn.Module):
             apart = {"prompt_gold": x_gold[:, -d:] * root, "prompt_pool": None if x_pool is None else x_pool[:, -d:] * root,
                      "points": self.verbaliser_points(batch_size).float().cpu().numpy()}  # fmt: skip
         clf, info = prompt_aware_probe(x_gold, np.asarray(list(labels)), x_pool, protos, prompt_weight,
-                                       verbaliser_points, self_train, seed=seed, **apart)  # fmt: skip
+                                       verbaliser_points, self_train, seed=seed, balanced=balanced, **apart)  # fmt: skip
         w, b = linear_of(clf, self.num_classes, x_gold.shape[1])
         self.head.set_linear(w.to(self.device), b.to(self.device))
         self.teacher_info = info

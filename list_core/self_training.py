@@ -151,7 +151,7 @@ def run_list(
                                           "texts)"))  # fmt: skip
             pool_x = score.features(model, fit_pool, cfg.eval_batch_size) if n else None
             model.prepare_head(gold, task.gold_labels, cfg.seed, fit_pool, cfg.probe_self_train, cfg.eval_batch_size,
-                               pool_x)  # fmt: skip
+                               pool_x, cfg.class_balance)  # fmt: skip
         probe_init = {f"probe_init.{k}": v for k, v in model.head.initial_state().items()}
         seconds["probe"] = time.perf_counter() - t0
 
@@ -176,7 +176,8 @@ def run_list(
                                           f"on {len(fit_pool)} of {n_pool} pool texts)"))  # fmt: skip
             pool_x = fit_pool_x if fit_pool_x is not None else score.features(model, fit_pool, cfg.eval_batch_size)
             model.fit_prompt_teacher(gold, task.gold_labels, fit_pool, cfg.probe_self_train, cfg.prompt_weight,
-                                     cfg.verbaliser_points, cfg.seed, cfg.eval_batch_size, pool_x)  # fmt: skip
+                                     cfg.verbaliser_points, cfg.seed, cfg.eval_batch_size, pool_x,
+                                     cfg.class_balance)  # fmt: skip
             fit_pool_x = None
             model.identity_adapters()  # the fitted teacher reads the frozen features it was fitted on
             students_start = "verbalisers"

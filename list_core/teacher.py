@@ -21,6 +21,10 @@ self-training, pulled the teacher below chance (`benchmarks.teacher_weights --sw
 
 It is then self-trained `iterations` times on the pool (`self_train_logreg`'s median rule). Only gold labels
 and the classifiers' own predictions are used.
+
+With `balanced`, every logistic regression gives each class the same total weight (gold, points and pseudo-labels
+together), i.e. assumes the classes about equally common: the gold labels' chance class ratio and the
+self-training's drift towards the class it already predicts most then stop tilting the teacher.
 """
 
 from __future__ import annotations
@@ -30,9 +34,17 @@ import numpy as np
 WRONG_PROMPT_EVIDENCE = 0.1  # P(the prompt beats chance) at or below which it looks wrong (`prompt_looks_wrong`)
 
 
-def logreg(x: np.ndarray, y: np.ndarray, c: float, seed: int, sample_weight: np.ndarray | None = None):
+def logreg(x: np.ndarray, y: np.ndarray, c: float, seed: int, sample_weight: np.ndarray | None = None,
+           balanced: bool = False):  # fmt: skip
+    """A fitted scikit-learn logistic regression (C=`c`). `balanced`: each example's weight is scaled so that every
+    class present carries the same total weight (the total unchanged)."""
     from sklearn.linear_model import LogisticRegression
 
+    if balanced:
+        sw = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        classes, index = np.unique(y, return_inverse=True)
+        per_class = np.bincount(index, weights=sw)  # (C',)
+        sample_weight = sw * sw.sum() / (len(classes) * per_class[index])
     return LogisticRegression(C=c, max_iter=5000, random_state=seed).fit(x, y, sample_weight=sample_weight)
 
 
@@ -52,20 +64,23 @@ def self_train_logreg(
     c: float = 100.0,
     iterations: int = 0,
     seed: int = 0,
+    balanced: bool = False,
 ):
     """Logistic regression (C=`c`) on the gold features, then `iterations` times: predict the pool, keep per
     predicted class the examples at or above that class's median confidence, refit on gold + those.
 
     Returns the fitted scikit-learn classifier. Only gold labels and the classifier's own predictions are used.
+    `balanced`: every class the same total weight in every fit (module docstring).
     """
-    clf = logreg(x_gold, y_gold, c, seed)
+    clf = logreg(x_gold, y_gold, c, seed, balanced=balanced)
     if x_pool is None or not len(x_pool):
         return clf
     for _ in range(iterations):
         proba = clf.predict_proba(x_pool)  # (N, C')
         pred, conf = clf.classes_[proba.argmax(1)], proba.max(1)  # (N,), (N,)
         keep = median_confident(pred, conf)
-        clf = logreg(np.concatenate([x_gold, x_pool[keep]]), np.concatenate([y_gold, pred[keep]]), c, seed)
+        clf = logreg(np.concatenate([x_gold, x_pool[keep]]), np.concatenate([y_gold, pred[keep]]), c, seed,
+                     balanced=balanced)  # fmt: skip
     return clf
 
 
@@ -102,6 +117,7 @@ def prompt_weighted_probe(
     point_weight: float = 1.0,
     prompt_pool: np.ndarray | None = None,
     points: np.ndarray | None = None,
+    balanced: bool = False,
 ):
     """Gold + verbaliser points (each of weight `point_weight`) + the zero-shot prompt's confident pool labels
     worth `w` gold examples, then `iterations` rounds of self-training (module docstring). Returns the
@@ -109,7 +125,7 @@ def prompt_weighted_probe(
 
     The classifier may read other features than the prompt (`benchmarks.layer_features`): then `prompt_pool` is
     the pool in the prototypes' space (default `x_pool`) and `points` the verbalisers in the classifier's
-    (default the prototypes)."""
+    (default the prototypes). `balanced`: every class the same total weight in every fit."""
     num_classes = len(prototypes)
     p = prototypes / np.linalg.norm(prototypes, axis=1, keepdims=True)
     points = p if points is None else points
@@ -124,7 +140,7 @@ def prompt_weighted_probe(
         ys.append(pred[keep])
         ws.append(np.full(int(keep.sum()), w / max(1, int(keep.sum()))))
     clf = logreg(np.concatenate([x_gold, *xs]), np.concatenate([y_gold, *ys]), c, seed,
-                 np.concatenate([np.ones(len(y_gold)), *ws]))  # fmt: skip
+                 np.concatenate([np.ones(len(y_gold)), *ws]), balanced)  # fmt: skip
     if x_pool is not None and len(x_pool):
         for _ in range(iterations):  # the self-training keeps the verbaliser points, not the zero-shot labels
             proba = clf.predict_proba(x_pool)  # (N, C')
@@ -134,7 +150,7 @@ def prompt_weighted_probe(
             if point_weight != 1.0:
                 sw = np.concatenate([np.ones(len(y_gold)), ws[0], np.ones(int(keep.sum()))])
             clf = logreg(np.concatenate([x_gold, xs[0], x_pool[keep]]), np.concatenate([y_gold, ys[0], pred[keep]]),
-                         c, seed, sw)  # fmt: skip
+                         c, seed, sw, balanced)  # fmt: skip
     return clf
 
 
@@ -151,10 +167,12 @@ def prompt_aware_probe(
     prompt_gold: np.ndarray | None = None,
     prompt_pool: np.ndarray | None = None,
     points: np.ndarray | None = None,
+    balanced: bool = False,
 ) -> tuple[object, dict[str, float]]:
     """The evidence-weighted prompt + gold teacher (module docstring). Returns the classifier and what it
     measured: the prompt's gold accuracy, the evidence and the weight its pool labels got. `prompt_gold`,
-    `prompt_pool`, `points`: the prompt's own features when the classifier reads others (`prompt_weighted_probe`)."""
+    `prompt_pool`, `points`: the prompt's own features when the classifier reads others (`prompt_weighted_probe`);
+    `balanced`: every class the same total weight in every fit."""
     p = prototypes / np.linalg.norm(prototypes, axis=1, keepdims=True)
     correct = int((zero_shot_scores(x_gold if prompt_gold is None else prompt_gold, p).argmax(1) == y_gold).sum())
     evidence = prompt_evidence(correct, len(y_gold), len(prototypes))
@@ -162,7 +180,7 @@ def prompt_aware_probe(
     if prompt_looks_wrong(evidence):  # the app warns of it too: the teacher is the gold labels' alone
         w, verbaliser_points = 0.0, 0
     clf = prompt_weighted_probe(x_gold, y_gold, x_pool, prototypes, w, verbaliser_points, iterations, c, seed,
-                                prompt_pool=prompt_pool, points=points)  # fmt: skip
+                                prompt_pool=prompt_pool, points=points, balanced=balanced)  # fmt: skip
     info = {"prompt_gold_accuracy": correct / max(1, len(y_gold)), "prompt_evidence": evidence, "prompt_weight": w}
     return clf, info
 
@@ -175,13 +193,14 @@ def prompt_prior_logreg(
     c: float = 100.0,
     iterations: int = 3,
     seed: int = 0,
+    balanced: bool = False,
 ):
     """The prompt-first peer (`baselines.prompt_prior_probe`) on features: the zero-shot prompt's pool labels at
     or above their class's median margin join the gold examples as labels of full weight, whatever the prompt's
-    accuracy on the gold labels, then `self_train_logreg`'s `iterations` rounds."""
+    accuracy on the gold labels, then `self_train_logreg`'s `iterations` rounds (`balanced` as there)."""
     scores = zero_shot_scores(x_pool, prototypes)  # (N, C)
     top2 = np.sort(scores, axis=1)[:, -2:]
     pred = scores.argmax(1)
     keep = median_confident(pred, top2[:, 1] - top2[:, 0])
     return self_train_logreg(np.concatenate([x_gold, x_pool[keep]]), np.concatenate([y_gold, pred[keep]]), x_pool, c,
-                             iterations, seed)  # fmt: skip
+                             iterations, seed, balanced)  # fmt: skip

@@ -61,11 +61,12 @@ def choose_layers(
     verbaliser_points: int = 5,
     c: float = 100.0,
     seed: int = 0,
+    balanced: bool = False,
 ) -> tuple[int, dict[int, float]]:
     """The number of top layers whose view gives the teacher the best k-fold accuracy on the gold labels, and each
     candidate's accuracy. `gold` (K, L, D) and `pool` (N, L, D): per-layer features of the top L layers;
     `prototypes` (C, D): the last layer's verbaliser prototypes. One view per candidate when the smallest class has
-    fewer than 2 gold labels is impossible: the last layer is kept."""
+    fewer than 2 gold labels is impossible: the last layer is kept. `balanced`: the teacher's class weighting."""
     from sklearn.model_selection import StratifiedKFold
 
     num_classes = len(prototypes)
@@ -80,7 +81,8 @@ def choose_layers(
         hits = 0
         for train, held in splits:
             clf, _ = prompt_aware_probe(xg[train], y_gold[train], xp, prototypes, prompt_weight, verbaliser_points, 0,
-                                        c, seed, prompt_gold=gold[train, -1], prompt_pool=pool[:, -1], points=points)  # fmt: skip
+                                        c, seed, prompt_gold=gold[train, -1], prompt_pool=pool[:, -1], points=points,
+                                        balanced=balanced)  # fmt: skip
             hits += int((clf.predict(xg[held]) == y_gold[held]).sum())
         accuracy[n] = hits / len(y_gold)
     best = max(accuracy.values())
@@ -112,5 +114,5 @@ def resolve(
     owner = np.repeat(np.arange(len(groups)), [len(g) for g in groups])  # (S,)
     protos = model.head.verbaliser_prototypes[:, -backbone.hidden_size :].float().cpu().numpy()  # (C, D)
     n, accuracy = choose_layers(gold, np.asarray(list(y_gold)), pool, protos, sentences, owner, cfg.prompt_weight,
-                                cfg.verbaliser_points, seed=cfg.seed)  # fmt: skip
+                                cfg.verbaliser_points, seed=cfg.seed, balanced=cfg.class_balance)  # fmt: skip
     return n, accuracy, pool

@@ -123,3 +123,58 @@ def test_a_wrong_looking_prompt_gives_neither_pool_labels_nor_points():
     clf, info = prompt_aware_probe(xg, yg, xu, right, iterations=2)
     with_points = prompt_weighted_probe(xg, yg, xu, right, info["prompt_weight"], verbaliser_points=5, iterations=2)
     assert info["prompt_weight"] > 4 and np.array_equal(clf.coef_, with_points.coef_)
+
+
+def test_balanced_weighs_each_class_by_its_inverse_frequency_in_the_fit():
+    """`balanced` is the fit with every example's weight scaled so that each class's weights sum to the same total
+    (the total unchanged): here by hand, 7 examples of class 1 and 5 of class 0 with unequal weights."""
+    from list_core.teacher import logreg
+
+    xg, yg, *_ = _task(3, n_gold=12)
+    y = np.where(np.arange(12) < 9, yg, 1)  # 7 of class 1, 5 of class 0 after the overwrite
+    sw = np.linspace(0.5, 1.5, 12)
+    per_class = np.array([sw[y == 0].sum(), sw[y == 1].sum()])
+    w = sw * sw.sum() / (2 * per_class[y])
+    assert w[y == 0].sum() == pytest.approx(w[y == 1].sum()) and w.sum() == pytest.approx(sw.sum())
+    by_hand = logreg(xg, y, 100.0, 0, w)
+    balanced = logreg(xg, y, 100.0, 0, sw, balanced=True)
+    assert np.array_equal(balanced.coef_, by_hand.coef_) and np.array_equal(balanced.intercept_, by_hand.intercept_)
+    plain = logreg(xg, y, 100.0, 0, sw)
+    assert not np.allclose(plain.coef_, balanced.coef_)
+
+
+def test_balanced_self_training_does_not_drift_towards_the_gold_majority():
+    """Symmetric classes, 8 gold labels of one class and 2 of the other: the plain self-trained probe predicts the
+    majority class on far more than half of a balanced pool; the balanced one stays near half and is more accurate."""
+    from list_core.teacher import self_train_logreg
+
+    share, accuracy = {False: [], True: []}, {False: [], True: []}
+    for seed in range(8):
+        g = np.random.default_rng(seed)
+        xg, yg, xu, xt, yt = _task(seed, n_gold=40, noise=2.0)
+        pick = np.concatenate([g.choice(np.flatnonzero(yg == 1), 8, replace=False), np.flatnonzero(yg == 0)[:2]])
+        for balanced in (False, True):
+            clf = self_train_logreg(xg[pick], yg[pick], xu, 100.0, 3, seed, balanced)
+            pred = clf.predict(xt)
+            share[balanced].append((pred == 1).mean())
+            accuracy[balanced].append((pred == yt).mean())
+    assert np.mean(share[False]) > 0.6 and abs(np.mean(share[True]) - 0.5) < abs(np.mean(share[False]) - 0.5)
+    assert np.mean(accuracy[True]) > np.mean(accuracy[False])
+
+
+def test_every_teacher_fit_passes_balanced_on(monkeypatch):
+    """The prompt-aware probe and the prompt-first peer fit every logistic regression balanced when asked."""
+    import list_core.teacher as T
+
+    seen = []
+    real = T.logreg
+    monkeypatch.setattr(T, "logreg", lambda *a, **k: seen.append(k.get("balanced", a[5] if len(a) > 5 else False))
+                        or real(*a, **k))  # fmt: skip
+    xg, yg, xu, *_ = _task(0, n_gold=10)
+    protos = np.eye(8)[[0, 0]] * np.array([[-1.0], [1.0]])
+    T.prompt_aware_probe(xg, yg, xu, protos, iterations=2, balanced=True)
+    T.prompt_prior_logreg(xg, yg, xu, protos, iterations=2, balanced=True)
+    assert len(seen) == 6 and all(seen)
+    seen.clear()
+    T.prompt_aware_probe(xg, yg, xu, protos, iterations=2)
+    assert len(seen) == 3 and not any(seen)
