@@ -51,8 +51,13 @@ def test_knobs_describe_every_field_once():
     assert "rounds" in {k.name for k in get("list").knobs()} and "rounds" not in {
         k.name for k in get("classic").knobs()
     }
-    assert {k.name for k in get("linear-probe").knobs()} == {"max_length", "eval_batch_size", "seed", "feature_layers",
-                                                                 "class_balance"}
+    assert {k.name for k in get("linear-probe").knobs()} == {
+        "max_length",
+        "eval_batch_size",
+        "seed",
+        "feature_layers",
+        "class_balance",
+    }
     cfg = preset("fast").with_knobs({"adapter.bottleneck": 8, "rounds": 2})
     assert cfg.adapter.bottleneck == 8 and cfg.rounds == 2 and cfg.adapter.sigma == preset("fast").adapter.sigma
 
