@@ -442,3 +442,18 @@ def test_students_can_be_told_to_start_from_the_teachers_fit(tiny_headless_dir):
     assert not any(e.stage == "warning" for e in events)
     with pytest.raises(ValueError, match="student_start='fresh'"):
         tiny_cfg(student_start="fresh")
+
+
+def test_class_balance_reaches_the_teachers_fit_and_changes_it(tiny_headless_dir, monkeypatch):
+    """`class_balance=True`: the prompt-aware teacher of a run fits balanced (and off, not); with unbalanced gold
+    labels the fitted teacher differs."""
+    import list_core.model as M
+
+    seen = []
+    real = M.prompt_aware_probe
+    monkeypatch.setattr(M, "prompt_aware_probe", lambda *a, **k: seen.append(k.get("balanced")) or real(*a, **k))
+    bb = load_backbone(str(tiny_headless_dir), device="cpu")
+    t = task(gold_rows=[{"text": x} for x in NEG + POS[:1]], gold_labels=[0, 0, 0, 0, 1])  # 4 to 1
+    runs = {b: run_list(bb, PROMPT, t, tiny_cfg(rounds=0, probe_self_train=1, class_balance=b)) for b in (False, True)}
+    assert seen == [False, True]
+    assert not torch.equal(runs[False].model.head.prototypes, runs[True].model.head.prototypes)
