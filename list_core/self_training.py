@@ -112,10 +112,19 @@ def run_list(
     head_kind = choose_head(cfg.head, backbone)[0]
     # a head fitted on frozen features of gold + pool is already a better teacher than one tuned on the gold alone
     fitted_teacher = head_kind in ("probe", "similarity") and cfg.probe_self_train > 0 and n_pool > 0
+    ckpt = None
+    if checkpoint_dir is not None:
+        fp = fingerprint(cfg.to_dict(), task.fingerprint(), prompt.template, prompt.label_words, backbone.family)
+        ckpt = RunCheckpoint(checkpoint_dir, fp)
+    progress = ckpt.load_progress() if ckpt else None
     layers, view_accuracy, fit_pool_x = cfg.feature_layers, {}, None
     if layers == 0:  # chosen on the gold labels (`views`), for the fitted similarity teacher; else the last layer
         layers = 1
-        if head_kind == "similarity" and fitted_teacher:
+        if head_kind == "similarity" and fitted_teacher and progress is not None:  # chosen before the interruption
+            record = ckpt.load_round(0)[1]["metrics"]
+            layers = record.get("feature_layers") or 1  # none recorded: too few gold labels to choose, the last
+            view_accuracy = {int(n): a for n, a in (record.get("view_accuracy") or {}).items()}
+        elif head_kind == "similarity" and fitted_teacher:
             t0 = time.perf_counter()
             layers, view_accuracy, per_layer = views.resolve(backbone, prompt, task.gold_rows, task.gold_labels,
                                                              take(rows, fit_index), cfg)  # fmt: skip
@@ -130,11 +139,6 @@ def run_list(
                                       f"the teacher's k-fold accuracy on the gold labels is best ({tried})"))  # fmt: skip
     gold = model.encode(task.gold_rows)
     evalset = model.encode(task.eval_rows) if task.eval_rows else None
-    ckpt = None
-    if checkpoint_dir is not None:
-        fp = fingerprint(cfg.to_dict(), task.fingerprint(), prompt.template, prompt.label_words, backbone.family)
-        ckpt = RunCheckpoint(checkpoint_dir, fp)
-    progress = ckpt.load_progress() if ckpt else None
     probe_init: dict[str, torch.Tensor] = {}  # the probe head's fit, kept with round 0 so a resume need not redo it
     student_init: dict[str, torch.Tensor] = {}  # where the students start when it is not the verbalisers (round 0)
     students_start = None  # for the record: "verbalisers" or "teacher" (a fitted similarity teacher)

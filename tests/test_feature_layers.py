@@ -238,3 +238,29 @@ def test_the_probe_baselines_choose_their_layers_as_a_run_does(tiny_headless_dir
     monkeypatch.setattr(views, "choose_layers", lambda *a, **k: (2, {1: 0.5, 2: 0.75}))
     probe = self_train_probe(bb, PROMPT, task(), preset("fast", seed=0, max_length=32, feature_layers=0))
     assert probe.feature_layers == 2 and probe.classifier.coef_.shape[1] == 2 * bb.hidden_size
+
+
+def test_a_resumed_run_reads_its_layer_choice_from_round_0_instead_of_choosing_again(tiny_headless_dir, tmp_path,
+                                                                                    monkeypatch):  # fmt: skip
+    bb = load_backbone(str(tiny_headless_dir), device="cpu")
+    cfg = tiny_cfg(rounds=2, probe_self_train=1, feature_layers=0)
+    monkeypatch.setattr(views, "choose_layers", lambda *a, **k: (2, {1: 0.5, 2: 0.75}))
+    full = run_list(bb, PROMPT, task(), cfg)
+
+    def kill_in_round_2(e):
+        if e.round == 2 and e.stage == "meta":
+            raise KeyboardInterrupt  # as if the process died mid-round
+
+    with pytest.raises(KeyboardInterrupt):
+        run_list(bb, PROMPT, task(), cfg, callback=kill_in_round_2, checkpoint_dir=tmp_path)
+
+    def no_second_choice(*a, **k):
+        raise AssertionError("the resumed run chose its layers again")
+
+    monkeypatch.setattr(views, "resolve", no_second_choice)
+    events = []
+    resumed = run_list(bb, PROMPT, task(), cfg, callback=events.append, checkpoint_dir=tmp_path)
+    assert resumed.model.feature_layers == 2 and resumed.teacher.feature_layers == 2
+    assert any("reads the top 2 layer(s)" in e.message for e in events if e.stage == "setup")
+    full_state, state = full.model.trainable_state(), resumed.model.trainable_state()
+    assert all(torch.equal(state[k], full_state[k]) for k in full_state)
