@@ -300,6 +300,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--command", action="append", default=[], help="with --merge: a command that made the files")
     ap.add_argument("--tag", action="append", default=[], metavar="REGEX=TEXT", help="with --merge: tag by file path")
+    ap.add_argument(
+        "--as-preset",
+        default=None,
+        metavar="NAME",
+        help="with --merge: a run whose recorded config is exactly preset NAME's loses its --set tag",
+    )
     args = ap.parse_args(argv)
     if args.summary:
         try:
@@ -309,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return 0
     if args.merge:
-        merged = merge(args.merge, args.command, args.tag)
+        merged = merge(args.merge, args.command, args.tag, args.as_preset)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(merged, indent=1))
         print(f"merged {len(merged['results'])} results from {len(args.merge)} files into {args.out}", file=sys.stderr)

@@ -112,16 +112,32 @@ def summary(files: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def merge(paths: list[str], commands: list[str], tags: list[str]) -> dict[str, Any]:
+def merge(paths: list[str], commands: list[str], tags: list[str], as_preset: str | None = None) -> dict[str, Any]:
     """One results file from many (e.g. one process per set and seed): each result keeps its own method tag
     (its file's `--set` overrides, plus TEXT from every `--tag REGEX=TEXT` whose REGEX matches the file's path)
-    and machine; `commands` records what produced the files."""
+    and machine; `commands` records what produced the files. With `as_preset`, a run whose recorded config is that
+    preset's (same seed) to the last field is that preset's run: its `--set` tag is dropped (runs measured with
+    overrides before a preset took them on count as the preset's, and only those)."""
     rules = [t.split("=", 1) for t in tags]
     results = []
     for p in paths:
         f = json.loads(Path(p).read_text())
-        results += _tagged(f, [text for rx, text in rules if re.search(rx, p)])
+        extra = [text for rx, text in rules if re.search(rx, p)]
+        if as_preset is None:
+            results += _tagged(f, extra)
+            continue
+        for r in f["results"]:
+            overrides = [] if _is_preset_run(r, as_preset) else f["args"].get("set") or []
+            tag = ", ".join([*overrides, *extra])
+            results.append({**r, "method": f"{r['method']} ({tag})" if tag else r["method"], "machine": f["machine"]})
     return {"args": {"merged": paths, "commands": commands}, "machine": None, "results": results}
+
+
+def _is_preset_run(r: dict[str, Any], name: str) -> bool:
+    """Whether a result's recorded config is exactly preset `name`'s at the result's seed."""
+    from .config import preset
+
+    return "config" in r and r["config"] == preset(name, seed=r["seed"]).to_dict()
 
 
 def _tagged(f: dict[str, Any], extra: list[str] = ()) -> list[dict[str, Any]]:

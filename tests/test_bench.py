@@ -147,3 +147,25 @@ def test_setfit_peers_run_on_tiny_data(tmp_path):
     assert templated["setfit"]["templated"] and templated["setfit"]["train_size"] == 4 + 2 * 8
     for out in (plain, templated):  # 8 test rows: the accuracy is a count of them
         assert abs(out["accuracy"] * 8 - round(out["accuracy"] * 8)) < 1e-6
+
+
+def test_merge_as_preset_counts_only_runs_whose_config_is_the_presets(tmp_path):
+    """`--as-preset fast`: a run made with overrides that the preset itself holds is the preset's run (`list`); a
+    run whose config differs in any field keeps its tag."""
+    from list_core.config import preset
+
+    def results(overrides, cfg, seed):
+        run = {"set": "tinymr", "k": 10, "seed": seed, "method": "list", "accuracy": 0.7, "config": cfg.to_dict()}
+        return {"args": {"set": overrides}, "machine": {"cores": 2, "gpu": None}, "results": [run]}
+
+    same = results(["rounds=3"], preset("fast", seed=1).with_(rounds=3), 1)  # fast already runs 3 rounds
+    other = results(["rounds=1"], preset("fast", seed=2).with_(rounds=1), 2)
+    paths = []
+    for name, f in (("same", same), ("other", other)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(f))
+        paths.append(str(tmp_path / f"{name}.json"))
+    out = tmp_path / "merged.json"
+    assert bench.main(["--merge", *paths, "--as-preset", "fast", "--out", str(out)]) == 0
+    assert [r["method"] for r in json.loads(out.read_text())["results"]] == ["list", "list (rounds=1)"]
+    assert bench.main(["--merge", *paths, "--out", str(out)]) == 0  # without it, every run keeps its tag
+    assert [r["method"] for r in json.loads(out.read_text())["results"]] == ["list (rounds=3)", "list (rounds=1)"]
