@@ -156,9 +156,9 @@ class TrainConfig:
                                 "on the gold labels is worth", low=0.0, high=1000.0, modes=("rounds",))  # fmt: skip
     verbaliser_points: int = knob(5, "similarity-head teacher: each verbaliser prototype as this many labeled points",
                                   low=0, high=100, modes=("rounds",))  # fmt: skip
-    class_balance: bool = knob(False, "probe/similarity-head teachers and the probe baselines: weigh each class in "
-                               "inverse proportion to its examples in every logistic regression (gold, verbaliser "
-                               "points and pseudo-labels), i.e. assume the classes about equally common",
+    class_balance: bool = knob(False, "probe/similarity-head teachers and the probe baselines: every logistic "
+                               "regression gives each class the same total weight (gold, verbaliser points and "
+                               "pseudo-labels together), i.e. assumes the classes about equally common",
                                modes=("probe", "rounds"))  # fmt: skip
     # teacher: prompt-tuning on the gold examples
     teacher_epochs: int = knob(400, "teacher: epochs of tuning on the gold labels", low=0, high=10_000)
