@@ -122,14 +122,7 @@ def merge(paths: list[str], commands: list[str], tags: list[str], as_preset: str
     results = []
     for p in paths:
         f = json.loads(Path(p).read_text())
-        extra = [text for rx, text in rules if re.search(rx, p)]
-        if as_preset is None:
-            results += _tagged(f, extra)
-            continue
-        for r in f["results"]:
-            overrides = [] if _is_preset_run(r, as_preset) else f["args"].get("set") or []
-            tag = ", ".join([*overrides, *extra])
-            results.append({**r, "method": f"{r['method']} ({tag})" if tag else r["method"], "machine": f["machine"]})
+        results += _tagged(f, [text for rx, text in rules if re.search(rx, p)], as_preset)
     return {"args": {"merged": paths, "commands": commands}, "machine": None, "results": results}
 
 
@@ -140,12 +133,15 @@ def _is_preset_run(r: dict[str, Any], name: str) -> bool:
     return "config" in r and r["config"] == preset(name, seed=r["seed"]).to_dict()
 
 
-def _tagged(f: dict[str, Any], extra: list[str] = ()) -> list[dict[str, Any]]:
-    """A results file's runs, each with its machine and its method tagged by the file's `--set` overrides."""
-    tag = ", ".join([*(f["args"].get("set") or []), *extra])
-    return [
-        {**r, "method": f"{r['method']} ({tag})" if tag else r["method"], "machine": f["machine"]} for r in f["results"]
-    ]
+def _tagged(f: dict[str, Any], extra: list[str] = (), as_preset: str | None = None) -> list[dict[str, Any]]:
+    """A results file's runs, each with its machine and its method tagged by the file's `--set` overrides (none for
+    a run whose config is exactly preset `as_preset`'s) and `extra`."""
+    out = []
+    for r in f["results"]:
+        overrides = [] if as_preset and _is_preset_run(r, as_preset) else f["args"].get("set") or []
+        tag = ", ".join([*overrides, *extra])
+        out.append({**r, "method": f"{r['method']} ({tag})" if tag else r["method"], "machine": f["machine"]})
+    return out
 
 
 def latest_runs(results: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -116,7 +116,7 @@ class ProbeHead(_Restartable, nn.Module):
     ) -> None:
         """Logistic regression (C=`c`) on (N, D) normalised features; becomes the reset state. With
         `pool_features` and `iterations`, it is self-trained on the unlabeled pool (`self_train_logreg`;
-        `balanced`: classes weighted by inverse frequency)."""
+        `balanced`: every class the same total weight)."""
         x = features.float().cpu().numpy()
         y = labels.cpu().numpy()
         pool_x = pool_features.float().cpu().numpy() if pool_features is not None else None

@@ -298,7 +298,7 @@ class ListModel(nn.Module):
     ) -> dict[str, float]:
         """Set the similarity head to the prompt-aware probe (`teacher.prompt_aware_probe`) fitted on frozen
         features of the gold examples and the pool (`pool_features` when computed elsewhere); returns what it
-        measured about the prompt. `balanced`: classes weighted by inverse frequency (`TrainConfig.class_balance`)."""
+        measured about the prompt. `balanced`: every class the same total weight (`TrainConfig.class_balance`)."""
         if not isinstance(self.head, SimilarityHead):
             raise TypeError(f"the prompt-aware teacher needs the similarity head, not {self.head_kind!r}")
         x_gold = self.frozen_features(gold, batch_size).numpy()  # (K, L*D)
