@@ -125,7 +125,7 @@ def test_a_wrong_looking_prompt_gives_neither_pool_labels_nor_points():
     assert info["prompt_weight"] > 4 and np.array_equal(clf.coef_, with_points.coef_)
 
 
-def test_balanced_weighs_each_class_by_its_inverse_frequency_in_the_fit():
+def test_balanced_gives_each_class_the_same_total_weight_in_the_fit():
     """`balanced` is the fit with every example's weight scaled so that each class's weights sum to the same total
     (the total unchanged): here by hand, 7 examples of class 1 and 5 of class 0 with unequal weights."""
     from list_core.teacher import logreg
