@@ -169,11 +169,16 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     extra: dict[str, Any] = {}
     bb = load_backbone(job["backbone"])
     traced: dict[int, float] = {}
+    traced_p: dict[int, torch.Tensor] = {}  # (N, C) test probabilities after each round
+    teacher_state: dict[str, torch.Tensor] = {}
     test_rows, test_y = [data.row(r) for r in data.test], torch.tensor([data.label(r) for r in data.test])
 
     def trace(e) -> None:  # analysis only: test accuracy after each round, never fed back into training
         if job.get("trace_test") and e.stage == "round_end" and e.model is not None:
-            traced[e.round] = float((e.model.predict_proba(test_rows).argmax(-1) == test_y).float().mean())
+            traced_p[e.round] = e.model.predict_proba(test_rows)
+            traced[e.round] = float((traced_p[e.round].argmax(-1) == test_y).float().mean())
+            if e.round == 0:
+                teacher_state.update(e.model.trainable_state())
         if e.stage == "setup" and e.metrics and "head" in e.metrics:
             extra["head"] = e.metrics["head"]
 
@@ -208,7 +213,33 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         truth = torch.tensor([data.label(r) for r in unlabeled])
         out["rounds"] = [_round_analysis(m, t, truth) for m, t in zip(result.rounds, result.tables)]
         out["teacher"] = result.teacher.to_dict()
+        if teacher_state and result.rounds:
+            out["teacher_mix_test_accuracy"] = _teacher_mixes(result.model, teacher_state, traced_p, proba, test_rows,
+                                                              y)  # fmt: skip
     return out
+
+
+def _teacher_mixes(model, teacher_state, round_p, final_p, rows, y) -> dict[str, float]:
+    """Test accuracy of ways to keep the teacher in the final model (analysis only, `--trace-test`): probabilities
+    averaged with the teacher's or over every round, and the final weights moved half-way back to the teacher's
+    (WiSE-FT style; each adapter keeps its down-projection, so its change `W_up W_down` halves)."""
+    import torch
+
+    def acc(p: torch.Tensor) -> float:
+        return float((p.argmax(-1) == y).float().mean())
+
+    final = model.trainable_state()
+    half = {k: v if k.endswith(".down.weight") else (v + teacher_state[k]) / 2 for k, v in final.items()}
+    model.load_trainable_state(half)
+    try:
+        half_p = model.predict_proba(rows)
+    finally:
+        model.load_trainable_state(final)
+    return {
+        "teacher+last": acc((round_p[0] + final_p) / 2),
+        "all_rounds": acc(torch.stack([round_p[r] for r in sorted(round_p)]).mean(0)),
+        "weights_half": acc(half_p),
+    }
 
 
 def _round_analysis(record, table, truth) -> dict[str, Any]:

@@ -180,6 +180,10 @@ class TrainConfig:
                               "verbaliser prototypes (a fresh student, as the paper's starts from the MLM head) or "
                               "from the teacher's fit (its adapters always start afresh)",
                               choices=("verbalisers", "teacher"), modes=("rounds",))  # fmt: skip
+    student_adapters: str = knob("random", "every student's adapters start drawn at random (the paper), or as the "
+                                 "identity (W_up = 0), so a student starts out reading the frozen features its head "
+                                 "starts from (with student_start=teacher: the student starts as the teacher)",
+                                 choices=("random", "identity"), modes=("rounds",))  # fmt: skip
     student_token_dropout: float = knob(0.0, "noisy student: share of each pool text's tokens hidden from the "
                                         "student while it learns from the pseudo-labels (the teacher labeled the "
                                         "clean text)", low=0.0, high=0.9, modes=("rounds",))  # fmt: skip

@@ -264,6 +264,8 @@ def run_list(
                 q = (q + q0[chosen]) / 2
         t1 = time.perf_counter()
         model.reset_trainable(gen)
+        if cfg.student_adapters == "identity":  # drawn all the same, so the rest of the run's randomness is unchanged
+            model.identity_adapters()
         student = train_student(model, sub, q, gold, task.gold_labels, cfg, gen, report, r)
         t2 = time.perf_counter()
         ft_loss = fit_gold(model, gold, task.gold_labels, cfg.finetune_epochs, cfg.finetune_lr, cfg, gen, report,

@@ -169,3 +169,60 @@ def test_merge_as_preset_counts_only_runs_whose_config_is_the_presets(tmp_path):
     assert [r["method"] for r in json.loads(out.read_text())["results"]] == ["list", "list (rounds=1)"]
     assert bench.main(["--merge", *paths, "--out", str(out)]) == 0  # without it, every run keeps its tag
     assert [r["method"] for r in json.loads(out.read_text())["results"]] == ["list (rounds=3)", "list (rounds=1)"]
+
+
+class _LinearModel:
+    """A stand-in with the three methods `_teacher_mixes` uses: logits = x @ (head.w + up @ down)."""
+
+    def __init__(self, state):
+        self.state = dict(state)
+
+    def trainable_state(self):
+        return dict(self.state)
+
+    def load_trainable_state(self, state):
+        self.state = dict(state)
+
+    def predict_proba(self, rows):
+        import torch
+
+        w = (
+            self.state["head.w"]
+            + self.state["encoder.l.adapter.up.weight"] @ self.state["encoder.l.adapter.down.weight"]
+        )
+        return (torch.tensor(rows) @ w).softmax(-1)
+
+
+def test_teacher_mixes_average_probabilities_and_move_weights_half_way_back():
+    import torch
+
+    y = torch.tensor([0, 1])
+    p0 = torch.tensor([[0.9, 0.1], [0.6, 0.4]])  # the teacher: right, wrong
+    final_p = torch.tensor([[0.4, 0.6], [0.1, 0.9]])  # the final model: wrong, right
+    last = {"head.w": torch.tensor([[0.0, 2.0], [0.0, 0.0]]), "encoder.l.adapter.up.weight": torch.eye(2),
+            "encoder.l.adapter.down.weight": torch.tensor([[0.0, 0.0], [2.0, 0.0]])}  # fmt: skip
+    teacher = {"head.w": torch.tensor([[3.0, 0.0], [0.0, 0.0]]), "encoder.l.adapter.up.weight": torch.zeros(2, 2),
+               "encoder.l.adapter.down.weight": torch.full((2, 2), 9.0)}  # fmt: skip
+    model = _LinearModel(last)
+    rows = [[1.0, 0.0], [0.0, 1.0]]
+    mixes = bench._teacher_mixes(model, teacher, {0: p0, 1: final_p}, final_p, rows, y)
+    # averaged probabilities: (0.65, 0.35) and (0.35, 0.65), both right
+    assert mixes["teacher+last"] == 1.0 and mixes["all_rounds"] == 1.0
+    # half-way weights: head (1.5, 1) / (0, 0), adapter up/2 @ the final's down (the teacher's 9s unused) = (0, 0) / (1, 0):
+    # row 0 scores (1.5, 1.0) -> class 0 (right); row 1 scores (1.0, 0.0) -> class 0 (wrong)
+    assert mixes["weights_half"] == 0.5
+    assert all(torch.equal(model.state[k], last[k]) for k in last)  # the final weights are back
+
+
+def test_trace_test_records_each_round_and_the_teacher_mixes(tmp_path, tiny_dirs):
+    data = make_data(tmp_path / "tinymr")
+    out = tmp_path / "res.json"
+    argv = ["--data", str(data), "--k", "4", "--seeds", "1", "--methods", "list", "--backbone", str(tiny_dirs["bert"]),
+            "--trace-test", "--out", str(out)]  # fmt: skip
+    for s in ("rounds=1", "student_steps=4", "teacher_epochs=1", "finetune_epochs=1", "max_length=32"):
+        argv += ["--set", s]
+    assert bench.main(argv) == 0
+    (r,) = json.loads(out.read_text())["results"]
+    assert set(r["round_test_accuracy"]) == {"0", "1"} and r["round_test_accuracy"]["1"] == r["accuracy"]
+    assert set(r["teacher_mix_test_accuracy"]) == {"teacher+last", "all_rounds", "weights_half"}
+    assert all(0.0 <= a <= 1.0 for a in r["teacher_mix_test_accuracy"].values())

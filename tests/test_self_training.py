@@ -444,6 +444,29 @@ def test_students_can_be_told_to_start_from_the_teachers_fit(tiny_headless_dir):
         tiny_cfg(student_start="fresh")
 
 
+def test_identity_student_adapters_make_a_student_from_the_teacher_start_as_the_teacher(tiny_headless_dir):
+    """`student_adapters="identity"` with `student_start="teacher"`: a student that takes no step is the teacher
+    (same logits); with the paper's random adapters it is not."""
+    bb = load_backbone(str(tiny_headless_dir), device="cpu")
+    gold_rows = [{"text": x} for x in NEG[:2] + POS[:2]]
+    finals, teachers = {}, {}
+    for kind in ("random", "identity"):
+        cfg = tiny_cfg(rounds=1, probe_self_train=1, student_start="teacher", student_adapters=kind, student_steps=0,
+                       finetune_epochs=0, adapter=AdapterConfig(bottleneck=4, sigma=0.3))  # fmt: skip
+
+        def keep_teacher(e, kind=kind):
+            if e.stage == "round_end" and e.round == 0:
+                teachers[kind] = e.model.logits(e.model.encode(gold_rows), 8)
+
+        run = run_list(bb, PROMPT, task(), cfg, callback=keep_teacher)
+        finals[kind] = run.model.logits(run.model.encode(gold_rows), 8)
+    assert torch.allclose(finals["identity"], teachers["identity"], atol=1e-5)
+    assert not torch.allclose(finals["random"], teachers["random"], atol=1e-3)
+    assert torch.equal(teachers["random"], teachers["identity"])  # the knob touches the students only
+    with pytest.raises(ValueError, match="student_adapters='zero'"):
+        tiny_cfg(student_adapters="zero")
+
+
 def test_class_balance_reaches_the_teachers_fit_and_changes_it(tiny_headless_dir, monkeypatch):
     """`class_balance=True`: the prompt-aware teacher of a run fits balanced (and off, not); with unbalanced gold
     labels the fitted teacher differs."""
