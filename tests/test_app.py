@@ -619,10 +619,12 @@ def test_train_rounds_inspect_export_pages_after_a_run(env):
     at.text_input(key="tr_adapter.bottleneck").input("4")
     at.selectbox(key="tr_meta_similarity").select("cosine")
     at.selectbox(key="tr_kd_selection").select("tau")
+    at.selectbox(key="tr_student_adapters").select("identity")
     at.button(key="tr_start").click().run()
     assert not at.exception and any("queued" in s.value for s in at.success)
     cfg = runq.list_runs(db, p.id)[0].config
     assert cfg["meta_similarity"] == "cosine" and cfg["kd_selection"] == "tau" and cfg["adapter"]["bottleneck"] == 4
+    assert cfg["student_adapters"] == "identity"
     assert Worker(db.conn.execute("PRAGMA database_list").fetchone()[2]).run_once().status == "succeeded"
     run = runq.list_runs(db, p.id)[0]
     at.run()
