@@ -168,7 +168,6 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     extra: dict[str, Any] = {}
     bb = load_backbone(job["backbone"])
-    traced: dict[int, float] = {}
     traced_p: dict[int, torch.Tensor] = {}  # (N, C) test probabilities after each round
     teacher_state: dict[str, torch.Tensor] = {}
     test_rows, test_y = [data.row(r) for r in data.test], torch.tensor([data.label(r) for r in data.test])
@@ -176,15 +175,14 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     def trace(e) -> None:  # analysis only: test accuracy after each round, never fed back into training
         if job.get("trace_test") and e.stage == "round_end" and e.model is not None:
             traced_p[e.round] = e.model.predict_proba(test_rows)
-            traced[e.round] = float((traced_p[e.round].argmax(-1) == test_y).float().mean())
             if e.round == 0:
                 teacher_state.update(e.model.trainable_state())
         if e.stage == "setup" and e.metrics and "head" in e.metrics:
             extra["head"] = e.metrics["head"]
 
     result = get(job["method"]).run(bb, prompt, task, cfg, callback=trace)
-    if traced:
-        extra["round_test_accuracy"] = traced
+    if traced_p:
+        extra["round_test_accuracy"] = {r: float((p.argmax(-1) == test_y).float().mean()) for r, p in traced_p.items()}
     if hasattr(result, "setfit"):
         extra["setfit"] = result.setfit
     train_s = time.perf_counter() - t0

@@ -178,7 +178,7 @@ class TrainConfig:
                              "its median confidence (class-balanced)", choices=("tau", "class_median"), modes=("rounds",))  # fmt: skip
     student_start: str = knob("verbalisers", "fitted similarity teacher: every student's head starts from the "
                               "verbaliser prototypes (a fresh student, as the paper's starts from the MLM head) or "
-                              "from the teacher's fit (its adapters always start afresh)",
+                              "from the teacher's fit (its adapters start as student_adapters says)",
                               choices=("verbalisers", "teacher"), modes=("rounds",))  # fmt: skip
     student_adapters: str = knob("random", "every student's adapters start drawn at random (the paper), or as the "
                                  "identity (W_up = 0), so a student starts out reading the frozen features its head "
