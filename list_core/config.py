@@ -297,7 +297,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "teacher_lr": 1e-3,
         "rounds": 3,
         "student_steps": 150,
-        "student_lr": 1e-3,
+        "student_lr": 1e-4,
         "finetune_epochs": 5,
         "finetune_lr": 1e-4,
         "unlabeled_limit": 4000,
@@ -306,6 +306,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "kd_selection": "class_median",
         "probe_self_train": 3,
         "ensemble_teacher": True,
+        # for the fitted similarity teacher (BENCHMARKS.md, "Gentler students"): it reads the top three layers,
+        # weighs the classes alike, and every student starts from its fit and learns at the paper's 1e-4
+        "feature_layers": 3,
+        "class_balance": True,
+        "student_start": "teacher",
     },
 }
 
