@@ -3,8 +3,9 @@
 With too few seeds for the full protocol, a mean over whichever seeds each method happened to finish compares
 different draws of the gold labels. This prints, per K and set, every method's mean over exactly the seeds where
 `list` ran, the best peer, and the mean over mr, subj and bbc on the seeds where `list` ran on all three; plus the
-pseudo-label accuracy of LiST's first and last round. Method tags in parentheses (e.g. "(seed 2 only)") are
-dropped: the seed is in each run's record.
+pseudo-label accuracy of LiST's first and last round. Method tags in parentheses that name no setting (e.g.
+"(seed 2 only)") are dropped: the seed is in each run's record. A peer run with other settings (e.g.
+"self-train-probe (feature_layers=3, class_balance=true)") is a peer of its own; `list` with other settings is no peer.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ def load(paths: list[str]) -> list[dict]:
     runs = []
     for p in paths:
         for r in json.loads(Path(p).read_text())["results"]:
-            runs.append({**r, "method": re.sub(r" \(.*\)$", "", r["method"])})
+            tag = re.search(r" \((.*)\)$", r["method"])
+            keep = tag is not None and "=" in tag.group(1)
+            runs.append({**r, "method": r["method"] if keep else re.sub(r" \(.*\)$", "", r["method"])})
     return runs
 
 
@@ -55,7 +58,7 @@ def main(argv: list[str]) -> int:
                 xs = [acc.get((k, s, m, sd)) for sd in seeds]
                 if all(x is not None for x in xs):
                     means[m] = statistics.mean(xs)
-            peers = {m: v for m, v in means.items() if m != "list"}
+            peers = {m: v for m, v in means.items() if not m.startswith("list")}
             best = max(peers, key=peers.get)
             best_of[s] = (peers[best], best)
             others = ", ".join(f"{m} {v:.1f}" for m, v in sorted(peers.items(), key=lambda kv: -kv[1]))
@@ -74,7 +77,7 @@ def main(argv: list[str]) -> int:
                 xs = [acc.get((k, s, m, sd)) for s in SETS for sd in seeds]
                 if all(x is not None for x in xs):
                     per_method[m] = statistics.mean(xs)
-            peers = {m: v for m, v in per_method.items() if m != "list"}
+            peers = {m: v for m, v in per_method.items() if not m.startswith("list")}
             if "list" in per_method and peers:
                 best = max(peers, key=peers.get)
                 print(

@@ -14,7 +14,7 @@ from .backbone import Backbone
 from .config import TrainConfig
 from .data import Encoded, Row, check_task
 from .events import Callback, CancelCheck, Event, Reporter
-from .heads import linear_of
+from .heads import linear_of, run_layers
 from .model import ListModel
 from .prompts import Prompt
 from .self_training import RunResult, TaskData, run_list
@@ -109,7 +109,7 @@ def prompt_prior_probe(
 def _layers(backbone: Backbone, prompt: Prompt, task: TaskData, cfg: TrainConfig) -> TrainConfig:
     """`cfg` with `feature_layers=0` resolved as a LiST run resolves it (`views.resolve`, on the gold labels)."""
     if cfg.feature_layers:
-        return cfg
+        return cfg.with_(feature_layers=run_layers(cfg.feature_layers, backbone))
     n, _, _ = views.resolve(backbone, prompt, task.gold_rows, task.gold_labels, task.unlabeled_rows, cfg)
     return cfg.with_(feature_layers=n)
 

@@ -127,20 +127,27 @@ def merge(paths: list[str], commands: list[str], tags: list[str], as_preset: str
 
 
 def _is_preset_run(r: dict[str, Any], name: str) -> bool:
-    """Whether a result's recorded config is exactly preset `name`'s at the result's seed."""
-    from .config import preset
+    """Whether a result's recorded config is exactly preset `name`'s at the result's seed. A field the run did not
+    record (a knob added after it) reads as that knob's default, which is what the run did."""
+    from .config import TrainConfig, preset
 
-    return "config" in r and r["config"] == preset(name, seed=r["seed"]).to_dict()
+    if "config" not in r:
+        return False
+    return {**TrainConfig().to_dict(), **r["config"]} == preset(name, seed=r["seed"]).to_dict()
 
 
 def _tagged(f: dict[str, Any], extra: list[str] = (), as_preset: str | None = None) -> list[dict[str, Any]]:
     """A results file's runs, each with its machine and its method tagged by the file's `--set` overrides (none for
-    a run whose config is exactly preset `as_preset`'s) and `extra`."""
+    a run whose config is exactly preset `as_preset`'s) and `extra`. A merged file's runs carry their tags and
+    machines already: a run of preset `as_preset` among them loses its tag."""
     out = []
+    merged = "merged" in f["args"]
     for r in f["results"]:
-        overrides = [] if as_preset and _is_preset_run(r, as_preset) else f["args"].get("set") or []
+        preset_run = bool(as_preset) and _is_preset_run(r, as_preset)
+        method = r["method"].split(" (")[0] if merged and preset_run else r["method"]
+        overrides = [] if merged or preset_run else f["args"].get("set") or []
         tag = ", ".join([*overrides, *extra])
-        out.append({**r, "method": f"{r['method']} ({tag})" if tag else r["method"], "machine": f["machine"]})
+        out.append({**r, "method": f"{method} ({tag})" if tag else method, "machine": r.get("machine", f["machine"])})
     return out
 
 

@@ -228,6 +228,13 @@ def num_layers(backbone: Backbone) -> int:
     return int(getattr(cfg, "num_hidden_layers", 0) or getattr(cfg, "n_layers", 0) or 0)
 
 
+def run_layers(n: int, backbone: Backbone) -> int:
+    """The layers a run reads for `feature_layers=n` (n >= 1): n, or all of them on a backbone with fewer (the fast
+    preset's top-3 view on a 2-layer model reads both). A model built by hand is checked strictly instead."""
+    layers = num_layers(backbone)
+    return min(n, layers) if layers and n >= 1 else n
+
+
 def check_feature_layers(n: int, backbone: Backbone) -> int:
     """`n` if the backbone has at least `n` layers, else a ValueError naming both."""
     layers = num_layers(backbone)

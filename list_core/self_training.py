@@ -18,7 +18,7 @@ from .config import TrainConfig
 from .data import Encoded, Row, check_task
 from .distributed import Scorer, current_scorer
 from .events import Callback, CancelCheck, Event, Reporter, derive_seed, seed_everything
-from .heads import choose_head
+from .heads import VIEW_HEADS, choose_head, run_layers
 from .losses import soft_labels
 from .model import ListModel
 from .pool import pass_over, sample, take
@@ -117,7 +117,7 @@ def run_list(
         fp = fingerprint(cfg.to_dict(), task.fingerprint(), prompt.template, prompt.label_words, backbone.family)
         ckpt = RunCheckpoint(checkpoint_dir, fp)
     progress = ckpt.load_progress() if ckpt else None
-    layers, view_accuracy, fit_pool_x = cfg.feature_layers, {}, None
+    layers, view_accuracy, fit_pool_x = run_layers(cfg.feature_layers, backbone), {}, None
     if layers == 0:  # chosen on the gold labels (`views`), for the fitted similarity teacher; else the last layer
         layers = 1
         if head_kind == "similarity" and fitted_teacher and progress is not None:  # chosen before the interruption
@@ -133,6 +133,9 @@ def run_list(
             seconds["views"] = time.perf_counter() - t0
     model = ListModel(backbone, prompt, cfg.head, cfg.adapter, cfg.pooling, cfg.max_length, feature_layers=layers)
     report(Event("setup", message=model.head_reason, metrics={"head": model.head_kind, **model.parameter_report()}))
+    if model.head_kind in VIEW_HEADS and 0 < layers < cfg.feature_layers:
+        report(Event("setup", message=f"feature_layers={cfg.feature_layers}: the backbone has {layers} layers, so the "
+                                      f"{model.head_kind} head reads all {layers}"))  # fmt: skip
     if view_accuracy:
         tried = ", ".join(f"top {n}: {100 * a:.0f}%" for n, a in view_accuracy.items())
         report(Event("setup", message=f"feature_layers=0: the similarity head reads the top {layers} layer(s), where "

@@ -9,7 +9,7 @@ from typing import Any
 from .backbone import Backbone
 from .checkpoint import RunCheckpoint
 from .config import EXPORT_FORMATS, KEPT_MODEL_DIR, TrainConfig
-from .heads import choose_head
+from .heads import choose_head, run_layers
 from .model import ListModel
 from .prompts import Prompt
 from .records import RoundRecord, RunMetrics
@@ -33,7 +33,7 @@ def load_trained(
     if r not in done:
         raise ValueError(f"round {r} is not in {checkpoint_dir} (completed: {done})")
     state = ckpt.load_round(r)[0]
-    layers = cfg.feature_layers
+    layers = run_layers(cfg.feature_layers, backbone)  # as the run read them
     if layers == 0:  # chosen by the run: the head's width says how many layers it reads
         width = next(v.shape[-1] for k, v in state.items() if k in ("head.prototypes", "head.linear.weight"))
         layers = width // backbone.hidden_size

@@ -169,6 +169,33 @@ def test_merge_as_preset_counts_only_runs_whose_config_is_the_presets(tmp_path):
     assert [r["method"] for r in json.loads(out.read_text())["results"]] == ["list", "list (rounds=1)"]
     assert bench.main(["--merge", *paths, "--out", str(out)]) == 0  # without it, every run keeps its tag
     assert [r["method"] for r in json.loads(out.read_text())["results"]] == ["list (rounds=3)", "list (rounds=1)"]
+    again = tmp_path / "again.json"  # a merged file merged again as the preset's: its preset runs lose their tags
+    assert bench.main(["--merge", str(out), "--as-preset", "fast", "--out", str(again)]) == 0
+    runs = json.loads(again.read_text())["results"]
+    assert [r["method"] for r in runs] == ["list", "list (rounds=1)"]
+    assert all(r["machine"] == {"cores": 2, "gpu": None} for r in runs)  # each run keeps its machine
+
+
+def test_merge_as_preset_reads_a_knob_added_after_the_run_as_its_default(tmp_path):
+    """A run recorded before a knob existed did what the knob's default does: it counts as the preset's run when the
+    preset holds that default, and keeps its tag when the preset sets the knob otherwise."""
+    from list_core.config import PRESETS, preset
+
+    cfg = preset("fast", seed=1).to_dict()
+    old = {k: v for k, v in cfg.items() if k != "student_adapters"}  # recorded before student_adapters existed
+    run = {"set": "tinymr", "k": 10, "seed": 1, "method": "list", "accuracy": 0.7, "config": old}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"args": {"set": ["rounds=3"]}, "machine": {"cores": 2, "gpu": None}, "results": [run]}))
+    out = tmp_path / "merged.json"
+    assert bench.main(["--merge", str(path), "--as-preset", "fast", "--out", str(out)]) == 0
+    assert [r["method"] for r in json.loads(out.read_text())["results"]] == ["list"]
+
+    PRESETS["identity-students"] = {**PRESETS["fast"], "student_adapters": "identity"}
+    try:
+        assert bench.main(["--merge", str(path), "--as-preset", "identity-students", "--out", str(out)]) == 0
+    finally:
+        del PRESETS["identity-students"]
+    assert [r["method"] for r in json.loads(out.read_text())["results"]] == ["list (rounds=3)"]
 
 
 class _LinearModel:

@@ -123,6 +123,23 @@ def test_a_run_on_a_view_trains_resumes_and_loads_back_exactly(tiny_headless_dir
     assert "prompt_gold_accuracy" in res.teacher.to_dict()  # the teacher was fitted on the view
 
 
+def test_a_run_asking_for_more_layers_than_the_backbone_has_reads_them_all_and_says_so(tiny_headless_dir, tmp_path):
+    """The fast preset's top-3 view on a 2-layer backbone: the run and the probe peers read both layers (the same
+    model as asking for 2), the run says so, and the kept run loads back with the view it read."""
+    bb = load_backbone(str(tiny_headless_dir), device="cpu")
+    events = []
+    cfg = tiny_cfg(rounds=1, probe_self_train=1, feature_layers=3)
+    res = run_list(bb, PROMPT, task(), cfg, callback=events.append, checkpoint_dir=tmp_path)
+    two = run_list(bb, PROMPT, task(), cfg.with_(feature_layers=2))
+    enc = res.model.encode(POOL_ROWS)
+    assert res.model.feature_layers == 2 and torch.equal(res.model.logits(enc), two.model.logits(enc))
+    assert any("feature_layers=3: the backbone has 2 layers" in e.message for e in events)
+    again = load_trained(load_backbone(str(tiny_headless_dir), device="cpu"), PROMPT, "similarity", cfg, tmp_path)
+    assert torch.allclose(again.logits(enc), res.model.logits(enc), atol=1e-5)
+    probe = self_train_probe(bb, PROMPT, task(), preset("fast", seed=0, max_length=32, feature_layers=3))
+    assert probe.classifier.coef_.shape[1] == 2 * bb.hidden_size
+
+
 def _trained(path, head: str) -> ListModel:
     torch.manual_seed(0)
     m = ListModel(load_backbone(str(path), device="cpu"), PROMPT, head=head, adapter=AdapterConfig(bottleneck=4),
