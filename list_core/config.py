@@ -201,6 +201,10 @@ class TrainConfig:
     finetune_epochs: int = knob(50, "epochs of gold tuning at the end of each round", low=0, high=10_000,
                                 modes=("rounds",))  # fmt: skip
     finetune_lr: float = knob(5e-6, "learning rate of the gold tuning", low=1e-8, high=1.0, modes=("rounds",))
+    gold_class_balance: bool = knob(False, "every tuning on the gold labels (the students' at the end of each round, "
+                                    "a tuned teacher's) weighs each class's examples by n / (C * n_c), so every class "
+                                    "has the same total weight however unevenly the labels fell (as class_balance "
+                                    "does for the logistic regressions)")  # fmt: skip
     # optimisation and misc
     head_lr_scale: float = knob(1.0, "head learning rate as a multiple of the adapters'", low=1e-6, high=1e6)
     weight_decay: float = knob(0.0, "AdamW weight decay", low=0.0, high=10.0)

@@ -17,6 +17,17 @@ def soft_labels(teacher_logits: torch.Tensor) -> torch.Tensor:
     return teacher_logits.float().softmax(-1)
 
 
-def gold_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy on gold labels: (B, C), (B,) -> ()."""
-    return F.cross_entropy(logits.float(), labels)
+def gold_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean cross-entropy on gold labels: (B, C), (B,) -> (). With per-class `weights` (C,), each example's loss is
+    scaled by its class's weight and the sum divided by the batch size, so over an epoch every class gets the same
+    total weight (F.cross_entropy's weighted mean divides by the batch's weights, which undoes it within a batch)."""
+    if weights is None:
+        return F.cross_entropy(logits.float(), labels)
+    ce = F.cross_entropy(logits.float(), labels, reduction="none")  # (B,)
+    return (weights.to(ce.device)[labels] * ce).sum() / len(labels)
+
+
+def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(C,) n / (C * n_c) over a labeled set: each class the same total weight (a class without labels: 0)."""
+    counts = torch.bincount(labels, minlength=num_classes).float()  # (C,)
+    return torch.where(counts > 0, len(labels) / (num_classes * counts.clamp(min=1)), torch.zeros_like(counts))

@@ -9,7 +9,7 @@ import torch
 from .config import TrainConfig
 from .data import Encoded, collate, drop_tokens, sample_batch, shuffled_batches
 from .events import Event, Reporter
-from .losses import gold_loss, kd_loss
+from .losses import class_weights, gold_loss, kd_loss
 from .model import ListModel, autocast
 from .reweighting import meta_step
 
@@ -41,8 +41,10 @@ def fit_gold(
     stage: str,
     round_: int | None = None,
 ) -> float:
-    """Cross-entropy on the gold examples for `epochs` epochs; returns the last epoch's mean loss."""
+    """Cross-entropy on the gold examples for `epochs` epochs (class-balanced with `cfg.gold_class_balance`); returns
+    the last epoch's mean loss."""
     y = torch.tensor(list(labels), dtype=torch.long)
+    weights = class_weights(y, model.num_classes) if cfg.gold_class_balance else None  # (C,) or none
     opt = make_optimizer(model, lr, cfg)
     steps_per_epoch = -(-len(gold) // cfg.gold_batch_size)
     total, step, epoch_loss = epochs * steps_per_epoch, 0, float("nan")
@@ -53,7 +55,7 @@ def fit_gold(
             report.check()
             batch = collate(gold, idx, model.pad_id, model.device)
             with autocast(model.device):
-                loss = gold_loss(model(**batch), y[idx].to(model.device))
+                loss = gold_loss(model(**batch), y[idx].to(model.device), weights)
             loss.backward()
             _clip_and_step(model, opt, cfg)
             losses.append(float(loss.detach()))

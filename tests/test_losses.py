@@ -34,3 +34,20 @@ def test_select_confident_tau_and_class_median():
     assert select_confident(q, TrainConfig(tau=0.8)) == [0, 3, 5]
     # class 0: confidences .95 .7 .6 (median .7) -> 0, 1; class 1: .85 .55 .9 (median .85) -> 3, 5
     assert select_confident(q, TrainConfig(kd_selection="class_median")) == [0, 1, 3, 5]
+
+
+def test_class_balanced_gold_loss_gives_each_class_the_same_total_weight():
+    """weights n / (C * n_c) over the whole gold set, summed per example and divided by the batch size (not by the
+    batch's weights), so an epoch gives each class the same total weight whatever batches it is cut into."""
+    from list_core.losses import class_weights
+
+    labels = torch.tensor([0, 0, 0, 1])  # 3 of class 0, 1 of class 1
+    w = class_weights(labels, 2)
+    assert torch.allclose(w, torch.tensor([4 / 6, 4 / 2]))
+    logits = torch.tensor([[2.0, 0.0], [0.0, 0.0], [1.0, 1.0], [0.0, 3.0]])
+    ce = [math.log(1 + math.exp(-2)), math.log(2), math.log(2), math.log(1 + math.exp(-3))]
+    expected = (w[0] * (ce[0] + ce[1] + ce[2]) + w[1] * ce[3]) / 4
+    assert math.isclose(float(gold_loss(logits, labels, w)), float(expected), rel_tol=1e-6)
+    # a batch of one class alone is weighted too (F.cross_entropy's weighted mean would cancel its weight)
+    assert math.isclose(float(gold_loss(logits[3:], labels[3:], w)), float(w[1] * ce[3]), rel_tol=1e-6)
+    assert math.isclose(float(gold_loss(logits, labels)), sum(ce) / 4, rel_tol=1e-6)  # unweighted: the plain mean

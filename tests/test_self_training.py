@@ -480,3 +480,19 @@ def test_class_balance_reaches_the_teachers_fit_and_changes_it(tiny_headless_dir
     runs = {b: run_list(bb, PROMPT, t, tiny_cfg(rounds=0, probe_self_train=1, class_balance=b)) for b in (False, True)}
     assert seen == [False, True]
     assert not torch.equal(runs[False].model.head.prototypes, runs[True].model.head.prototypes)
+
+
+def test_gold_class_balance_weighs_the_gold_tuning_only_when_the_labels_are_uneven(tiny_headless_dir):
+    """`gold_class_balance`: with 4 gold labels to 4 every weight is 1, so the run is the same to the bit; with 4 to 1
+    the students' gold tuning weighs the lone positive 4 times as much, and the final model differs (the teacher,
+    fitted before any gold tuning, does not)."""
+    bb = load_backbone(str(tiny_headless_dir), device="cpu")
+    cfg = tiny_cfg(rounds=1, probe_self_train=1, finetune_epochs=2)
+    for t, same in (
+        (task(), True),
+        (task(gold_rows=[{"text": x} for x in NEG + POS[:1]], gold_labels=[0] * 4 + [1]), False),
+    ):
+        off, on = (run_list(bb, PROMPT, t, cfg.with_(gold_class_balance=b)) for b in (False, True))
+        enc = off.model.encode(POOL_ROWS)
+        assert torch.equal(off.model.logits(enc), on.model.logits(enc)) == same
+        assert off.teacher.to_dict()["gold_accuracy"] == on.teacher.to_dict()["gold_accuracy"]
