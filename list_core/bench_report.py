@@ -144,7 +144,7 @@ def _tagged(f: dict[str, Any], extra: list[str] = (), as_preset: str | None = No
     merged = "merged" in f["args"]
     for r in f["results"]:
         preset_run = bool(as_preset) and _is_preset_run(r, as_preset)
-        method = r["method"].split(" (")[0] if merged and preset_run else r["method"]
+        method = r["method"].split(" (")[0] if preset_run else r["method"]  # a merged file's run carries its tag
         overrides = [] if merged or preset_run else f["args"].get("set") or []
         tag = ", ".join([*overrides, *extra])
         out.append({**r, "method": f"{method} ({tag})" if tag else method, "machine": r.get("machine", f["machine"])})

@@ -142,8 +142,7 @@ class TrainConfig:
     feature_layers: int = knob(1, "similarity/probe heads and the probe baselines: read the top N encoder layers "
                                "(each mean-pooled and normalised, side by side; all of them on a backbone with fewer) "
                                "instead of the last layer alone; the zero-shot prompt reads the last layer; 0: chosen "
-                               "per run on the gold labels "
-                               "(list_core/views.py)", low=0, high=64, modes=("adapters", "probe"))  # fmt: skip
+                               "per run on the gold labels (list_core/views.py)", low=0, high=64, modes=("adapters", "probe"))  # fmt: skip
     adapter: AdapterConfig = field(default=AdapterConfig(), metadata={"nested": AdapterConfig})
     max_length: int = knob(128, "tokens per example (texts are cut inside their slot)", low=8, high=512, modes=("any",))
     probe_self_train: int = knob(0, "probe/similarity heads: fit the teacher on frozen features and self-train it on "
