@@ -156,6 +156,10 @@ class TrainConfig:
                                 "on the gold labels is worth", low=0.0, high=1000.0, modes=("rounds",))  # fmt: skip
     verbaliser_points: int = knob(5, "similarity-head teacher: each verbaliser prototype as this many labeled points",
                                   low=0, high=100, modes=("rounds",))  # fmt: skip
+    teacher_views: str = knob("", "fitted similarity teacher: an ensemble of LiST's teacher rule fitted on several views, "
+                              "e.g. '1,3,6' (the top 1, 3 and 6 layers), its logits averaged into one linear head on "
+                              "the widest view (feature_layers must be the largest; views past the backbone's depth "
+                              "read all its layers); empty: the one view of feature_layers", modes=("rounds",))  # fmt: skip
     class_balance: bool = knob(False, "probe/similarity-head teachers and the probe baselines: every logistic "
                                "regression gives each class the same total weight (gold, verbaliser points and "
                                "pseudo-labels together), i.e. assumes the classes about equally common",
@@ -215,6 +219,24 @@ class TrainConfig:
         if not isinstance(self.adapter, AdapterConfig):
             raise ValueError(f"adapter={self.adapter!r}: must be an AdapterConfig")
         _validate(self)
+        views = self.views()  # names the bad value if it does not parse
+        if views and self.feature_layers != max(views):
+            raise ValueError(f"teacher_views={self.teacher_views!r}: the model reads its widest view, so feature_layers "
+                             f"must be {max(views)} (not {self.feature_layers})")  # fmt: skip
+
+    def views(self) -> tuple[int, ...]:
+        """`teacher_views` as ascending layer counts (empty: the one view of `feature_layers`)."""
+        text = self.teacher_views.replace(" ", "")
+        if not text:
+            return ()
+        try:
+            views = tuple(int(v) for v in text.split(","))
+        except ValueError:
+            views = ()
+        if not views or any(v < 1 or v > 64 for v in views) or list(views) != sorted(set(views)):
+            raise ValueError(f"teacher_views={self.teacher_views!r}: must be distinct ascending layer counts "
+                             "between 1 and 64, comma-separated (e.g. '1,3,6'), or empty")  # fmt: skip
+        return views
 
     @property
     def warmup_steps(self) -> int:

@@ -295,31 +295,45 @@ class ListModel(nn.Module):
         batch_size: int = 64,
         pool_features: torch.Tensor | None = None,
         balanced: bool = False,
+        views: tuple[int, ...] = (),
     ) -> dict[str, float]:
         """Set the similarity head to the prompt-aware probe (`teacher.prompt_aware_probe`) fitted on frozen
         features of the gold examples and the pool (`pool_features` when computed elsewhere); returns what it
-        measured about the prompt. `balanced`: every class the same total weight (`TrainConfig.class_balance`)."""
+        measured about the prompt. `balanced`: every class the same total weight (`TrainConfig.class_balance`).
+        `views`: an ensemble of the probe fitted on the top n layers for each n (at most `feature_layers`), its
+        logits averaged (`TrainConfig.teacher_views`)."""
         if not isinstance(self.head, SimilarityHead):
             raise TypeError(f"the prompt-aware teacher needs the similarity head, not {self.head_kind!r}")
         x_gold = self.frozen_features(gold, batch_size).numpy()  # (K, L*D)
         x_pool = None
         if pool is not None and len(pool):
             x_pool = (pool_features if pool_features is not None else self.frozen_features(pool, batch_size)).numpy()
-        d = self.backbone.hidden_size
+        d, top = self.backbone.hidden_size, self.feature_layers
+        views = tuple(views) or (top,)
+        if any(not 1 <= n <= top for n in views):
+            raise ValueError(f"views={views}: each must be between 1 and feature_layers={top}")
         protos = self.head.verbaliser_prototypes[:, -d:].float().cpu().numpy()  # (C, D)
-        apart: dict[str, np.ndarray | None] = {}
-        if self.feature_layers > 1:  # the zero-shot prompt reads the last layer (the view's last block, renormalised)
-            root = math.sqrt(self.feature_layers)
-            apart = {"prompt_gold": x_gold[:, -d:] * root, "prompt_pool": None if x_pool is None else x_pool[:, -d:] * root,
-                     "points": self.verbaliser_points(batch_size).float().cpu().numpy()}  # fmt: skip
-        clf, info = prompt_aware_probe(x_gold, np.asarray(list(labels)), x_pool, protos, prompt_weight,
-                                       verbaliser_points, self_train, seed=seed, balanced=balanced, **apart)  # fmt: skip
-        w, b = linear_of(clf, self.num_classes, x_gold.shape[1])
+        mean = self._verbaliser_mean(batch_size)  # (C, L*D)
+        w, b = torch.zeros(self.num_classes, top * d), torch.zeros(self.num_classes)
+        for n in views:  # the top n layers' blocks, rescaled to norm 1: that view's features (`view_features`)
+            scale = math.sqrt(top / n)
+            apart: dict[str, np.ndarray | None] = {}
+            if n > 1:  # the zero-shot prompt reads the last layer (the view's last block, renormalised)
+                points = torch.nn.functional.normalize(mean[:, -n * d :] * scale, dim=-1)  # (C, n*D)
+                apart = {"prompt_gold": x_gold[:, -d:] * math.sqrt(top),
+                         "prompt_pool": None if x_pool is None else x_pool[:, -d:] * math.sqrt(top),
+                         "points": points.float().cpu().numpy()}  # fmt: skip
+            xg, xp = x_gold[:, -n * d :] * scale, None if x_pool is None else x_pool[:, -n * d :] * scale
+            clf, info = prompt_aware_probe(xg, np.asarray(list(labels)), xp, protos, prompt_weight, verbaliser_points,
+                                           self_train, seed=seed, balanced=balanced, **apart)  # fmt: skip
+            wn, bn = linear_of(clf, self.num_classes, n * d)  # on the view: logits = wn . (scale * x[-n*d:]) + bn
+            w[:, -n * d :] += scale * wn / len(views)
+            b += bn / len(views)
         self.head.set_linear(w.to(self.device), b.to(self.device))
-        self.teacher_info = info
+        self.teacher_info = info if len(views) == 1 else {**info, "teacher_views": list(views)}
         # the teacher's probabilities on the pool, from the features it was just fitted on (no second pass)
         self.teacher_pool_proba = (torch.from_numpy(x_pool) @ w.T + b).softmax(-1) if x_pool is not None else None
-        return info
+        return self.teacher_info
 
     def predict_proba(self, rows: Sequence[Row], batch_size: int = 64) -> torch.Tensor:
         """(N, C) class probabilities for raw rows (logits divided by `temperature`, 1 unless calibrated)."""

@@ -69,6 +69,8 @@ class RoundRecord(_Record):
     # accuracy of the teacher on the gold labels ({layers: accuracy})
     feature_layers: int | None = None
     view_accuracy: dict[str, float] = field(default_factory=dict)
+    # the views the teacher was an ensemble over (`teacher_views`), as the layers each read on this backbone
+    teacher_views: list[int] | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RoundRecord:

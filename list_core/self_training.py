@@ -182,9 +182,11 @@ def run_list(
             report(Event("probe", message=f"fitting the prompt-aware teacher (self-trained {cfg.probe_self_train}x "
                                           f"on {len(fit_pool)} of {n_pool} pool texts)"))  # fmt: skip
             pool_x = fit_pool_x if fit_pool_x is not None else score.features(model, fit_pool, cfg.eval_batch_size)
+            # an ensemble over views (`teacher_views`); on a shallower backbone a view reads all its layers
+            teacher_views = tuple(sorted({min(n, layers) for n in cfg.views()}))
             model.fit_prompt_teacher(gold, task.gold_labels, fit_pool, cfg.probe_self_train, cfg.prompt_weight,
                                      cfg.verbaliser_points, cfg.seed, cfg.eval_batch_size, pool_x,
-                                     cfg.class_balance)  # fmt: skip
+                                     cfg.class_balance, teacher_views)  # fmt: skip
             fit_pool_x = None
             model.identity_adapters()  # the fitted teacher reads the frozen features it was fitted on
             students_start = "verbalisers"

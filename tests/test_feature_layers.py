@@ -111,6 +111,57 @@ def test_the_teacher_on_a_view_is_the_probe_on_the_view_with_the_prompt_on_the_l
     assert np.allclose(both.feature_logits(torch.from_numpy(xp)).softmax(-1).numpy(), clf.predict_proba(xp), atol=1e-5)
 
 
+def test_a_teacher_over_several_views_is_the_mean_of_each_views_probe_logits_in_one_head(tiny_headless_dir):
+    """`teacher_views`: the probe fitted on the top 1 and the top 2 layers, each by the one-view rule, and the head on
+    the widest view gives the mean of their logits (brute force against scikit-learn's own decision values)."""
+    bb, last, both = _models(tiny_headless_dir)
+    texts = ("great film", "bad film", "good acting", "awful story")
+    gold, labels, pool = both.encode([{"text": t} for t in texts]), [1, 0, 1, 0], both.encode(POOL_ROWS)
+    info = both.fit_prompt_teacher(gold, labels, pool, 1, 5.0, 5, seed=3, views=(1, 2))
+    d, r = bb.hidden_size, 2**0.5
+    xg, xp = both.frozen_features(gold).numpy(), both.frozen_features(pool).numpy()
+    protos = last.head.verbaliser_prototypes.numpy()
+    top1, _ = prompt_aware_probe(xg[:, d:] * r, np.array(labels), xp[:, d:] * r, protos, 5.0, 5, 1, seed=3)
+    top2, expected = prompt_aware_probe(xg, np.array(labels), xp, protos, 5.0, 5, 1, seed=3, prompt_gold=xg[:, d:] * r,
+                                        prompt_pool=xp[:, d:] * r, points=both.verbaliser_points().numpy())  # fmt: skip
+    assert info == {**expected, "teacher_views": [1, 2]}
+    # binary: the head's logit difference is each classifier's decision value, averaged
+    mean = (top1.decision_function(xp[:, d:] * r) + top2.decision_function(xp)) / 2
+    logits = both.feature_logits(torch.from_numpy(xp)).detach().numpy()
+    assert np.allclose(logits[:, 1] - logits[:, 0], mean, atol=1e-4)
+    assert torch.allclose(both.teacher_pool_proba, torch.from_numpy(logits).softmax(-1), atol=1e-5)
+    # one view naming the model's own is the one-view teacher to the bit
+    again = ListModel(bb, PROMPT, head="similarity", adapter=None, feature_layers=2)
+    again.fit_prompt_teacher(gold, labels, pool, 1, 5.0, 5, seed=3, views=(2,))
+    one = ListModel(bb, PROMPT, head="similarity", adapter=None, feature_layers=2)
+    one.fit_prompt_teacher(gold, labels, pool, 1, 5.0, 5, seed=3)
+    assert torch.equal(again.head.prototypes, one.head.prototypes)
+    with pytest.raises(ValueError, match=r"views=\(1, 3\): each must be between 1 and feature_layers=2"):
+        again.fit_prompt_teacher(gold, labels, pool, 1, 5.0, 5, views=(1, 3))
+
+
+def test_teacher_views_are_validated_and_the_model_reads_the_widest():
+    assert TrainConfig(feature_layers=6, teacher_views=" 1, 3,6").views() == (1, 3, 6)
+    assert TrainConfig().views() == ()
+    with pytest.raises(ValueError, match=r"teacher_views='1,3': the model reads its widest view, so feature_layers must "
+                                         r"be 3 \(not 1\)"):  # fmt: skip
+        TrainConfig(teacher_views="1,3")
+    for bad in ("3,1", "1,1", "0,2", "a,b", ","):
+        with pytest.raises(ValueError, match="must be distinct ascending layer counts"):
+            TrainConfig(feature_layers=2, teacher_views=bad)
+
+
+def test_a_run_with_teacher_views_past_the_backbones_depth_fits_them_on_the_layers_it_has(tiny_headless_dir):
+    """Views 1, 3 and 6 on a 2-layer backbone: the model reads both layers and the teacher ensembles the top 1 and
+    the top 2 (3 and 6 both read all), as the record says; every stage runs."""
+    bb = load_backbone(str(tiny_headless_dir), device="cpu")
+    cfg = tiny_cfg(rounds=1, probe_self_train=1, feature_layers=6, teacher_views="1,3,6")
+    res = run_list(bb, PROMPT, task(), cfg)
+    assert res.model.feature_layers == 2
+    assert res.teacher.teacher_views == [1, 2]
+    assert [r.round for r in res.rounds] == [1]
+
+
 def test_a_run_on_a_view_trains_resumes_and_loads_back_exactly(tiny_headless_dir, tmp_path):
     bb = load_backbone(str(tiny_headless_dir), device="cpu")
     cfg = tiny_cfg(rounds=1, probe_self_train=1, feature_layers=2)
