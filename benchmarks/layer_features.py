@@ -13,7 +13,11 @@ number, so a view's vectors have norm 1 and its cosine is the mean of the layers
   `teacher.prompt_prior_logreg`) on the view;
 - zero-shot: the prompt alone in the view (each text's view cosine to each class's verbaliser in the same view);
 - teacher, cv view: the view each seed's teacher takes when chosen on its gold labels alone (stratified k-fold
-  accuracy of the teacher before self-training; ties go to the fewer layers), the way a run could choose it.
+  accuracy of the teacher before self-training; ties go to the fewer layers), the way a run could choose it;
+- teacher ensemble last+4-6+1-6: the mean of the decision values of the teachers on those three views (LiST's
+  `teacher_views="1,3,6"`, one linear head on all six layers).
+
+`--balanced`: every logistic regression weighs the classes alike (the fast preset's `class_balance`).
 
 Test labels are read for scoring only. Which view to adopt is not decided here (see BENCHMARKS.md).
 """
@@ -92,12 +96,22 @@ def features(root: Path, cache: Path):
     return data, z["xp"], z["xt"], z["vs"]
 
 
-def teacher(xg, yg, xp, zs_gold, zs_pool, points, protos, seed: int, iterations: int = 3):
+def teacher(xg, yg, xp, zs_gold, zs_pool, points, protos, seed: int, iterations: int = 3, balanced: bool = False):
     """LiST's prompt-aware probe with its logistic regressions on view features (`xg`, `xp`, verbaliser `points`)
     and the zero-shot prompt on last-layer features (`zs_gold`, `zs_pool`, prototypes `protos`)."""
     clf, _ = T.prompt_aware_probe(xg, yg, xp, protos, 5.0, 5, iterations, 100.0, seed, prompt_gold=zs_gold,
-                                  prompt_pool=zs_pool, points=points)  # fmt: skip
+                                  prompt_pool=zs_pool, points=points, balanced=balanced)  # fmt: skip
     return clf
+
+
+# the teachers of these views, their logits averaged (LiST's `teacher_views="1,3,6"`)
+ENSEMBLE = ("last", "4-6", "1-6")
+
+
+def ensemble_predict(decisions: list[np.ndarray]) -> np.ndarray:
+    """Class predictions of the mean of scikit-learn decision values ((N,) binary or (N, C) each)."""
+    mean = np.mean(decisions, 0)
+    return (mean > 0).astype(int) if mean.ndim == 1 else mean.argmax(1)
 
 
 def cv_view(x_gold_layers, yg, x_pool_layers, vs, seed: int, folds: int = 5) -> str:
@@ -112,7 +126,7 @@ def cv_view(x_gold_layers, yg, x_pool_layers, vs, seed: int, folds: int = 5) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = arguments("layer_features", __doc__, argv)
+    args = arguments("layer_features", __doc__, argv, balanced=True)
     for name in args.sets:
         data, xp_all, xt_all, vs = features(args.data / name, args.cache)
         yt = np.array([data.label(r) for r in data.test])
@@ -122,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             for seed in args.seeds:
                 gi, ui = gold_split(data, k, seed)
                 yg = np.array([data.label(data.pool[i]) for i in gi])
+                decisions = {}
                 for vname, layers in VIEWS.items():
                     xg, xp, xt, pts = (
                         view(xp_all[gi], layers),
@@ -130,14 +145,19 @@ def main(argv: list[str] | None = None) -> int:
                         view(vs, layers),
                     )
                     runs = {
-                        "teacher": teacher(xg, yg, xp, xp_all[gi, -1], xp_all[ui, -1], pts, vs[:, -1], seed),
-                        "self-train-probe": T.self_train_logreg(xg, yg, xp, 100.0, 3, seed),
-                        "prompt-prior-probe": T.prompt_prior_logreg(xg, yg, xp, pts, 100.0, 3, seed),
+                        "teacher": teacher(
+                            xg, yg, xp, xp_all[gi, -1], xp_all[ui, -1], pts, vs[:, -1], seed, balanced=args.balanced
+                        ),  # fmt: skip
+                        "self-train-probe": T.self_train_logreg(xg, yg, xp, 100.0, 3, seed, args.balanced),
+                        "prompt-prior-probe": T.prompt_prior_logreg(xg, yg, xp, pts, 100.0, 3, seed, args.balanced),
                     }
+                    decisions[vname] = runs["teacher"].decision_function(xt)
                     for method, clf in runs.items():
                         acc.setdefault(f"{method} {vname}", []).append(100 * float((clf.predict(xt) == yt).mean()))
                     zs = T.zero_shot_scores(xt, pts).argmax(1)
                     acc.setdefault(f"zero-shot {vname}", []).append(100 * float((zs == yt).mean()))
+                ens = ensemble_predict([decisions[v] for v in ENSEMBLE])
+                acc.setdefault(f"teacher ensemble {'+'.join(ENSEMBLE)}", []).append(100 * float((ens == yt).mean()))
                 pick = cv_view(xp_all[gi], yg, xp_all[ui], vs, seed)
                 chosen.append(pick)
                 acc.setdefault("teacher cv view", []).append(acc[f"teacher {pick}"][-1])

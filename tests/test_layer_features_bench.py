@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from benchmarks.layer_features import VIEWS, cv_view, layer_features, view
+from benchmarks.layer_features import VIEWS, cv_view, ensemble_predict, layer_features, view
 
 
 def test_a_view_has_norm_one_and_its_cosine_is_the_mean_of_the_layers_cosines():
@@ -58,3 +58,11 @@ def test_ties_go_to_the_fewest_layers():
     xg, yg, xp, vs = _task(signal_layers=tuple(range(7)), noise=0.05)  # every layer separates the classes
     assert cv_view(xg, yg, xp, vs, seed=1) == "last"
     assert min(VIEWS, key=lambda n: len(VIEWS[n])) == "last"
+
+
+def test_the_view_ensemble_averages_decision_values_binary_and_multiclass():
+    # binary: +1 and -3 average to -1 (class 0); +2 and -1 to +0.5 (class 1)
+    assert ensemble_predict([np.array([1.0, 2.0]), np.array([-3.0, -1.0])]).tolist() == [0, 1]
+    a = np.array([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    b = np.array([[0.0, 3.0, 0.0], [0.0, 0.0, 0.5]])
+    assert ensemble_predict([a, b]).tolist() == [1, 1]  # means (1, 1.5, 0) and (0, 0.5, 0.25)
