@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                     runs = {
                         "teacher": teacher(
                             xg, yg, xp, xp_all[gi, -1], xp_all[ui, -1], pts, vs[:, -1], seed, balanced=args.balanced
-                        ),  # fmt: skip
+                        ),
                         "self-train-probe": T.self_train_logreg(xg, yg, xp, 100.0, 3, seed, args.balanced),
                         "prompt-prior-probe": T.prompt_prior_logreg(xg, yg, xp, pts, 100.0, 3, seed, args.balanced),
                     }

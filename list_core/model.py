@@ -313,16 +313,17 @@ class ListModel(nn.Module):
         if any(not 1 <= n <= top for n in views):
             raise ValueError(f"views={views}: each must be between 1 and feature_layers={top}")
         protos = self.head.verbaliser_prototypes[:, -d:].float().cpu().numpy()  # (C, D)
-        mean = self._verbaliser_mean(batch_size)  # (C, L*D)
+        if max(views) > 1:  # the zero-shot prompt reads the last layer (the view's last block, renormalised)
+            mean = self._verbaliser_mean(batch_size)  # (C, L*D)
+            last = {"prompt_gold": x_gold[:, -d:] * math.sqrt(top),
+                    "prompt_pool": None if x_pool is None else x_pool[:, -d:] * math.sqrt(top)}  # fmt: skip
         w, b = torch.zeros(self.num_classes, top * d), torch.zeros(self.num_classes)
         for n in views:  # the top n layers' blocks, rescaled to norm 1: that view's features (`view_features`)
             scale = math.sqrt(top / n)
             apart: dict[str, np.ndarray | None] = {}
-            if n > 1:  # the zero-shot prompt reads the last layer (the view's last block, renormalised)
+            if n > 1:  # the verbaliser points in this view
                 points = torch.nn.functional.normalize(mean[:, -n * d :] * scale, dim=-1)  # (C, n*D)
-                apart = {"prompt_gold": x_gold[:, -d:] * math.sqrt(top),
-                         "prompt_pool": None if x_pool is None else x_pool[:, -d:] * math.sqrt(top),
-                         "points": points.float().cpu().numpy()}  # fmt: skip
+                apart = {**last, "points": points.float().cpu().numpy()}
             xg, xp = x_gold[:, -n * d :] * scale, None if x_pool is None else x_pool[:, -n * d :] * scale
             clf, info = prompt_aware_probe(xg, np.asarray(list(labels)), xp, protos, prompt_weight, verbaliser_points,
                                            self_train, seed=seed, balanced=balanced, **apart)  # fmt: skip
