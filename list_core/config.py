@@ -191,6 +191,12 @@ class TrainConfig:
     student_token_dropout: float = knob(0.0, "noisy student: share of each pool text's tokens hidden from the "
                                         "student while it learns from the pseudo-labels (the teacher labeled the "
                                         "clean text)", low=0.0, high=0.9, modes=("rounds",))  # fmt: skip
+    consistency_weight: float = knob(0.0, "UDA-style student: weight of a loss asking the student's prediction on "
+                                     "a pool text with consistency_dropout of its tokens hidden to match its own "
+                                     "sharpened prediction on the clean text, where that is confident (> tau)",
+                                     low=0.0, high=100.0, modes=("rounds",))  # fmt: skip
+    consistency_dropout: float = knob(0.2, "UDA-style student: share of tokens hidden in the noisy copy",
+                                      low=0.05, high=0.9, modes=("rounds",))  # fmt: skip
     meta_reweighting: bool = knob(True, "re-weight pseudo-labels by gradient agreement with gold (else KD only)",
                                   modes=("rounds",))  # fmt: skip
     meta_similarity: str = knob("dot", "meta-weight: gradient dot product (paper) or cosine", choices=("dot", "cosine"),

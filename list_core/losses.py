@@ -12,6 +12,18 @@ def kd_loss(student_logits: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return (torch.xlogy(q, q) - q * log_p).sum(-1)
 
 
+def consistency_loss(
+    clean_logits: torch.Tensor, noisy_logits: torch.Tensor, threshold: float, temperature: float
+) -> torch.Tensor:
+    """UDA's consistency term (Xie et al. 2020): `KL(sharpen(p_clean) || p_noisy)` on the examples whose clean
+    prediction is confident (`max p_clean > threshold`), summed and divided by the whole batch: (B, C), (B, C) -> ().
+    The clean side is a target (no gradient); sharpening divides its logits by `temperature`."""
+    clean = clean_logits.detach().float()  # (B, C)
+    keep = clean.softmax(-1).max(-1).values > threshold  # (B,)
+    target = (clean / temperature).softmax(-1)  # (B, C)
+    return (kd_loss(noisy_logits, target) * keep).sum() / len(keep)
+
+
 def soft_labels(teacher_logits: torch.Tensor) -> torch.Tensor:
     """Soft pseudo-labels `q = softmax(teacher logits)`: (N, C) -> (N, C)."""
     return teacher_logits.float().softmax(-1)

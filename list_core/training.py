@@ -9,7 +9,7 @@ import torch
 from .config import TrainConfig
 from .data import Encoded, collate, drop_tokens, sample_batch, shuffled_batches
 from .events import Event, Reporter
-from .losses import class_weights, gold_loss, kd_loss
+from .losses import class_weights, consistency_loss, gold_loss, kd_loss
 from .model import ListModel, autocast
 from .reweighting import meta_step
 
@@ -80,6 +80,24 @@ def select_confident(q: torch.Tensor, cfg: TrainConfig) -> list[int]:
     return torch.nonzero(keep).flatten().tolist()
 
 
+# UDA's sharpening temperature for the clean prediction (Xie et al. 2020, section 3.2)
+CONSISTENCY_TEMPERATURE = 0.4
+
+
+def consistency_backward(model: ListModel, pool: Encoded, cfg: TrainConfig, generator: torch.Generator) -> float:
+    """Add `consistency_weight` * UDA's consistency loss on a random pool batch to the trainable parameters'
+    gradients; returns the unweighted loss."""
+    idx = sample_batch(range(len(pool)), cfg.student_batch_size, generator)
+    batch = collate(pool, idx, model.pad_id, model.device)
+    with torch.no_grad(), autocast(model.device):
+        clean = model(**batch)  # (B, C)
+    with autocast(model.device):
+        noisy = model(**drop_tokens(batch, cfg.consistency_dropout, generator))  # (B, C)
+    loss = consistency_loss(clean, noisy, cfg.tau, CONSISTENCY_TEMPERATURE)
+    (cfg.consistency_weight * loss).backward()
+    return float(loss.detach())
+
+
 def train_student(
     model: ListModel,
     pool: Encoded,
@@ -93,7 +111,9 @@ def train_student(
 ) -> dict[str, object]:
     """Knowledge-distillation warm-up on confident pseudo-labels, then meta-reweighted steps. With
     `cfg.student_token_dropout` the student reads the pool texts with some tokens dropped (a noisy student); the
-    gold batches stay clean.
+    gold batches stay clean. With `cfg.consistency_weight` every step also asks the student to agree with itself
+    on clean and noisy copies of another pool batch (`consistency_backward`), so it can learn from the pool beyond
+    copying the pseudo-labels.
 
     Returns per-example mean meta-weights (NaN where an example was never drawn in a meta step), the raw
     weights of every meta step, and counters.
@@ -123,8 +143,10 @@ def train_student(
             with autocast(model.device):
                 loss = kd_loss(model(**batch), q[idx].to(model.device)).mean()
             loss.backward()
-            _clip_and_step(model, opt, cfg)
             stage, losses = "kd_warmup", {"kd": float(loss.detach())}
+            if cfg.consistency_weight:
+                losses["consistency"] = consistency_backward(model, pool, cfg, generator)
+            _clip_and_step(model, opt, cfg)
         else:
             idx = sample_batch(range(n), cfg.student_batch_size, generator)
             gidx = sample_batch(range(len(gold)), cfg.meta_gold_batch_size, generator)
@@ -140,14 +162,17 @@ def train_student(
             weight_sum.index_add_(0, torch.tensor(idx), w)
             weight_count.index_add_(0, torch.tensor(idx), torch.ones(len(idx)))
             all_weights += w.tolist()
-            if float(w.sum()) == 0.0:
-                zero_steps += 1  # no example agrees with gold: skip the update
-            else:
-                for name, p in model.trainable_named_parameters().items():
-                    p.grad = ms.update[name].to(p.dtype)
-                _clip_and_step(model, opt, cfg)
             stage = "meta"
             losses = {"kd_weighted": float((w * ms.losses.cpu()).sum()), "gold": ms.gold_loss}
+            agrees = float(w.sum()) > 0.0
+            zero_steps += not agrees  # no example agrees with gold: no pseudo-label update this step
+            if agrees:
+                for name, p in model.trainable_named_parameters().items():
+                    p.grad = ms.update[name].to(p.dtype)
+            if cfg.consistency_weight:
+                losses["consistency"] = consistency_backward(model, pool, cfg, generator)
+            if agrees or cfg.consistency_weight:
+                _clip_and_step(model, opt, cfg)
         if (step + 1) % 10 == 0 or step + 1 in (warmup, cfg.student_steps):
             report(Event(stage, step + 1, cfg.student_steps, round_, losses))
     model.eval()

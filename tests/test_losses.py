@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from list_core.losses import gold_loss, kd_loss, soft_labels
+from list_core.losses import consistency_loss, gold_loss, kd_loss, soft_labels
 
 
 def test_kd_loss_hand_computed():
@@ -16,6 +16,21 @@ def test_kd_loss_hand_computed():
 def test_kd_loss_zero_when_student_matches():
     logits = torch.randn(4, 3)
     assert kd_loss(logits, logits.softmax(-1)).abs().max() < 1e-6
+
+
+def test_consistency_loss_hand_computed():
+    """Row 0 is confident (max p = .75 > .6): its target is softmax([0, ln 3] / .5) = [.1, .9] against the noisy
+    prediction [.5, .5]; row 1 (p = [.5, .5]) is left out but still counts in the batch size."""
+    clean = torch.tensor([[0.0, math.log(3.0)], [0.0, 0.0]], requires_grad=True)
+    noisy = torch.zeros(2, 2, requires_grad=True)
+    loss = consistency_loss(clean, noisy, threshold=0.6, temperature=0.5)
+    expected = (0.1 * math.log(0.1 / 0.5) + 0.9 * math.log(0.9 / 0.5)) / 2
+    assert math.isclose(float(loss.detach()), expected, rel_tol=1e-6)
+    loss.backward()
+    assert clean.grad is None  # the clean prediction is a target
+    assert torch.allclose(noisy.grad[0], torch.tensor([0.5 - 0.1, 0.5 - 0.9]) / 2, atol=1e-6)
+    assert noisy.grad[1].abs().max() == 0  # not confident: no gradient
+    assert float(consistency_loss(clean, noisy, threshold=0.8, temperature=0.5)) == 0.0
 
 
 def test_soft_labels_and_gold_loss():

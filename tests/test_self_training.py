@@ -388,6 +388,47 @@ def test_noisy_student_reads_pool_texts_with_tokens_dropped_and_gold_texts_whole
         tiny_cfg(student_token_dropout=0.95)
 
 
+def test_uda_student_adds_a_consistency_loss_on_every_step(bert, monkeypatch):
+    """With consistency_weight every student step (warm-up and meta) adds the consistency loss and reports it;
+    without it nothing is computed or drawn for it, so the default run is unchanged."""
+    from list_core import training
+
+    calls = []
+    original = training.consistency_backward
+    monkeypatch.setattr(training, "consistency_backward", lambda *a: calls.append(1) or original(*a))
+    events = []
+    cfg = tiny_cfg(rounds=1, student_steps=10, consistency_weight=1.0, consistency_dropout=0.5)
+    run_list(bert, PROMPT, task(), cfg, callback=events.append)
+    steps = [e for e in events if e.stage in ("kd_warmup", "meta")]
+    assert len(calls) == 10 and steps and all("consistency" in e.losses for e in steps)
+    assert any(e.losses["consistency"] > 0 for e in steps)
+    calls.clear()
+    events.clear()
+    run_list(bert, PROMPT, task(), tiny_cfg(rounds=1, student_steps=10), callback=events.append)
+    assert not calls and not any("consistency" in e.losses for e in events if e.stage in ("kd_warmup", "meta"))
+    with pytest.raises(ValueError, match="consistency_dropout=0.95"):
+        tiny_cfg(consistency_dropout=0.95)
+    with pytest.raises(ValueError, match="consistency_weight=-1"):
+        tiny_cfg(consistency_weight=-1.0)
+
+
+def test_consistency_gradient_comes_only_from_confident_pool_texts(bert):
+    """`consistency_backward` adds gradient when the student's clean predictions are confident (tau=0: all are)
+    and none when no prediction clears tau."""
+    from list_core.model import ListModel
+    from list_core.training import consistency_backward
+
+    model = ListModel(bert, PROMPT, head="prompt", adapter=AdapterConfig(bottleneck=4))
+    pool = model.encode(task().unlabeled_rows)
+    for tau, expect_grad in ((0.0, True), (0.999999, False)):
+        cfg = tiny_cfg(consistency_weight=2.0, consistency_dropout=0.5, tau=tau)
+        model.zero_grad(set_to_none=True)
+        loss = consistency_backward(model, pool, cfg, torch.Generator().manual_seed(0))
+        grads = [p.grad for p in model.trainable_named_parameters().values()]
+        total = sum(float(g.abs().sum()) for g in grads if g is not None)
+        assert (loss > 0) == expect_grad and (total > 0) == expect_grad
+
+
 def test_students_start_from_the_teacher_when_the_prompt_looks_wrong(tiny_headless_dir, tmp_path):
     """A prompt whose label words are attached to the wrong classes adds nothing to the teacher, but each student
     re-started from its verbalisers and had to unlearn them (mr K=10 s2 with the words mixed up: 4.2 below the
