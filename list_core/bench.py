@@ -226,9 +226,10 @@ def _teacher_mixes(model, teacher_state, round_p, final_p, rows, y) -> dict[str,
     def acc(p: torch.Tensor) -> float:
         return float((p.argmax(-1) == y).float().mean())
 
+    from .training import toward_teacher
+
     final = model.trainable_state()
-    half = {k: v if k.endswith(".down.weight") else (v + teacher_state[k]) / 2 for k, v in final.items()}
-    model.load_trainable_state(half)
+    model.load_trainable_state(toward_teacher(final, teacher_state, 0.5))
     try:
         half_p = model.predict_proba(rows)
     finally:

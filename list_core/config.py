@@ -204,6 +204,9 @@ class TrainConfig:
     meta_gold_batch_size: int = knob(4, "gold batch size of a meta step", low=1, high=1024, modes=("rounds",))
     ensemble_teacher: bool = knob(False, "ensemble the rounds: from round 2 on, the pseudo-labels are the mean of the "
                                   "first teacher's and the current model's probabilities", modes=("rounds",))  # fmt: skip
+    final_mix: float = knob(0.0, "WiSE-FT: after the last round, move the model's weights this share of the way "
+                            "back to the first teacher's (0: the last student as it is; 0.5: half-way)", low=0.0,
+                            high=1.0, modes=("rounds",))  # fmt: skip
     unlabeled_limit: int | None = knob(None, "pseudo-label at most this many pool texts per round (none: all)",
                                        low=1, high=100_000_000, optional=True, modes=("rounds",))  # fmt: skip
     # student fine-tuning on gold at the end of each round

@@ -25,7 +25,7 @@ from .pool import pass_over, sample, take
 from .prompts import Prompt
 from .records import PseudoLabelRow, RoundRecord, WeightStats
 from .teacher import prompt_looks_wrong
-from .training import fit_gold, train_student
+from .training import fit_gold, toward_teacher, train_student
 
 
 @dataclass
@@ -222,6 +222,8 @@ def run_list(
             q0 = soft_labels(pass_over(score, model, rows, "logits", batch_size=cfg.eval_batch_size, on_chunk=step))
             seconds["pool_labels"] = time.perf_counter() - t0
         model.teacher_pool_proba = None  # (N, C): held once, as q0
+        if cfg.final_mix:  # the last round's model is moved part of the way back to this one
+            teacher_state = {k: v.detach().clone() for k, v in model.trainable_state().items()}
         # round 0's time: fitting the teacher (on frozen features, or gold epochs) and its labels for the pool
         stages = ("views", "probe", "pool_labels") if fitted_teacher else ("probe", "teacher", "pool_labels")
         teacher_seconds = {k: v for k, v in seconds.items() if k in stages}
@@ -234,6 +236,8 @@ def run_list(
     else:
         done = progress["completed"]
         saved0 = ckpt.load_tensors(0)
+        if cfg.final_mix:
+            teacher_state = ckpt.load_round(0)[0]
         q0 = saved0.get("q0")
         if student_init := _prefixed(saved0, "student_init."):  # the students start from the teacher's fit
             model.head.set_initial(student_init)
@@ -275,6 +279,10 @@ def run_list(
         t2 = time.perf_counter()
         ft_loss = fit_gold(model, gold, task.gold_labels, cfg.finetune_epochs, cfg.finetune_lr, cfg, gen, report,
                            "finetune", r)  # fmt: skip
+        if r == cfg.rounds and cfg.final_mix:
+            model.load_trainable_state(toward_teacher(model.trainable_state(), teacher_state, cfg.final_mix))
+            report(Event("finetune", round=r, message=f"final model: the weights moved {cfg.final_mix:.0%} of the "
+                                                      "way back to the first teacher's (final_mix)"))  # fmt: skip
         t3 = time.perf_counter()
         hard = q.argmax(-1)
         table, flips, seen = [], 0, 0

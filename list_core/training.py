@@ -80,6 +80,24 @@ def select_confident(q: torch.Tensor, cfg: TrainConfig) -> list[int]:
     return torch.nonzero(keep).flatten().tolist()
 
 
+def toward_teacher(
+    student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor], share: float
+) -> dict[str, torch.Tensor]:
+    """Trainable state `share` of the way from `student` back to `teacher` (WiSE-FT, Wortsman et al. 2022).
+
+    An adapter adds `W_up W_down h`; where the teacher's adapter is the identity (`W_up = 0`, the fitted teacher)
+    only `W_up` is interpolated, so the adapter's change is exactly `(1 - share)` of the student's. Elsewhere every
+    weight is interpolated."""
+    out = {}
+    for name, w in student.items():
+        up = name.removesuffix(".down.weight") + ".up.weight"
+        if name.endswith(".down.weight") and up in teacher and not teacher[up].any():
+            out[name] = w
+        else:
+            out[name] = torch.lerp(w.float(), teacher[name].float(), share).to(w.dtype)
+    return out
+
+
 # UDA's sharpening temperature for the clean prediction (Xie et al. 2020, section 3.2)
 CONSISTENCY_TEMPERATURE = 0.4
 

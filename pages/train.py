@@ -58,6 +58,12 @@ with st.expander("Settings", expanded=not locked):
                 overrides["__invalid__"] = True
         if not locked and picked != value:
             overrides[k.name] = picked
+    if not locked and not overrides.get("__invalid__"):
+        try:  # values valid one by one can still clash (e.g. teacher_views and feature_layers)
+            base.with_knobs(overrides)
+        except (TypeError, ValueError) as e:
+            st.error(md_escape(f"These settings cannot run together: {e}"))
+            overrides["__invalid__"] = True
 
 counts = storage.class_counts(conn, project.id)
 st.caption(md_escape(f"Gold labels: {', '.join(f'{lab} {n}' for lab, n in zip(project.labels, counts))}"))

@@ -595,6 +595,21 @@ def test_a_table_edit_is_applied_once_and_undo_is_per_session(env):
     assert len(table_edits) == 1
 
 
+def test_train_page_shows_a_settings_combination_it_cannot_run_beside_the_settings(env):
+    """Each value can be valid on its own and the pair not (teacher_views' widest view must be feature_layers):
+    the page says so under the settings and Start run stays disabled, before anything reaches the queue."""
+    db, _, dirs = env
+    p = make_project(db, str(dirs["bert"]))
+    at = app("pages/train.py", p.id)
+    at.selectbox(key="tr_preset").select("custom").run()
+    at.text_input(key="tr_teacher_views").input("1,6").run()
+    assert not at.exception
+    assert any("teacher_views='1,6'" in e.value and "feature_layers must be 6" in e.value for e in at.error)
+    assert at.button(key="tr_start").disabled
+    at.text_input(key="tr_feature_layers").input("6").run()
+    assert not at.exception and not at.error and not at.button(key="tr_start").disabled
+
+
 def test_train_rounds_inspect_export_pages_after_a_run(env):
     db, _, dirs = env
     p = make_project(db, str(dirs["bert"]))

@@ -537,3 +537,67 @@ def test_gold_class_balance_weighs_the_gold_tuning_only_when_the_labels_are_unev
         enc = off.model.encode(POOL_ROWS)
         assert torch.equal(off.model.logits(enc), on.model.logits(enc)) == same
         assert off.teacher.to_dict()["gold_accuracy"] == on.teacher.to_dict()["gold_accuracy"]
+
+
+def test_toward_teacher_interpolates_weights_and_keeps_an_identity_teachers_adapter_rule():
+    """WiSE-FT by hand: a head weight 2 -> 0 at share .25 is 1.5; with the teacher's W_up = 0 the student's W_down is
+    kept and W_up goes 4 -> 3, so the adapter's change W_up W_down is exactly 75% of the student's; against a
+    teacher whose W_up is not 0 both projections are interpolated."""
+    from list_core.training import toward_teacher
+
+    student = {
+        "head.w": torch.tensor([2.0]),
+        "a.down.weight": torch.tensor([[2.0]]),
+        "a.up.weight": torch.tensor([[4.0]]),
+    }
+    identity = {
+        "head.w": torch.tensor([0.0]),
+        "a.down.weight": torch.tensor([[9.0]]),
+        "a.up.weight": torch.tensor([[0.0]]),
+    }
+    mixed = toward_teacher(student, identity, 0.25)
+    assert mixed["head.w"].item() == 1.5 and mixed["a.down.weight"].item() == 2.0 and mixed["a.up.weight"].item() == 3.0
+    assert (mixed["a.up.weight"] @ mixed["a.down.weight"]).item() == 0.75 * 8.0
+    trained = {**identity, "a.up.weight": torch.tensor([[1.0]])}
+    mixed = toward_teacher(student, trained, 0.5)
+    assert mixed["a.down.weight"].item() == 5.5 and mixed["a.up.weight"].item() == 2.5
+    assert all(torch.equal(toward_teacher(student, identity, 0.0)[k], student[k]) for k in student)
+
+
+def test_final_mix_moves_the_last_round_back_to_the_teacher_and_survives_a_resume(tiny_headless_dir, tmp_path):
+    """`final_mix`: the last round's model (and its record and checkpoint) is the mix of the teacher (round 0) and
+    the student that round trained; earlier rounds are untouched; a resumed run ends on the same weights."""
+    from list_core.checkpoint import RunCheckpoint
+    from list_core.training import toward_teacher
+
+    bb = load_backbone(str(tiny_headless_dir), device="cpu")
+    base = dict(rounds=2, probe_self_train=1, student_start="teacher")
+    plain = run_list(bb, PROMPT, task(), tiny_cfg(**base), checkpoint_dir=tmp_path / "plain")
+    events = []
+    mixed = run_list(bb, PROMPT, task(), tiny_cfg(**base, final_mix=0.5), callback=events.append,
+                     checkpoint_dir=tmp_path / "mixed")  # fmt: skip
+    teacher = RunCheckpoint.read(tmp_path / "plain").load_round(0)[0]
+    expected = toward_teacher(plain.model.trainable_state(), teacher, 0.5)
+    state = mixed.model.trainable_state()
+    assert all(torch.equal(state[k], expected[k]) for k in expected)
+    assert not all(torch.equal(state[k], plain.model.trainable_state()[k]) for k in state)
+    saved = RunCheckpoint.read(tmp_path / "mixed").load_round(2)[0]
+    assert all(torch.equal(saved[k], state[k]) for k in state)  # the checkpoint and export carry the mix
+    assert RunCheckpoint.read(tmp_path / "mixed").load_round(1)[0].keys() == state.keys()
+    r1 = RunCheckpoint.read(tmp_path / "plain").load_round(1)[0]
+    m1 = RunCheckpoint.read(tmp_path / "mixed").load_round(1)[0]
+    assert all(torch.equal(r1[k], m1[k]) for k in r1)  # round 1 is not mixed
+    assert any("moved 50% of the way back" in e.message for e in events)
+
+    def kill_in_round_2(e):
+        if e.round == 2 and e.stage == "meta":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_list(bb, PROMPT, task(), tiny_cfg(**base, final_mix=0.5), callback=kill_in_round_2,
+                 checkpoint_dir=tmp_path / "killed")  # fmt: skip
+    resumed = run_list(load_backbone(str(tiny_headless_dir), device="cpu"), PROMPT, task(),
+                       tiny_cfg(**base, final_mix=0.5), checkpoint_dir=tmp_path / "killed").model.trainable_state()  # fmt: skip
+    assert all(torch.equal(resumed[k], state[k]) for k in state)
+    with pytest.raises(ValueError, match="final_mix=1.5"):
+        tiny_cfg(final_mix=1.5)
