@@ -205,7 +205,8 @@ class TrainConfig:
     ensemble_teacher: bool = knob(False, "ensemble the rounds: from round 2 on, the pseudo-labels are the mean of the "
                                   "first teacher's and the current model's probabilities", modes=("rounds",))  # fmt: skip
     final_mix: float = knob(0.0, "WiSE-FT: after the last round, move the model's weights this share of the way "
-                            "back to the first teacher's (0: the last student as it is; 0.5: half-way)", low=0.0,
+                            "back to the first teacher's (0: the last student as it is; 0.5: half-way); the last round's "
+                            "metrics, checkpoint and export are the mixed model's", low=0.0,
                             high=1.0, modes=("rounds",))  # fmt: skip
     unlabeled_limit: int | None = knob(None, "pseudo-label at most this many pool texts per round (none: all)",
                                        low=1, high=100_000_000, optional=True, modes=("rounds",))  # fmt: skip
