@@ -19,6 +19,7 @@ import multiprocessing as mp
 import os
 import resource
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -297,6 +298,24 @@ def _children_skip_main_script():
         main_mod.__file__ = path
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Job-process initializer: exit once the bench that started it is gone (killed, even with SIGKILL), instead
+    of training on as an orphan."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def job_pool() -> ProcessPoolExecutor:
+    """One fresh spawned process for a job (its own peak RSS), stopped with the bench."""
+    return ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_exit_with_parent,
+                               initargs=(os.getpid(),))  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m list_core.bench", description=__doc__.split("\n")[0])
     ap.add_argument("--data", nargs="+", help="data folders (meta.json, pool.jsonl, test.jsonl, fewshot/)")
@@ -399,12 +418,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
-    ctx = mp.get_context("spawn")
     with tqdm(total=len(jobs), desc="bench", file=sys.stderr) as bar, _children_skip_main_script():
         for job in jobs:
             bar.set_postfix_str(f"{Path(job['data']).name} {job['method']} s{job['seed']}")
             # a fresh process per job (its own peak RSS); a process that dies fails its job instead of hanging
-            with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+            with job_pool() as pool:
                 try:
                     results.append(pool.submit(run_one, job).result())
                 except Exception as e:  # one failed job must not lose the others

@@ -253,3 +253,50 @@ def test_trace_test_records_each_round_and_the_teacher_mixes(tmp_path, tiny_dirs
     assert set(r["round_test_accuracy"]) == {"0", "1"} and r["round_test_accuracy"]["1"] == r["accuracy"]
     assert set(r["teacher_mix_test_accuracy"]) == {"teacher+last", "all_rounds", "weights_half"}
     assert all(0.0 <= a <= 1.0 for a in r["teacher_mix_test_accuracy"].values())
+
+
+def test_a_killed_bench_stops_its_job_process(tmp_path):
+    """Each job runs in a spawned process; killing the bench (even with SIGKILL) must not leave it running (two
+    such orphans once trained for 20 minutes beside the next runs)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parents[1]
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import os, sys, time\n"
+        f"sys.path.insert(0, {str(root)!r})\n"
+        "from list_core.bench import job_pool\n"
+        "def job(path):\n"
+        "    open(path, 'w').write(str(os.getpid()))\n"
+        "    time.sleep(120)\n"
+        "if __name__ == '__main__':\n"
+        "    with job_pool() as pool:\n"
+        "        pool.submit(job, sys.argv[1]).result()\n"
+    )
+    pid_file = tmp_path / "pid"
+    parent = subprocess.Popen([sys.executable, str(script), str(pid_file)])
+    deadline = time.monotonic() + 60
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    child = int(pid_file.read_text())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+
+    def alive(pid: int) -> bool:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        except FileNotFoundError:
+            return False
+        return state != "Z"  # a zombie has stopped; its reaper may be slow
+
+    deadline = time.monotonic() + 15
+    while alive(child) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    stopped = not alive(child)
+    if not stopped:
+        os.kill(child, signal.SIGKILL)
+    assert stopped
