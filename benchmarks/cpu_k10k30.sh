@@ -7,9 +7,10 @@
 #
 # A candidate preset is measured before it becomes the preset with LIST_SET (extra `--set` arguments of the `list`
 # runs) and PEER_SET (of the probes, so they read the same view with the same class balance), e.g.
-#   LIST_SET="--set feature_layers=3 --set student_start=teacher --set class_balance=true --set student_lr=1e-4" \
-#   PEER_SET="--set feature_layers=3 --set class_balance=true" bash benchmarks/cpu_k10k30.sh OUT 36000
-# then `python -m list_core.bench --merge OUT/*.json --as-preset fast` once the preset takes those settings.
+#   LIST_SET="--set final_mix=0.3" \
+#   PEER_SET="--set feature_layers=3 --set teacher_views= --set class_balance=true" bash benchmarks/cpu_k10k30.sh OUT 36000
+# (the fast preset's teacher_views need feature_layers=6: another view clears them), then
+# `python -m list_core.bench --merge OUT/*.json --as-preset fast` once the preset takes those settings.
 # DRY_RUN=1 writes OUTDIR/commands.txt and stops.
 set -u
 OUTDIR=${1:?OUTDIR}; LIMIT=${2:-3600}; DATA=${3:-../shared/data}

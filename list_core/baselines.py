@@ -107,11 +107,12 @@ def prompt_prior_probe(
 
 
 def _layers(backbone: Backbone, prompt: Prompt, task: TaskData, cfg: TrainConfig) -> TrainConfig:
-    """`cfg` with `feature_layers=0` resolved as a LiST run resolves it (`views.resolve`, on the gold labels)."""
+    """`cfg` with `feature_layers=0` resolved as a LiST run resolves it (`views.resolve`, on the gold labels), or
+    capped at the backbone's depth; the probes read that one view (LiST's `teacher_views` ensemble is not theirs)."""
     if cfg.feature_layers:
-        return cfg.with_(feature_layers=run_layers(cfg.feature_layers, backbone))
+        return cfg.with_(feature_layers=run_layers(cfg.feature_layers, backbone), teacher_views="")
     n, _, _ = views.resolve(backbone, prompt, task.gold_rows, task.gold_labels, task.unlabeled_rows, cfg)
-    return cfg.with_(feature_layers=n)
+    return cfg.with_(feature_layers=n, teacher_views="")
 
 
 def _embed(backbone: Backbone, prompt: Prompt, rows: Sequence[Row], cfg: TrainConfig) -> np.ndarray:

@@ -206,8 +206,9 @@ class TrainConfig:
                                   "first teacher's and the current model's probabilities", modes=("rounds",))  # fmt: skip
     final_mix: float = knob(0.0, "WiSE-FT: after the last round, move the model's weights this share of the way "
                             "back to the first teacher's (0: the last student as it is; 0.5: half-way); the last round's "
-                            "metrics, checkpoint and export are the mixed model's", low=0.0,
-                            high=1.0, modes=("rounds",))  # fmt: skip
+                            "metrics, checkpoint and export are the mixed model's; only where the teacher is fitted on "
+                            "frozen features (a tuned teacher's adapters and a fresh student's are unrelated draws)",
+                            low=0.0, high=1.0, modes=("rounds",))  # fmt: skip
     unlabeled_limit: int | None = knob(None, "pseudo-label at most this many pool texts per round (none: all)",
                                        low=1, high=100_000_000, optional=True, modes=("rounds",))  # fmt: skip
     # student fine-tuning on gold at the end of each round
@@ -232,7 +233,8 @@ class TrainConfig:
         views = self.views()  # names the bad value if it does not parse
         if views and self.feature_layers != max(views):
             raise ValueError(f"teacher_views={self.teacher_views!r}: the model reads its widest view, so feature_layers "
-                             f"must be {max(views)} (not {self.feature_layers})")  # fmt: skip
+                             f"must be {max(views)} (not {self.feature_layers}); or leave teacher_views empty to read the "
+                             "top feature_layers alone")  # fmt: skip
 
     def views(self) -> tuple[int, ...]:
         """`teacher_views` as ascending layer counts (empty: the one view of `feature_layers`)."""
@@ -342,11 +344,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         "kd_selection": "class_median",
         "probe_self_train": 3,
         "ensemble_teacher": True,
-        # for the fitted similarity teacher (BENCHMARKS.md, "Gentler students"): it reads the top three layers,
-        # weighs the classes alike, and every student starts from its fit and learns at the paper's 1e-4
-        "feature_layers": 3,
+        # for the fitted similarity teacher (BENCHMARKS.md, "Gentler students", "The view-ensemble teacher kept in
+        # the final model"): its rule is fitted on the top 1, 3 and 6 layers apart and averaged, it weighs the
+        # classes alike, every student starts from its fit and learns at the paper's 1e-4, and the last round's
+        # weights move half-way back to it
+        "feature_layers": 6,
+        "teacher_views": "1,3,6",
         "class_balance": True,
         "student_start": "teacher",
+        "final_mix": 0.5,
     },
 }
 

@@ -230,7 +230,7 @@ def num_layers(backbone: Backbone) -> int:
 
 def run_layers(n: int, backbone: Backbone) -> int:
     """The layers a run reads for `feature_layers=n` (n >= 1): n, or all of them on a backbone with fewer (the fast
-    preset's top-3 view on a 2-layer model reads both). A model built by hand is checked strictly instead."""
+    preset's top-6 view on a 2-layer model reads both). A model built by hand is checked strictly instead."""
     layers = num_layers(backbone)
     return min(n, layers) if layers and n >= 1 else n
 

@@ -112,6 +112,9 @@ def run_list(
     head_kind = choose_head(cfg.head, backbone)[0]
     # a head fitted on frozen features of gold + pool is already a better teacher than one tuned on the gold alone
     fitted_teacher = head_kind in ("probe", "similarity") and cfg.probe_self_train > 0 and n_pool > 0
+    # WiSE-FT needs the two weight sets on one path: the fitted teacher's adapters are the identity, which every
+    # student's residual moves away from; a tuned teacher's adapters and a fresh student's are unrelated draws
+    final_mix = cfg.final_mix if fitted_teacher else 0.0
     ckpt = None
     if checkpoint_dir is not None:
         fp = fingerprint(cfg.to_dict(), task.fingerprint(), prompt.template, prompt.label_words, backbone.family)
@@ -222,7 +225,7 @@ def run_list(
             q0 = soft_labels(pass_over(score, model, rows, "logits", batch_size=cfg.eval_batch_size, on_chunk=step))
             seconds["pool_labels"] = time.perf_counter() - t0
         model.teacher_pool_proba = None  # (N, C): held once, as q0
-        if cfg.final_mix:  # the last round's model is moved part of the way back to this one
+        if final_mix:  # the last round's model is moved part of the way back to this one
             teacher_state = {k: v.detach().clone() for k, v in model.trainable_state().items()}
         # round 0's time: fitting the teacher (on frozen features, or gold epochs) and its labels for the pool
         stages = ("views", "probe", "pool_labels") if fitted_teacher else ("probe", "teacher", "pool_labels")
@@ -236,7 +239,7 @@ def run_list(
     else:
         done = progress["completed"]
         saved0 = ckpt.load_tensors(0)
-        if cfg.final_mix:
+        if final_mix:
             teacher_state = ckpt.load_round(0)[0]
         q0 = saved0.get("q0")
         if student_init := _prefixed(saved0, "student_init."):  # the students start from the teacher's fit
@@ -279,10 +282,14 @@ def run_list(
         t2 = time.perf_counter()
         ft_loss = fit_gold(model, gold, task.gold_labels, cfg.finetune_epochs, cfg.finetune_lr, cfg, gen, report,
                            "finetune", r)  # fmt: skip
-        if r == cfg.rounds and cfg.final_mix:
-            model.load_trainable_state(toward_teacher(model.trainable_state(), teacher_state, cfg.final_mix))
-            report(Event("finetune", round=r, message=f"final model: the weights moved {cfg.final_mix:.0%} of the "
+        if r == cfg.rounds and final_mix:
+            model.load_trainable_state(toward_teacher(model.trainable_state(), teacher_state, final_mix))
+            report(Event("finetune", round=r, message=f"final model: the weights moved {final_mix:.0%} of the "
                                                       "way back to the first teacher's (final_mix)"))  # fmt: skip
+        elif r == cfg.rounds and cfg.final_mix:
+            report(Event("finetune", round=r, message=f"final_mix={cfg.final_mix:g} not applied: the teacher was "
+                                                      "tuned, not fitted on frozen features, and its adapters and the "
+                                                      "student's start from different draws"))  # fmt: skip
         t3 = time.perf_counter()
         hard = q.argmax(-1)
         table, flips, seen = [], 0, 0
@@ -306,6 +313,7 @@ def run_list(
             warmup_steps=student["warmup_steps"], zero_weight_steps=student["zero_weight_steps"],
             weights=_weight_stats(student["weights"]), flip_rate=flips / seen if seen else 0.0,
             seconds={"pseudo_label": t1 - t0, "student": t2 - t1, "finetune": t3 - t2},
+            final_mix=final_mix if r == cfg.rounds and final_mix else None,
         )  # fmt: skip
         for k, v in record.seconds.items():
             seconds[k] = seconds.get(k, 0.0) + v

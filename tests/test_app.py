@@ -602,11 +602,12 @@ def test_train_page_shows_a_settings_combination_it_cannot_run_beside_the_settin
     p = make_project(db, str(dirs["bert"]))
     at = app("pages/train.py", p.id)
     at.selectbox(key="tr_preset").select("custom").run()
-    at.text_input(key="tr_teacher_views").input("1,6").run()
+    at.text_input(key="tr_feature_layers").input("3").run()  # the fast preset's views are 1, 3 and 6
     assert not at.exception
-    assert any("teacher_views='1,6'" in e.value and "feature_layers must be 6" in e.value for e in at.error)
+    assert any("teacher_views='1,3,6'" in e.value and "feature_layers must be 6" in e.value for e in at.error)
+    assert any("leave teacher_views empty" in e.value for e in at.error)
     assert at.button(key="tr_start").disabled
-    at.text_input(key="tr_feature_layers").input("6").run()
+    at.text_input(key="tr_teacher_views").input("").run()
     assert not at.exception and not at.error and not at.button(key="tr_start").disabled
 
 
@@ -946,6 +947,13 @@ def test_round_facts_read_as_sentences_not_json():
                                                    "labels: top 1: 80%, top 2: 83%, top 3: 87%, top 6: 87%)"},
         {"what": "time", "value": "25 s (choosing the layers 5, fit on frozen features 20)"},
     ]  # fmt: skip
+    views = RoundRecord(round=0, teacher_views=[1, 3, 6])  # the fast preset's teacher and final model
+    assert round_facts(views) == [{"what": "the teacher's views", "value": "its rule fitted on the top 1, 3 and 6 "
+                                                                         "layers apart, averaged"}]  # fmt: skip
+    assert round_facts(RoundRecord(round=0, teacher_views=[2])) == []  # every view read the same 2 layers
+    assert round_facts(RoundRecord(round=3, final_mix=0.5)) == [
+        {"what": "final model", "value": "its weights moved 50% of the way back to the teacher's (final_mix)"}
+    ]
     table = rounds_table([teacher, rec])
     assert [r["what"] for r in table][:3] == [
         "accuracy on the gold labels (trained on)",

@@ -175,7 +175,7 @@ def test_a_run_on_a_view_trains_resumes_and_loads_back_exactly(tiny_headless_dir
 
 
 def test_a_run_asking_for_more_layers_than_the_backbone_has_reads_them_all_and_says_so(tiny_headless_dir, tmp_path):
-    """The fast preset's top-3 view on a 2-layer backbone: the run and the probe peers read both layers (the same
+    """A top-3 view (the fast preset's: 6) on a 2-layer backbone: the run and the probe peers read both layers (the same
     model as asking for 2), the run says so, and the kept run loads back with the view it read."""
     bb = load_backbone(str(tiny_headless_dir), device="cpu")
     events = []
@@ -187,7 +187,7 @@ def test_a_run_asking_for_more_layers_than_the_backbone_has_reads_them_all_and_s
     assert any("feature_layers=3: the backbone has 2 layers" in e.message for e in events)
     again = load_trained(load_backbone(str(tiny_headless_dir), device="cpu"), PROMPT, "similarity", cfg, tmp_path)
     assert torch.allclose(again.logits(enc), res.model.logits(enc), atol=1e-5)
-    probe = self_train_probe(bb, PROMPT, task(), preset("fast", seed=0, max_length=32, feature_layers=3))
+    probe = self_train_probe(bb, PROMPT, task(), preset("fast", seed=0, max_length=32))  # the preset's 6 layers
     assert probe.classifier.coef_.shape[1] == 2 * bb.hidden_size
 
 
@@ -229,7 +229,7 @@ def test_the_probe_peers_read_the_same_view_and_keep_it(tiny_headless_dir, tmp_p
     kept and loaded back as a model that reads the same view."""
     bb = load_backbone(str(tiny_headless_dir), device="cpu")
     t = task()
-    cfg = preset("fast", seed=0, max_length=32, feature_layers=2)
+    cfg = preset("fast", seed=0, max_length=32, feature_layers=2, teacher_views="")
     probe = fit(bb, PROMPT, t, cfg)
     x = embed(bb, PROMPT, ROWS, 32, feature_layers=2)
     assert x.shape[1] == 2 * bb.hidden_size and probe.classifier.coef_.shape[1] == 2 * bb.hidden_size
@@ -304,7 +304,9 @@ def test_a_run_that_chooses_its_layers_records_them_and_loads_back(tiny_headless
 def test_the_probe_baselines_choose_their_layers_as_a_run_does(tiny_headless_dir, monkeypatch):
     bb = load_backbone(str(tiny_headless_dir), device="cpu")
     monkeypatch.setattr(views, "choose_layers", lambda *a, **k: (2, {1: 0.5, 2: 0.75}))
-    probe = self_train_probe(bb, PROMPT, task(), preset("fast", seed=0, max_length=32, feature_layers=0))
+    probe = self_train_probe(
+        bb, PROMPT, task(), preset("fast", seed=0, max_length=32, feature_layers=0, teacher_views="")
+    )
     assert probe.feature_layers == 2 and probe.classifier.coef_.shape[1] == 2 * bb.hidden_size
 
 

@@ -588,6 +588,8 @@ def test_final_mix_moves_the_last_round_back_to_the_teacher_and_survives_a_resum
     m1 = RunCheckpoint.read(tmp_path / "mixed").load_round(1)[0]
     assert all(torch.equal(r1[k], m1[k]) for k in r1)  # round 1 is not mixed
     assert any("moved 50% of the way back" in e.message for e in events)
+    assert mixed.rounds[-1].final_mix == 0.5 and mixed.rounds[0].final_mix is None  # the Rounds page shows it
+    assert plain.rounds[-1].final_mix is None
 
     def kill_in_round_2(e):
         if e.round == 2 and e.stage == "meta":
@@ -601,3 +603,17 @@ def test_final_mix_moves_the_last_round_back_to_the_teacher_and_survives_a_resum
     assert all(torch.equal(resumed[k], state[k]) for k in state)
     with pytest.raises(ValueError, match="final_mix=1.5"):
         tiny_cfg(final_mix=1.5)
+
+
+def test_final_mix_leaves_a_tuned_teacher_and_its_fresh_students_unmixed(tiny_dirs):
+    """With an MLM head the teacher's adapters are tuned from one random draw and each student's from another, so
+    their weights lie on no common path: `final_mix` is not applied there, and the run says so."""
+    runs = []
+    for mix in (0.0, 0.5):
+        events = []
+        bb = load_backbone(str(tiny_dirs["roberta"]), device="cpu")
+        runs.append(run_list(bb, PROMPT, task(), tiny_cfg(final_mix=mix), callback=events.append))
+    plain, mixed = (r.model.trainable_state() for r in runs)
+    assert all(torch.equal(plain[k], mixed[k]) for k in plain)
+    assert any("final_mix=0.5 not applied" in e.message for e in events)
+    assert runs[1].rounds[-1].final_mix is None

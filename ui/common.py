@@ -386,6 +386,10 @@ def round_facts(m) -> list[dict[str, str]]:
     if m.prompt_weight is not None:
         facts.append(("the prompt's pseudo-labels weigh as", f"{m.prompt_weight:.1f} gold labels (evidence it beats "
                       f"chance {m.prompt_evidence:.2f})"))  # fmt: skip
+    if m.teacher_views and len(m.teacher_views) > 1:  # one view (a backbone shallower than them all): no ensemble
+        *rest, last = m.teacher_views
+        facts.append(("the teacher's views", f"its rule fitted on the top {', '.join(map(str, rest))} and {last} "
+                      "layers apart, averaged"))  # fmt: skip
     if m.feature_layers is not None:  # the run chose the layers its head reads, on the gold labels
         tried = ", ".join(f"top {n}: {a:.0%}" for n, a in m.view_accuracy.items())
         facts.append(("layers the head reads", f"the top {m.feature_layers} (chosen by the teacher's k-fold accuracy "
@@ -400,6 +404,10 @@ def round_facts(m) -> list[dict[str, str]]:
     if w.count:
         facts.append(("meta-weights", f"{w.count:,} draws: mean {w.mean:.3f}, max {w.max:.3f}, {w.zero_fraction:.1%} "
                       f"zero; {m.zero_weight_steps or 0:,} steps all zero"))  # fmt: skip
+    if m.final_mix:
+        facts.append(
+            ("final model", f"its weights moved {m.final_mix:.0%} of the way back to the teacher's (final_mix)")
+        )
     if m.seconds:
         stages = ", ".join(f"{STAGE_NAMES.get(k, k.replace('_', ' '))} {v:.0f}" for k, v in m.seconds.items())
         facts.append(("time", f"{sum(m.seconds.values()):.0f} s ({stages})"))
