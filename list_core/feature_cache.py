@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
     from .backbone import Backbone
     from .model import ListModel
 
+log = logging.getLogger(__name__)
+
 DEFAULT_MB = 128  # about 87,000 texts of a 384-dimensional encoder (the default backbone), 32,000 of roberta-large
 
 
@@ -45,6 +49,10 @@ def budget_bytes() -> int:
 
 
 OPEN_STORES = 8  # stores (projects x backbones) whose index a cache keeps in memory
+# stores a project's folder keeps: its backbone's and the one used before it (switching back is common); an older
+# backbone's store (up to LIST_FEATURE_STORE_MB each) goes when a store of the folder is opened
+KEPT_STORES = 2
+STORE_NAME = re.compile(r"[0-9a-f]{32}-\d+\.f32")
 _SAVED_IN: ContextVar[Path | None] = ContextVar("list_feature_store_folder", default=None)
 
 
@@ -180,8 +188,22 @@ class FeatureCache:
                 self._fingerprint = fingerprint(model.backbone)
             path = folder / f"{self._fingerprint}-{model.backbone.hidden_size}.f32"
             if path not in self._stores:
+                _drop_old_stores(folder, path)
                 self._stores[path] = FeatureStore(path, model.backbone.hidden_size)
                 while len(self._stores) > OPEN_STORES:
                     self._stores.popitem(last=False)
             self._stores.move_to_end(path)
             return self._stores[path]
+
+
+def _drop_old_stores(folder: Path, opened: Path) -> None:
+    """Delete the stores of `folder` (and their lock files) past the `KEPT_STORES` latest written, `opened` counted
+    first. A cache never fails a job: what cannot be read or deleted is left, with a warning."""
+    try:
+        others = [p for p in folder.glob("*.f32") if STORE_NAME.fullmatch(p.name) and p != opened]
+        others.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in others[KEPT_STORES - 1 :]:
+            old.unlink(missing_ok=True)
+            old.with_name(old.name + ".lock").unlink(missing_ok=True)
+    except OSError as e:
+        log.warning("feature stores in %s: could not drop the old ones (%s)", folder, e)

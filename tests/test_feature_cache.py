@@ -146,3 +146,20 @@ def test_a_run_never_reads_or_fills_the_cache(tiny_headless_dir, tmp_path):
     with saved_in(tmp_path):
         run_list(bb, PROMPT, task, cfg)
     assert len(bb.feature_cache) == 0 and bb.feature_cache.hits == 0 and not any(tmp_path.iterdir())
+
+
+def test_a_folder_keeps_the_stores_of_its_two_latest_backbones(model, tmp_path):
+    """A project whose backbone changed keeps the previous backbone's store (switching back is common) and loses
+    older ones, lock files included, when a store is opened; nothing else in the folder is touched."""
+    import os
+
+    for i, name in enumerate(("a" * 32 + "-8.f32", "b" * 32 + "-8.f32", "c" * 32 + "-8.f32")):
+        (tmp_path / name).write_bytes(b"\0" * 48)
+        (tmp_path / f"{name}.lock").touch()
+        os.utime(tmp_path / name, (1000 + i, 1000 + i))  # c is the latest used
+    (tmp_path / "notes.txt").write_text("mine")
+    with saved_in(tmp_path):
+        FeatureCache().row_features(model, [{"text": t} for t in TEXTS[:2]])
+    names = sorted(p.name for p in tmp_path.iterdir())
+    ours = f"{fingerprint(model.backbone)}-{model.backbone.hidden_size}.f32"
+    assert names == sorted(["c" * 32 + "-8.f32", "c" * 32 + "-8.f32.lock", ours, f"{ours}.lock", "notes.txt"])
