@@ -17,13 +17,17 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from list_core.bench_report import tagged_runs
+
 SETS = ("mr", "subj", "bbc")
 
 
 def load(paths: list[str]) -> list[dict]:
     runs = []
     for p in paths:
-        for r in json.loads(Path(p).read_text())["results"]:
+        f = json.loads(Path(p).read_text())
+        # a bench file's runs named as the report names them (its `--set` overrides, a peer's view); merged: as kept
+        for r in f["results"] if "merged" in f["args"] else tagged_runs(f):
             tag = re.search(r" \((.*)\)$", r["method"])
             keep = tag is not None and "=" in tag.group(1)
             runs.append({**r, "method": r["method"] if keep else re.sub(r" \(.*\)$", "", r["method"])})

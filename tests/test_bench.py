@@ -300,3 +300,62 @@ def test_a_killed_bench_stops_its_job_process(tmp_path):
     if not stopped:
         os.kill(child, signal.SIGKILL)
     assert stopped
+
+
+def test_a_peer_row_names_the_view_it_read_unless_it_is_the_default(tmp_path):
+    """A peer run under a preset that reads more layers or balances the classes is not pooled with the peer's
+    default rows under one name: its row names that view (as `--set` would), once, and a default view adds
+    nothing; `list` is named by its preset, never by this rule."""
+    from list_core.config import TrainConfig, preset
+
+    def run(method, cfg, seed=1):
+        return {"set": "tinymr", "k": 10, "seed": seed, "method": method, "accuracy": 0.7, "config": cfg.to_dict()}
+
+    fast = preset("fast", seed=1)
+    f = {"args": {"set": []}, "machine": {"cores": 2, "gpu": None},
+         "results": [run("self-train-probe", fast), run("self-train-probe", TrainConfig(seed=2), 2), run("list", fast),
+                     run("prompt", fast), run("zero-shot", fast)]}  # fmt: skip
+    views = {"args": {"set": ["feature_layers=3", "class_balance=true"]}, "machine": {"cores": 2, "gpu": None},
+             "results": [run("linear-probe", fast.with_(feature_layers=3, teacher_views=""))]}  # fmt: skip
+    paths = []
+    for name, data in (("fast", f), ("views", views)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(data))
+        paths.append(str(tmp_path / f"{name}.json"))
+    out = tmp_path / "merged.json"
+    assert bench.main(["--merge", *paths, "--out", str(out)]) == 0
+    assert [r["method"] for r in json.loads(out.read_text())["results"]] == [
+        "self-train-probe (feature_layers=6, class_balance=true)",
+        "self-train-probe",
+        "list",
+        "prompt (feature_layers=6)",
+        "zero-shot",
+        "linear-probe (feature_layers=3, class_balance=true)",
+    ]
+    again = tmp_path / "again.json"  # merged again: the names stay as they are
+    assert bench.main(["--merge", str(out), "--out", str(again)]) == 0
+    assert [r["method"] for r in json.loads(again.read_text())["results"]] == [
+        r["method"] for r in json.loads(out.read_text())["results"]
+    ]
+
+
+def test_paired_names_a_bench_files_runs_as_the_report_does(tmp_path):
+    """`benchmarks.paired` on a file a bench process wrote (not merged): a `list` run with `--set` overrides is not
+    `list`, and a peer run on a preset's wider view is not the peer's default row."""
+    from benchmarks.paired import load
+    from list_core.config import preset
+
+    def run(method, seed):
+        cfg = preset("fast", seed=seed).to_dict()
+        return {"set": "mr", "k": 10, "seed": seed, "method": method, "accuracy": 0.7, "config": cfg}
+
+    for name, sets in (("plain", []), ("mixed", ["final_mix=0.3"])):
+        f = {"args": {"set": sets}, "machine": {"cores": 2, "gpu": None}, "results": [run("list", 1)]}
+        (tmp_path / f"{name}.json").write_text(json.dumps(f))
+    peers = {"args": {"set": []}, "machine": {"cores": 2, "gpu": None}, "results": [run("linear-probe", 1)]}
+    (tmp_path / "peers.json").write_text(json.dumps(peers))
+    runs = load([str(tmp_path / f"{n}.json") for n in ("plain", "mixed", "peers")])
+    assert [r["method"] for r in runs] == [
+        "list",
+        "list (final_mix=0.3)",
+        "linear-probe (feature_layers=6, class_balance=true)",
+    ]
