@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -47,15 +46,11 @@ def kfold_estimate(x_gold: np.ndarray, yg: np.ndarray, x_pool: np.ndarray, vs: n
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "--runs" not in argv or argv.index("--runs") + 1 >= len(argv):
+    args = arguments("gold_estimate", __doc__, argv, runs=True)
+    if args.runs is None:
         print("--runs FILE is required: a results file with the LiST runs to compare with", file=sys.stderr)
         return 2
-    i = argv.index("--runs")
-    runs_path = Path(argv.pop(i + 1))
-    argv.pop(i)
-    args = arguments("gold_estimate", __doc__, argv)
-    runs = {(r["set"], r["k"], r["seed"]): r for r in json.loads(runs_path.read_text())["results"]}
+    runs = {(r["set"], r["k"], r["seed"]): r for r in json.loads(args.runs.read_text())["results"]}
     errors: dict[int, list[float]] = {}
     for name in args.sets:
         data, xp_all, _, vs = features(args.data / name, args.cache)

@@ -122,7 +122,7 @@ def pool_fit(clf, xp: np.ndarray, seed: int = 1, n: int = 2000) -> dict[str, flo
 
 
 def arguments(module: str, doc: str, argv: list[str] | None, swap_prompt: bool = False,
-              levers: tuple[str, ...] = (), balanced: bool = False) -> argparse.Namespace:  # fmt: skip
+              levers: tuple[str, ...] = (), balanced: bool = False, runs: bool = False) -> argparse.Namespace:  # fmt: skip
     """The command line shared by the frozen-feature analyses: DATA SETS... --k --seeds --cache."""
     ap = argparse.ArgumentParser(prog=f"python -m benchmarks.{module}", description=doc.split("\n")[0])
     ap.add_argument("data", type=Path, help="the folder holding the sets")
@@ -137,6 +137,8 @@ def arguments(module: str, doc: str, argv: list[str] | None, swap_prompt: bool =
                         "(`class_balance`, as the fast preset's teacher)")  # fmt: skip
     if swap_prompt:
         ap.add_argument("--swap-prompt", action="store_true", help="give every class the next class's verbaliser")
+    if runs:
+        ap.add_argument("--runs", type=Path, help="a results file with the LiST runs to compare with (required)")
     return ap.parse_args(argv)
 
 

@@ -313,7 +313,7 @@ def run_list(
             warmup_steps=student["warmup_steps"], zero_weight_steps=student["zero_weight_steps"],
             weights=_weight_stats(student["weights"]), flip_rate=flips / seen if seen else 0.0,
             seconds={"pseudo_label": t1 - t0, "student": t2 - t1, "finetune": t3 - t2},
-            final_mix=final_mix if r == cfg.rounds and final_mix else None,
+            final_mix=(final_mix or None) if r == cfg.rounds else None,
         )  # fmt: skip
         for k, v in record.seconds.items():
             seconds[k] = seconds.get(k, 0.0) + v
