@@ -96,11 +96,13 @@ def features(root: Path, cache: Path):
     return data, z["xp"], z["xt"], z["vs"]
 
 
-def teacher(xg, yg, xp, zs_gold, zs_pool, points, protos, seed: int, iterations: int = 3, balanced: bool = False):
+def teacher(xg, yg, xp, zs_gold, zs_pool, points, protos, seed: int, iterations: int = 3, balanced: bool = False,
+            smooth=None):  # fmt: skip
     """LiST's prompt-aware probe with its logistic regressions on view features (`xg`, `xp`, verbaliser `points`)
-    and the zero-shot prompt on last-layer features (`zs_gold`, `zs_pool`, prototypes `protos`)."""
+    and the zero-shot prompt on last-layer features (`zs_gold`, `zs_pool`, prototypes `protos`); `smooth` as
+    `teacher.prompt_weighted_probe`'s."""
     clf, _ = T.prompt_aware_probe(xg, yg, xp, protos, 5.0, 5, iterations, 100.0, seed, prompt_gold=zs_gold,
-                                  prompt_pool=zs_pool, points=points, balanced=balanced)  # fmt: skip
+                                  prompt_pool=zs_pool, points=points, balanced=balanced, smooth=smooth)  # fmt: skip
     return clf
 
 

@@ -236,8 +236,10 @@ def report(files: list[dict[str, Any]], paths: list[str] | None = None, note: st
     presets = sorted({f["args"]["preset"] for f in files if "preset" in f["args"]})
     for p in presets:
         cfg = preset(p)
+        passes = cfg.student_max_passes
+        cap = f"; at most {passes:g} passes over a round's pseudo-labels" if passes else ""
         lines += ["", f"Preset `{p}`: teacher {cfg.teacher_epochs} epochs at lr {cfg.teacher_lr}, {cfg.rounds} rounds of "
-                  f"{cfg.student_steps} student steps (KD warm-up {cfg.warmup_steps}, tau {cfg.tau}, selection {cfg.kd_selection}) "
+                  f"{cfg.student_steps} student steps (KD warm-up {cfg.warmup_steps}, tau {cfg.tau}, selection {cfg.kd_selection}{cap}) "
                   f"at lr {cfg.student_lr}, batch {cfg.student_batch_size}, gold fine-tuning {cfg.finetune_epochs} epochs at lr "
                   f"{cfg.finetune_lr}, adapter bottleneck {cfg.adapter.bottleneck}, unlabeled pool capped at {cfg.unlabeled_limit} "
                   "per round."]  # fmt: skip

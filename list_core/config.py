@@ -8,6 +8,7 @@ Torch-free: the UI imports it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -172,6 +173,11 @@ class TrainConfig:
     rounds: int = knob(6, "self-training rounds (each: pseudo-label, train a fresh student, tune on gold)", low=0,
                        high=50, modes=("rounds",))  # fmt: skip
     student_steps: int = knob(1000, "student steps per round", low=0, high=100_000, modes=("rounds",))
+    student_max_passes: float | None = knob(None, "cap each round's student steps at the number that makes this "
+                                            "many passes over its pseudo-labels (steps x student_batch_size / their "
+                                            "number, rounded up to a whole step), so a small pool is not read over "
+                                            "and over; none: always student_steps",
+                                            low=0.1, high=1000.0, optional=True, modes=("rounds",))  # fmt: skip
     student_lr: float = knob(1e-4, "student learning rate", low=1e-8, high=1.0, modes=("rounds",))
     student_batch_size: int = knob(16, "student batch size", low=1, high=1024, modes=("rounds",))
     warmup_fraction: float = knob(0.6, "share of the student steps spent on knowledge distillation before "
@@ -255,6 +261,15 @@ class TrainConfig:
         """Knowledge-distillation warm-up steps (the first `warmup_fraction` of the student steps)."""
         return int(round(self.student_steps * self.warmup_fraction))
 
+    def student_schedule(self, pseudo_labels: int) -> tuple[int, int]:
+        """(steps, KD warm-up steps) of a round's student on `pseudo_labels` pool texts: `student_steps`, capped at
+        `student_max_passes` passes over them (at least one step), the warm-up its `warmup_fraction`."""
+        steps = self.student_steps
+        if self.student_max_passes is not None and pseudo_labels > 0:
+            passes = math.ceil(self.student_max_passes * pseudo_labels / self.student_batch_size)
+            steps = min(steps, max(1, passes))
+        return steps, int(round(steps * self.warmup_fraction))
+
     def to_dict(self) -> dict[str, Any]:
         """The stored form: every field plus `config_version`."""
         return {**asdict(self), "config_version": CONFIG_VERSION}
@@ -335,6 +350,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "teacher_lr": 1e-3,
         "rounds": 3,
         "student_steps": 150,
+        # a pool read more than three times per round gains nothing measured and costs the user's wait
+        # (BENCHMARKS.md, "Student steps on a small pool"); no benchmark pool reaches the cap
+        "student_max_passes": 3.0,
         "student_lr": 1e-4,
         "finetune_epochs": 5,
         "finetune_lr": 1e-4,

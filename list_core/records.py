@@ -55,6 +55,9 @@ class RoundRecord(_Record):
     mean_confidence: float | None = None
     confident: int | None = None  # pseudo-labels used in the KD warm-up
     warmup_steps: int | None = None
+    # the student's steps, and how many passes over the round's pseudo-labels they made (`student_max_passes`)
+    student_steps: int | None = None
+    student_passes: float | None = None
     zero_weight_steps: int | None = None
     weights: WeightStats = field(default_factory=WeightStats)
     flip_rate: float | None = None

@@ -311,6 +311,8 @@ def run_list(
             round=r, loss=ft_loss, **metrics_of(), pseudo_label_counts=dict(zip(task.labels, counts)),
             mean_confidence=float(q.max(-1).values.mean()), confident=student["confident"],
             warmup_steps=student["warmup_steps"], zero_weight_steps=student["zero_weight_steps"],
+            student_steps=student["steps"],
+            student_passes=round(student["steps"] * cfg.student_batch_size / max(1, len(chosen)), 2),
             weights=_weight_stats(student["weights"]), flip_rate=flips / seen if seen else 0.0,
             seconds={"pseudo_label": t1 - t0, "student": t2 - t1, "finetune": t3 - t2},
             final_mix=(final_mix or None) if r == cfg.rounds else None,

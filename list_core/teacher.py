@@ -29,6 +29,8 @@ self-training's drift towards the class it already predicts most then stop tilti
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 WRONG_PROMPT_EVIDENCE = 0.1  # P(the prompt beats chance) at or below which it looks wrong (`prompt_looks_wrong`)
@@ -118,6 +120,7 @@ def prompt_weighted_probe(
     prompt_pool: np.ndarray | None = None,
     points: np.ndarray | None = None,
     balanced: bool = False,
+    smooth: Callable[[np.ndarray], np.ndarray] | None = None,
 ):
     """Gold + verbaliser points (each of weight `point_weight`) + the zero-shot prompt's confident pool labels
     worth `w` gold examples, then `iterations` rounds of self-training (module docstring). Returns the
@@ -125,7 +128,9 @@ def prompt_weighted_probe(
 
     The classifier may read other features than the prompt (`benchmarks.layer_features`): then `prompt_pool` is
     the pool in the prototypes' space (default `x_pool`) and `points` the verbalisers in the classifier's
-    (default the prototypes). `balanced`: every class the same total weight in every fit."""
+    (default the prototypes). `balanced`: every class the same total weight in every fit. `smooth`: applied to the
+    pool's (N, C') class probabilities before each self-training round picks its labels
+    (`benchmarks.label_propagation`)."""
     num_classes = len(prototypes)
     p = prototypes / np.linalg.norm(prototypes, axis=1, keepdims=True)
     points = p if points is None else points
@@ -144,6 +149,7 @@ def prompt_weighted_probe(
     if x_pool is not None and len(x_pool):
         for _ in range(iterations):  # the self-training keeps the verbaliser points, not the zero-shot labels
             proba = clf.predict_proba(x_pool)  # (N, C')
+            proba = proba if smooth is None else smooth(proba)
             pred, conf = clf.classes_[proba.argmax(1)], proba.max(1)
             keep = median_confident(pred, conf)
             sw = None  # all ones unless the points weigh otherwise
@@ -168,11 +174,12 @@ def prompt_aware_probe(
     prompt_pool: np.ndarray | None = None,
     points: np.ndarray | None = None,
     balanced: bool = False,
+    smooth: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[object, dict[str, float]]:
     """The evidence-weighted prompt + gold teacher (module docstring). Returns the classifier and what it
     measured: the prompt's gold accuracy, the evidence and the weight its pool labels got. `prompt_gold`,
     `prompt_pool`, `points`: the prompt's own features when the classifier reads others (`prompt_weighted_probe`);
-    `balanced`: every class the same total weight in every fit."""
+    `balanced`: every class the same total weight in every fit; `smooth` as there."""
     p = prototypes / np.linalg.norm(prototypes, axis=1, keepdims=True)
     correct = int((zero_shot_scores(x_gold if prompt_gold is None else prompt_gold, p).argmax(1) == y_gold).sum())
     evidence = prompt_evidence(correct, len(y_gold), len(prototypes))
@@ -180,7 +187,7 @@ def prompt_aware_probe(
     if prompt_looks_wrong(evidence):  # the app warns of it too: the teacher is the gold labels' alone
         w, verbaliser_points = 0.0, 0
     clf = prompt_weighted_probe(x_gold, y_gold, x_pool, prototypes, w, verbaliser_points, iterations, c, seed,
-                                prompt_pool=prompt_pool, points=points, balanced=balanced)  # fmt: skip
+                                prompt_pool=prompt_pool, points=points, balanced=balanced, smooth=smooth)  # fmt: skip
     info = {"prompt_gold_accuracy": correct / max(1, len(y_gold)), "prompt_evidence": evidence, "prompt_weight": w}
     return clf, info
 

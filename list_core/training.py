@@ -139,7 +139,8 @@ def train_student(
     n = len(pool)
     y_gold = torch.tensor(list(gold_labels), dtype=torch.long)
     confident = select_confident(q, cfg)
-    warmup = cfg.warmup_steps if cfg.meta_reweighting else cfg.student_steps
+    steps, warmup = cfg.student_schedule(n)  # `student_max_passes` caps the steps on a small pool
+    warmup = warmup if cfg.meta_reweighting else steps
     if warmup and not confident:
         report(
             Event(
@@ -153,7 +154,7 @@ def train_student(
     zero_steps = 0
     opt = make_optimizer(model, cfg.student_lr, cfg)
     model.train()
-    for step in range(cfg.student_steps):
+    for step in range(steps):
         report.check()
         if step < warmup:
             idx = sample_batch(confident, cfg.student_batch_size, generator)
@@ -191,8 +192,8 @@ def train_student(
                 losses["consistency"] = consistency_backward(model, pool, cfg, generator)
             if agrees or cfg.consistency_weight:
                 _clip_and_step(model, opt, cfg)
-        if (step + 1) % 10 == 0 or step + 1 in (warmup, cfg.student_steps):
-            report(Event(stage, step + 1, cfg.student_steps, round_, losses))
+        if (step + 1) % 10 == 0 or step + 1 in (warmup, steps):
+            report(Event(stage, step + 1, steps, round_, losses))
     model.eval()
     mean_w = torch.where(weight_count > 0, weight_sum / weight_count.clamp(min=1), torch.full((n,), float("nan")))
     return {
@@ -200,5 +201,6 @@ def train_student(
         "weights": torch.tensor(all_weights),
         "confident": len(confident),
         "warmup_steps": warmup,
+        "steps": steps,
         "zero_weight_steps": zero_steps,
     }

@@ -918,7 +918,7 @@ def test_round_facts_read_as_sentences_not_json():
 
     rec = RoundRecord(round=2, gold_accuracy=1.0, eval_accuracy=0.68, eval_ece=0.2009, loss=0.0957,
                       pseudo_label_counts={"negative": 625, "positive": 845}, mean_confidence=0.8745, confident=736,
-                      warmup_steps=90, zero_weight_steps=0, flip_rate=0.0347,
+                      warmup_steps=90, student_steps=150, student_passes=1.63, zero_weight_steps=0, flip_rate=0.0347,
                       weights=WeightStats(count=960, mean=0.0625, std=0.12, max=1.0, zero_fraction=0.4656),
                       seconds={"pseudo_label": 13.0, "student": 107.7, "finetune": 7.0})  # fmt: skip
     assert round_facts(rec) == [
@@ -930,6 +930,7 @@ def test_round_facts_read_as_sentences_not_json():
         {"what": "their mean confidence", "value": "0.87"},
         {"what": "flipped since the last round", "value": "3.5%"},
         {"what": "confident ones in the KD warm-up", "value": "736 (90 steps)"},
+        {"what": "student steps", "value": "150 (1.6 passes over the pseudo-labels)"},
         {"what": "meta-weights", "value": "960 draws: mean 0.062, max 1.000, 46.6% zero; 0 steps all zero"},
         {"what": "time", "value": "128 s (pseudo-labels 13, student 108, gold tuning 7)"},
     ]
@@ -947,6 +948,11 @@ def test_round_facts_read_as_sentences_not_json():
                                                    "labels: top 1: 80%, top 2: 83%, top 3: 87%, top 6: 87%)"},
         {"what": "time", "value": "25 s (choosing the layers 5, fit on frozen features 20)"},
     ]  # fmt: skip
+    one = RoundRecord(round=1, confident=6, warmup_steps=1, student_steps=2, student_passes=3.2)
+    assert round_facts(one) == [
+        {"what": "confident ones in the KD warm-up", "value": "6 (1 step)"},
+        {"what": "student steps", "value": "2 (3.2 passes over the pseudo-labels)"},
+    ]
     views = RoundRecord(round=0, teacher_views=[1, 3, 6])  # the fast preset's teacher and final model
     assert round_facts(views) == [{"what": "the teacher's views", "value": "its rule fitted on the top 1, 3 and 6 "
                                                                          "layers apart, averaged"}]  # fmt: skip

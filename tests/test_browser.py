@@ -62,6 +62,21 @@ def _until(pred, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _start_uncapped_run(page) -> None:
+    """Start a LiST run from the Train page with the fast preset's settings but its student steps uncapped
+    (`student_max_passes` none): on the test's 12-text pool the cap leaves a run too short to watch while it trains."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("combobox", name="Preset").click()
+    page.get_by_role("option", name="custom").click()
+    passes = page.get_by_role("textbox", name="student_max_passes")
+    expect(passes).to_have_value("3.0")
+    passes.fill("none")
+    passes.press("Enter")
+    expect(page.get_by_role("button", name="Start run")).to_be_enabled()
+    page.get_by_role("button", name="Start run").click()
+
+
 @contextlib.contextmanager
 def _serve(tmp_path: Path, address: str = "127.0.0.1", **env_extra: str):
     port = _free_port()
@@ -171,7 +186,7 @@ def test_whole_loop_in_a_real_browser(server, tmp_path, tiny_dirs):
 
         # Train: a fast LiST run, with live progress
         page.goto(url + "/train")
-        page.get_by_role("button", name="Start run").click()
+        _start_uncapped_run(page)
         expect(page.get_by_text("Run 1 queued.")).to_be_visible()
         _until(
             lambda: runq.list_runs(db, pid) and runq.list_runs(db, pid)[0].status == "running", 120, "the run to start"
@@ -221,7 +236,7 @@ def test_whole_loop_in_a_real_browser(server, tmp_path, tiny_dirs):
         watcher.goto(url + "/rounds?project=browser+reviews")
         expect(watcher.get_by_text("Status: succeeded")).to_be_visible()
         page.goto(url + "/train")
-        page.get_by_role("button", name="Start run").click()
+        _start_uncapped_run(page)
         expect(page.get_by_text("Run 2 queued.")).to_be_visible()
         _until(lambda: runq.get_run(db, 2).status == "running", 120, "the second run to start")
         page.goto(url + "/export")

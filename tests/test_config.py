@@ -33,6 +33,7 @@ def test_bench_set_parses_values_by_the_fields_type(tmp_path, capsys):
         ({"head": "mlm"}, "head='mlm': must be one of auto, prompt, similarity"),
         ({"unlabeled_limit": 0}, "unlabeled_limit=0"),
         ({"adapter": {"bottleneck": 0}}, "bottleneck=0"),
+        ({"student_max_passes": 0}, "student_max_passes=0: must be a number in [0.1, 1000.0] or none"),
     ],
 )
 def test_every_bad_value_is_refused_with_its_name(changes, message):
@@ -83,3 +84,15 @@ def test_the_layers_a_head_reads_are_offered_where_they_apply():
                ("list", "prompt", "linear-probe", "self-train-probe", "prompt-prior-probe", "zero-shot", "pair-similarity")}  # fmt: skip
     assert offered == {"list": True, "prompt": True, "linear-probe": True, "self-train-probe": True,
                        "prompt-prior-probe": True, "zero-shot": False, "pair-similarity": False}  # fmt: skip
+
+
+def test_student_steps_are_capped_at_passes_over_a_small_pool():
+    fast = preset("fast")  # 150 steps of 16, at most 3 passes; the warm-up 60% of the steps
+    assert fast.student_schedule(338) == (64, 38)  # ceil(3 * 338 / 16)
+    assert fast.student_schedule(800) == (150, 90)  # 150 steps are exactly 3 passes over 800
+    assert fast.student_schedule(990) == (150, 90)  # subj, the benchmarks' smallest pool: the cap does not bind
+    assert fast.student_schedule(1) == (1, 1)  # at least one step
+    assert fast.student_schedule(0) == (150, 90)  # no pool: the student is skipped elsewhere, the count unchanged
+    assert preset("paper").student_schedule(10) == (1000, 600)  # the paper's schedule is never capped
+    assert fast.with_(student_max_passes=None).student_schedule(338) == (150, 90)
+    assert fast.with_(student_max_passes=0.5, student_batch_size=4).student_schedule(10) == (2, 1)

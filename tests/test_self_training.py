@@ -617,3 +617,17 @@ def test_final_mix_leaves_a_tuned_teacher_and_its_fresh_students_unmixed(tiny_di
     assert all(torch.equal(plain[k], mixed[k]) for k in plain)
     assert any("final_mix=0.5 not applied" in e.message for e in events)
     assert runs[1].rounds[-1].final_mix is None
+
+
+def test_student_steps_stop_at_the_passes_cap_and_the_round_says_so(bert):
+    events = []
+    # 20 pool texts, batch 4: 2 passes are 10 steps of the 40 asked for (6 of them warm-up)
+    res = run_list(bert, PROMPT, task(), tiny_cfg(rounds=1, student_steps=40, student_max_passes=2.0),
+                   callback=events.append)  # fmt: skip
+    steps = [e for e in events if e.stage in ("kd_warmup", "meta")]
+    assert {e.total for e in steps} == {10} and max(e.step for e in steps) == 10
+    m = res.rounds[0]
+    assert (m.student_steps, m.student_passes, m.warmup_steps) == (10, 2.0, 6)
+    assert m.weights.count == 4 * 4  # 4 meta steps x batch 4
+    uncapped = run_list(bert, PROMPT, task(), tiny_cfg(rounds=1, student_steps=6)).rounds[0]
+    assert (uncapped.student_steps, uncapped.student_passes) == (6, 1.2)

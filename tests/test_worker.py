@@ -429,7 +429,8 @@ def _wait(pred, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-SLOW = {**TINY, "rounds": 3, "student_steps": 120}
+# long enough to cancel or kill mid-run: the fast preset's cap of 3 passes over the small pool lifted
+SLOW = {**TINY, "rounds": 3, "student_steps": 120, "student_max_passes": None}
 
 
 def test_cancel_reaches_a_running_job(project):
@@ -788,7 +789,9 @@ def test_ten_random_kills_lose_nothing(project):
     gold_before = st.gold_labels(db, p.id)
     history_before = len(st.history(db, p.id))
     rounds = 40  # enough that 10 kills (each after at least one finished round) never run out of rounds
-    run, job = actions.start_run(db, p.id, overrides={**TINY, "rounds": rounds, "student_steps": 20})
+    run, job = actions.start_run(
+        db, p.id, overrides={**TINY, "rounds": rounds, "student_steps": 20, "student_max_passes": None}
+    )
     rng = random.Random(13)
     kills = 0
     while kills < 10:

@@ -399,7 +399,12 @@ def round_facts(m) -> list[dict[str, str]]:
         facts.append(("pseudo-labels", f"{sum(m.pseudo_label_counts.values()):,} ({counts})"))
     facts += numbers(PSEUDO_LABEL_NUMBERS)
     if m.confident is not None:
-        facts.append(("confident ones in the KD warm-up", f"{m.confident:,} ({m.warmup_steps or 0:,} steps)"))
+        steps = m.warmup_steps or 0
+        facts.append(
+            ("confident ones in the KD warm-up", f"{m.confident:,} ({steps:,} step{'' if steps == 1 else 's'})")
+        )
+    if m.student_steps is not None:  # runs recorded before it was kept do not show it
+        facts.append(("student steps", f"{m.student_steps:,} ({m.student_passes:.1f} passes over the pseudo-labels)"))
     w = m.weights
     if w.count:
         facts.append(("meta-weights", f"{w.count:,} draws: mean {w.mean:.3f}, max {w.max:.3f}, {w.zero_fraction:.1%} "
