@@ -30,11 +30,12 @@ with right:
             st.caption("No diversity order yet.")
             if st.button("Compute a diverse order", key="lb_diversity"):
                 run_safely(jobq.enqueue, conn, "diversity", {}, project.id, success="Queued: clustering the examples.")
-    if strategy == "uncertain" and not has_predictions(conn, project.id):
+    if not has_predictions(conn, project.id):  # whatever the order: a user waiting for suggestions is told why
+        until = "; until then the examples come in order" if strategy == "uncertain" else ""
         if jobq.active_job(conn, project.id, "prompt_suggest"):
-            st.caption("The worker is writing your prompt's suggestions; until then the examples come in order.")
+            st.caption(f"The worker is writing your prompt's suggestions{until}.")
         else:
-            st.caption("No suggestions yet: score your prompt on the Prompt workbench (or finish a run) first.")
+            st.caption(f"No suggestions yet{until}: save your prompt on the Prompt workbench (or finish a run) first.")
 
 # Work that changes what this page shows: the order, the suggestions (a prompt scored, a run's predictions). The
 # page follows it without a reload; the example on screen stays until you label or skip it (below).

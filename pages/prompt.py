@@ -7,6 +7,7 @@ import storage
 from list_core.prompts import Prompt, PromptError, encode, label_word_ids, starting_words
 from list_core.teacher import prompt_looks_wrong
 from storage import jobs as jobq
+from ui.actions import save_prompt
 from ui.common import db, job_status_line, md_escape, mlm_head, require_project, run_safely
 
 conn = db()
@@ -115,7 +116,7 @@ if st.button("Save prompt", key="pw_save", type="primary" if unsaved else "secon
     if prompt is None or problems:
         st.toast("Not saved: " + ("fix the problem above first." if problems else "every class needs a label word."))
     else:
-        v = run_safely(storage.save_prompt, conn, project.id, template, current_words, descriptions)
+        v = run_safely(save_prompt, conn, project.id, template, current_words, descriptions)
         if v:
             st.session_state["pw_saved"] = v.version
             st.rerun()  # the button shows the saved state at once
@@ -183,7 +184,7 @@ def adopt(entry: dict, descriptions: list[str]) -> None:
     """Save a board row as the prompt and put it into the editor's inputs (a callback: it runs before the inputs
     are drawn, the only time a page may set their values so that the browser shows them)."""
     try:
-        v = storage.save_prompt(conn, project.id, entry["template"], entry["label_words"], descriptions or None)
+        v = save_prompt(conn, project.id, entry["template"], entry["label_words"], descriptions or None)
     except (storage.StoreError, ValueError) as e:
         st.session_state["pw_adopt_error"] = str(e)
         return

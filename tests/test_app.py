@@ -493,6 +493,43 @@ def test_workbench_scores_prompts_on_the_evaluation_split(env):
     assert any("Best first by accuracy on your evaluation split (3 labeled texts)" in c.value for c in at.caption)
 
 
+def test_a_saved_prompt_becomes_the_label_pages_suggestions_without_a_scoring(env, tiny_headless_dir, monkeypatch):
+    """Before any run the Label page suggested nothing until the prompt was scored on the board (a real-browser
+    session with the default backbone: a saved prompt, then the Label page, and no suggestion). Saving a prompt now
+    queues its zero-shot predictions of the pool (an older queued request replaced); an unchanged save, or a project
+    whose run already suggests, queues nothing."""
+    import ui.actions as actions
+
+    db, tmp, _ = env
+    p = make_project(db, str(tiny_headless_dir), with_prompt=False)
+    at = app("pages/prompt.py", p.id)
+    at.text_input(key="pw_word_0").input("bad")
+    at.text_input(key="pw_word_1").input("great").run()
+    at.button(key="pw_save").click().run()
+
+    def suggest_jobs():
+        return [(j.status, j.payload["prompt"]["label_words"]) for j in jobq.list_jobs(db, p.id)
+                if j.kind == "prompt_suggest"]  # fmt: skip
+
+    assert suggest_jobs() == [("queued", ["bad", "great"])]
+    waiting = app("pages/label.py", p.id)  # in the default order (diverse first) too, the page says what comes
+    assert any("writing your prompt's suggestions." in c.value for c in waiting.caption)
+    at.button(key="pw_save").click().run()  # unchanged: the same version, nothing new to suggest
+    assert suggest_jobs() == [("queued", ["bad", "great"])]
+    at.text_input(key="pw_word_1").input("good").run()
+    at.button(key="pw_save").click().run()
+    assert sorted(suggest_jobs()) == [("cancelled", ["bad", "great"]), ("queued", ["bad", "good"])]
+    done = Worker(str(tmp / "app.db"), lane="light").run_once()
+    assert (done.kind, done.status, done.result) == ("prompt_suggest", "succeeded", {"prompt_suggestions": 20})
+    label = app("pages/label.py", p.id)
+    assert any("Your prompt suggests" in c.value for c in label.caption) and not label.exception
+    assert not any("No suggestions yet" in c.value for c in label.caption)
+    monkeypatch.setattr(actions.predq, "has_run_predictions", lambda db, project_id: True)
+    at.text_input(key="pw_word_1").input("great").run()
+    at.button(key="pw_save").click().run()
+    assert st_store.latest_prompt(db, p.id).version == 3 and len(suggest_jobs()) == 2  # a run's suggestions stay
+
+
 def test_on_a_large_pool_the_board_comes_first_and_the_label_pages_suggestions_follow(env, monkeypatch):
     """A pool larger than the board's sample: the board is shown at once and says that the prompt's suggestions for
     every example are being written in the background; the Label page's "most uncertain" says so too, then uses

@@ -9,9 +9,33 @@ import sqlite_utils
 
 from list_core.config import preset
 from list_core.methods import get as get_method
-from storage import StoreError, get_project
+from storage import StoreError, count_examples, get_project, latest_prompt
+from storage import jobs as jobq
+from storage import predictions as predq
 from storage import runs as runq
-from storage.models import Job, Run
+from storage import save_prompt as store_prompt
+from storage.models import Job, PromptVersion, Run
+
+
+def save_prompt(
+    db: sqlite_utils.Database,
+    project_id: int,
+    template: str,
+    label_words: list[str | list[str]],
+    descriptions: list[str] | None = None,
+) -> PromptVersion:
+    """Save the prompt (an unchanged one is not a new version). Until a run has written its own, a new version's
+    zero-shot predictions of the pool become the Label page's suggestions: queued here as background work (in place
+    of an older request still queued), so they follow the saved prompt without a scoring on the board."""
+    before = latest_prompt(db, project_id)
+    version = store_prompt(db, project_id, template, label_words, descriptions)
+    new = before is None or version.id != before.id
+    if new and count_examples(db, project_id) and not predq.has_run_predictions(db, project_id):
+        prompt = {"template": version.template, "label_words": version.label_words}
+        if version.descriptions:
+            prompt["descriptions"] = version.descriptions
+        jobq.queue_replacing(db, project_id, "prompt_suggest", {"prompt": prompt, "background": True})
+    return version
 
 
 def start_run(
