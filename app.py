@@ -31,10 +31,13 @@ with st.sidebar:
             st.session_state["project"] = goto
         elif st.session_state.get("project") not in ids:
             st.session_state.pop("project", None)
+        asked = st.query_params.get("project")  # read before the widget replaces a name it does not know
         # bound to the URL (?project=NAME; names are unique): a reload or a second tab keeps the project
         st.selectbox("Project", ids, format_func={p.id: p.name for p in projects}.get,
                      key="project", bind="query-params")  # fmt: skip
         p = current_project()
+        if asked and p is not None and asked not in {q.name for q in projects}:  # a stale bookmark, a renamed project
+            st.toast(md_escape(f"No project named “{asked}”: this is “{p.name}”."))
         if p is not None:
             counts = storage.class_counts(db(), p.id)
             st.caption(md_escape(f"{sum(counts)} / {p.target_gold} gold labels · {p.backbone}"))

@@ -90,7 +90,9 @@ def undo() -> None:  # this session's own last label, never another user's
 
 
 with left:
-    if ex is None:
+    if ex is None and not storage.count_examples(conn, project.id):
+        st.info("No examples yet: import a file on the Projects page.")
+    elif ex is None:
         st.success("Every example has a label (or was skipped).")
         if skipped and st.button("Show skipped examples again", key="lb_unskip"):
             st.session_state["lb_skipped"] = []

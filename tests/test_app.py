@@ -71,6 +71,37 @@ def test_projects_page_creates_project_and_shows_errors(env):
     assert any("already exists" in e.value for e in at.error)
 
 
+def test_an_address_naming_no_project_says_which_one_opened(env):
+    """A bookmark or a shared address whose project was renamed or deleted (?project=NAME) silently opened the newest
+    project instead (a real-browser session typed a project's id there and labeled the wrong project)."""
+    db, _, _ = env
+    st_store.create_project(db, "alpha", "single", ["a", "b"], "default")
+    st_store.create_project(db, "beta", "single", ["a", "b"], "default")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.query_params["project"] = "gamma"
+    at.run()
+    assert not at.exception and at.sidebar.selectbox[0].value == 2  # the newest, as for a new session
+    assert [t.value for t in at.toast] == [md_escape("No project named “gamma”: this is “beta”.")]
+    at.run()  # the address now names the project shown: said once
+    assert not at.toast
+    named = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    named.query_params["project"] = "alpha"
+    named.run()
+    assert named.sidebar.selectbox[0].value == 1 and not named.toast
+
+
+def test_the_label_page_of_a_project_without_examples_asks_for_an_import(env):
+    """It said "Every example has a label (or was skipped)." for a project with nothing imported yet."""
+    db, _, dirs = env
+    p = st_store.create_project(db, "empty", "single", ["a", "b"], str(dirs["bert"]))
+    at = app("pages/label.py", p.id)
+    assert [i.value for i in at.info] == ["No examples yet: import a file on the Projects page."] and not at.success
+    st_store.add_examples(db, p.id, [{"text": "one"}])
+    st_store.set_label(db, st_store.page_examples(db, p.id, limit=5)[0].id, 0)
+    at.run()
+    assert [m.value for m in at.success] == ["Every example has a label (or was skipped)."] and not at.info
+
+
 def test_file_uploaders_announce_the_import_limit(env, monkeypatch):
     """The uploader said "200MB per file" (Streamlit's limit) while an import over LIST_MAX_IMPORT_MB (50) is
     refused after the upload: a user sent 100 MB to be told it was too big."""
