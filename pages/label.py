@@ -6,6 +6,7 @@ import storage
 from storage import jobs as jobq
 from storage.predictions import has_predictions, prediction
 from storage.queue import STRATEGIES, has_queue, next_unlabeled
+from ui.actions import suggest_from_prompt
 from ui.common import db, labeler, md_escape, require_project, rerun_when_changed, run_safely
 
 conn = db()
@@ -30,12 +31,19 @@ with right:
             st.caption("No diversity order yet.")
             if st.button("Compute a diverse order", key="lb_diversity"):
                 run_safely(jobq.enqueue, conn, "diversity", {}, project.id, success="Queued: clustering the examples.")
-    if not has_predictions(conn, project.id):  # whatever the order: a user waiting for suggestions is told why
+    if not has_predictions(conn, project.id) and storage.count_examples(conn, project.id):  # in every order
         until = "; until then the examples come in order" if strategy == "uncertain" else ""
+        prompt = storage.latest_prompt(conn, project.id)
         if jobq.active_job(conn, project.id, "prompt_suggest"):
             st.caption(f"The worker is writing your prompt's suggestions{until}.")
-        else:
-            st.caption(f"No suggestions yet{until}: save your prompt on the Prompt workbench (or finish a run) first.")
+        elif prompt is None:
+            st.caption(f"No suggestions yet{until}: write a prompt on the Prompt workbench (or finish a run) first.")
+        else:  # a prompt saved before saving queued them, or whose suggestions were cancelled
+            st.caption(f"No suggestions yet{until}.")
+            if st.button("Suggest from the prompt", key="lb_suggest") and run_safely(
+                suggest_from_prompt, conn, project.id, prompt
+            ):
+                st.rerun()  # the caption above says at once that the worker is writing them
 
 # Work that changes what this page shows: the order, the suggestions (a prompt scored, a run's predictions). The
 # page follows it without a reload; the example on screen stays until you label or skip it (below).

@@ -561,6 +561,27 @@ def test_a_saved_prompt_becomes_the_label_pages_suggestions_without_a_scoring(en
     assert st_store.latest_prompt(db, p.id).version == 3 and len(suggest_jobs()) == 2  # a run's suggestions stay
 
 
+def test_the_label_page_asks_the_worker_for_a_saved_prompts_suggestions(env, tiny_headless_dir):
+    """A prompt saved before saving queued suggestions (or whose request was cancelled): the Label page offers them
+    in one click instead of sending the user to the workbench; without a prompt it asks for one."""
+    db, tmp, _ = env
+    p = make_project(db, str(tiny_headless_dir), with_prompt=False)
+    at = app("pages/label.py", p.id)
+    assert any("No suggestions yet: write a prompt on the Prompt workbench" in c.value for c in at.caption)
+    assert not [b for b in at.button if b.key == "lb_suggest"]
+    st_store.save_prompt(db, p.id, "{text} It was {mask} .", ["bad", "great"])  # the store alone queues nothing
+    at.run()
+    assert any(c.value == "No suggestions yet." for c in at.caption)
+    at.button(key="lb_suggest").click().run()
+    assert [(j.kind, j.payload["prompt"]["label_words"]) for j in jobq.list_jobs(db, p.id)] == [
+        ("prompt_suggest", ["bad", "great"])
+    ]
+    assert any("writing your prompt's suggestions." in c.value for c in at.caption)
+    assert Worker(str(tmp / "app.db"), lane="light").run_once().status == "succeeded"
+    at.run()
+    assert any("Your prompt suggests" in c.value for c in at.caption) and not at.exception
+
+
 def test_on_a_large_pool_the_board_comes_first_and_the_label_pages_suggestions_follow(env, monkeypatch):
     """A pool larger than the board's sample: the board is shown at once and says that the prompt's suggestions for
     every example are being written in the background; the Label page's "most uncertain" says so too, then uses

@@ -29,13 +29,21 @@ def save_prompt(
     of an older request still queued), so they follow the saved prompt without a scoring on the board."""
     before = latest_prompt(db, project_id)
     version = store_prompt(db, project_id, template, label_words, descriptions)
-    new = before is None or version.id != before.id
-    if new and count_examples(db, project_id) and not predq.has_run_predictions(db, project_id):
-        prompt = {"template": version.template, "label_words": version.label_words}
-        if version.descriptions:
-            prompt["descriptions"] = version.descriptions
-        jobq.queue_replacing(db, project_id, "prompt_suggest", {"prompt": prompt, "background": True})
+    if before is None or version.id != before.id:
+        suggest_from_prompt(db, project_id, version)
     return version
+
+
+def suggest_from_prompt(db: sqlite_utils.Database, project_id: int, version: PromptVersion) -> Job | None:
+    """Queue a prompt version's zero-shot predictions of the pool as the Label page's suggestions (background work,
+    in place of an older request still queued); None where there is no pool or a run's predictions already
+    suggest."""
+    if not count_examples(db, project_id) or predq.has_run_predictions(db, project_id):
+        return None
+    prompt = {"template": version.template, "label_words": version.label_words}
+    if version.descriptions:
+        prompt["descriptions"] = version.descriptions
+    return jobq.queue_replacing(db, project_id, "prompt_suggest", {"prompt": prompt, "background": True})
 
 
 def start_run(
