@@ -211,6 +211,8 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         out["stage_seconds"] = result.stage_seconds
         truth = torch.tensor([data.label(r) for r in unlabeled])
         out["rounds"] = [_round_analysis(m, t, truth) for m, t in zip(result.rounds, result.tables)]
+        for analysis, paired in zip(out["rounds"], _paired_with_first(result.tables, truth)):
+            analysis.update(paired)
         out["teacher"] = result.teacher.to_dict()
         if teacher_state and result.rounds:
             out["teacher_mix_test_accuracy"] = _teacher_mixes(result.model, teacher_state, traced_p, proba, test_rows,
@@ -263,6 +265,25 @@ def _round_analysis(record, table, truth) -> dict[str, Any]:
         "mean_confidence": record.mean_confidence,
         "seconds": record.seconds,
     }
+
+
+def _paired_with_first(tables, truth) -> list[dict[str, Any]]:
+    """Each round's pseudo-label accuracy and round 1's on the pool texts both labeled (a round draws its own sample
+    when `unlabeled_limit` is below the pool, so the plain accuracies compare different texts); pool labels read
+    only here."""
+    if not tables:
+        return []
+    first = {r.index: r.label for r in tables[0]}
+    out = []
+    for rows in tables:
+        shared = [r for r in rows if r.index in first]
+        idx = [r.index for r in shared]
+        now = sum(r.label == int(truth[r.index]) for r in shared)
+        then = sum(first[i] == int(truth[i]) for i in idx)
+        n = max(1, len(shared))
+        out.append({"shared_with_round_1": len(shared), "pseudo_label_accuracy_shared": now / n,
+                    "round_1_accuracy_shared": then / n})  # fmt: skip
+    return out
 
 
 def machine() -> dict[str, Any]:

@@ -359,3 +359,31 @@ def test_paired_names_a_bench_files_runs_as_the_report_does(tmp_path):
         "list (final_mix=0.3)",
         "linear-probe (feature_layers=6, class_balance=true)",
     ]
+
+
+def test_each_rounds_pseudo_labels_are_compared_with_round_1s_on_the_texts_both_labeled():
+    """With `unlabeled_limit` below the pool each round draws its own sample, so the plain per-round accuracies
+    compare different texts; the paired numbers use the texts both rounds labeled, by hand here."""
+    import torch
+
+    from list_core.bench import _paired_with_first
+    from list_core.records import PseudoLabelRow
+
+    def rows(pairs):
+        return [PseudoLabelRow(index=i, id=i, probs=[0.5, 0.5], label=lab, confidence=0.5) for i, lab in pairs]
+
+    truth = torch.tensor([0, 1, 0, 1, 0])
+    first = rows([(0, 0), (1, 0), (2, 0)])  # right on 0 and 2
+    later = rows([(1, 1), (2, 1), (3, 1), (4, 0)])  # shares 1 and 2 with round 1: right on 1 only
+    paired = _paired_with_first([first, later], truth)
+    assert paired[0] == {
+        "shared_with_round_1": 3,
+        "pseudo_label_accuracy_shared": 2 / 3,
+        "round_1_accuracy_shared": 2 / 3,
+    }
+    assert paired[1] == {
+        "shared_with_round_1": 2,
+        "pseudo_label_accuracy_shared": 1 / 2,
+        "round_1_accuracy_shared": 1 / 2,
+    }
+    assert _paired_with_first([], truth) == []
