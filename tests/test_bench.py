@@ -370,7 +370,10 @@ def test_each_rounds_pseudo_labels_are_compared_with_round_1s_on_the_texts_both_
     from list_core.records import PseudoLabelRow
 
     def rows(pairs):
-        return [PseudoLabelRow(index=i, id=i, probs=[0.5, 0.5], label=lab, confidence=0.5) for i, lab in pairs]
+        return [
+            PseudoLabelRow(index=i, id=i, probs=[0.5, 0.5], label=lab, confidence=0.5, weight=None, flipped=False)
+            for i, lab in pairs
+        ]
 
     truth = torch.tensor([0, 1, 0, 1, 0])
     first = rows([(0, 0), (1, 0), (2, 0)])  # right on 0 and 2
