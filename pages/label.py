@@ -14,6 +14,7 @@ project = require_project()
 st.title("Label")
 
 counts = storage.class_counts(conn, project.id)
+has_examples = storage.count_examples(conn, project.id) > 0  # nothing imported yet: no suggestions, ask for a file
 per_class = max(1, project.target_gold // len(project.labels))
 cols = st.columns(len(project.labels) + 1)
 cols[0].metric("Gold labels", f"{sum(counts)} / {project.target_gold}")
@@ -31,7 +32,7 @@ with right:
             st.caption("No diversity order yet.")
             if st.button("Compute a diverse order", key="lb_diversity"):
                 run_safely(jobq.enqueue, conn, "diversity", {}, project.id, success="Queued: clustering the examples.")
-    if not has_predictions(conn, project.id) and storage.count_examples(conn, project.id):  # in every order
+    if has_examples and not has_predictions(conn, project.id):  # in every order
         until = "; until then the examples come in order" if strategy == "uncertain" else ""
         prompt = storage.latest_prompt(conn, project.id)
         if jobq.active_job(conn, project.id, "prompt_suggest"):
@@ -98,7 +99,7 @@ def undo() -> None:  # this session's own last label, never another user's
 
 
 with left:
-    if ex is None and not storage.count_examples(conn, project.id):
+    if ex is None and not has_examples:
         st.info("No examples yet: import a file on the Projects page.")
     elif ex is None:
         st.success("Every example has a label (or was skipped).")
