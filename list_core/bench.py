@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .bench_report import merge, method_order, report, summarise, summary, table
+from .lexical import row_text
 from .methods import REGISTRY, Method, get, register
 
 # the external peer, registered beside the engine's methods (needs `pip install -r requirements-bench.txt`)
@@ -214,6 +215,15 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         for analysis, paired in zip(out["rounds"], _paired_with_first(result.tables, truth)):
             analysis.update(paired)
         out["teacher"] = result.teacher.to_dict()
+        if result.model.lexical is not None:  # the same model without its lexical view (`lexical_weight`)
+            lexical, result.model.lexical = result.model.lexical, None
+            try:
+                p = result.model.predict_proba(test_rows)
+            finally:
+                result.model.lexical = lexical
+            out["accuracy_without_lexical"] = float((p.argmax(-1) == y).float().mean())
+            texts = [row_text(x, prompt.text_slots) for x in test_rows]
+            out["accuracy_lexical_alone"] = float((lexical.proba(texts).argmax(-1) == y).float().mean())
         if teacher_state and result.rounds:
             out["teacher_mix_test_accuracy"] = _teacher_mixes(result.model, teacher_state, traced_p, proba, test_rows,
                                                               y)  # fmt: skip

@@ -98,6 +98,29 @@ def snippet(meta: dict[str, Any], fmt: str, base: str) -> str:
     else:
         lines += ['base = f"{folder}/model"', f"model = {auto}.from_pretrained(base).eval()"]
     lines += ["tok = AutoTokenizer.from_pretrained(base)", ""]
+    lexical = bool(meta.get("lexical"))
+    if lexical:  # the final classifier's lexical view (list_core/lexical.py), mixed into the probabilities
+        lines[0:0] = ["import math", "import re", "from collections import Counter"]
+        if prompt_head:
+            lines.insert(lines.index(f"from transformers import AutoTokenizer, {auto}"),
+                         "from safetensors.torch import load_file")  # fmt: skip
+        lines += [
+            'lex = load_file(f"{folder}/lexical.safetensors")',
+            'vocab = {t: i for i, t in enumerate(bytes(lex["lexical.vocabulary"].numpy()).decode().split("\\n"))}',
+            "",
+            "",
+            "def lexical_proba(texts):",
+            '    """TF-IDF of the lowercased words and word pairs (1 + log count, times idf, l2-normalised), then a linear',
+            '    layer: the lexical view LiST mixes into its probabilities."""',
+            "    x = torch.zeros(len(texts), len(vocab), dtype=torch.float64)",
+            "    for n, text in enumerate(texts):",
+            '        words = re.findall(r"(?u)\\b\\w\\w+\\b", text.lower())',
+            '        for t, k in Counter(w for w in words + [f"{a} {b}" for a, b in zip(words, words[1:])] if w in vocab).items():',
+            '            x[n, vocab[t]] = (1 + math.log(k)) * float(lex["lexical.idf"][vocab[t]])',
+            "    x = torch.nn.functional.normalize(x, dim=-1)",
+            '    return (x @ lex["lexical.coef"].double().T + lex["lexical.intercept"].double()).softmax(-1).float()',
+            "",
+        ]
     lines += ["", "@torch.no_grad()", "def predict_proba(rows):",
               '    """rows: [{"text": ...}], or [{"text_a": ..., "text_b": ...}] for a pair task."""']  # fmt: skip
     if meta["input"] == "template":
@@ -146,6 +169,10 @@ def snippet(meta: dict[str, Any], fmt: str, base: str) -> str:
                 lines.append("    x = torch.nn.functional.normalize(x, dim=-1)")
         lines += ['    head = load_file(f"{folder}/head.safetensors")',
                   '    logits = x @ head["weight"].T + head["bias"]  # (N, C)']  # fmt: skip
+    if lexical:
+        lines += ['    w = float(lex["lexical.weight"])  # the lexical view\'s share of the probabilities',
+                  '    mixed = (1 - w) * logits.softmax(-1) + w * lexical_proba([row["text"] for row in rows])',
+                  "    logits = mixed.clamp_min(1e-12).log()"]  # fmt: skip
     lines += ['    return (logits / meta["temperature"]).softmax(-1)', "", "",
               'print(predict_proba([{"text": "some text"}]))' if "text_a" not in meta["template"]
               else 'print(predict_proba([{"text_a": "first text", "text_b": "second text"}]))']  # fmt: skip

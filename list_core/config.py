@@ -210,6 +210,11 @@ class TrainConfig:
     meta_gold_batch_size: int = knob(4, "gold batch size of a meta step", low=1, high=1024, modes=("rounds",))
     ensemble_teacher: bool = knob(False, "ensemble the rounds: from round 2 on, the pseudo-labels are the mean of the "
                                   "first teacher's and the current model's probabilities", modes=("rounds",))  # fmt: skip
+    lexical_weight: float = knob(0.0, "co-training's two views in the final classifier: after the last round a "
+                                 "logistic regression on word and bigram TF-IDF is fitted on the gold labels and the "
+                                 "pool's latest pseudo-labels, and the final probabilities are (1 - w) x the model's + "
+                                 "w x its own (0: the model alone); single-text tasks only", low=0.0, high=1.0,
+                                 modes=("rounds",))  # fmt: skip
     final_mix: float = knob(0.0, "WiSE-FT: after the last round, move the model's weights this share of the way "
                             "back to the first teacher's (0: the last student as it is; 0.5: half-way); the last round's "
                             "metrics, checkpoint and export are the mixed model's; only where the teacher is fitted on "

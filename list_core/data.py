@@ -24,6 +24,7 @@ class Encoded:
 
     ids: list[list[int]]
     mask_pos: list[int]
+    texts: list[str] | None = None  # the rows' texts, for a model with a lexical view (`lexical`)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -49,7 +50,8 @@ class Encoded:
         return cls(*encode_plain(tokenizer, [{"text": t} for t in texts], ("text",), max_length))
 
     def subset(self, index: Sequence[int]) -> Encoded:
-        return Encoded([self.ids[i] for i in index], [self.mask_pos[i] for i in index])
+        texts = None if self.texts is None else [self.texts[i] for i in index]
+        return Encoded([self.ids[i] for i in index], [self.mask_pos[i] for i in index], texts)
 
 
 def check_rows(prompt: Prompt, rows: Sequence[Row], what: str) -> None:

@@ -103,12 +103,16 @@ def pack(enc: Encoded) -> dict[str, np.ndarray]:
     """Token ids as one flat int32 array with offsets: cheap to pickle and to hold in Ray's object store."""
     lengths = np.fromiter((len(r) for r in enc.ids), dtype=np.int64, count=len(enc))
     flat = np.fromiter((t for r in enc.ids for t in r), dtype=np.int32, count=int(lengths.sum()))
-    return {"flat": flat, "offsets": np.concatenate([[0], np.cumsum(lengths)]), "mask_pos": np.asarray(enc.mask_pos)}
+    packed = {"flat": flat, "offsets": np.concatenate([[0], np.cumsum(lengths)]), "mask_pos": np.asarray(enc.mask_pos)}
+    if enc.texts is not None:  # a model with a lexical view reads them
+        packed["texts"] = np.array(enc.texts, dtype=object)
+    return packed
 
 
 def unpack(p: dict[str, np.ndarray]) -> Encoded:
     o = p["offsets"]
-    return Encoded([p["flat"][o[i] : o[i + 1]].tolist() for i in range(len(o) - 1)], p["mask_pos"].tolist())
+    texts = [str(t) for t in p["texts"]] if "texts" in p else None
+    return Encoded([p["flat"][o[i] : o[i + 1]].tolist() for i in range(len(o) - 1)], p["mask_pos"].tolist(), texts)
 
 
 class _Worker:

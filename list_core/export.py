@@ -15,6 +15,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from . import lexical
 from .backbone import Backbone, load_backbone
 from .cards import native_card
 from .config import HEADS, AdapterConfig
@@ -51,6 +52,7 @@ def export_config(
         "adapter": None if model.adapter_config is None else vars(model.adapter_config).copy(),
         "max_length": model.max_length,
         "temperature": model.temperature,  # calibration: divide the logits by it (1: not calibrated)
+        "lexical": lexical.describe(model.lexical),  # a lexical view mixed into the probabilities (in the weights)
         "parameters": model.parameter_report(),
         "training": summary or {},
         "metrics": metrics or {},
@@ -80,7 +82,8 @@ def save_native(
     save_file(state, str(folder / WEIGHTS), metadata={"format": "list-adapter", "config_sha256": _config_digest(cfg)})
     cfg["weights_sha256"] = _file_sha256(folder / WEIGHTS)
     (folder / CONFIG).write_text(json.dumps(cfg, indent=1))
-    (folder / "README.md").write_text(native_card(cfg, sum(v.numel() for v in state.values())))
+    n_params = sum(v.numel() for k, v in state.items() if not k.startswith(lexical.PREFIX))
+    (folder / "README.md").write_text(native_card(cfg, n_params))
     return folder
 
 

@@ -13,6 +13,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from . import lexical
 from .backbone import load_backbone
 from .cards import HEAD_FORMULA, export_card
 from .export import Classifier, ExportError, check_config
@@ -91,6 +92,7 @@ def save_folded(model: ListModel, folder: str | Path, labels: list[str]) -> Path
         "source_backbone": model.backbone.name,
         **export_head_fields(model),
         "temperature": model.temperature,  # divide the logits by it for calibrated probabilities
+        "lexical": lexical.save(model.lexical, folder) if model.lexical is not None else None,
     }
     (folder / "list_config.json").write_text(json.dumps(cfg, indent=1))
     (folder / "README.md").write_text(export_card(cfg, "folded", model.backbone.name))
@@ -139,5 +141,12 @@ def load_folded(folder: str | Path, device: str | None = None) -> Classifier:
                 model.head.load_state_dict(state)
         except (OSError, ValueError, RuntimeError, SafetensorError) as e:
             raise ExportError(f"{folder / 'head.safetensors'} is missing, damaged or does not fit: {e}") from None
+    if cfg.get("lexical"):  # a lexical view mixed into the probabilities, beside the model
+        try:
+            model.lexical = lexical.load(folder)
+        except (OSError, ValueError, KeyError, SafetensorError) as e:
+            raise ExportError(f"{folder / lexical.FILE} is damaged: {e}") from None
+        if model.lexical is None:
+            raise ExportError(f"{folder / lexical.FILE} is missing (list_config.json names a lexical view)")
     model.temperature = float(cfg.get("temperature", 1.0))
     return Classifier(model, list(cfg["labels"]), cfg)

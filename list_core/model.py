@@ -29,6 +29,7 @@ from .heads import (
     linear_of,
     view_features,
 )
+from .lexical import LexicalHead, row_text, split_state
 from .prompts import Prompt, label_word_ids
 from .teacher import prompt_aware_probe
 
@@ -59,6 +60,7 @@ class ListModel(nn.Module):
         self.backbone = backbone
         self.prompt = prompt
         self.max_length = max_length
+        self.lexical: LexicalHead | None = None  # a lexical view mixed into the final classifier (`lexical`)
         self.temperature = 1.0  # set by calibration (`calibration.fit_temperature`); scales logits in predict_proba
         self.head_kind, self.head_reason = choose_head(head, backbone)
         # the heads on pooled features (similarity, probe) may read several layers; the others read the last one
@@ -138,14 +140,20 @@ class ListModel(nn.Module):
         return name
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
-        """Adapters and head only, by their external names: what a checkpoint or an export holds."""
-        return {self._external(n): p.detach().clone() for n, p in self.trainable_named_parameters().items()}
+        """Adapters and head only, by their external names, and the lexical view's arrays when it has one
+        (`lexical.*`): what a checkpoint or an export holds."""
+        state = {self._external(n): p.detach().clone() for n, p in self.trainable_named_parameters().items()}
+        return state if self.lexical is None else {**state, **self.lexical.state()}
 
     def adapter_modules(self) -> dict[str, Adapter]:
         """This model's adapters by the name of the encoder layer each follows."""
         return {self._layer_names[k]: a for k, a in self.adapters.items()}
 
     def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Adapters and head from `trainable_state()`'s names; the lexical view is the state's (or none)."""
+        state, lexical = split_state(state)
+        if lexical is not None and lexical.num_classes != self.num_classes:
+            raise ValueError(f"lexical view: {lexical.num_classes} classes, the model has {self.num_classes}")
         params = {self._external(n): p for n, p in self.trainable_named_parameters().items()}
         missing = sorted(set(params) - set(state))
         unexpected = sorted(set(state) - set(params))
@@ -156,9 +164,11 @@ class ListModel(nn.Module):
                 if tuple(state[n].shape) != tuple(p.shape):
                     raise ValueError(f"{n}: saved shape {tuple(state[n].shape)} != model shape {tuple(p.shape)}")
                 p.copy_(state[n].to(p.device, p.dtype))
+        self.lexical = lexical
 
     def reset_trainable(self, generator: torch.Generator | None = None) -> None:
-        """A fresh student: adapters drawn again and the head re-initialised."""
+        """A fresh student: adapters drawn again, the head re-initialised, no lexical view."""
+        self.lexical = None
         for adapter in self.adapters.values():
             adapter.reset_parameters(generator)
         self.head.reset_parameters(generator)
@@ -182,7 +192,11 @@ class ListModel(nn.Module):
         return self.head_kind == "similarity"
 
     def encode(self, rows: Sequence[Row]) -> Encoded:
-        return Encoded.of(self.prompt, self.backbone.tokenizer, rows, self.max_length, plain=self.plain_input)
+        """Token ids of the rows as this model reads them, with their texts when it has a lexical view."""
+        enc = Encoded.of(self.prompt, self.backbone.tokenizer, rows, self.max_length, plain=self.plain_input)
+        if self.lexical is None:
+            return enc
+        return dataclasses.replace(enc, texts=[row_text(r, self.prompt.text_slots) for r in rows])
 
     def verbaliser_prototypes(self, batch_size: int = 64) -> torch.Tensor:
         """(C, L*D) the backbone's own normalised embedding of each class's verbaliser: the mean of the last layer's
@@ -219,6 +233,10 @@ class ListModel(nn.Module):
                     out[idx] = self(**collate(enc, idx, self.pad_id, self.device)).cpu()
         finally:
             self.train(was_training)
+        if self.lexical is not None:  # the final classifier mixes in its lexical view (`lexical`)
+            if enc.texts is None:
+                raise ValueError("this model has a lexical view, which reads the texts: encode rows with model.encode")
+            out = self.lexical.mix(out, enc.texts)
         return out
 
     @torch.no_grad()
@@ -353,6 +371,7 @@ class ListModel(nn.Module):
                           feature_layers=self.feature_layers)  # fmt: skip
         plain.head = copy.deepcopy(self.head)
         plain.head_reason = self.head_reason
+        plain.lexical = self.lexical
         return plain
 
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from transformers import AutoModel, AutoModelForMaskedLM
 
+from . import lexical
 from .adapter import adapted_layers, set_submodule
 from .backbone import MODEL_LOAD_LOCK
 from .cards import export_card
@@ -119,6 +120,7 @@ def save_peft(
     meta = {**model.prompt.to_json(), "label_ids": model.label_ids, "labels": list(labels or []),
             "head": model.head_kind, **export_head_fields(model), "max_length": model.max_length,
             "temperature": model.temperature,  # calibrated probabilities: softmax(logits / T)
+            "lexical": lexical.save(model.lexical, folder) if model.lexical is not None else None,
             "note": "LiST adapters as LoRA (exact); see list_core/peft_format.py"}  # fmt: skip
     (folder / "list_peft.json").write_text(json.dumps(meta, indent=1))
     # PEFT writes an empty model card template; ours says what the folder is and how to use it

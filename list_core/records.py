@@ -74,6 +74,10 @@ class RoundRecord(_Record):
     view_accuracy: dict[str, float] = field(default_factory=dict)
     # the views the teacher was an ensemble over (`teacher_views`), as the layers each read on this backbone
     teacher_views: list[int] | None = None
+    # the final model's lexical view (`lexical_weight`, last round only): its share of the mixed probabilities and
+    # its vocabulary of words and bigrams
+    lexical_weight: float | None = None
+    lexical_vocabulary: int | None = None
     # the last round's weights moved this share of the way back to the teacher's (`final_mix`, where applied)
     final_mix: float | None = None
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from . import views
@@ -19,6 +20,7 @@ from .data import Encoded, Row, check_task
 from .distributed import Scorer, current_scorer
 from .events import Callback, CancelCheck, Event, Reporter, derive_seed, seed_everything
 from .heads import VIEW_HEADS, choose_head, run_layers
+from .lexical import LexicalHead, row_text
 from .losses import soft_labels
 from .model import ListModel
 from .pool import pass_over, sample, take
@@ -79,6 +81,28 @@ def _weight_stats(w: torch.Tensor) -> WeightStats:
 def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     """The checkpoint tensors saved under `prefix`, without it."""
     return {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def _latest_labels(
+    model: ListModel,
+    score: Scorer,
+    rows: Sequence[Row],
+    fit_index: list[int],
+    chosen: list[int],
+    chosen_rows: list[Row],
+    q: torch.Tensor,
+    batch_size: int,
+) -> tuple[list[str], np.ndarray]:
+    """What the lexical view is fitted on: the texts the teacher was fitted on (the pool, up to
+    `teacher_pool_limit`) and each one's latest pseudo-label: the last round's, or the final model's for the texts
+    that round did not draw (`unlabeled_limit`). Returns the texts and their (N, C) labels."""
+    slots = model.prompt.text_slots
+    drawn = {i: j for j, i in enumerate(chosen)}
+    rest = [i for i in fit_index if i not in drawn]
+    rest_rows = take(rows, rest)
+    extra = soft_labels(score.logits(model, model.encode(rest_rows), batch_size)) if rest else q[:0]
+    texts = [row_text(x, slots) for x in chosen_rows + rest_rows]
+    return texts, torch.cat([q, extra]).double().numpy()  # (N, C)
 
 
 def run_list(
@@ -258,6 +282,12 @@ def run_list(
             report(Event("round_restored", round=r, record=record, table=table))
         report(Event("resume", round=done, message=f"resuming after round {done}"))
 
+    # the final classifier's lexical view (`lexical`): not for pair tasks, whose label is how two texts relate
+    lexical_view = bool(cfg.lexical_weight) and len(prompt.text_slots) == 1
+    if cfg.lexical_weight and not lexical_view and start <= cfg.rounds:
+        report(Event("setup", message="lexical_weight: not used on a pair task (word counts of two texts cannot "
+                                      "tell how the texts relate)"))  # fmt: skip
+
     # rounds --------------------------------------------------------------------------------------
     for r in range(start, cfg.rounds + 1):
         gen = seed_everything(derive_seed(cfg.seed, "round", r))
@@ -266,7 +296,8 @@ def run_list(
             chosen = sorted(torch.randperm(n_pool, generator=gen)[: cfg.unlabeled_limit].tolist())
         else:
             chosen = list(range(n_pool))
-        sub = model.encode(take(rows, chosen))
+        sub_rows = take(rows, chosen)
+        sub = model.encode(sub_rows)
         report(Event("pseudo_label", 0, len(sub), r))
         if r == 1 and q0 is not None:  # the model is still the first teacher: its labels are known
             q = q0[chosen]
@@ -291,6 +322,20 @@ def run_list(
                                                       "tuned, not fitted on frozen features, and its adapters and the "
                                                       "student's start from different draws"))  # fmt: skip
         t3 = time.perf_counter()
+        if r == cfg.rounds and lexical_view:  # after any final_mix
+            texts, labels = _latest_labels(model, score, rows, fit_index, chosen, sub_rows, q, cfg.eval_batch_size)
+            model.lexical = LexicalHead.fit(texts, labels, [row_text(x, prompt.text_slots) for x in task.gold_rows],
+                                            task.gold_labels, cfg.lexical_weight, cfg.seed)  # fmt: skip
+            if model.lexical is None:
+                report(Event("warning", message="lexical_weight: no lexical view (no word occurs in two texts, or the "
+                                                "labels name one class only); the final model is the student's"))  # fmt: skip
+            else:
+                gold = model.encode(task.gold_rows)  # with their texts, which the lexical view reads
+                evalset = model.encode(task.eval_rows) if task.eval_rows else None
+                report(Event("finetune", round=r, message=f"final model: its probabilities mixed with a lexical view's "
+                                                          f"({len(model.lexical.vocabulary):,} words and bigrams "
+                                                          f"fitted on the pool's latest pseudo-labels) at "
+                                                          f"{cfg.lexical_weight:.0%} (lexical_weight)"))  # fmt: skip
         hard = q.argmax(-1)
         table, flips, seen = [], 0, 0
         for j, i in enumerate(chosen):
@@ -314,8 +359,11 @@ def run_list(
             student_steps=student["steps"],
             student_passes=round(student["steps"] * cfg.student_batch_size / max(1, len(chosen)), 2),
             weights=_weight_stats(student["weights"]), flip_rate=flips / seen if seen else 0.0,
-            seconds={"pseudo_label": t1 - t0, "student": t2 - t1, "finetune": t3 - t2},
+            seconds={"pseudo_label": t1 - t0, "student": t2 - t1, "finetune": t3 - t2,
+                     **({"lexical": time.perf_counter() - t3} if r == cfg.rounds and lexical_view else {})},
             final_mix=(final_mix or None) if r == cfg.rounds else None,
+            lexical_weight=model.lexical.weight if r == cfg.rounds and model.lexical is not None else None,
+            lexical_vocabulary=len(model.lexical.vocabulary) if r == cfg.rounds and model.lexical is not None else None,
         )  # fmt: skip
         for k, v in record.seconds.items():
             seconds[k] = seconds.get(k, 0.0) + v

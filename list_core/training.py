@@ -87,11 +87,11 @@ def toward_teacher(
 
     An adapter adds `W_up W_down h`; where the teacher's adapter is the identity (`W_up = 0`, the fitted teacher)
     only `W_up` is interpolated, so the adapter's change is exactly `(1 - share)` of the student's. Elsewhere every
-    weight is interpolated."""
+    weight is interpolated; what the teacher has not (a final model's lexical view) stays the student's."""
     out = {}
     for name, w in student.items():
         up = name.removesuffix(".down.weight") + ".up.weight"
-        if name.endswith(".down.weight") and up in teacher and not teacher[up].any():
+        if name not in teacher or (name.endswith(".down.weight") and up in teacher and not teacher[up].any()):
             out[name] = w
         else:
             out[name] = torch.lerp(w.float(), teacher[name].float(), share).to(w.dtype)

@@ -1046,6 +1046,11 @@ def test_round_facts_read_as_sentences_not_json():
     assert round_facts(views) == [{"what": "the teacher's views", "value": "its rule fitted on the top 1, 3 and 6 "
                                                                          "layers apart, averaged"}]  # fmt: skip
     assert round_facts(RoundRecord(round=0, teacher_views=[2])) == []  # every view read the same 2 layers
+    lexical = RoundRecord(round=3, lexical_weight=0.5, lexical_vocabulary=12_345)  # the final model's
+    assert round_facts(lexical) == [
+        {"what": "lexical view", "value": "the final probabilities are 50% the model's and 50% a word and bigram "
+                                          "classifier's (12,345 of them, fitted on the pool's latest pseudo-labels)"},
+    ]  # fmt: skip
     assert round_facts(RoundRecord(round=3, final_mix=0.5)) == [
         {"what": "final model", "value": "its weights moved 50% of the way back to the teacher's (final_mix)"}
     ]

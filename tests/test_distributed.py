@@ -68,6 +68,27 @@ print("ray" in sys.modules)
     assert res.stdout.strip() == "False"
 
 
+def _with_lexical_view(m: ListModel) -> ListModel:
+    import numpy as np
+
+    from list_core.lexical import LexicalHead
+
+    texts = [r["text"] for r in ROWS]
+    q = np.stack([np.arange(150) % 2, 1 - np.arange(150) % 2], 1) * 0.8 + 0.1  # (150, 2)
+    m.lexical = LexicalHead.fit(texts, q, [], [], 0.5)
+    return m
+
+
+def test_packed_shards_keep_the_texts_a_lexical_view_reads(tiny_dirs):
+    from list_core.distributed import pack, unpack
+
+    m = _trained(tiny_dirs["bert"], "similarity")
+    plain = m.encode(ROWS[:5])
+    assert unpack(pack(plain)) == plain and plain.texts is None
+    lexical = _with_lexical_view(m).encode(ROWS[:5])
+    assert lexical.texts == [r["text"] for r in ROWS[:5]] and unpack(pack(lexical)) == lexical
+
+
 # -- on a local Ray cluster ------------------------------------------------------------------------------------------
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install -r requirements-scale.txt")
@@ -99,6 +120,12 @@ def test_ray_scorer_equals_the_local_path(scorer, tiny_dirs, head):
     same(scorer.features(m, enc, 16), LocalScorer().features(m, enc, 16))
     with torch.no_grad():  # changed weights make a new spec: the actors must not answer from the old model
         next(iter(m.trainable_named_parameters().values())).mul_(3)
+    same(scorer.logits(m, enc, 16), LocalScorer().logits(m, enc, 16))
+
+
+def test_ray_scorer_mixes_in_a_lexical_view_as_the_local_path_does(scorer, tiny_dirs):
+    m = _with_lexical_view(_trained(tiny_dirs["bert"], "similarity", seed=5))
+    enc = m.encode(ROWS)
     same(scorer.logits(m, enc, 16), LocalScorer().logits(m, enc, 16))
 
 

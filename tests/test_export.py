@@ -338,3 +338,39 @@ def test_a_bad_line_after_the_first_chunk_is_reported_with_its_chunk(tmp_path):
     assert [c.rows for c in chunks] == [[{"text": "a"}, {"text": "b"}], [{"text": "c"}, {"text": "d"}],
                                         [{"text": "e"}, {"text": "g"}], []]  # fmt: skip
     assert [c.problems for c in chunks] == [[], [], ["line 8: 2 fields, expected 1"], []]
+
+
+def test_a_lexical_view_travels_with_the_native_export_serving_and_the_predict_cli(tiny_dirs, tmp_path):
+    import csv
+
+    import numpy as np
+
+    from list_core.lexical import LexicalHead
+
+    m = trained(tiny_dirs["bert"], "similarity")
+    adapters = sum(p.numel() for p in m.trainable_named_parameters().values())
+    texts = ["a great great film", "bad acting", "the plot was great", "a bad , long plot", "great", "bad film"]
+    q = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    m.lexical = LexicalHead.fit(texts, q, ["great acting", "bad plot"], [1, 0], 0.5)
+    rows = ROWS + [{"text": "bad bad plot"}]
+    expected = m.predict_proba(rows)
+    save_native(m, tmp_path / "a", labels=["neg", "pos"])
+    cfg = json.loads((tmp_path / "a" / "list_config.json").read_text())
+    assert cfg["lexical"] == {"file": "lexical.safetensors", "weight": 0.5, "vocabulary": len(m.lexical.vocabulary)}
+    assert f"({adapters:,} parameters)" in (tmp_path / "a" / "README.md").read_text()  # the view's arrays are not
+    clf = load_classifier(tmp_path / "a", device="cpu")
+    assert clf.model.lexical is not None and clf.model.lexical.vocabulary == m.lexical.vocabulary
+    torch.testing.assert_close(clf.predict_proba(rows), expected, atol=0, rtol=0)
+    server = AdapterServer(str(tiny_dirs["bert"]), device="cpu")
+    server.add("t", tmp_path / "a")
+    torch.testing.assert_close(server.predict_proba("t", rows), expected, atol=1e-6, rtol=0)
+    data = tmp_path / "in.csv"
+    data.write_text("text\n" + "\n".join(r["text"].replace(",", "") for r in rows) + "\n")
+    res = subprocess.run(
+        [sys.executable, "-m", "list_core.predict", "--adapter", str(tmp_path / "a"), "--input", str(data), "--output", str(tmp_path / "o.csv")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    got = torch.tensor([[float(r["p_neg"]), float(r["p_pos"])] for r in csv.DictReader((tmp_path / "o.csv").open())])
+    plain = [{"text": r["text"].replace(",", "")} for r in rows]
+    torch.testing.assert_close(got, m.predict_proba(plain), atol=1e-5, rtol=0)

@@ -6,6 +6,7 @@ from list_core.baselines import run_method
 from list_core.config import AdapterConfig, TrainConfig, preset
 from list_core.data import DataError
 from list_core.events import Cancelled
+from list_core.model import ListModel
 from list_core.prompts import Prompt, PromptError
 from list_core.self_training import TaskData, run_list
 
@@ -631,3 +632,83 @@ def test_student_steps_stop_at_the_passes_cap_and_the_round_says_so(bert):
     assert m.weights.count == 4 * 4  # 4 meta steps x batch 4
     uncapped = run_list(bert, PROMPT, task(), tiny_cfg(rounds=1, student_steps=6)).rounds[0]
     assert (uncapped.student_steps, uncapped.student_passes) == (6, 1.2)
+
+
+def test_the_final_model_mixes_in_a_lexical_view_fitted_on_the_last_rounds_pseudo_labels(bert):
+    from list_core.lexical import LexicalHead
+
+    events = []
+    res = run_list(bert, PROMPT, task(), tiny_cfg(rounds=2, lexical_weight=0.25), callback=events.append)
+    model, last = res.model, res.rounds[-1]
+    assert model.lexical is not None and model.lexical.weight == 0.25
+    assert (last.lexical_weight, last.lexical_vocabulary) == (0.25, len(model.lexical.vocabulary))
+    assert res.rounds[0].lexical_weight is None  # only the final model has one
+    assert any("mixed with a lexical view" in (e.message or "") for e in events if e.stage == "finetune")
+    # fitted on the gold labels and the last round's pseudo-labels (the table keeps them to 6 decimals)
+    q = torch.tensor([row.probs for row in res.tables[-1]], dtype=torch.float64).numpy()
+    again = LexicalHead.fit(POOL, q, NEG + POS, [0] * 4 + [1] * 4, 0.25, seed=7)
+    assert again.vocabulary == model.lexical.vocabulary
+    torch.testing.assert_close(torch.from_numpy(again.coef), torch.from_numpy(model.lexical.coef), atol=1e-4, rtol=0)
+    # the final probabilities: (1 - w) x the model's own + w x the lexical view's, by hand
+    rows = [{"text": t} for t in ("great story", "bad pacing", "an awful awful film")]
+    mixed = res.predict_proba(rows)
+    lexical, model.lexical = model.lexical, None
+    own = res.predict_proba(rows)
+    model.lexical = lexical
+    by_hand = 0.75 * own + 0.25 * lexical.proba([r["text"] for r in rows])
+    torch.testing.assert_close(mixed, by_hand, atol=1e-5, rtol=0)
+    assert last.eval_accuracy == float(
+        (res.predict_proba(task().eval_rows).argmax(-1) == torch.tensor([1, 0])).float().mean()
+    )
+    # it travels with the trainable state: a fresh model loading it predicts the same
+    fresh = ListModel(bert, PROMPT, "auto", AdapterConfig(bottleneck=4), max_length=32)
+    fresh.load_trainable_state(model.trainable_state())
+    torch.testing.assert_close(fresh.predict_proba(rows), mixed, atol=0, rtol=0)
+    plain = run_list(bert, PROMPT, task(), tiny_cfg(rounds=1)).model
+    assert plain.lexical is None and not any(k.startswith("lexical.") for k in plain.trainable_state())
+
+
+def test_the_lexical_view_reads_the_whole_pool_when_the_last_round_drew_part_of_it(bert):
+    from list_core.lexical import LexicalHead
+    from list_core.losses import soft_labels
+
+    res = run_list(bert, PROMPT, task(), tiny_cfg(rounds=1, unlabeled_limit=8, lexical_weight=0.5))
+    model, table = res.model, res.tables[-1]
+    drawn = [row.index for row in table]
+    assert len(drawn) == 8 and model.lexical is not None and res.rounds[-1].seconds["lexical"] >= 0
+    rest = [i for i in range(len(POOL)) if i not in set(drawn)]
+    lexical, model.lexical = model.lexical, None  # the final model alone labels the texts the round did not draw
+    own = soft_labels(model.logits(model.encode([{"text": POOL[i]} for i in rest])))
+    q = torch.cat([torch.tensor([row.probs for row in table], dtype=torch.float64), own.double()]).numpy()
+    again = LexicalHead.fit([POOL[i] for i in drawn + rest], q, NEG + POS, [0] * 4 + [1] * 4, 0.5, seed=7)
+    assert again.vocabulary == lexical.vocabulary
+    torch.testing.assert_close(torch.from_numpy(again.coef), torch.from_numpy(lexical.coef), atol=1e-4, rtol=0)
+
+
+def test_a_run_with_a_lexical_view_resumes_to_the_uninterrupted_result(bert, tmp_path):
+    cfg = tiny_cfg(rounds=2, lexical_weight=0.5)
+    full = run_list(bert, PROMPT, task(), cfg).model.trainable_state()
+
+    def kill_in_round_2(e):
+        if e.round == 2 and e.stage == "meta":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_list(bert, PROMPT, task(), cfg, callback=kill_in_round_2, checkpoint_dir=tmp_path)
+    resumed = run_list(bert, PROMPT, task(), cfg, checkpoint_dir=tmp_path).model
+    state = resumed.trainable_state()
+    assert set(state) == set(full) and any(k.startswith("lexical.") for k in full)
+    assert all(torch.equal(state[k], full[k]) for k in full)
+    done = run_list(bert, PROMPT, task(), cfg, checkpoint_dir=tmp_path).model  # finished: read back whole
+    assert done.lexical is not None and done.lexical.vocabulary == resumed.lexical.vocabulary
+
+
+def test_a_lexical_view_is_not_used_on_a_pair_task(bert):
+    pair = Prompt("{text_a} ? {mask} , {text_b}", ("No", "Yes"))
+    rows = [{"text_a": f"a {w} film", "text_b": f"the film is {w}"} for w in ("good", "bad", "fine", "dull")]
+    events = []
+    res = run_list(bert, pair, task(gold_rows=rows * 2, unlabeled_rows=rows * 3, unlabeled_ids=None, eval_rows=None,
+                                    eval_labels=None),
+                   tiny_cfg(rounds=1, lexical_weight=0.5), callback=events.append)  # fmt: skip
+    assert any("not used on a pair task" in (e.message or "") for e in events)
+    assert res.model.lexical is None and res.rounds[0].lexical_weight is None

@@ -111,6 +111,24 @@ def test_list_run_end_to_end(project, monkeypatch):
     assert clf.predict_proba(["great"]).shape == (1, 2)
 
 
+def test_a_run_with_a_lexical_view_predicts_and_exports_with_it(project):
+    db, p, path = project
+    run, job = actions.start_run(db, p.id, "list", "fast", seed=3, overrides={**TINY, "lexical_weight": 0.5})
+    w = Worker(path, poll_s=0.1)
+    assert w.run_once().status == "succeeded"
+    run = runq.get_run(db, run.id)
+    last = runq.rounds(db, run.id)[-1]
+    assert last["lexical_weight"] == 0.5 and last["lexical_vocabulary"] > 0
+    pj = jobq.enqueue(db, "predict", {"run_id": run.id, "rows": [{"text": "great"}, {"text": "awful acting"}]}, p.id)
+    assert w.run_once().status == "succeeded"
+    jobq.enqueue(db, "export", {"run_id": run.id}, p.id)
+    assert w.run_once().status == "succeeded"
+    clf = load_classifier(exportq.artifacts(db, p.id)[0].path)
+    assert clf.model.lexical is not None and clf.config["lexical"]["weight"] == 0.5
+    got = torch.tensor(jobq.get_job(db, pj.id).result["probs"])
+    torch.testing.assert_close(got, clf.predict_proba(["great", "awful acting"]), atol=1e-5, rtol=0)
+
+
 def test_prompt_eval_job(project):
     db, p, path = project
     job = jobq.enqueue(db, "prompt_eval", {"candidates": [

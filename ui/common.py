@@ -361,6 +361,7 @@ STAGE_NAMES = {
     "views": "choosing the layers",
     "teacher": "gold epochs",
     "pool_labels": "labels for the pool",
+    "lexical": "lexical view",
 }
 
 
@@ -413,6 +414,10 @@ def round_facts(m) -> list[dict[str, str]]:
         facts.append(
             ("final model", f"its weights moved {m.final_mix:.0%} of the way back to the teacher's (final_mix)")
         )
+    if m.lexical_weight:
+        facts.append(("lexical view", f"the final probabilities are {1 - m.lexical_weight:.0%} the model's and "
+                      f"{m.lexical_weight:.0%} a word and bigram classifier's ({m.lexical_vocabulary or 0:,} of them, "
+                      "fitted on the pool's latest pseudo-labels)"))  # fmt: skip
     if m.seconds:
         stages = ", ".join(f"{STAGE_NAMES.get(k, k.replace('_', ' '))} {v:.0f}" for k, v in m.seconds.items())
         facts.append(("time", f"{sum(m.seconds.values()):.0f} s ({stages})"))
