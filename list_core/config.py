@@ -213,7 +213,8 @@ class TrainConfig:
     lexical_weight: float = knob(0.0, "co-training's two views in the final classifier: after the last round a "
                                  "logistic regression on word and bigram TF-IDF is fitted on the gold labels and the "
                                  "pool's latest pseudo-labels, and the final probabilities are (1 - w) x the model's + "
-                                 "w x its own (0: the model alone); single-text tasks only", low=0.0, high=1.0,
+                                 "w x its own (0: the model alone); single-text tasks, where the teacher is fitted "
+                                 "on frozen features (a backbone without an MLM head)", low=0.0, high=1.0,
                                  modes=("rounds",))  # fmt: skip
     final_mix: float = knob(0.0, "WiSE-FT: after the last round, move the model's weights this share of the way "
                             "back to the first teacher's (0: the last student as it is; 0.5: half-way); the last round's "

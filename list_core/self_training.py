@@ -282,11 +282,16 @@ def run_list(
             report(Event("round_restored", round=r, record=record, table=table))
         report(Event("resume", round=done, message=f"resuming after round {done}"))
 
-    # the final classifier's lexical view (`lexical`): not for pair tasks, whose label is how two texts relate
-    lexical_view = bool(cfg.lexical_weight) and len(prompt.text_slots) == 1
+    # the final classifier's lexical view (`lexical`): measured where the teacher is fitted on a sentence encoder's
+    # frozen features, whose embedding blurs words; not for pair tasks, whose label is how two texts relate
+    lexical_view = bool(cfg.lexical_weight) and len(prompt.text_slots) == 1 and fitted_teacher
     if cfg.lexical_weight and not lexical_view and start <= cfg.rounds:
-        report(Event("setup", message="lexical_weight: not used on a pair task (word counts of two texts cannot "
-                                      "tell how the texts relate)"))  # fmt: skip
+        why = ("not used on a pair task (word counts of two texts cannot tell how the texts relate)"
+               if len(prompt.text_slots) > 1 else
+               f"not used with the {head_kind} head's tuned teacher: it is measured where the teacher is fitted on "
+               "a sentence encoder's frozen features (BENCHMARKS.md, \"A lexical view\"), and an MLM head reads the "
+               "words itself")  # fmt: skip
+        report(Event("setup", message=f"lexical_weight={cfg.lexical_weight:g}: {why}"))
 
     # rounds --------------------------------------------------------------------------------------
     for r in range(start, cfg.rounds + 1):
