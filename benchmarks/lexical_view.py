@@ -23,10 +23,10 @@ import numpy as np
 
 
 def load(paths: Sequence[Path]) -> list[dict]:
-    """Every `list` result of these bench JSON files."""
+    """Every `list` result of these bench JSON files (with any `--set` tag)."""
     out = []
     for path in paths:
-        out += [r for r in json.loads(Path(path).read_text())["results"] if r["method"] == "list"]
+        out += [r for r in json.loads(Path(path).read_text())["results"] if r["method"].split(" (")[0] == "list"]
     return out
 
 

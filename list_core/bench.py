@@ -206,7 +206,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         from safetensors.torch import save
 
         state = result.model.trainable_state()
-        out["trainable_params"] = sum(v.numel() for v in state.values())
+        out["trainable_params"] = sum(v.numel() for k, v in state.items() if not k.startswith("lexical."))
         out["adapter_bytes"] = len(save({k: v.contiguous() for k, v in state.items()}))
         out["head"] = result.model.head_kind
         out["stage_seconds"] = result.stage_seconds

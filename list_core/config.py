@@ -16,7 +16,7 @@ CONFIG_VERSION = 2
 HEADS = ("auto", "prompt", "similarity", "classic", "probe")
 # how a trained adapter can be exported (list_core.trained.export_model), with what each format is for
 EXPORT_FORMATS = {
-    "native": "adapters and head only (megabytes), loaded onto the shared backbone by list_core",
+    "native": "adapters, head and any lexical view only (megabytes), loaded onto the shared backbone by list_core",
     "peft": "a PEFT LoRA adapter: peft.PeftModel.from_pretrained(base, folder)",
     "folded": "one plain transformers model with the adapters folded into its weights",
 }

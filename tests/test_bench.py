@@ -255,6 +255,24 @@ def test_trace_test_records_each_round_and_the_teacher_mixes(tmp_path, tiny_dirs
     assert all(0.0 <= a <= 1.0 for a in r["teacher_mix_test_accuracy"].values())
 
 
+def test_a_run_with_a_lexical_view_records_the_model_without_it_and_the_view_alone(tmp_path, tiny_headless_dir):
+    data = make_data(tmp_path / "tinymr")
+    runs = {}
+    for weight in ("0.5", "0"):
+        out = tmp_path / f"res{weight}.json"
+        argv = ["--data", str(data), "--k", "4", "--seeds", "1", "--methods", "list", "--backbone",
+                str(tiny_headless_dir), "--out", str(out), "--set", f"lexical_weight={weight}"]  # fmt: skip
+        for s in ("rounds=1", "student_steps=4", "finetune_epochs=1", "max_length=32"):
+            argv += ["--set", s]
+        assert bench.main(argv) == 0
+        (runs[weight],) = json.loads(out.read_text())["results"]
+    with_view, plain = runs["0.5"], runs["0"]
+    assert with_view["accuracy_without_lexical"] == plain["accuracy"]  # the view changes nothing before it
+    assert 0.0 <= with_view["accuracy_lexical_alone"] <= 1.0 and "accuracy_without_lexical" not in plain
+    assert with_view["trainable_params"] == plain["trainable_params"]  # the view's arrays are not parameters
+    assert with_view["adapter_bytes"] > plain["adapter_bytes"]  # but they are saved
+
+
 def test_a_killed_bench_stops_its_job_process(tmp_path):
     """Each job runs in a spawned process; killing the bench (even with SIGKILL) must not leave it running (two
     such orphans once trained for 20 minutes beside the next runs)."""

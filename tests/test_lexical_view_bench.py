@@ -16,7 +16,8 @@ def _run(name, k, seed, acc, without=None, alone=None):
 
 
 def test_the_view_against_the_same_runs_without_it(tmp_path, capsys):
-    runs = _write(tmp_path / "runs.json", [_run("mr", 30, 1, 0.74, 0.72, 0.70), _run("mr", 30, 2, 0.76, 0.74, 0.71),
+    tagged = {**_run("mr", 30, 2, 0.76, 0.74, 0.71), "method": "list (lexical_weight=0.5)"}  # a merged file's run
+    runs = _write(tmp_path / "runs.json", [_run("mr", 30, 1, 0.74, 0.72, 0.70), tagged,
                                            _run("bbc", 30, 1, 0.97, 0.95, 0.975)])  # fmt: skip
     base = _write(tmp_path / "base.json", [_run("mr", 30, 1, 0.72), _run("mr", 30, 2, 0.74), _run("bbc", 30, 1, 0.951),
                                            {**_run("mr", 30, 1, 0.5), "method": "setfit"}])  # fmt: skip
