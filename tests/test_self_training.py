@@ -16,6 +16,12 @@ NEG = ["bad film", "a bad bad movie", "awful and bad", "bad acting"]
 POOL = [f"{w} {x}" for w in ("great", "bad", "good", "awful") for x in ("movie", "film", "acting", "story", "pacing")]
 
 
+def die_in_round_2(e) -> None:
+    """A callback that kills the run in round 2's meta steps, as if the process died mid-round."""
+    if e.round == 2 and e.stage == "meta":
+        raise KeyboardInterrupt
+
+
 def tiny_cfg(**kw) -> TrainConfig:
     base = dict(
         adapter=AdapterConfig(bottleneck=4),
@@ -694,13 +700,8 @@ def test_a_run_with_a_lexical_view_resumes_to_the_uninterrupted_result(tiny_head
     bb = load_backbone(str(tiny_headless_dir), device="cpu")
     cfg = tiny_cfg(rounds=2, lexical_weight=0.5, **FITTED)
     full = run_list(bb, PROMPT, task(), cfg).model.trainable_state()
-
-    def kill_in_round_2(e):
-        if e.round == 2 and e.stage == "meta":
-            raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        run_list(bb, PROMPT, task(), cfg, callback=kill_in_round_2, checkpoint_dir=tmp_path)
+        run_list(bb, PROMPT, task(), cfg, callback=die_in_round_2, checkpoint_dir=tmp_path)
     resumed = run_list(bb, PROMPT, task(), cfg, checkpoint_dir=tmp_path).model
     state = resumed.trainable_state()
     assert set(state) == set(full) and any(k.startswith("lexical.") for k in full)
