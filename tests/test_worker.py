@@ -112,11 +112,11 @@ def test_list_run_end_to_end(project, monkeypatch):
 
 
 def test_a_run_with_a_lexical_view_predicts_and_exports_with_it(headless):
-    db, p, path = headless  # a sentence encoder: the fast preset's fitted teacher and its lexical view
+    db, p, path = headless  # a sentence encoder: the fast preset's fitted teacher, with a lexical view
     for e in st.page_examples(db, p.id, limit=100):
         if e.text in ("bad movie", "awful film"):
             st.set_label(db, e.id, 0)
-    run, job = actions.start_run(db, p.id, "list", "fast", seed=3, overrides=TINY)
+    run, job = actions.start_run(db, p.id, "list", "fast", seed=3, overrides={**TINY, "lexical_weight": 0.5})
     w = Worker(path, poll_s=0.1)
     assert w.run_once().status == "succeeded"
     run = runq.get_run(db, run.id)
