@@ -809,9 +809,10 @@ def test_ten_random_kills_lose_nothing(project):
     db, p, path = project
     gold_before = st.gold_labels(db, p.id)
     history_before = len(st.history(db, p.id))
-    rounds = 40  # enough that 10 kills (each after at least one finished round) never run out of rounds
+    rounds = 50  # the most a run takes; 40 ran out after 9 kills on a fast machine (an attempt may finish several
+    # rounds before its kill), so each round is longer too (40 student steps)
     run, job = actions.start_run(
-        db, p.id, overrides={**TINY, "rounds": rounds, "student_steps": 20, "student_max_passes": None}
+        db, p.id, overrides={**TINY, "rounds": rounds, "student_steps": 40, "student_max_passes": None}
     )
     rng = random.Random(13)
     kills = 0
