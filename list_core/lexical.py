@@ -131,7 +131,8 @@ class LexicalHead:
 
     def mix(self, logits: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
         """(N, C) log of the mixed probabilities (they are the model's logits from here on: a softmax undoes it)."""
-        p = (1.0 - self.weight) * logits.float().softmax(-1) + self.weight * self.proba(texts)
+        p_lex = self.proba(texts).to(logits.device)  # the view's arrays stay on the CPU, the model may not
+        p = (1.0 - self.weight) * logits.float().softmax(-1) + self.weight * p_lex
         return p.clamp_min(1e-12).log()
 
     def state(self) -> dict[str, torch.Tensor]:
@@ -146,9 +147,9 @@ class LexicalHead:
     def from_state(cls, state: dict[str, torch.Tensor]) -> LexicalHead:
         """The view `state()` saved (its `lexical.*` tensors)."""
         try:
-            words = bytes(state[f"{PREFIX}vocabulary"].numpy().tobytes()).decode()
-            return cls(words.split("\n") if words else [], state[f"{PREFIX}idf"].numpy(),
-                       state[f"{PREFIX}coef"].numpy(), state[f"{PREFIX}intercept"].numpy(),
+            words = bytes(state[f"{PREFIX}vocabulary"].cpu().numpy().tobytes()).decode()
+            arrays = {k: state[f"{PREFIX}{k}"].cpu().numpy() for k in ("idf", "coef", "intercept")}
+            return cls(words.split("\n") if words else [], arrays["idf"], arrays["coef"], arrays["intercept"],
                        float(state[f"{PREFIX}weight"]))  # fmt: skip
         except KeyError as e:
             raise KeyError(f"lexical view: {e.args[0]} missing from the saved state") from None

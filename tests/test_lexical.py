@@ -5,6 +5,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from list_core.lexical import GOLD_WEIGHT, C, LexicalHead, row_text, split_state, terms
+from tests.conftest import DEVICE
 
 GOOD = ["superb", "moving", "clever", "charming", "gripping"]
 BAD = ["dull", "clumsy", "tedious", "bland", "lifeless"]
@@ -90,6 +91,16 @@ def test_mixing_by_hand():
     torch.testing.assert_close(mixed, 0.75 * logits.softmax(-1) + 0.25 * p_lex)
 
 
+def test_mixing_follows_the_logits_device():
+    # the view's arrays live on the CPU; a GPU model's logits must get their mix back on the GPU
+    head = LexicalHead(["good", "bad"], np.ones(2, np.float32), np.array([[0, 0], [2, -2]], np.float32),
+                       np.zeros(2, np.float32), 0.25)  # fmt: skip
+    assert head.mix(torch.zeros(2, 2, device="meta"), ["good", "bad"]).device.type == "meta"
+    mixed = head.mix(torch.zeros(2, 2, device=DEVICE), ["good", "bad"])
+    assert mixed.device.type == torch.device(DEVICE).type
+    torch.testing.assert_close(mixed.cpu(), head.mix(torch.zeros(2, 2), ["good", "bad"]))
+
+
 def test_state_round_trip_and_bad_states():
     texts, truth = sentiment_pool()
     head = LexicalHead.fit(texts + ["naïve café naïve café"] * 2, one_hot(np.append(truth, [1, 1])), [], [], 0.5)
@@ -97,6 +108,8 @@ def test_state_round_trip_and_bad_states():
     rest, again = split_state(state)
     assert set(rest) == {"adapter.x"} and again.vocabulary == head.vocabulary and "naïve café" in again.vocabulary
     torch.testing.assert_close(again.proba(texts[:4]), head.proba(texts[:4]), atol=0, rtol=0)
+    on_device = LexicalHead.from_state({k: v.to(DEVICE) for k, v in state.items() if k.startswith("lexical.")})
+    assert on_device.vocabulary == head.vocabulary  # a checkpoint loaded onto a GPU
     assert split_state(rest) == (rest, None)
     del state["lexical.idf"]
     with pytest.raises(KeyError, match="lexical.idf"):

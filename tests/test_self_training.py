@@ -9,6 +9,7 @@ from list_core.events import Cancelled
 from list_core.model import ListModel
 from list_core.prompts import Prompt, PromptError
 from list_core.self_training import TaskData, run_list
+from tests.conftest import DEVICE
 
 PROMPT = Prompt("{text} It was {mask} .", ("bad", "great"))
 POS = ["great film", "a great great movie", "good and great", "great acting"]
@@ -646,7 +647,7 @@ FITTED = dict(probe_self_train=1, student_start="teacher")  # a sentence encoder
 def test_the_final_model_mixes_in_a_lexical_view_fitted_on_the_last_rounds_pseudo_labels(tiny_headless_dir):
     from list_core.lexical import LexicalHead
 
-    bb = load_backbone(str(tiny_headless_dir), device="cpu")
+    bb = load_backbone(str(tiny_headless_dir), device=DEVICE)
     events = []
     res = run_list(bb, PROMPT, task(), tiny_cfg(rounds=2, lexical_weight=0.25, **FITTED), callback=events.append)
     model, last = res.model, res.rounds[-1]
