@@ -155,6 +155,23 @@ class LexicalHead:
             raise KeyError(f"lexical view: {e.args[0]} missing from the saved state") from None
 
 
+def cross_fitted(
+    texts: Sequence[str], q: np.ndarray, gold_texts: Sequence[str], gold_labels: Sequence[int], seed: int = 0
+) -> np.ndarray | None:
+    """(N, C) each text's lexical-view probabilities from a view fitted on the other half of `texts` (alternate
+    positions) and the gold labels: a view that never saw a text's own pseudo-label, so it cannot just repeat it.
+    None when either half cannot be fitted."""
+    out = np.zeros(q.shape)
+    half = np.arange(len(texts)) % 2
+    for h in (0, 1):
+        fit_on, label = np.flatnonzero(half != h), np.flatnonzero(half == h)
+        head = LexicalHead.fit([texts[i] for i in fit_on], q[fit_on], gold_texts, gold_labels, 1.0, seed)
+        if head is None:
+            return None
+        out[label] = head.proba([texts[i] for i in label]).double().numpy()
+    return out
+
+
 FILE = "lexical.safetensors"  # the view beside a PEFT or folded export's model
 
 

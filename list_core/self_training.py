@@ -20,7 +20,7 @@ from .data import Encoded, Row, check_task
 from .distributed import Scorer, current_scorer
 from .events import Callback, CancelCheck, Event, Reporter, derive_seed, seed_everything
 from .heads import VIEW_HEADS, choose_head, run_layers
-from .lexical import LexicalHead, row_text
+from .lexical import LexicalHead, cross_fitted, row_text
 from .losses import soft_labels
 from .model import ListModel
 from .pool import pass_over, sample, take
@@ -103,6 +103,33 @@ def _latest_labels(
     extra = soft_labels(score.logits(model, model.encode(rest_rows), batch_size)) if rest else q[:0]
     texts = [row_text(x, slots) for x in chosen_rows + rest_rows]
     return texts, torch.cat([q, extra]).double().numpy()  # (N, C)
+
+
+def _cotrained(
+    model: ListModel,
+    score: Scorer,
+    rows: Sequence[Row],
+    fit_index: list[int],
+    chosen: list[int],
+    chosen_rows: list[Row],
+    q: torch.Tensor,
+    q0: torch.Tensor | None,
+    gold_texts: list[str],
+    gold_labels: Sequence[int],
+    cfg: TrainConfig,
+) -> torch.Tensor:
+    """(N, C) this round's pseudo-labels `q` mixed (`lexical_weight`) with a lexical view's, the view cross-fitted
+    on the model's labels of the pool (`lexical_rounds`)."""
+    texts, labels = _latest_labels(model, score, rows, fit_index, chosen, chosen_rows, q, cfg.eval_batch_size)
+    if q0 is not None:  # the rest of the pool's labels ensembled with the first teacher's, as `q` is
+        drawn = set(chosen)
+        rest = [i for i in fit_index if i not in drawn]
+        labels[len(chosen) :] = (labels[len(chosen) :] + q0[rest].double().numpy()) / 2
+    p_lex = cross_fitted(texts, labels, gold_texts, gold_labels, cfg.seed)
+    if p_lex is None:
+        return q
+    w = cfg.lexical_weight
+    return ((1 - w) * q.double() + w * torch.from_numpy(p_lex[: len(chosen)])).float()
 
 
 def run_list(
@@ -292,6 +319,10 @@ def run_list(
                "a sentence encoder's frozen features (BENCHMARKS.md, \"A lexical view\"), and an MLM head reads the "
                "words itself")  # fmt: skip
         report(Event("setup", message=f"lexical_weight={cfg.lexical_weight:g}: {why}"))
+    elif cfg.lexical_rounds and start <= cfg.rounds:
+        report(Event("setup", message="lexical_rounds: from round 2 on, each round's pseudo-labels are mixed "
+                                      f"{cfg.lexical_weight:.0%} with a lexical view's, cross-fitted on the previous "
+                                      "model's labels of the pool (co-training)"))  # fmt: skip
 
     # rounds --------------------------------------------------------------------------------------
     for r in range(start, cfg.rounds + 1):
@@ -310,6 +341,9 @@ def run_list(
             q = soft_labels(score.logits(model, sub, cfg.eval_batch_size))  # (N, C)
             if q0 is not None and cfg.ensemble_teacher:  # ensembling the rounds: the first teacher and this model
                 q = (q + q0[chosen]) / 2
+            if cfg.lexical_rounds and lexical_view:  # co-training: the lexical view labels the pool too
+                q = _cotrained(model, score, rows, fit_index, chosen, sub_rows, q, q0 if cfg.ensemble_teacher else None,
+                               [row_text(x, prompt.text_slots) for x in task.gold_rows], task.gold_labels, cfg)  # fmt: skip
         t1 = time.perf_counter()
         model.reset_trainable(gen)
         if cfg.student_adapters == "identity":  # drawn all the same, so the rest of the run's randomness is unchanged

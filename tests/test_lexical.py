@@ -4,7 +4,7 @@ import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from list_core.lexical import GOLD_WEIGHT, C, LexicalHead, row_text, split_state, terms
+from list_core.lexical import GOLD_WEIGHT, C, LexicalHead, cross_fitted, row_text, split_state, terms
 from tests.conftest import DEVICE
 
 GOOD = ["superb", "moving", "clever", "charming", "gripping"]
@@ -134,3 +134,13 @@ def test_no_view_rather_than_a_guess(texts, labels):
 def test_row_text_joins_the_slots():
     assert row_text({"text_a": "a", "text_b": "b"}, ("text_a", "text_b")) == "a\nb"
     assert row_text({"text": "a", "other": "x"}, ("text",)) == "a"
+
+
+def test_cross_fitted_labels_each_half_by_a_view_fitted_on_the_other():
+    texts, truth = sentiment_pool()
+    q, gold = one_hot(truth), (["the film was superb", "the film was dull"], [1, 0])
+    p = cross_fitted(texts, q, *gold, seed=3)
+    for h in (0, 1):  # alternate positions: a text never labels itself
+        other = LexicalHead.fit(texts[1 - h :: 2], q[1 - h :: 2], *gold, 1.0, seed=3)
+        np.testing.assert_allclose(p[h::2], other.proba(texts[h::2]).double().numpy(), atol=1e-7)
+    assert cross_fitted(["!!!", "?!", "...", "--"], one_hot(np.array([0, 1, 0, 1])), [], []) is None
