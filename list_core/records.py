@@ -78,6 +78,8 @@ class RoundRecord(_Record):
     # its vocabulary of words and bigrams
     lexical_weight: float | None = None
     lexical_vocabulary: int | None = None
+    # this round's pseudo-labels mixed with a cross-fitted lexical view's at this share (`lexical_rounds`)
+    pseudo_label_view: float | None = None
     # the last round's weights moved this share of the way back to the teacher's (`final_mix`, where applied)
     final_mix: float | None = None
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from . import views
@@ -16,11 +15,12 @@ from .backbone import Backbone
 from .calibration import expected_calibration_error
 from .checkpoint import RunCheckpoint, fingerprint
 from .config import TrainConfig
+from .cotraining import cotrained_labels, latest_labels
 from .data import Encoded, Row, check_task
 from .distributed import Scorer, current_scorer
 from .events import Callback, CancelCheck, Event, Reporter, derive_seed, seed_everything
 from .heads import VIEW_HEADS, choose_head, run_layers
-from .lexical import LexicalHead, cross_fitted, row_text
+from .lexical import LexicalHead, row_text
 from .losses import soft_labels
 from .model import ListModel
 from .pool import pass_over, sample, take
@@ -81,55 +81,6 @@ def _weight_stats(w: torch.Tensor) -> WeightStats:
 def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     """The checkpoint tensors saved under `prefix`, without it."""
     return {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
-
-
-def _latest_labels(
-    model: ListModel,
-    score: Scorer,
-    rows: Sequence[Row],
-    fit_index: list[int],
-    chosen: list[int],
-    chosen_rows: list[Row],
-    q: torch.Tensor,
-    batch_size: int,
-) -> tuple[list[str], np.ndarray]:
-    """What the lexical view is fitted on: the texts the teacher was fitted on (the pool, up to
-    `teacher_pool_limit`) and each one's latest pseudo-label: the last round's, or the final model's for the texts
-    that round did not draw (`unlabeled_limit`). Returns the texts and their (N, C) labels."""
-    slots = model.prompt.text_slots
-    drawn = {i: j for j, i in enumerate(chosen)}
-    rest = [i for i in fit_index if i not in drawn]
-    rest_rows = take(rows, rest)
-    extra = soft_labels(score.logits(model, model.encode(rest_rows), batch_size)) if rest else q[:0]
-    texts = [row_text(x, slots) for x in chosen_rows + rest_rows]
-    return texts, torch.cat([q, extra]).double().numpy()  # (N, C)
-
-
-def _cotrained(
-    model: ListModel,
-    score: Scorer,
-    rows: Sequence[Row],
-    fit_index: list[int],
-    chosen: list[int],
-    chosen_rows: list[Row],
-    q: torch.Tensor,
-    q0: torch.Tensor | None,
-    gold_texts: list[str],
-    gold_labels: Sequence[int],
-    cfg: TrainConfig,
-) -> torch.Tensor:
-    """(N, C) this round's pseudo-labels `q` mixed (`lexical_weight`) with a lexical view's, the view cross-fitted
-    on the model's labels of the pool (`lexical_rounds`)."""
-    texts, labels = _latest_labels(model, score, rows, fit_index, chosen, chosen_rows, q, cfg.eval_batch_size)
-    if q0 is not None:  # the rest of the pool's labels ensembled with the first teacher's, as `q` is
-        drawn = set(chosen)
-        rest = [i for i in fit_index if i not in drawn]
-        labels[len(chosen) :] = (labels[len(chosen) :] + q0[rest].double().numpy()) / 2
-    p_lex = cross_fitted(texts, labels, gold_texts, gold_labels, cfg.seed)
-    if p_lex is None:
-        return q
-    w = cfg.lexical_weight
-    return ((1 - w) * q.double() + w * torch.from_numpy(p_lex[: len(chosen)])).float()
 
 
 def run_list(
@@ -333,6 +284,7 @@ def run_list(
         else:
             chosen = list(range(n_pool))
         sub_rows = take(rows, chosen)
+        cotrained = False  # this round's pseudo-labels mixed with a lexical view's (`lexical_rounds`)
         sub = model.encode(sub_rows)
         report(Event("pseudo_label", 0, len(sub), r))
         if r == 1 and q0 is not None:  # the model is still the first teacher: its labels are known
@@ -342,8 +294,13 @@ def run_list(
             if q0 is not None and cfg.ensemble_teacher:  # ensembling the rounds: the first teacher and this model
                 q = (q + q0[chosen]) / 2
             if cfg.lexical_rounds and lexical_view:  # co-training: the lexical view labels the pool too
-                q = _cotrained(model, score, rows, fit_index, chosen, sub_rows, q, q0 if cfg.ensemble_teacher else None,
-                               [row_text(x, prompt.text_slots) for x in task.gold_rows], task.gold_labels, cfg)  # fmt: skip
+                gold_texts = [row_text(x, prompt.text_slots) for x in task.gold_rows]
+                q, cotrained = cotrained_labels(model, score, rows, fit_index, chosen, sub_rows, q,
+                                                q0 if cfg.ensemble_teacher else None, gold_texts, task.gold_labels, cfg)  # fmt: skip
+                if not cotrained:
+                    report(Event("warning", round=r, message="lexical_rounds: no lexical view for this round's "
+                                 "pseudo-labels (no word occurs in two texts of each half, or a half's labels name one "
+                                 "class only); they are the model's alone"))  # fmt: skip
         t1 = time.perf_counter()
         model.reset_trainable(gen)
         if cfg.student_adapters == "identity":  # drawn all the same, so the rest of the run's randomness is unchanged
@@ -362,7 +319,7 @@ def run_list(
                                                       "student's start from different draws"))  # fmt: skip
         t3 = time.perf_counter()
         if r == cfg.rounds and lexical_view:  # after any final_mix
-            texts, labels = _latest_labels(model, score, rows, fit_index, chosen, sub_rows, q, cfg.eval_batch_size)
+            texts, labels = latest_labels(model, score, rows, fit_index, chosen, sub_rows, q, cfg.eval_batch_size)
             model.lexical = LexicalHead.fit(texts, labels, [row_text(x, prompt.text_slots) for x in task.gold_rows],
                                             task.gold_labels, cfg.lexical_weight, cfg.seed)  # fmt: skip
             if model.lexical is None:
@@ -401,6 +358,7 @@ def run_list(
             seconds={"pseudo_label": t1 - t0, "student": t2 - t1, "finetune": t3 - t2,
                      **({"lexical": time.perf_counter() - t3} if r == cfg.rounds and lexical_view else {})},
             final_mix=(final_mix or None) if r == cfg.rounds else None,
+            pseudo_label_view=cfg.lexical_weight if cotrained else None,
             lexical_weight=model.lexical.weight if r == cfg.rounds and model.lexical is not None else None,
             lexical_vocabulary=len(model.lexical.vocabulary) if r == cfg.rounds and model.lexical is not None else None,
         )  # fmt: skip

@@ -1051,6 +1051,11 @@ def test_round_facts_read_as_sentences_not_json():
         {"what": "lexical view", "value": "the final probabilities are 50% the model's and 50% a word and bigram "
                                           "classifier's (12,345 of them, fitted on the pool's latest pseudo-labels)"},
     ]  # fmt: skip
+    cotrained = RoundRecord(round=2, pseudo_label_view=0.5)  # lexical_rounds: this round's labels from two views
+    assert round_facts(cotrained) == [
+        {"what": "pseudo-labels from two views", "value": "50% a word and bigram classifier's, cross-fitted on the "
+                                                          "previous model's labels of the pool (lexical_rounds)"},
+    ]  # fmt: skip
     assert round_facts(RoundRecord(round=3, final_mix=0.5)) == [
         {"what": "final model", "value": "its weights moved 50% of the way back to the teacher's (final_mix)"}
     ]

@@ -730,7 +730,7 @@ def test_a_lexical_view_is_not_used_on_a_pair_task_nor_with_a_tuned_teacher(bert
 def test_lexical_rounds_mix_a_cross_fitted_view_into_the_pseudo_labels_from_round_2(tiny_headless_dir, monkeypatch):
     import numpy as np
 
-    import list_core.self_training as st
+    import list_core.cotraining as cotraining
 
     bb = load_backbone(str(tiny_headless_dir), device="cpu")
     off = run_list(bb, PROMPT, task(), tiny_cfg(rounds=2, lexical_weight=0.5, **FITTED))
@@ -740,13 +740,14 @@ def test_lexical_rounds_mix_a_cross_fitted_view_into_the_pseudo_labels_from_roun
         seen.append((list(texts), q.copy(), list(gold_texts)))
         return np.tile([1.0, 0.0], (len(texts), 1))
 
-    monkeypatch.setattr(st, "cross_fitted", fixed_view)
+    monkeypatch.setattr(cotraining, "cross_fitted", fixed_view)
     events = []
     on = run_list(bb, PROMPT, task(), tiny_cfg(rounds=2, lexical_weight=0.5, lexical_rounds=True, **FITTED),
                   callback=events.append)  # fmt: skip
     assert any("lexical_rounds: from round 2 on" in (e.message or "") for e in events if e.stage == "setup")
     assert [r.probs for r in on.tables[0]] == [r.probs for r in off.tables[0]]  # round 1: the teacher's labels
     assert len(seen) == 1  # round 2 only
+    assert [r.pseudo_label_view for r in on.rounds] == [None, 0.5] and off.rounds[1].pseudo_label_view is None
     texts, q, gold_texts = seen[0]
     assert sorted(texts) == sorted(POOL) and gold_texts == NEG + POS  # fitted on the whole pool and the gold labels
     # round 2's labels: half the model's (ensembled with the first teacher, as without the view) and half the view's

@@ -398,6 +398,9 @@ def round_facts(m) -> list[dict[str, str]]:
     if m.pseudo_label_counts:
         counts = ", ".join(f"{c} {n:,}" for c, n in m.pseudo_label_counts.items())
         facts.append(("pseudo-labels", f"{sum(m.pseudo_label_counts.values()):,} ({counts})"))
+    if m.pseudo_label_view:
+        facts.append(("pseudo-labels from two views", f"{m.pseudo_label_view:.0%} a word and bigram classifier's, "
+                      "cross-fitted on the previous model's labels of the pool (lexical_rounds)"))  # fmt: skip
     facts += numbers(PSEUDO_LABEL_NUMBERS)
     if m.confident is not None:
         steps = m.warmup_steps or 0
