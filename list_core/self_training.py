@@ -295,8 +295,10 @@ def run_list(
                 q = (q + q0[chosen]) / 2
             if cfg.lexical_rounds and lexical_view:  # co-training: the lexical view labels the pool too
                 gold_texts = [row_text(x, prompt.text_slots) for x in task.gold_rows]
-                q, cotrained = cotrained_labels(model, score, rows, fit_index, chosen, sub_rows, q,
-                                                q0 if cfg.ensemble_teacher else None, gold_texts, task.gold_labels, cfg)  # fmt: skip
+                texts, labels = latest_labels(model, score, rows, fit_index, chosen, sub_rows, q, cfg.eval_batch_size,
+                                              q0 if cfg.ensemble_teacher else None)  # fmt: skip
+                q, cotrained = cotrained_labels(q, texts, labels, gold_texts, task.gold_labels, cfg.lexical_weight,
+                                                cfg.seed)  # fmt: skip
                 if not cotrained:
                     report(Event("warning", round=r, message="lexical_rounds: no lexical view for this round's "
                                  "pseudo-labels (no word occurs in two texts of each half, or a half's labels name one "
