@@ -205,8 +205,10 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     if isinstance(result, RunResult):
         from safetensors.torch import save
 
+        from .lexical import split_state
+
         state = result.model.trainable_state()
-        out["trainable_params"] = sum(v.numel() for k, v in state.items() if not k.startswith("lexical."))
+        out["trainable_params"] = sum(v.numel() for v in split_state(state)[0].values())  # the view is no parameter
         out["adapter_bytes"] = len(save({k: v.contiguous() for k, v in state.items()}))
         out["head"] = result.model.head_kind
         out["stage_seconds"] = result.stage_seconds

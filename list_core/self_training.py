@@ -263,6 +263,7 @@ def run_list(
     # the final classifier's lexical view (`lexical`): measured where the teacher is fitted on a sentence encoder's
     # frozen features, whose embedding blurs words; not for pair tasks, whose label is how two texts relate
     lexical_view = bool(cfg.lexical_weight) and len(prompt.text_slots) == 1 and fitted_teacher
+    gold_texts = [row_text(x, prompt.text_slots) for x in task.gold_rows]  # what the lexical view reads of them
     if cfg.lexical_weight and not lexical_view and start <= cfg.rounds:
         why = ("not used on a pair task (word counts of two texts cannot tell how the texts relate)"
                if len(prompt.text_slots) > 1 else
@@ -294,7 +295,6 @@ def run_list(
             if q0 is not None and cfg.ensemble_teacher:  # ensembling the rounds: the first teacher and this model
                 q = (q + q0[chosen]) / 2
             if cfg.lexical_rounds and lexical_view:  # co-training: the lexical view labels the pool too
-                gold_texts = [row_text(x, prompt.text_slots) for x in task.gold_rows]
                 texts, labels = latest_labels(model, score, rows, fit_index, chosen, sub_rows, q, cfg.eval_batch_size,
                                               q0 if cfg.ensemble_teacher else None)  # fmt: skip
                 q, cotrained = cotrained_labels(q, texts, labels, gold_texts, task.gold_labels, cfg.lexical_weight,
@@ -322,8 +322,7 @@ def run_list(
         t3 = time.perf_counter()
         if r == cfg.rounds and lexical_view:  # after any final_mix
             texts, labels = latest_labels(model, score, rows, fit_index, chosen, sub_rows, q, cfg.eval_batch_size)
-            model.lexical = LexicalHead.fit(texts, labels, [row_text(x, prompt.text_slots) for x in task.gold_rows],
-                                            task.gold_labels, cfg.lexical_weight, cfg.seed)  # fmt: skip
+            model.lexical = LexicalHead.fit(texts, labels, gold_texts, task.gold_labels, cfg.lexical_weight, cfg.seed)
             if model.lexical is None:
                 report(Event("warning", message="lexical_weight: no lexical view (no word occurs in two texts, or the "
                                                 "labels name one class only); the final model is the student's"))  # fmt: skip
