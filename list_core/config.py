@@ -218,7 +218,8 @@ class TrainConfig:
                                  modes=("rounds",))  # fmt: skip
     lexical_rounds: bool = knob(False, "co-training in the rounds: from round 2 on, each round's pseudo-labels are "
                                 "mixed (lexical_weight) with a lexical view cross-fitted on the previous model's labels "
-                                "of the pool (needs lexical_weight > 0)", modes=("rounds",))  # fmt: skip
+                                "of the pool (the view's share: lexical_weight; with 0 there is no view and this does "
+                                "nothing)", modes=("rounds",))  # fmt: skip
     final_mix: float = knob(0.0, "WiSE-FT: after the last round, move the model's weights this share of the way "
                             "back to the first teacher's (0: the last student as it is; 0.5: half-way); the last round's "
                             "metrics, checkpoint and export are the mixed model's; only where the teacher is fitted on "
@@ -250,9 +251,6 @@ class TrainConfig:
             raise ValueError(f"teacher_views={self.teacher_views!r}: the model reads its widest view, so feature_layers "
                              f"must be {max(views)} (not {self.feature_layers}); or leave teacher_views empty to read the "
                              "top feature_layers alone")  # fmt: skip
-        if self.lexical_rounds and not self.lexical_weight:
-            raise ValueError("lexical_rounds=true: the rounds mix in the lexical view at lexical_weight, which is 0; "
-                             "set lexical_weight > 0 or lexical_rounds=false")  # fmt: skip
 
     def views(self) -> tuple[int, ...]:
         """`teacher_views` as ascending layer counts (empty: the one view of `feature_layers`)."""
@@ -385,8 +383,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "final_mix": 0.5,
         # and a lexical view beside the fitted model: its final probabilities are half a word and bigram regression's
         # fitted on the pool's latest pseudo-labels (BENCHMARKS.md, "A lexical view"; better on every set at K=10
-        # and K=30, 5 seeds)
+        # and K=30, 5 seeds), which also labels the pool beside the model from round 2 on, cross-fitted on the previous
+        # model's labels (BENCHMARKS.md, "Co-training in the rounds": the pseudo-labels rise through the rounds on mr,
+        # subj and bbc at K=10 and K=30, 5 seeds; the final accuracy unchanged on the mean)
         "lexical_weight": 0.5,
+        "lexical_rounds": True,
     },
 }
 

@@ -270,7 +270,11 @@ def run_list(
                f"not used with the {head_kind} head's tuned teacher: it is measured where the teacher is fitted on "
                "a sentence encoder's frozen features (BENCHMARKS.md, \"A lexical view\"), and an MLM head reads the "
                "words itself")  # fmt: skip
-        report(Event("setup", message=f"lexical_weight={cfg.lexical_weight:g}: {why}"))
+        also = " (nor in the rounds: lexical_rounds)" if cfg.lexical_rounds else ""
+        report(Event("setup", message=f"lexical_weight={cfg.lexical_weight:g}: {why}{also}"))
+    elif cfg.lexical_rounds and not lexical_view and start <= cfg.rounds:  # turning the view off turns this off too
+        report(Event("setup", message="lexical_rounds=true: not used, lexical_weight is 0 (there is no lexical view "
+                                      "to mix into the rounds' pseudo-labels)"))  # fmt: skip
     elif cfg.lexical_rounds and start <= cfg.rounds:
         report(Event("setup", message="lexical_rounds: from round 2 on, each round's pseudo-labels are mixed "
                                       f"{cfg.lexical_weight:.0%} with a lexical view's, cross-fitted on the previous "

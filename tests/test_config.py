@@ -34,10 +34,6 @@ def test_bench_set_parses_values_by_the_fields_type(tmp_path, capsys):
         ({"unlabeled_limit": 0}, "unlabeled_limit=0"),
         ({"adapter": {"bottleneck": 0}}, "bottleneck=0"),
         ({"student_max_passes": 0}, "student_max_passes=0: must be a number in [0.1, 1000.0] or none"),
-        (
-            {"lexical_rounds": True},
-            "lexical_rounds=true: the rounds mix in the lexical view at lexical_weight, which is 0",
-        ),
     ],
 )
 def test_every_bad_value_is_refused_with_its_name(changes, message):

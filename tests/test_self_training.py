@@ -755,3 +755,17 @@ def test_lexical_rounds_mix_a_cross_fitted_view_into_the_pseudo_labels_from_roun
     np.testing.assert_allclose(q[: len(before)], before, atol=2e-6)
     np.testing.assert_allclose(np.array([r.probs for r in on.tables[1]]), 0.5 * before + 0.5 * np.array([1.0, 0.0]),
                                atol=2e-6)  # fmt: skip
+
+
+def test_lexical_rounds_without_a_lexical_view_does_nothing_and_says_so(tiny_headless_dir):
+    # `--set lexical_weight=0` on a preset with lexical_rounds turns the view off in the rounds too
+    bb = load_backbone(str(tiny_headless_dir), device="cpu")
+    off = run_list(bb, PROMPT, task(), tiny_cfg(rounds=2, **FITTED))
+    events = []
+    res = run_list(bb, PROMPT, task(), tiny_cfg(rounds=2, lexical_rounds=True, **FITTED), callback=events.append)
+    assert [e.message for e in events if e.stage == "setup" and "lexical" in (e.message or "")] == [
+        "lexical_rounds=true: not used, lexical_weight is 0 (there is no lexical view to mix into the rounds' "
+        "pseudo-labels)"
+    ]  # fmt: skip
+    assert [r.pseudo_label_view for r in res.rounds] == [None, None]
+    assert [[r.probs for r in t] for t in res.tables] == [[r.probs for r in t] for t in off.tables]
