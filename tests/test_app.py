@@ -1059,15 +1059,35 @@ def test_round_facts_read_as_sentences_not_json():
     assert round_facts(RoundRecord(round=3, final_mix=0.5)) == [
         {"what": "final model", "value": "its weights moved 50% of the way back to the teacher's (final_mix)"}
     ]
-    table = rounds_table([teacher, rec])
-    assert [r["what"] for r in table][:3] == [
+    table = rounds_table([teacher, rec])  # the rows keep each round's own order: the evaluation split first
+    assert [r["what"] for r in table][:6] == [
+        "accuracy on the evaluation split",
+        "calibration error on the evaluation split",
         "accuracy on the gold labels (trained on)",
         "the prompt alone on the gold labels",
         "the prompt's pseudo-labels weigh as",
+        "gold loss (last epoch)",
     ]
-    assert table[0] == {"what": "accuracy on the gold labels (trained on)", "teacher": "90.0%", "round 2": "100.0%"}
-    assert table[1]["round 2"] == ""
-    assert table[3] == {"what": "accuracy on the evaluation split", "teacher": "", "round 2": "68.0%"}
+    assert table[0] == {"what": "accuracy on the evaluation split", "teacher": "", "round 2": "68.0%"}
+    assert table[2] == {"what": "accuracy on the gold labels (trained on)", "teacher": "90.0%", "round 2": "100.0%"}
+    assert table[3]["round 2"] == ""
+
+
+def test_rounds_table_puts_a_later_rounds_fact_beside_its_neighbours():
+    """A fact only later rounds have (lexical_rounds' "pseudo-labels from two views", from round 2 on) sat below
+    the meta-weights, after everything round 1 had; it belongs under "pseudo-labels", as in each round's own list."""
+    from list_core.records import RoundRecord, WeightStats
+    from ui.common import rounds_table
+
+    def rec(r, view=None, final=False):
+        return RoundRecord(round=r, pseudo_label_counts={"negative": 5, "positive": 5}, pseudo_label_view=view,
+                           mean_confidence=0.8, weights=WeightStats(count=16, mean=0.06, std=0.1, max=0.3,
+                                                                    zero_fraction=0.5),
+                           final_mix=0.5 if final else None)  # fmt: skip
+
+    whats = [row["what"] for row in rounds_table([rec(1), rec(2, 0.5), rec(3, 0.5, final=True)])]
+    assert whats == ["pseudo-labels", "pseudo-labels from two views", "their mean confidence", "meta-weights",
+                     "final model"]  # fmt: skip
 
 
 def test_rounds_page_says_which_round_is_kept_and_can_keep_another(env):

@@ -431,5 +431,11 @@ def rounds_table(records: list) -> list[dict[str, str]]:
     """Every round's facts side by side: a row per fact, a column per round (round 0 is the teacher)."""
     per_round = {("teacher" if m.round == 0 else f"round {m.round}"): {f["what"]: f["value"] for f in round_facts(m)}
                  for m in records}  # fmt: skip
-    whats = list(dict.fromkeys(w for facts in per_round.values() for w in facts))
+    whats: list[str] = []  # a fact new in a later round goes just above the next one it has in its own list
+    for facts in per_round.values():
+        keys = list(facts)
+        for i, w in enumerate(keys):
+            if w not in whats:
+                below = next((k for k in keys[i + 1 :] if k in whats), None)
+                whats.insert(whats.index(below) if below else len(whats), w)
     return [{"what": w, **{col: facts.get(w, "") for col, facts in per_round.items()}} for w in whats]
