@@ -272,7 +272,7 @@ def run_list(
                "words itself")  # fmt: skip
         also = " (nor in the rounds: lexical_rounds)" if cfg.lexical_rounds else ""
         report(Event("setup", message=f"lexical_weight={cfg.lexical_weight:g}: {why}{also}"))
-    elif cfg.lexical_rounds and not lexical_view and start <= cfg.rounds:  # turning the view off turns this off too
+    elif cfg.lexical_rounds and not cfg.lexical_weight and start <= cfg.rounds:  # no view: nothing to mix in
         report(Event("setup", message="lexical_rounds=true: not used, lexical_weight is 0 (there is no lexical view "
                                       "to mix into the rounds' pseudo-labels)"))  # fmt: skip
     elif cfg.lexical_rounds and start <= cfg.rounds:

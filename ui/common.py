@@ -437,5 +437,5 @@ def rounds_table(records: list) -> list[dict[str, str]]:
         for i, w in enumerate(keys):
             if w not in whats:
                 below = next((k for k in keys[i + 1 :] if k in whats), None)
-                whats.insert(whats.index(below) if below else len(whats), w)
+                whats.insert(whats.index(below) if below is not None else len(whats), w)
     return [{"what": w, **{col: facts.get(w, "") for col, facts in per_round.items()}} for w in whats]
